@@ -1,0 +1,74 @@
+# Reproducible LoRA SFT of gpt-oss-20b: train -> export -> deploy -> health -> eval -> report.
+# `make help` lists the targets. Settings come from the env file (env/local.env,
+# or ENV_FILE=...); variables on the command line win: make all GPU=6
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+
+EXP ?= gpt-oss-20b-sft-v1
+export EXP
+CONFIG_DIR := configs/$(EXP)
+STATE := .state/$(EXP)
+TRAIN_PREREQS :=
+EVAL_BASE_PREREQS :=
+-include $(CONFIG_DIR)/experiment.mk
+
+# A step's stamp is written only after its script succeeded, so an interrupted
+# step is redone. DRY_RUN=1 prints every step's commands and marks nothing done.
+ifeq ($(DRY_RUN),1)
+.SILENT:
+mark_done = true
+.PHONY: $(STATE)/train.done $(STATE)/export.done
+else
+mark_done = @mkdir -p $(@D) && touch $@
+endif
+
+.PHONY: help env train export deploy deploy-base health stop all smoke test lint clean
+
+help: ## List the targets
+	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
+
+env: ## Create the pinned venv(s) for this machine (cpu or gpu profile); a no-op when up to date
+	scripts/setup-env.sh
+
+train: $(STATE)/train.done ## LoRA SFT with ms-swift (resumes an interrupted run)
+$(STATE)/train.done: $(CONFIG_DIR)/sft.yaml $(TRAIN_PREREQS) | env
+	scripts/train.sh
+	$(mark_done)
+
+export: $(STATE)/export.done ## Merge the LoRA into the base model (CHECKPOINT=last|best|path)
+$(STATE)/export.done: $(STATE)/train.done $(CONFIG_DIR)/export.yaml
+	scripts/export.sh
+	$(mark_done)
+
+deploy: $(STATE)/export.done ## Serve the merged model in the background (no-op if already serving)
+	scripts/deploy.sh
+
+deploy-base: $(EVAL_BASE_PREREQS) | env ## Serve the base model, for the base-vs-fine-tuned comparison
+	scripts/deploy.sh --base
+
+health: ## Check the server lists the model and answers a chat completion
+	scripts/health.sh
+
+stop: ## Stop the server and its child processes
+	scripts/stop.sh
+
+all: $(STATE)/export.done ## The whole experiment: train, export, deploy, health
+	scripts/deploy.sh
+	scripts/health.sh
+
+smoke: ## The embedded default on CPU, offline: tiny gpt-oss, the whole pipeline, then stop the server
+	status=0; $(MAKE) all EXP=smoke ENV_FILE=env/smoke.env || status=$$?; \
+	$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit $$status
+
+lint: ## shellcheck every shell file
+	shellcheck -x $$(git ls-files '*.sh' '*.bash' '*.bats' .ci/run)
+
+test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
+	tests/run.sh
+
+clean: ## Remove step stamps, the smoke run's outputs and the tiny model (never other experiments' outputs)
+	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke export/smoke results/smoke

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# make deploy: serve the merged model (or with --base the base model) with
+# `swift deploy` in the background on $SERVE_HOST:$SERVE_PORT, an OpenAI-compatible API.
+# lmdeploy on GPU machines, transformers on CPU. Does nothing if it already serves it.
+set -euo pipefail
+export STEP_NAME=deploy
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+
+build_deploy_cmd() {
+  reset_cmd
+  add_common_tool_env
+  local swift_bin=swift
+  if [[ "$GPU" != cpu ]]; then swift_bin="$DEPLOY_VENV_DIR/bin/swift"; fi
+  CMD=("$swift_bin" deploy "$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
+    --host "$SERVE_HOST" --port "$SERVE_PORT")
+  if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
+  if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi
+}
+
+# Refuses to start next to a server we do not own: swift deploy would silently
+# move to another port and every later step would talk to the wrong server.
+check_port_free() {
+  if port_in_use "$SERVE_PORT"; then
+    die "port $SERVE_PORT is already in use by $(port_holder "$SERVE_PORT")" \
+      "stop that program, or set SERVE_PORT to a free port in $ENV_FILE"
+  fi
+}
+
+wait_until_serving() {
+  local pid="$1" timeout="${DEPLOY_TIMEOUT:-900}" waited=0 actual_port
+  while ! is_serving "$SERVED_NAME"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      print_server_log_tail
+      rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+      die "swift deploy exited before serving $SERVED_NAME" "read the log above ($SERVER_LOG_FILE)"
+    fi
+    actual_port="$(sed -n 's/.*Uvicorn running on [a-z]*:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' "$SERVER_LOG_FILE" | tail -n 1)"
+    if [[ -n "$actual_port" && "$actual_port" != "$SERVE_PORT" ]]; then
+      stop_server_group "$pid"
+      die "swift deploy moved to port $actual_port because $SERVE_PORT was taken; stopped it" \
+        "free port $SERVE_PORT or set another SERVE_PORT"
+    fi
+    if ((waited >= timeout)); then
+      print_server_log_tail
+      stop_server_group "$pid"
+      die "server not ready after ${timeout}s; stopped it" "read the log above; raise DEPLOY_TIMEOUT for a slow model load"
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
+  log "serving $SERVED_NAME at $(api_base) (pid $pid, ready after ${waited}s, log $SERVER_LOG_FILE)"
+}
+
+main() {
+  load_env
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
+  resolve_served_model "${1:-}"
+  build_deploy_cmd
+  if is_dry_run; then
+    print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/deploy.yaml"
+    printf '# in the background, in a process group of its own (make stop ends the group):\n'
+    printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
+    CMD=(setsid "${CMD[@]}")
+    print_cmd | sed -e "\$ s|\$| > $(display_path "$SERVER_LOG_FILE") 2>\&1 \&|"
+    return 0
+  fi
+  require_command "${CMD[0]}" "run 'make env' first (GPU machines need .venv-lmdeploy)"
+  require_command curl "install curl"
+  local pid
+  pid="$(server_pid)"
+  if [[ -n "$pid" ]]; then
+    if is_serving "$SERVED_NAME"; then
+      log "already serving $SERVED_NAME at $(api_base) (pid $pid)"
+      return 0
+    fi
+    if [[ "$(cat "$SERVER_NAME_FILE" 2>/dev/null)" != "$SERVED_NAME" ]]; then
+      die "our server (pid $pid) is running $(cat "$SERVER_NAME_FILE" 2>/dev/null || echo 'another model')" \
+        "run 'make stop' first"
+    fi
+    log "server pid $pid is still starting"
+    wait_until_serving "$pid"
+    return 0
+  fi
+  [[ -e "$SERVED_MODEL" || "${1:-}" == --base ]] ||
+    die "no merged model at $SERVED_MODEL" "run 'make export EXP=$EXP' first"
+  check_port_free
+  mkdir -p "$SERVER_DIR"
+  start_cmd_detached "$SERVER_LOG_FILE"
+  pid="$STARTED_PID"
+  printf '%s\n' "$pid" >"$SERVER_PID_FILE"
+  printf '%s\n' "$SERVED_NAME" >"$SERVER_NAME_FILE"
+  wait_until_serving "$pid"
+}
+
+main "$@"

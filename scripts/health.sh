@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# make health: the server lists the served model, and one chat completion
+# returns non-empty content. With --base, checks the base-model server.
+set -euo pipefail
+export STEP_NAME=health
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+
+HEALTH_PROMPT='你好，请用一句话介绍你自己。'
+
+chat_request() {
+  jq -nc --arg model "$SERVED_NAME" --arg prompt "$HEALTH_PROMPT" --argjson max_tokens "${HEALTH_MAX_TOKENS:-32}" \
+    '{model: $model, messages: [{role: "user", content: $prompt}], max_tokens: $max_tokens, temperature: 0}'
+}
+
+print_health_runbook() {
+  local auth=""
+  [[ -n "${SERVE_API_KEY:-}" ]] && auth=" -H \"Authorization: Bearer \$SERVE_API_KEY\""
+  printf "curl --noproxy '*' %s/models%s\n" "$(api_base)" "$auth"
+  printf "curl --noproxy '*' %s/chat/completions%s -H 'Content-Type: application/json' -d %s\n" \
+    "$(api_base)" "$auth" "$(shell_quote "$(chat_request)")"
+}
+
+fail() {
+  print_server_log_tail
+  die "$1" "${2:-check the server log above; restart with 'make stop deploy'}"
+}
+
+main() {
+  load_env
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
+  resolve_served_model "${1:-}"
+  if is_dry_run; then print_health_runbook; return 0; fi
+  require_command curl "install curl"
+  require_command jq
+
+  local timeout="${HEALTH_TIMEOUT:-60}" waited=0 models
+  until is_serving "$SERVED_NAME"; do
+    if ((waited >= timeout)); then
+      models="$(served_models | paste -sd, -)"
+      if [[ -n "$models" ]]; then
+        fail "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop deploy EXP=$EXP'"
+      fi
+      fail "no server answers at $(api_base)/models after ${timeout}s" "start it with 'make deploy EXP=$EXP'"
+    fi
+    sleep 2
+    waited=$((waited + 2))
+  done
+
+  local response content
+  response="$(chat_request | API_TIMEOUT="${HEALTH_CHAT_TIMEOUT:-120}" api_curl /chat/completions \
+    -H 'Content-Type: application/json' --data-binary @- 2>&1)" ||
+    fail "chat completion request failed: $response"
+  content="$(jq -r '.choices[0].message.content // empty' <<<"$response" 2>/dev/null)" ||
+    fail "chat completion did not return JSON: ${response:0:300}"
+  [[ -n "${content//[[:space:]]/}" ]] || fail "chat completion returned empty content: ${response:0:300}"
+  log "ok: $SERVED_NAME at $(api_base) answered: ${content:0:80}"
+}
+
+main "$@"

@@ -1,0 +1,37 @@
+# shellcheck shell=bash
+# Finding checkpoints that ms-swift finished writing.
+
+# A checkpoint is complete once the trainer wrote its state (written after the
+# weights, optimizer and scheduler) and that state parses.
+is_complete_checkpoint() {
+  local dir="$1"
+  [[ -f "$dir/trainer_state.json" && -f "$dir/optimizer.pt" && -f "$dir/scheduler.pt" ]] || return 1
+  compgen -G "$dir/adapter_model.*" >/dev/null || compgen -G "$dir/model*.safetensors" >/dev/null || return 1
+  jq -e '.global_step' "$dir/trainer_state.json" >/dev/null 2>&1
+}
+
+# Prints the complete checkpoints of a run dir, newest (highest step) first.
+complete_checkpoints() {
+  local dir
+  [[ -d "$1" ]] || return 0
+  while IFS= read -r dir; do
+    if is_complete_checkpoint "$dir"; then printf '%s\n' "$dir"; fi
+  done < <(find "$1" -mindepth 1 -maxdepth 1 -type d -name 'checkpoint-*' | sort -t- -k2,2nr -V)
+}
+
+last_complete_checkpoint() { complete_checkpoints "$1" | head -n 1; }
+
+# The complete checkpoint with the lowest eval_loss, from the newest trainer state.
+best_checkpoint() {
+  local run_dir="$1" newest step
+  newest="$(last_complete_checkpoint "$run_dir")"
+  [[ -n "$newest" ]] || return 0
+  while IFS= read -r step; do
+    if is_complete_checkpoint "$run_dir/checkpoint-$step"; then printf '%s\n' "$run_dir/checkpoint-$step"; return 0; fi
+  done < <(jq -r '[.log_history[] | select(.eval_loss != null)] | sort_by(.eval_loss) | .[].step' "$newest/trainer_state.json")
+}
+
+# True when the run's logging.jsonl ends with the trainer's final summary.
+training_finished() {
+  [[ -f "$1/logging.jsonl" ]] && tail -n 1 "$1/logging.jsonl" | jq -e 'has("train_runtime")' >/dev/null 2>&1
+}

@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
+# Shared helpers for every step script: logging, errors, dry-run aware command runner.
+# Source it; do not execute it.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO_ROOT
+
+log() { printf '[%s] %s\n' "${STEP_NAME:-lab}" "$*" >&2; }
+warn() { printf '[%s] warning: %s\n' "${STEP_NAME:-lab}" "$*" >&2; }
+
+# die MESSAGE [FIX]: print what failed and what to do, then exit non-zero.
+die() {
+  printf '[%s] error: %s\n' "${STEP_NAME:-lab}" "$1" >&2
+  if [[ -n "${2:-}" ]]; then printf '[%s] fix: %s\n' "${STEP_NAME:-lab}" "$2" >&2; fi
+  exit 1
+}
+
+is_dry_run() { [[ "${DRY_RUN:-0}" == 1 ]]; }
+
+require_command() {
+  command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH" "${2:-run 'make env' first}"
+}
+
+# A command is described by three arrays that the caller fills:
+#   CMD_ENV        NAME=VALUE pairs (values are shown as they are)
+#   CMD_SECRET_ENV NAME=SOURCE pairs: NAME gets the value of variable SOURCE,
+#                  shown as "$SOURCE" so a printed runbook never holds a secret
+#   CMD            the argv
+reset_cmd() { CMD_ENV=(); CMD_SECRET_ENV=(); CMD=(); }
+
+# Paths inside the repo are shown relative to it: steps run from the repo root.
+display_path() { shell_quote "${1//"$REPO_ROOT"\//}"; }
+
+# Quotes a word for a shell only when it needs it, in the readable single-quote style.
+shell_quote() {
+  if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
+}
+
+# Prints the command as a copy-pasteable shell line, one flag per line.
+print_cmd() {
+  local out="" pair arg first=1
+  for pair in "${CMD_ENV[@]}"; do out+="${pair%%=*}=$(display_path "${pair#*=}") "; done
+  for pair in "${CMD_SECRET_ENV[@]}"; do out+="${pair%%=*}=\"\$${pair#*=}\" "; done
+  for arg in "${CMD[@]}"; do
+    if [[ $first == 0 && "$arg" == --* ]]; then out+=$' \\\n    '; elif [[ $first == 0 ]]; then out+=' '; fi
+    out+="$(display_path "$arg")"
+    first=0
+  done
+  printf '%s\n' "$out"
+}
+
+export_cmd_env() {
+  local pair source_var
+  for pair in "${CMD_ENV[@]}"; do export "${pair%%=*}=${pair#*=}"; done
+  for pair in "${CMD_SECRET_ENV[@]}"; do
+    source_var="${pair#*=}"
+    export "${pair%%=*}=${!source_var}"
+  done
+}
+
+# Runs the described command (or only prints it under DRY_RUN=1).
+# Secrets are exported inside a subshell, so they never appear in argv (ps).
+# A dry run prints the bare command on stdout, so `make all DRY_RUN=1 > runbook.sh`
+# is a script; a real run traces it on stderr.
+run_cmd() {
+  if is_dry_run; then print_cmd; return 0; fi
+  print_cmd | sed 's/^/+ /' >&2
+  (export_cmd_env && exec "${CMD[@]}")
+}
+
+# start_cmd_detached LOG: starts the command in the background in a session of
+# its own (pid = process group id, so the whole tree can be stopped), output to LOG.
+# Sets STARTED_PID.
+start_cmd_detached() {
+  print_cmd | sed 's/^/+ /' >&2
+  (export_cmd_env && exec setsid "${CMD[@]}" >"$1" 2>&1 </dev/null) &
+  STARTED_PID=$!
+}
+
+# Shows a config file's settings as comments, so a printed runbook carries them.
+print_config_as_comments() {
+  printf '# %s:\n' "$1"
+  grep -vE '^[[:space:]]*(#|$)' "$1" | sed 's/^/#   /'
+}
+
+# write_atomically DEST: copies stdin to DEST through a temp file in the same directory.
+write_atomically() {
+  local dest="$1" tmp
+  tmp="$(mktemp "${dest}.tmp.XXXXXX")"
+  cat >"$tmp" && mv -f "$tmp" "$dest"
+}
+
+# yaml_value FILE KEY: the scalar value of a top-level KEY in a flat YAML config.
+yaml_value() {
+  sed -n "s/^$2:[[:space:]]*//p" "$1" | head -n 1 | sed -e 's/[[:space:]]*#.*$//' -e "s/^[\"']//" -e "s/[\"']$//"
+}

@@ -1,0 +1,163 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the settings defined here are read by the scripts that source this file
+# The one place that reads settings: the env file, overridden by the process
+# environment (so `make all GPU=6` and `GPU=6 make all` win over the file).
+# Source it after common.sh, then call load_env.
+
+# Every key an env file may set; env/example.env documents each one.
+ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE NO_PROXY SERVE_HOST SERVE_PORT
+  SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT)
+DEFAULT_EXP=gpt-oss-20b-sft-v1
+
+is_env_key() {
+  local key
+  for key in "${ENV_KEYS[@]}"; do [[ "$1" == "$key" ]] && return 0; done
+  return 1
+}
+
+# Picks the env file: ENV_FILE if given, else env/local.env. A dry run may
+# preview the runbook from env/example.env before local.env exists.
+resolve_env_file() {
+  if [[ -n "${ENV_FILE:-}" ]]; then
+    [[ "$ENV_FILE" == /* ]] || ENV_FILE="$REPO_ROOT/$ENV_FILE"
+    [[ -f "$ENV_FILE" ]] || die "env file '$ENV_FILE' not found" \
+      "create it (cp env/example.env env/local.env) or pass ENV_FILE=<existing file>"
+  elif [[ -f "$REPO_ROOT/env/local.env" ]]; then
+    ENV_FILE="$REPO_ROOT/env/local.env"
+  elif is_dry_run; then
+    ENV_FILE="$REPO_ROOT/env/example.env"
+    warn "env/local.env not found; previewing with env/example.env"
+  else
+    die "env file env/local.env not found" \
+      "cp env/example.env env/local.env and edit it, or pass ENV_FILE=env/smoke.env for the CPU smoke run"
+  fi
+}
+
+# Parses KEY=VALUE lines without executing the file. Values already set in
+# the environment win; quotes around a value are removed.
+read_env_file() {
+  local file="$1" line key value lineno=0
+  while IFS= read -r line || [[ -n "$line" ]]; do
+    lineno=$((lineno + 1))
+    line="${line%$'\r'}"
+    [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] ||
+      die "$file:$lineno: not a KEY=VALUE line" "write settings as KEY=value, one per line"
+    key="${BASH_REMATCH[2]}"
+    value="${BASH_REMATCH[3]}"
+    is_env_key "$key" || die "$file:$lineno: unknown key '$key'" \
+      "use one of: ${ENV_KEYS[*]} (see env/example.env)"
+    if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
+    if [[ -z "${!key:-}" ]]; then printf -v "$key" '%s' "$value"; fi
+  done <"$file"
+}
+
+warn_if_env_file_shared() {
+  grep -qE '^[[:space:]]*(export[[:space:]]+)?(SWANLAB_TOKEN|SERVE_API_KEY)=[^[:space:]]' "$1" || return 0
+  local mode
+  mode="$(stat -c '%a' "$1" 2>/dev/null)" || return 0
+  if [[ "${mode: -2}" != 00 ]]; then
+    warn "$1 holds a secret and is readable by other users (mode $mode); run: chmod 600 $1"
+  fi
+}
+
+validate_gpu() {
+  [[ -n "${GPU:-}" ]] || die "GPU is not set" "set GPU=cpu, GPU=6 or GPU=0,1,2,3 in $ENV_FILE or on the make command line"
+  if [[ "$GPU" == cpu ]]; then return 0; fi
+  [[ "$GPU" =~ ^[0-9]+(,[0-9]+)*$ ]] ||
+    die "GPU='$GPU' is not valid" "use cpu, one index (GPU=6) or a comma list without spaces (GPU=0,1,2,3)"
+  local -A seen=()
+  local index
+  IFS=, read -ra GPU_INDICES <<<"$GPU"
+  for index in "${GPU_INDICES[@]}"; do
+    [[ -z "${seen[$index]:-}" ]] || die "GPU='$GPU' lists GPU $index twice" "list each GPU index once"
+    seen[$index]=1
+  done
+}
+
+# Each requested index must be a GPU that `nvidia-smi -L` lists.
+check_gpus_exist() {
+  [[ "$GPU" == cpu ]] && return 0
+  command -v nvidia-smi >/dev/null 2>&1 ||
+    die "GPU=$GPU but nvidia-smi is not on PATH (no NVIDIA driver here)" "use GPU=cpu on this machine"
+  local listed index
+  listed="$(nvidia-smi -L 2>/dev/null | sed -n 's/^GPU \([0-9][0-9]*\):.*/\1/p')" ||
+    die "nvidia-smi -L failed" "check the NVIDIA driver with nvidia-smi"
+  for index in "${GPU_INDICES[@]}"; do
+    grep -qx "$index" <<<"$listed" ||
+      die "GPU $index does not exist here (nvidia-smi -L lists: $(echo "$listed" | paste -sd, -))" \
+        "set GPU to listed indices, e.g. GPU=$(echo "$listed" | head -1)"
+  done
+}
+
+validate_port() {
+  if [[ "$SERVE_PORT" =~ ^[0-9]{1,5}$ ]] && ((10#$SERVE_PORT >= 1 && 10#$SERVE_PORT <= 65535)); then return 0; fi
+  die "SERVE_PORT='$SERVE_PORT' is not a port number" "set SERVE_PORT to a number from 1 to 65535, e.g. 8000"
+}
+
+is_loopback_host() { [[ "$1" == 127.* || "$1" == localhost || "$1" == ::1 ]]; }
+
+# cloud when a token is set, local otherwise; SWANLAB_MODE forces one.
+resolve_swanlab_mode() {
+  case "${SWANLAB_MODE:-}" in
+    "") if [[ -n "${SWANLAB_TOKEN:-}" ]]; then SWANLAB_MODE=cloud; else SWANLAB_MODE=local; fi ;;
+    cloud) [[ -n "${SWANLAB_TOKEN:-}" ]] ||
+      die "SWANLAB_MODE=cloud but SWANLAB_TOKEN is empty" "put your key in SWANLAB_TOKEN, or set SWANLAB_MODE=local" ;;
+    local) ;;
+    *) die "SWANLAB_MODE='$SWANLAB_MODE' is not valid" "use cloud, local, or leave it empty (cloud when a token is set)" ;;
+  esac
+}
+
+abs_path() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$REPO_ROOT" "$1"; fi; }
+
+load_env() {
+  resolve_env_file
+  read_env_file "$ENV_FILE"
+  warn_if_env_file_shared "$ENV_FILE"
+
+  EXP="${EXP:-$DEFAULT_EXP}"
+  [[ "$EXP" =~ ^[A-Za-z0-9._-]+$ ]] || die "EXP='$EXP' is not a valid experiment name" "use letters, digits, '.', '_' or '-'"
+  EXP_DIR="$REPO_ROOT/configs/$EXP"
+  [[ -f "$EXP_DIR/sft.yaml" ]] || die "experiment '$EXP' has no config (configs/$EXP/sft.yaml)" \
+    "pick one of: $(find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -)"
+
+  validate_gpu
+  # make env only picks a profile, so it may run before the driver is set up.
+  if ! is_dry_run && [[ "${SKIP_GPU_CHECK:-0}" != 1 ]]; then check_gpus_exist; fi
+  SERVE_HOST="${SERVE_HOST:-127.0.0.1}"
+  SERVE_PORT="${SERVE_PORT:-8000}"
+  validate_port
+  if ! is_loopback_host "$SERVE_HOST" && [[ -z "${SERVE_API_KEY:-}" ]]; then
+    die "SERVE_HOST=$SERVE_HOST exposes the server beyond this machine without a key" \
+      "set SERVE_API_KEY in $ENV_FILE, or keep SERVE_HOST=127.0.0.1"
+  fi
+  resolve_swanlab_mode
+  SWANLAB_PROJECT="${SWANLAB_PROJECT:-multi-model-psychology}"
+  NO_PROXY="${NO_PROXY:-127.0.0.1,localhost,::1}"
+  MASTER_PORT="${MASTER_PORT:-29500}"
+  OFFLINE="${OFFLINE:-0}"
+
+  OUTPUT_ROOT="$(abs_path "${OUTPUT_ROOT:-output}")"
+  EXPORT_ROOT="$(abs_path "${EXPORT_ROOT:-export}")"
+  RESULTS_ROOT="$(abs_path "${RESULTS_ROOT:-results}")"
+  CACHE_ROOT="$(abs_path "${CACHE_ROOT:-.cache}")"
+  RUN_DIR="$OUTPUT_ROOT/$EXP"
+  EXPORT_DIR="$EXPORT_ROOT/$EXP"
+  RESULTS_DIR="$RESULTS_ROOT/$EXP"
+  STATE_DIR="$REPO_ROOT/.state"
+
+  if [[ "$GPU" == cpu ]]; then DEVICE_PROFILE=cpu; NPROC=1; else DEVICE_PROFILE=gpu; NPROC="${#GPU_INDICES[@]}"; fi
+  VENV_DIR="$REPO_ROOT/.venv"
+  DEPLOY_VENV_DIR="$REPO_ROOT/.venv-lmdeploy"
+  if [[ -d "$VENV_DIR/bin" ]]; then PATH="$VENV_DIR/bin:$PATH"; fi
+  export PATH NO_PROXY no_proxy="$NO_PROXY" EXP
+}
+
+# The environment every tool gets: device selection, caches, offline switches.
+add_common_tool_env() {
+  if [[ "$GPU" != cpu ]]; then CMD_ENV+=("CUDA_VISIBLE_DEVICES=$GPU"); fi
+  CMD_ENV+=("HF_HOME=$CACHE_ROOT/huggingface" "MODELSCOPE_CACHE=$CACHE_ROOT/modelscope")
+  if [[ "$OFFLINE" == 1 ]]; then
+    CMD_ENV+=(HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1)
+  fi
+}

@@ -1,0 +1,90 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
+# The model server started by `make deploy`: its files, its API, its process group.
+# Source after env.sh and load_env.
+
+SERVER_DIR="$STATE_DIR/server"
+SERVER_PID_FILE="$SERVER_DIR/pid"
+SERVER_NAME_FILE="$SERVER_DIR/served_model_name"
+SERVER_LOG_FILE="$SERVER_DIR/deploy.log"
+
+# Where clients connect: a server bound to every interface is still reached on loopback.
+api_base() {
+  local host="$SERVE_HOST"
+  [[ "$host" == 0.0.0.0 || "$host" == :: ]] && host=127.0.0.1
+  [[ "$host" == *:* ]] && host="[$host]"
+  printf 'http://%s:%s/v1' "$host" "$SERVE_PORT"
+}
+
+# api_curl PATH [CURL_ARGS...]: the API key travels on stdin (-K -), never in argv.
+api_curl() {
+  local path="$1"
+  shift
+  {
+    if [[ -n "${SERVE_API_KEY:-}" ]]; then printf 'header = "Authorization: Bearer %s"\n' "$SERVE_API_KEY"; fi
+  } | curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K - "$@" "$(api_base)$path"
+}
+
+served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null; }
+
+is_serving() { served_models | grep -qxF "$1"; }
+
+# The pid (= process group) of our server, or nothing. A pid file whose process
+# is gone, or now belongs to a program other than swift, is removed.
+server_pid() {
+  [[ -f "$SERVER_PID_FILE" ]] || return 0
+  local pid
+  pid="$(cat "$SERVER_PID_FILE")"
+  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'swift'; then
+    printf '%s' "$pid"
+    return 0
+  fi
+  warn "removing stale pid file $SERVER_PID_FILE (process $pid is gone or not our server)"
+  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+}
+
+port_in_use() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Names the program listening on a port, where ss can tell.
+port_holder() {
+  local holder=""
+  if command -v ss >/dev/null 2>&1; then
+    holder="$(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n 1)"
+  fi
+  printf '%s' "${holder:-an unknown program}"
+}
+
+print_server_log_tail() {
+  [[ -f "$SERVER_LOG_FILE" ]] || return 0
+  printf -- '--- last lines of %s ---\n' "$SERVER_LOG_FILE" >&2
+  tail -n "${LOG_TAIL_LINES:-30}" "$SERVER_LOG_FILE" >&2
+  printf -- '---\n' >&2
+}
+
+# stop_server_group PID: TERM the whole group, wait, then KILL what is left.
+stop_server_group() {
+  local pid="$1" waited=0
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  while kill -0 -- "-$pid" 2>/dev/null && ((waited < ${STOP_TIMEOUT:-30})); do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  if kill -0 -- "-$pid" 2>/dev/null; then
+    warn "server group $pid ignored SIGTERM for ${waited}s; sending SIGKILL"
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+}
+
+# The model and name to serve: the merged export, or with --base the base model.
+resolve_served_model() {
+  if [[ "${1:-}" == --base ]]; then
+    SERVED_MODEL="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
+    SERVED_NAME="$EXP-base"
+  else
+    SERVED_MODEL="$EXPORT_DIR"
+    SERVED_NAME="$EXP"
+  fi
+  # A relative local path in a config is relative to the repo, like the tools see it.
+  if [[ "$SERVED_MODEL" != /* && -e "$REPO_ROOT/$SERVED_MODEL" ]]; then SERVED_MODEL="$REPO_ROOT/$SERVED_MODEL"; fi
+}

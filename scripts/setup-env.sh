@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# make env: the project venv (.venv) from the lock of this machine's profile
+# (cpu or gpu), plus the deploy-only lmdeploy venv on GPU machines, plus jq.
+# A venv whose lock is unchanged is left alone.
+set -euo pipefail
+export STEP_NAME=env
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+
+PYTHON="${PYTHON:-python3}"
+
+lock_digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
+
+# install_venv DIR LOCK: (re)creates DIR from LOCK unless its stamp matches.
+install_venv() {
+  local dir="$1" lock="$2" stamp="$1/.lab-lock.sha256" digest
+  digest="$(lock_digest "$lock")"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
+    log "${dir#"$REPO_ROOT"/} is up to date with ${lock#"$REPO_ROOT"/}"
+    return 0
+  fi
+  # A venv cannot be moved after creation, so build in place and write the
+  # stamp last: an interrupted install has no stamp and is rebuilt next time.
+  reset_cmd; CMD=(rm -rf "$dir"); run_cmd
+  reset_cmd; CMD=("$PYTHON" -m venv "$dir"); run_cmd
+  reset_cmd
+  CMD_ENV+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
+  CMD=("$dir/bin/python" -m pip install --quiet --no-deps --requirement "$lock")
+  run_cmd
+  is_dry_run || printf '%s\n' "$digest" >"$stamp"
+}
+
+ensure_jq() {
+  command -v jq >/dev/null 2>&1 && return 0
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    reset_cmd; CMD=(apt-get install -y -q jq); run_cmd
+  else
+    die "jq is not installed" "install it: sudo apt-get install -y jq (or conda install -c conda-forge jq)"
+  fi
+}
+
+main() {
+  SKIP_GPU_CHECK=1 load_env
+  if [[ "$GPU" != cpu ]] && ! command -v nvidia-smi >/dev/null 2>&1; then
+    warn "GPU=$GPU but nvidia-smi is not on PATH: building the CPU profile"
+    DEVICE_PROFILE=cpu
+  fi
+  is_dry_run || "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+    die "$PYTHON is not Python 3.11, which the locks were made for" "set PYTHON=/path/to/python3.11"
+  ensure_jq
+  log "profile: $DEVICE_PROFILE (GPU=$GPU)"
+  install_venv "$VENV_DIR" "$REPO_ROOT/env/requirements-$DEVICE_PROFILE.lock"
+  if [[ "$DEVICE_PROFILE" == gpu ]]; then
+    install_venv "$DEPLOY_VENV_DIR" "$REPO_ROOT/env/requirements-lmdeploy.lock"
+  fi
+}
+
+main "$@"
