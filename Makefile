@@ -20,12 +20,13 @@ EVAL_BASE_PREREQS :=
 ifeq ($(DRY_RUN),1)
 .SILENT:
 mark_done = true
-.PHONY: $(STATE)/train.done $(STATE)/export.done
+.PHONY: $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
 else
 mark_done = @mkdir -p $(@D) && touch $@
 endif
 
-.PHONY: help env train export deploy deploy-base health stop all smoke test lint clean
+.PHONY: help env train export deploy deploy-base health stop eval-ceval eval-cmmlu eval-base eval-app \
+	report status all smoke test lint clean
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -56,12 +57,46 @@ health: ## Check the server lists the model and answers a chat completion
 stop: ## Stop the server and its child processes
 	scripts/stop.sh
 
-all: $(STATE)/export.done ## The whole experiment: train, export, deploy, health
+# Each evaluation makes sure the fine-tuned model is served and healthy first.
+eval-ceval: $(STATE)/eval-ceval.done ## C-Eval with EvalScope against the served model
+eval-cmmlu: $(STATE)/eval-cmmlu.done ## CMMLU (and its psychology subset) against the served model
+$(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
 	scripts/deploy.sh
 	scripts/health.sh
+	scripts/eval.sh $*
+	$(mark_done)
 
-smoke: ## The embedded default on CPU, offline: tiny gpt-oss, the whole pipeline, then stop the server
-	status=0; $(MAKE) all EXP=smoke ENV_FILE=env/smoke.env || status=$$?; \
+eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
+$(STATE)/eval-base.done: $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
+	scripts/stop.sh
+	scripts/deploy.sh --base
+	scripts/health.sh --base
+	scripts/eval.sh --base all
+	scripts/stop.sh
+	$(mark_done)
+
+eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
+	scripts/eval-app.sh
+
+report: ## Write report/$(EXP).md (Chinese) from the run's own files
+	scripts/report.sh
+
+status: ## Progress of the current run: step, losses, time left, server
+	scripts/status.sh
+
+all: ## The whole experiment: train, export, deploy, health, evaluations, report
+	$(MAKE) train
+	$(MAKE) export
+	scripts/deploy.sh
+	scripts/health.sh
+	$(MAKE) eval-ceval
+	$(MAKE) eval-cmmlu
+	$(MAKE) report
+
+smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
+	status=0; { $(MAKE) all EXP=smoke ENV_FILE=env/smoke.env && \
+	  $(MAKE) eval-base EXP=smoke ENV_FILE=env/smoke.env && \
+	  $(MAKE) report EXP=smoke ENV_FILE=env/smoke.env; } || status=$$?; \
 	$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit $$status
 
 lint: ## shellcheck every shell file

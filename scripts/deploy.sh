@@ -56,6 +56,7 @@ wait_until_serving() {
 
 main() {
   load_env
+  begin_step
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh"
   resolve_served_model "${1:-}"

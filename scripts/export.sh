@@ -46,6 +46,7 @@ strip_quantization_config() {
 
 main() {
   load_env
+  begin_step
   local checkpoint partial="$EXPORT_DIR.partial"
   checkpoint="$(choose_checkpoint)"
   reset_cmd

@@ -30,6 +30,7 @@ fail() {
 
 main() {
   load_env
+  begin_step
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh"
   resolve_served_model "${1:-}"

@@ -43,6 +43,7 @@ ensure_jq() {
 
 main() {
   SKIP_GPU_CHECK=1 load_env
+  begin_step
   if [[ "$GPU" != cpu ]] && ! command -v nvidia-smi >/dev/null 2>&1; then
     warn "GPU=$GPU but nvidia-smi is not on PATH: building the CPU profile"
     DEVICE_PROFILE=cpu

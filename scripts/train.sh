@@ -36,6 +36,7 @@ check_resumable() {
 
 main() {
   load_env
+  begin_step
   build_train_cmd
   if is_dry_run; then
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/sft.yaml"

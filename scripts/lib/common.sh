@@ -66,6 +66,7 @@ export_cmd_env() {
 run_cmd() {
   if is_dry_run; then print_cmd; return 0; fi
   print_cmd | sed 's/^/+ /' >&2
+  record_event command "$(print_cmd)"
   (export_cmd_env && exec "${CMD[@]}")
 }
 
@@ -74,6 +75,7 @@ run_cmd() {
 # Sets STARTED_PID.
 start_cmd_detached() {
   print_cmd | sed 's/^/+ /' >&2
+  record_event command "$(print_cmd)"
   (export_cmd_env && exec setsid "${CMD[@]}" >"$1" 2>&1 </dev/null) &
   STARTED_PID=$!
 }
@@ -94,4 +96,21 @@ write_atomically() {
 # yaml_value FILE KEY: the scalar value of a top-level KEY in a flat YAML config.
 yaml_value() {
   sed -n "s/^$2:[[:space:]]*//p" "$1" | head -n 1 | sed -e 's/[[:space:]]*#.*$//' -e "s/^[\"']//" -e "s/[\"']$//"
+}
+
+# Provenance for the report: each step's start, end (with exit status) and the
+# token-free commands it ran, one JSON object a line in .state/<EXP>/steps.jsonl.
+record_event() {
+  is_dry_run && return 0
+  [[ -n "${STATE_DIR:-}" && -n "${EXP:-}" ]] && command -v jq >/dev/null 2>&1 || return 0
+  mkdir -p "$STATE_DIR/$EXP"
+  jq -nc --arg time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg step "$STEP_NAME" --arg event "$1" --arg detail "${2:-}" \
+    '{time: $time, step: $step, event: $event} + (if $detail == "" then {} else {detail: $detail} end)' \
+    >>"$STATE_DIR/$EXP/steps.jsonl"
+}
+
+# Records the step's start now and its end (with exit status) when the script exits.
+begin_step() {
+  record_event start
+  trap 'record_event end "exit $?"' EXIT
 }
