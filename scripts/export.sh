@@ -34,14 +34,13 @@ choose_checkpoint() {
 }
 
 # Strips a quantization_config left from the (MXFP4) base: the merged weights are bf16.
+# Python rather than jq: jq 1.6 rewrites 7.0 as 7, and transformers then rejects
+# the config (swiglu_limit must be a float). The file is still in the .partial dir.
 strip_quantization_config() {
-  local config="$1/config.json"
-  if is_dry_run; then
-    printf "jq 'del(.quantization_config)' %s > config.json.tmp && mv config.json.tmp %s\n" \
-      "$(display_path "$config")" "$(display_path "$config")"
-    return 0
-  fi
-  jq 'del(.quantization_config)' "$config" | write_atomically "$config"
+  reset_cmd
+  CMD=(python -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("quantization_config", None); json.dump(c, open(p, "w"), indent=2)'
+    "$1/config.json")
+  run_cmd
 }
 
 main() {

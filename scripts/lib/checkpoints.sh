@@ -31,7 +31,10 @@ best_checkpoint() {
   done < <(jq -r '[.log_history[] | select(.eval_loss != null)] | sort_by(.eval_loss) | .[].step' "$newest/trainer_state.json")
 }
 
-# True when the run's logging.jsonl ends with the trainer's final summary.
+# True when the run's logging.jsonl holds the trainer's final summary (train_runtime):
+# ms-swift 4.6 writes it as a row, then one last line with the whole log_history.
 training_finished() {
-  [[ -f "$1/logging.jsonl" ]] && tail -n 1 "$1/logging.jsonl" | jq -e 'has("train_runtime")' >/dev/null 2>&1
+  [[ -f "$1/logging.jsonl" ]] || return 1
+  tail -n 2 "$1/logging.jsonl" |
+    jq -e -s 'any(.[]; has("train_runtime") or ((.log_history // []) | any(has("train_runtime"))))' >/dev/null 2>&1
 }

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make test: shellcheck, the bats suites, pytest, then the real end-to-end CPU
+# smoke pipeline (make smoke) and checks of what it wrote.
+# SKIP_SMOKE=1 runs only the fast suites.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '[test] %s\n' "$*" >&2; }
+
+# bats, its libraries and shellcheck come from the distribution (Debian: bats
+# bats-assert bats-support bats-file shellcheck); installed here when we are root.
+ensure_test_tools() {
+  local missing=()
+  command -v bats >/dev/null || missing+=(bats)
+  [[ -d /usr/lib/bats/bats-assert ]] || missing+=(bats-assert bats-support bats-file)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v jq >/dev/null || missing+=(jq)
+  command -v curl >/dev/null || missing+=(curl)
+  ((${#missing[@]} == 0)) && return 0
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    log "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    printf '[test] error: missing %s\n[test] fix: sudo apt-get install -y %s\n' "${missing[*]}" "${missing[*]}" >&2
+    exit 1
+  fi
+}
+
+ensure_test_tools
+make env ENV_FILE=env/smoke.env
+
+log "shellcheck"
+make lint
+
+log "bats"
+mapfile -t suites < <(find tests -maxdepth 1 -name '*.bats' | sort)
+bats "${suites[@]}"
+
+log "pytest"
+if compgen -G 'tests/test_*.py' >/dev/null; then .venv/bin/python -m pytest -q tests; fi
+
+[[ "${SKIP_SMOKE:-0}" == 1 ]] && exit 0
+
+# The real pipeline, from clean, with a recognisable fake key planted: it must
+# never show up in anything printed or written.
+log "smoke pipeline (real CPU run)"
+export FAKE_TOKEN="lab-fake-token-$RANDOM$RANDOM-do-not-leak"
+smoke_log="$(mktemp)"
+make clean
+if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local 2>&1 | tee "$smoke_log"; then
+  log "make smoke failed"
+  exit 1
+fi
+SMOKE_LOG="$smoke_log" bats tests/smoke/outputs.bats
