@@ -1,0 +1,57 @@
+#!/usr/bin/env bats
+# A real smoke training killed with SIGKILL after its second checkpoint is resumed
+# by running train.sh again: the global step continues from that checkpoint.
+# Needs the tiny model (build/tiny-gpt-oss) and .venv, so tests/run.sh runs it after make smoke.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+  bats_load_library bats-support
+  bats_load_library bats-assert
+  cd "$BATS_TEST_DIRNAME/../.." || return 1
+  export EXP=smoke ENV_FILE=env/smoke.env OUTPUT_ROOT="$BATS_TEST_TMPDIR/output"
+  RUN_DIR="$OUTPUT_ROOT/smoke"
+  # shellcheck source=../../scripts/lib/checkpoints.sh
+  source scripts/lib/checkpoints.sh
+}
+
+teardown() {
+  if [[ -n "${TRAIN_PID:-}" ]]; then kill -KILL -- "-$TRAIN_PID" 2>/dev/null || true; fi
+}
+
+wait_for_complete_checkpoint() {
+  local waited=0
+  until is_complete_checkpoint "$RUN_DIR/$1"; do
+    ((waited < 300)) || return 1
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+@test "SIGKILL mid-run, then make train resumes from the last complete checkpoint" {
+  setsid scripts/train.sh >"$BATS_TEST_TMPDIR/first.log" 2>&1 &
+  TRAIN_PID=$!
+  wait_for_complete_checkpoint checkpoint-8
+  kill -KILL -- "-$TRAIN_PID"
+  wait "$TRAIN_PID" || true
+  TRAIN_PID=
+
+  run training_finished "$RUN_DIR"
+  assert_failure
+  resumed_from="$(last_complete_checkpoint "$RUN_DIR")"
+  [[ "$resumed_from" == "$RUN_DIR/checkpoint-8" || "$resumed_from" == "$RUN_DIR/checkpoint-12" ]]
+
+  run scripts/train.sh
+  assert_success
+  assert_output --partial "resuming from $resumed_from"
+  run training_finished "$RUN_DIR"
+  assert_success
+  # The resumed run's first logged step is the one after the checkpoint, not step 1.
+  step="${resumed_from##*-}"
+  run jq -r --arg next "$((step + 1))/16" 'select(."global_step/max_steps" == $next) | .loss' "$RUN_DIR/logging.jsonl"
+  assert_success
+  refute_output ""
+  run jq -e --argjson step "$step" '.global_step == 16 and (.log_history | map(select(.step == ($step + 1) and .loss)) | length) >= 1' \
+    "$RUN_DIR/checkpoint-16/trainer_state.json"
+  assert_success
+}
