@@ -116,7 +116,7 @@ check_datasets() {
     path="$(local_dataset_path "$entry")"
     if [[ ! -e "$path" ]]; then
       if looks_like_a_path "$entry"; then
-        fail "dataset '$entry' not found" "set DATASET in $ENV_FILE, or the dataset entry in $(relative "$EXP_DIR")/sft.yaml, to an existing file"
+        fail "dataset '$entry' not found" "set DATASET in $(relative "$ENV_FILE"), or the dataset entry in $(relative "$EXP_DIR")/sft.yaml, to an existing file"
       else
         log "dataset '$entry' is a hub id: not checked here (ms-swift downloads it)"
       fi
@@ -176,7 +176,7 @@ add_disk_need() {
   local label="$1" path="$2" need="$3" parent avail mount
   parent="$(existing_parent "$path")"
   if [[ ! -w "$parent" ]]; then
-    fail "$label $path cannot be written ($parent is read-only)" "point ${label} in $ENV_FILE at a writable directory"
+    fail "$label $path cannot be written ($parent is read-only)" "point ${label} in $(relative "$ENV_FILE") at a writable directory"
     return 0
   fi
   ((need > 0)) || return 0
@@ -209,7 +209,7 @@ check_disk_space() {
     need_gib="${DISK_NEED_GIB[$mount]}"
     if ((avail_gib < need_gib)); then
       fail "$mount has $avail_gib GiB free; this run needs $need_gib GiB there (${DISK_USES[$mount]})" \
-        "free space on $mount, or point those roots in $ENV_FILE at a disk with room"
+        "free space on $mount, or point those roots in $(relative "$ENV_FILE") at a disk with room"
     fi
   done
 }
@@ -223,7 +223,7 @@ check_port_free() {
     return 0
   fi
   fail "port $port ($name) is in use by $(port_holder "$port")" \
-    "set $name in $ENV_FILE to a free port, or stop that program"
+    "set $name in $(relative "$ENV_FILE") to a free port, or stop that program"
 }
 
 check_ports() {

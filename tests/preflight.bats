@@ -181,6 +181,16 @@ preflight() { run "$REPO/scripts/preflight.sh"; }
   assert_output --regexp "has [0-9]+ GiB free; this run needs 999999 GiB there \(EXPORT_ROOT 999999 GiB\)"
 }
 
+@test "a read-only output directory fails naming the root" {
+  [[ $EUID -ne 0 ]] || skip "root can write to a read-only directory"
+  mkdir -p "$BATS_TEST_TMPDIR/ro"
+  chmod 555 "$BATS_TEST_TMPDIR/ro"
+  OUTPUT_ROOT="$BATS_TEST_TMPDIR/ro/output" run "$REPO/scripts/preflight.sh"
+  chmod 755 "$BATS_TEST_TMPDIR/ro"
+  assert_failure
+  assert_output --partial "OUTPUT_ROOT $BATS_TEST_TMPDIR/ro/output/$EXP cannot be written"
+}
+
 @test "a port in use fails naming the port" {
   local port
   port="$(free_port)"
