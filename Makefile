@@ -25,7 +25,7 @@ else
 mark_done = @mkdir -p $(@D) && touch $@
 endif
 
-.PHONY: help env train export deploy deploy-base health stop eval-ceval eval-cmmlu eval-base eval-app \
+.PHONY: help env preflight train export deploy deploy-base health stop eval-ceval eval-cmmlu eval-base eval-app \
 	report status all smoke test lint clean
 
 help: ## List the targets
@@ -35,8 +35,12 @@ help: ## List the targets
 env: ## Create the pinned venv(s) for this machine (cpu or gpu profile); a no-op when up to date
 	scripts/setup-env.sh
 
-train: $(STATE)/train.done ## LoRA SFT with ms-swift (resumes an interrupted run)
+preflight: ## Check in seconds what a run needs: env file, configs, dataset, GPU memory, disk, ports, venv
+	scripts/preflight.sh
+
+train: $(STATE)/train.done ## LoRA SFT with ms-swift (resumes an interrupted run); runs preflight first
 $(STATE)/train.done: $(CONFIG_DIR)/sft.yaml $(TRAIN_PREREQS) | env
+	scripts/preflight.sh
 	scripts/train.sh
 	$(mark_done)
 

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# make preflight (and the first thing `make train` does): checks in seconds what
+# would otherwise fail after model loading, reports every failed check with its
+# fix, and exits non-zero if any failed. Under DRY_RUN=1 it checks only the files
+# (configs, dataset) and prints nothing on stdout, so a runbook stays a script.
+set -euo pipefail
+export STEP_NAME=preflight
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+
+FAILED_CHECKS=0
+REQUIREMENT_KEYS=(GPU_FREE_MIB_PER_GPU DISK_OUTPUT_GIB DISK_EXPORT_GIB DISK_CACHE_GIB)
+
+# fail MESSAGE FIX: reports a failed check and goes on with the next one.
+fail() {
+  printf '[%s] error: %s\n' "$STEP_NAME" "$1" >&2
+  printf '[%s] fix: %s\n' "$STEP_NAME" "$2" >&2
+  FAILED_CHECKS=$((FAILED_CHECKS + 1))
+}
+
+relative() { printf '%s' "${1#"$REPO_ROOT"/}"; }
+
+# --- the experiment's configs ----------------------------------------------------
+
+# The top-level keys of a flat YAML config, dashes read as underscores (like swift).
+yaml_top_level_keys() {
+  sed -n 's/^\([A-Za-z_][A-Za-z0-9_-]*\)[[:space:]]*:.*/\1/p' "$1" | tr - _
+}
+
+# check_config_flags COMMAND: every key of configs/$EXP/COMMAND.yaml is a flag of `swift COMMAND`.
+check_config_flags() {
+  local command="$1" config="$EXP_DIR/$1.yaml" known="$REPO_ROOT/configs/swift-$1-args.txt" key unknown=()
+  [[ -f "$config" ]] || return 0
+  if [[ ! -f "$known" ]]; then
+    fail "$(relative "$known") is missing, so $(relative "$config") cannot be checked" "run scripts/gen-swift-args.sh"
+    return 0
+  fi
+  while IFS= read -r key; do
+    grep -qxF -- "$key" "$known" || unknown+=("$key")
+  done < <(yaml_top_level_keys "$config")
+  for key in "${unknown[@]}"; do
+    fail "$(relative "$config"): '$key' is not a flag of swift $command ($(head -n 1 "$known" | sed 's/^# //; s/:.*//'))" \
+      "rename or remove '$key' in $(relative "$config"); accepted names: $(relative "$known")"
+  done
+}
+
+# The experiment's needs (configs/$EXP/requirements.env), read without executing it.
+load_requirements() {
+  local file="$EXP_DIR/requirements.env" line key value lines=()
+  for key in "${REQUIREMENT_KEYS[@]}"; do printf -v "$key" '%s' ""; done
+  if [[ ! -f "$file" ]]; then
+    fail "$(relative "$file") not found: the GPU memory and disk this run needs are unknown" \
+      "copy configs/gpt-oss-20b-sft-v1/requirements.env to $(relative "$file") and adjust the sizes"
+    return 1
+  fi
+  mapfile -t lines <"$file"
+  for line in "${lines[@]}"; do
+    [[ "$line" =~ ^[[:space:]]*(#|$) ]] && continue
+    if [[ "$line" =~ ^([A-Z_]+)=([0-9]+)[[:space:]]*$ ]] && [[ " ${REQUIREMENT_KEYS[*]} " == *" ${BASH_REMATCH[1]} "* ]]; then
+      key="${BASH_REMATCH[1]}"
+      value="${BASH_REMATCH[2]}"
+      printf -v "$key" '%s' "$((10#$value))"
+    else
+      fail "$(relative "$file"): '$line' is not one of ${REQUIREMENT_KEYS[*]} set to a whole number" \
+        "write KEY=number lines, e.g. DISK_EXPORT_GIB=42"
+      return 1
+    fi
+  done
+  for key in "${REQUIREMENT_KEYS[@]}"; do
+    if [[ -z "${!key}" ]]; then
+      fail "$(relative "$file") does not set $key" "add $key=<number> to $(relative "$file")"
+      return 1
+    fi
+  done
+}
+
+# --- dataset ---------------------------------------------------------------------
+
+# The dataset entries of the run: DATASET from the env file, else the config's `dataset:`.
+dataset_entries() {
+  if [[ -n "${DATASET:-}" ]]; then
+    printf '%s\n' "$DATASET"
+    return 0
+  fi
+  awk '
+    /^dataset[[:space:]]*:/ {
+      value = $0; sub(/^dataset[[:space:]]*:[[:space:]]*/, "", value); sub(/[[:space:]]+#.*$/, "", value)
+      if (value ~ /^\[/) { gsub(/[][]/, "", value); n = split(value, parts, ","); for (i = 1; i <= n; i++) print parts[i] }
+      else if (value != "") print value
+      in_list = 1; next
+    }
+    in_list && /^[[:space:]]*-/ { value = $0; sub(/^[[:space:]]*-[[:space:]]*/, "", value); sub(/[[:space:]]+#.*$/, "", value); print value; next }
+    in_list && /^[[:space:]]*(#|$)/ { next }
+    { in_list = 0 }
+  ' "$EXP_DIR/sft.yaml" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']$//"
+}
+
+# A local file, relative to the repo (as the tools run from it) or absolute.
+local_dataset_path() {
+  local entry="${1%%#*}" # swift's "path#N" samples N rows
+  if [[ "$entry" == /* ]]; then
+    printf '%s' "$entry"
+  else
+    printf '%s' "$REPO_ROOT/$entry"
+  fi
+}
+
+looks_like_a_path() { [[ "$1" == /* || "$1" == ./* || "$1" == ../* || "$1" =~ \.(jsonl|json|csv|txt)(#[0-9]+)?$ ]]; }
+
+check_datasets() {
+  local entry path
+  while IFS= read -r entry; do
+    [[ -n "$entry" ]] || continue
+    path="$(local_dataset_path "$entry")"
+    if [[ ! -e "$path" ]]; then
+      if looks_like_a_path "$entry"; then
+        fail "dataset '$entry' not found" "set DATASET in $(relative "$ENV_FILE"), or the dataset entry in $(relative "$EXP_DIR")/sft.yaml, to an existing file"
+      else
+        log "dataset '$entry' is a hub id: not checked here (ms-swift downloads it)"
+      fi
+    elif [[ "$path" != *.jsonl ]]; then
+      log "dataset '$entry' is not a .jsonl file: not checked"
+    else
+      "$REPO_ROOT/scripts/check-dataset.sh" "$path" || FAILED_CHECKS=$((FAILED_CHECKS + 1))
+    fi
+  done < <(dataset_entries)
+}
+
+# --- machine: GPUs, disk, ports, venv ---------------------------------------------
+
+check_gpu_free_memory() {
+  [[ "$GPU" == cpu ]] && return 0
+  ((GPU_FREE_MIB_PER_GPU > 0)) || return 0
+  local free_list index free enough=()
+  if ! free_list="$(nvidia-smi --query-gpu=index,memory.free --format=csv,noheader,nounits 2>/dev/null)"; then
+    fail "nvidia-smi could not report the GPUs' free memory" "check the NVIDIA driver with nvidia-smi"
+    return 0
+  fi
+  while IFS=', ' read -r index free; do
+    [[ "$free" =~ ^[0-9]+$ ]] && ((free >= GPU_FREE_MIB_PER_GPU)) && enough+=("$index")
+  done <<<"$free_list"
+  local enough_list
+  enough_list="$(IFS=,; printf '%s' "${enough[*]:-none}")"
+  for index in "${GPU_INDICES[@]}"; do
+    free="$(awk -F', *' -v gpu="$index" '$1 == gpu { print $2 }' <<<"$free_list")"
+    [[ "$free" =~ ^[0-9]+$ ]] || free=0
+    if ((free < GPU_FREE_MIB_PER_GPU)); then
+      fail "GPU $index has $free MiB free; $EXP needs $GPU_FREE_MIB_PER_GPU MiB per GPU ($(relative "$EXP_DIR")/requirements.env)" \
+        "pick GPUs with enough free memory (now: GPU=$enough_list; see nvidia-smi), or wait for the jobs on GPU $index"
+    fi
+  done
+}
+
+# The nearest existing directory at or above a path.
+existing_parent() {
+  local path="$1"
+  while [[ ! -e "$path" ]]; do path="$(dirname "$path")"; done
+  printf '%s' "$path"
+}
+
+is_non_empty_dir() { [[ -d "$1" ]] && [[ -n "$(ls -A "$1" 2>/dev/null)" ]]; }
+
+# The base model is downloaded already (ms-swift uses ModelScope's cache unless --use_hf).
+base_model_is_present() {
+  local model="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
+  [[ -e "$model" || -e "$REPO_ROOT/$model" ]] && return 0
+  is_non_empty_dir "$CACHE_ROOT/modelscope/models/$model" && return 0
+  is_non_empty_dir "$CACHE_ROOT/huggingface/hub/models--${model//\//--}"
+}
+
+# Adds NEED GiB for PATH to its file system (paths on one disk share its free space).
+declare -A DISK_NEED_GIB=() DISK_AVAIL_KIB=() DISK_USES=()
+add_disk_need() {
+  local label="$1" path="$2" need="$3" parent avail mount
+  parent="$(existing_parent "$path")"
+  if [[ ! -w "$parent" ]]; then
+    fail "$label $path cannot be written ($parent is read-only)" "point ${label} in $(relative "$ENV_FILE") at a writable directory"
+    return 0
+  fi
+  ((need > 0)) || return 0
+  read -r avail mount < <(df -k --output=avail,target "$parent" 2>/dev/null | tail -n 1) || true
+  if [[ ! "${avail:-}" =~ ^[0-9]+$ ]]; then
+    fail "df cannot tell the free space of $parent ($label)" "check that $parent is a mounted, readable file system"
+    return 0
+  fi
+  DISK_NEED_GIB[$mount]=$((${DISK_NEED_GIB[$mount]:-0} + need))
+  DISK_AVAIL_KIB[$mount]="$avail"
+  DISK_USES[$mount]+="${DISK_USES[$mount]:+, }$label $need GiB"
+}
+
+check_disk_space() {
+  add_disk_need OUTPUT_ROOT "$RUN_DIR" "$DISK_OUTPUT_GIB"
+  if is_non_empty_dir "$EXPORT_DIR"; then
+    add_disk_need EXPORT_ROOT "$EXPORT_DIR" 0 # an export is there: it is replaced in place
+  else
+    add_disk_need EXPORT_ROOT "$EXPORT_DIR" "$DISK_EXPORT_GIB"
+  fi
+  add_disk_need RESULTS_ROOT "$RESULTS_DIR" 0
+  if base_model_is_present; then
+    add_disk_need CACHE_ROOT "$CACHE_ROOT" 0
+  else
+    add_disk_need CACHE_ROOT "$CACHE_ROOT" "$DISK_CACHE_GIB"
+  fi
+  local mount avail_gib need_gib
+  for mount in "${!DISK_NEED_GIB[@]}"; do
+    avail_gib=$((${DISK_AVAIL_KIB[$mount]} / 1024 / 1024))
+    need_gib="${DISK_NEED_GIB[$mount]}"
+    if ((avail_gib < need_gib)); then
+      fail "$mount has $avail_gib GiB free; this run needs $need_gib GiB there (${DISK_USES[$mount]})" \
+        "free space on $mount, or point those roots in $(relative "$ENV_FILE") at a disk with room"
+    fi
+  done
+}
+
+# check_port_free NAME PORT: nothing listens on PORT (our own server may).
+check_port_free() {
+  local name="$1" port="$2"
+  port_in_use "$port" || return 0
+  if [[ "$name" == SERVE_PORT && -n "$(server_pid)" ]]; then
+    log "port $port is held by this repo's server (make stop stops it)"
+    return 0
+  fi
+  fail "port $port ($name) is in use by $(port_holder "$port")" \
+    "set $name in $(relative "$ENV_FILE") to a free port, or stop that program"
+}
+
+check_ports() {
+  check_port_free SERVE_PORT "$SERVE_PORT"
+  if ((NPROC > 1)); then check_port_free MASTER_PORT "$MASTER_PORT"; fi
+}
+
+# check_venv DIR LOCK: the venv was built from this lock (scripts/setup-env.sh's stamp).
+check_venv() {
+  local dir="$1" lock="$2" stamp="$1/.lab-lock.sha256" digest
+  digest="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" ]]; then
+    fail "$(relative "$dir") is missing or was not finished (no $(relative "$stamp"))" "run: make env"
+  elif [[ "$(cat "$stamp")" != "$digest" ]]; then
+    fail "$(relative "$dir") was built from another version of $(relative "$lock")" "run: make env"
+  fi
+}
+
+check_venvs() {
+  check_venv "$VENV_DIR" "$REPO_ROOT/env/requirements-$DEVICE_PROFILE.lock"
+  if [[ "$DEVICE_PROFILE" == gpu ]]; then check_venv "$DEPLOY_VENV_DIR" "$REPO_ROOT/env/requirements-lmdeploy.lock"; fi
+}
+
+main() {
+  load_env # the env file and its values, GPU indices, port syntax, SwanLab key: fatal at once
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh" # needs load_env's paths
+  begin_step
+  local command
+  for command in sft export deploy; do check_config_flags "$command"; done
+  check_datasets
+  if is_dry_run; then
+    log "dry run: checked the configs and the dataset; GPU memory, disk, ports and venv are checked on a real run"
+  else
+    if load_requirements; then
+      check_gpu_free_memory
+      check_disk_space
+    fi
+    check_ports
+    check_venvs
+  fi
+  if ((FAILED_CHECKS > 0)); then
+    die "$FAILED_CHECKS check(s) failed for $EXP (see above)" "fix each one as its message says, then rerun make preflight"
+  fi
+  log "all checks passed for $EXP (GPU=$GPU, env file $(relative "$ENV_FILE"))"
+}
+
+main "$@"
