@@ -4,6 +4,7 @@
 # PATH; it acts on the name it was called by. Every call appends a block to
 # $STUB_LOG:
 #   == NAME
+#   path: $0                   (which copy was run: stubs/swift or .venv-lmdeploy/bin/swift)
 #   argv: ARG1 ARG2 ...        (the whole argv on one line, space-joined)
 #   arg: ARG                   (one line per argument)
 #   env: VAR=VALUE | env: VAR unset
@@ -19,6 +20,7 @@ log_call() {
   local arg var
   {
     printf '== %s\n' "$name"
+    printf 'path: %s\n' "$0"
     printf 'argv: %s\n' "$*"
     for arg in "$@"; do printf 'arg: %s\n' "$arg"; done
     for var in CUDA_VISIBLE_DEVICES NPROC_PER_NODE MASTER_PORT SWANLAB_LOG_DIR HF_HUB_OFFLINE; do
@@ -131,7 +133,7 @@ stub_curl() {
       ;;
     */chat/completions)
       # Like the real server: a request without messages gets an error, not a completion.
-      if ! jq -e '.messages | length > 0' <<<"$body" >/dev/null 2>&1; then
+      if [[ -z "$body" ]] || ! jq -e '.messages | length > 0' <<<"$body" >/dev/null 2>&1; then
         printf '{"object": "error", "message": "request body has no messages", "code": 400}\n'
       elif [[ -n "${STUB_CURL_CHAT+x}" ]]; then
         printf '%s\n' "$STUB_CURL_CHAT"
