@@ -16,13 +16,16 @@ api_base() {
   printf 'http://%s:%s/v1' "$host" "$SERVE_PORT"
 }
 
-# api_curl PATH [CURL_ARGS...]: the API key travels on stdin (-K -), never in argv.
+api_curl_config() {
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then printf 'header = "Authorization: Bearer %s"\n' "$SERVE_API_KEY"; fi
+}
+
+# api_curl PATH [CURL_ARGS...]: the API key travels in a config file on a pipe
+# (-K /dev/fd/N), never in argv; stdin stays free for a request body (--data-binary @-).
 api_curl() {
   local path="$1"
   shift
-  {
-    if [[ -n "${SERVE_API_KEY:-}" ]]; then printf 'header = "Authorization: Bearer %s"\n' "$SERVE_API_KEY"; fi
-  } | curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K - "$@" "$(api_base)$path"
+  curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K <(api_curl_config) "$@" "$(api_base)$path"
 }
 
 served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null; }
