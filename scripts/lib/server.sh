@@ -28,7 +28,8 @@ api_curl() {
   curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K <(api_curl_config) "$@" "$(api_base)$path"
 }
 
-served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null; }
+# The served model names; nothing (and success) when no server answers.
+served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null || true; }
 
 is_serving() { served_models | grep -qxF "$1"; }
 
