@@ -365,7 +365,7 @@ JSON
   write_env GPU=6 "SERVE_PORT=$port"
   mkdir -p "$EXPORT_DIR" "$REPO/.venv-lmdeploy/bin"
   ln -s "$SRC_ROOT/tests/stub.bash" "$REPO/.venv-lmdeploy/bin/swift"
-  run scripts/deploy.sh
+  STUB_CURL_WAIT_SERVED=5 run scripts/deploy.sh
   assert_success
   assert_line --partial "[deploy] serving $DEFAULT_EXP at http://127.0.0.1:$port/v1 (pid "
   run stub_call swift
@@ -379,7 +379,7 @@ JSON
   assert_file_contains "$REPO/.state/server/deploy.log" "Uvicorn running on http://127.0.0.1:$port"
 
   # A second deploy finds it serving and starts nothing.
-  run scripts/deploy.sh
+  STUB_CURL_WAIT_SERVED=5 run scripts/deploy.sh
   assert_success
   assert_line "[deploy] already serving $DEFAULT_EXP at http://127.0.0.1:$port/v1 (pid $pid)"
   assert_equal "$(stub_calls swift)" 1
@@ -397,7 +397,7 @@ JSON
   port="$(free_port)"
   write_env GPU=cpu "SERVE_PORT=$port"
   mkdir -p "$EXPORT_DIR"
-  run scripts/deploy.sh
+  STUB_CURL_WAIT_SERVED=5 run scripts/deploy.sh
   assert_success
   run stub_call swift
   assert_line "path: $STUBS/swift"
@@ -501,4 +501,15 @@ serving_json() { printf '{"data":[{"id":"%s"}]}' "$1"; }
   assert_line "curl --noproxy '*' http://127.0.0.1:8000/v1/models"
   assert_line --partial "curl --noproxy '*' http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' -d '{\"model\":\"$DEFAULT_EXP\",\"messages\":[{\"role\":\"user\",\"content\":\"你好，请用一句话介绍你自己。\"}],\"max_tokens\":32,"
   assert_equal "$(stub_calls curl)" 0
+}
+
+@test "health fails with the server log's tail when the response body is empty" {
+  write_env GPU=cpu
+  mkdir -p "$REPO/.state/server"
+  printf 'ERROR: worker died\n' >"$REPO/.state/server/deploy.log"
+  STUB_CURL_MODELS="$(serving_json "$DEFAULT_EXP")" STUB_CURL_CHAT='' run scripts/health.sh
+  assert_failure
+  assert_line "--- last lines of $REPO/.state/server/deploy.log ---"
+  assert_line "ERROR: worker died"
+  assert_line "[health] error: chat completion returned empty content: "
 }

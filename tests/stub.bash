@@ -99,8 +99,9 @@ stub_swift() {
 #   .../chat/completions  with $STUB_CURL_CHAT (default: a completion saying 你好),
 #                         or an error when the request body has no messages
 # STUB_CURL_EXIT=N fails like an unreachable server.
+# STUB_CURL_WAIT_SERVED=S makes .../models wait up to S s for the deploy stub.
 stub_curl() {
-  local url="" stdin_used=0 config="" body="" arg prev="" names
+  local url="" stdin_used=0 config="" body="" arg prev="" names i
   for arg in "$@"; do
     case "$prev" in
       -K | --config)
@@ -128,6 +129,12 @@ stub_curl() {
   case "$url" in
     */models)
       if [[ -n "${STUB_CURL_MODELS:-}" ]]; then printf '%s\n' "$STUB_CURL_MODELS"; return 0; fi
+      # STUB_CURL_WAIT_SERVED=S: like a server still loading, answer once the
+      # deploy stub has started (up to S seconds), so deploy's first poll succeeds.
+      for ((i = 0; i < ${STUB_CURL_WAIT_SERVED:-0} * 10; i++)); do
+        [[ -s "$STUB_STATE/served" ]] && break
+        sleep 0.1
+      done
       names="$(cat "$STUB_STATE/served" 2>/dev/null || true)"
       jq -nc --arg names "$names" '{object: "list", data: [$names | splits("\n") | select(. != "") | {id: ., object: "model"}]}'
       ;;

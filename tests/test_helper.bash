@@ -109,7 +109,11 @@ make_checkpoint() {
 
 # free_port: a TCP port on 127.0.0.1 nothing listens on.
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    if ! (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then printf '%s\n' "$port"; return 0; fi
+  done
 }
 
 # start_listener PORT: a tiny HTTP server on 127.0.0.1:PORT (LISTENER_PID), stopped in teardown.
