@@ -513,3 +513,18 @@ serving_json() { printf '{"data":[{"id":"%s"}]}' "$1"; }
   assert_line "ERROR: worker died"
   assert_line "[health] error: chat completion returned empty content: "
 }
+
+# ---------------------------------------------------------------- Makefile wiring
+
+@test "make eval-ceval DRY_RUN=1 reaches the eval script (the stamp rule is not skipped as phony)" {
+  write_env GPU=cpu
+  [[ -f "$CFG/eval.yaml" ]] || : >"$CFG/eval.yaml"
+  # A stand-in eval script: this test is about the Makefile, not the evaluation.
+  printf '#!/usr/bin/env bash\necho "eval.sh called with: $*"\n' >scripts/eval.sh
+  chmod +x scripts/eval.sh
+  run make eval-ceval DRY_RUN=1
+  assert_success
+  assert_output --partial "eval.sh called with: ceval"
+  assert_line --partial "swift deploy $CFG/deploy.yaml \\"
+  assert_line "curl --noproxy '*' http://127.0.0.1:8000/v1/models"
+}
