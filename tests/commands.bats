@@ -200,7 +200,7 @@ sft_argv() {
   run make all GPU=6 DRY_RUN=1
   # The evaluation and report steps belong to other issues; until their scripts
   # land, `make all` stops at the first missing one after printing the spine.
-  if [[ -f scripts/report.sh && -f scripts/eval.sh ]]; then assert_success; fi
+  if [[ -f scripts/report.sh && -f scripts/eval.sh && -f $CFG/eval.yaml ]]; then assert_success; fi
   local setting
   for setting in "lora_rank: 16" "lora_alpha: 64" "target_modules: all-linear" "learning_rate: 1.0e-4" \
     "per_device_train_batch_size: 4" "gradient_accumulation_steps: 8" "max_length: 3072" \
