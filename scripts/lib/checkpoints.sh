@@ -11,15 +11,21 @@ is_complete_checkpoint() {
 }
 
 # Prints the complete checkpoints of a run dir, newest (highest step) first.
+# Sorts the names, not the paths: a run dir like .../gpt-oss-20b-sft-v1 has dashes too.
 complete_checkpoints() {
-  local dir
+  local name
   [[ -d "$1" ]] || return 0
-  while IFS= read -r dir; do
-    if is_complete_checkpoint "$dir"; then printf '%s\n' "$dir"; fi
-  done < <(find "$1" -mindepth 1 -maxdepth 1 -type d -name 'checkpoint-*' | sort -t- -k2,2nr -V)
+  while IFS= read -r name; do
+    if is_complete_checkpoint "$1/$name"; then printf '%s\n' "$1/$name"; fi
+  done < <(find "$1" -mindepth 1 -maxdepth 1 -type d -name 'checkpoint-*' -printf '%f\n' | sort -t- -k2,2nr)
 }
 
-last_complete_checkpoint() { complete_checkpoints "$1" | head -n 1; }
+# No `| head -n 1`: under pipefail the writer's SIGPIPE would fail the caller.
+last_complete_checkpoint() {
+  local all
+  all="$(complete_checkpoints "$1")"
+  if [[ -n "$all" ]]; then printf '%s\n' "${all%%$'\n'*}"; fi
+}
 
 # The complete checkpoint with the lowest eval_loss, from the newest trainer state.
 best_checkpoint() {

@@ -16,17 +16,20 @@ api_base() {
   printf 'http://%s:%s/v1' "$host" "$SERVE_PORT"
 }
 
-# api_curl PATH [CURL_ARGS...]: the API key reaches curl through a config file
-# on a pipe (-K /dev/fd/N), never in argv; stdin stays free for a request body.
+api_curl_config() {
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then printf 'header = "Authorization: Bearer %s"\n' "$SERVE_API_KEY"; fi
+}
+
+# api_curl PATH [CURL_ARGS...]: the API key travels in a config file on a pipe
+# (-K /dev/fd/N), never in argv; stdin stays free for a request body (--data-binary @-).
 api_curl() {
   local path="$1"
   shift
-  curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" \
-    -K <(if [[ -n "${SERVE_API_KEY:-}" ]]; then printf 'header = "Authorization: Bearer %s"\n' "$SERVE_API_KEY"; fi) \
-    "$@" "$(api_base)$path"
+  curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K <(api_curl_config) "$@" "$(api_base)$path"
 }
 
-served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null; }
+# The served model names; nothing (and success) when no server answers.
+served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null || true; }
 
 is_serving() { served_models | grep -qxF "$1"; }
 

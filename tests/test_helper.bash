@@ -1,0 +1,140 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # TMP, REPO, RUN_DIR, ... are read by the .bats files
+# Shared setup for the bats tests. Each test gets, under $BATS_TEST_TMPDIR:
+#   repo/    a copy of the repo's Makefile, scripts/, configs/ and env/, so a test's
+#            .state/, pid files and stamps never touch the real checkout (and no
+#            .venv there shadows the stubs on PATH)
+#   stubs/   swift, nvidia-smi and curl (all tests/stub.bash), first on PATH
+#   out/     OUTPUT_ROOT, EXPORT_ROOT, RESULTS_ROOT, CACHE_ROOT of the test env file
+#   stub.log what the stubs were called with (see tests/stub.bash)
+# Load it with `load test_helper` and call common_setup from setup().
+
+SRC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEFAULT_EXP=gpt-oss-20b-sft-v1
+
+common_setup() {
+  bats_load_library bats-support
+  bats_load_library bats-assert
+  bats_load_library bats-file
+
+  # Nothing from the caller's environment (or an outer make) may leak into a test.
+  unset GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE NO_PROXY no_proxy SERVE_HOST SERVE_PORT \
+    SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT \
+    ENV_FILE EXP DRY_RUN CHECKPOINT SKIP_GPU_CHECK SWANLAB_API_KEY CUDA_VISIBLE_DEVICES \
+    NPROC_PER_NODE MAKEFLAGS MAKELEVEL MFLAGS STEP_NAME REPO_ROOT
+
+  TMP="$BATS_TEST_TMPDIR"
+  REPO="$TMP/repo"
+  mkdir -p "$REPO"
+  cp -R "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$REPO/"
+  rm -f "$REPO/env/local.env"
+
+  STUBS="$TMP/stubs"
+  mkdir -p "$STUBS"
+  local tool
+  for tool in swift nvidia-smi curl; do ln -s "$SRC_ROOT/tests/stub.bash" "$STUBS/$tool"; done
+  PATH="$STUBS:$PATH"
+  export PATH
+  export STUB_LOG="$TMP/stub.log" STUB_STATE="$TMP"
+  export STUB_GPU_COUNT=8
+  : >"$STUB_LOG"
+
+  # Fast failure paths: no step waits long for a server that never comes.
+  export DEPLOY_TIMEOUT=10 HEALTH_TIMEOUT=0 STOP_TIMEOUT=5
+
+  OUT="$TMP/out"
+  RUN_DIR="$OUT/output/$DEFAULT_EXP"
+  EXPORT_DIR="$OUT/export/$DEFAULT_EXP"
+  cd "$REPO" || return 1
+}
+
+common_teardown() {
+  local pid_file="${REPO:-}/.state/server/pid" pid
+  if [[ -f "$pid_file" ]]; then
+    pid="$(cat "$pid_file")"
+    [[ "$pid" =~ ^[0-9]+$ ]] && kill -KILL -- "-$pid" 2>/dev/null
+  fi
+  if [[ -n "${LISTENER_PID:-}" ]]; then kill "$LISTENER_PID" 2>/dev/null; wait "$LISTENER_PID" 2>/dev/null; fi
+  return 0
+}
+
+# write_env [KEY=VALUE ...]: writes $TMP/test.env (the example's keys, paths under
+# $TMP/out) with the given lines appended, and exports ENV_FILE pointing at it.
+# A later line for the same key does not override: pass only keys not set here,
+# or use write_env_raw.
+write_env() {
+  ENV_FILE="$TMP/test.env"
+  {
+    printf '%s\n' "SWANLAB_PROJECT=multi-model-psychology" "NO_PROXY=127.0.0.1,localhost,::1" \
+      "OUTPUT_ROOT=$OUT/output" "EXPORT_ROOT=$OUT/export" "RESULTS_ROOT=$OUT/results" \
+      "CACHE_ROOT=$OUT/cache" "OFFLINE=0"
+    if (($#)); then printf '%s\n' "$@"; fi
+  } >"$ENV_FILE"
+  chmod 600 "$ENV_FILE"
+  export ENV_FILE
+}
+
+# write_env_raw LINE...: an env file with exactly these lines.
+write_env_raw() {
+  ENV_FILE="$TMP/test.env"
+  printf '%s\n' "$@" >"$ENV_FILE"
+  chmod 600 "$ENV_FILE"
+  export ENV_FILE
+}
+
+# stub_call NAME [N]: the log block of the Nth call (1-based; default the last) to NAME.
+stub_call() {
+  awk -v name="$1" -v want="${2:-0}" '
+    /^== / { inblock = ($2 == name); if (inblock) { n++; block[n] = "" } next }
+    /^curl-/ { if (inblock) block[n] = block[n] $0 "\n"; next }
+    inblock { block[n] = block[n] $0 "\n" }
+    END { i = (want == 0 ? n : want); if (i > 0 && i <= n) printf "%s", block[i] }
+  ' "$STUB_LOG"
+}
+
+# stub_calls NAME: how many times NAME was called.
+stub_calls() { grep -cx "== $1" "$STUB_LOG" || true; }
+
+# make_checkpoint DIR STEP [partial]: a checkpoint as ms-swift writes it; "partial"
+# leaves out trainer_state.json, as an interrupted save does.
+make_checkpoint() {
+  mkdir -p "$1"
+  : >"$1/adapter_model.safetensors"
+  : >"$1/optimizer.pt"
+  : >"$1/scheduler.pt"
+  if [[ "${3:-}" != partial ]]; then
+    printf '{"global_step": %d, "log_history": []}\n' "$2" >"$1/trainer_state.json"
+  fi
+}
+
+# free_port: a TCP port on 127.0.0.1 nothing listens on.
+free_port() {
+  local port
+  while :; do
+    port=$((20000 + RANDOM % 40000))
+    if ! (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then printf '%s\n' "$port"; return 0; fi
+  done
+}
+
+# start_listener PORT: a tiny HTTP server on 127.0.0.1:PORT (LISTENER_PID), stopped in teardown.
+start_listener() {
+  python3 -m http.server "$1" --bind 127.0.0.1 >/dev/null 2>&1 &
+  LISTENER_PID=$!
+  local i
+  for ((i = 0; i < 50; i++)); do
+    if (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "listener on port $1 did not start" >&2
+  return 1
+}
+
+# wait_for_file FILE [TENTHS]: polls until FILE exists (default 5 s).
+wait_for_file() {
+  local i
+  for ((i = 0; i < ${2:-50}; i++)); do
+    [[ -e "$1" ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
