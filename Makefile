@@ -20,12 +20,17 @@ EVAL_BASE_PREREQS :=
 ifeq ($(DRY_RUN),1)
 .SILENT:
 mark_done = true
+# The runbook shows deploy and health once, before the evaluations (see `all`).
+ensure_served = true
 .PHONY: $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
 else
 mark_done = @mkdir -p $(@D) && touch $@
+ensure_served = scripts/deploy.sh && scripts/health.sh
 endif
+# Steps share one server and one port: never run two at once, even under -j.
+.NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health stop eval-ceval eval-cmmlu eval-base eval-app \
+.PHONY: help env preflight train export deploy deploy-base health serve stop eval-ceval eval-cmmlu eval-base eval-app \
 	report status all smoke test lint clean
 
 help: ## List the targets
@@ -65,8 +70,7 @@ stop: ## Stop the server and its child processes
 eval-ceval: $(STATE)/eval-ceval.done ## C-Eval with EvalScope against the served model
 eval-cmmlu: $(STATE)/eval-cmmlu.done ## CMMLU (and its psychology subset) against the served model
 $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done: $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
-	scripts/deploy.sh
-	scripts/health.sh
+	$(ensure_served)
 	scripts/eval.sh $*
 	$(mark_done)
 
@@ -88,14 +92,13 @@ report: ## Write report/$(EXP).md (Chinese) from the run's own files
 status: ## Progress of the current run: step, losses, time left, server
 	scripts/status.sh
 
-all: ## The whole experiment: train, export, deploy, health, evaluations, report
-	$(MAKE) train
-	$(MAKE) export
+serve: $(STATE)/export.done
 	scripts/deploy.sh
 	scripts/health.sh
-	$(MAKE) eval-ceval
-	$(MAKE) eval-cmmlu
-	$(MAKE) report
+
+# Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
+all: $(STATE)/train.done $(STATE)/export.done serve $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done ## The whole experiment: train, export, deploy, health, evaluations, report
+	scripts/report.sh
 
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
 	status=0; { $(MAKE) all EXP=smoke ENV_FILE=env/smoke.env && \
