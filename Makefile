@@ -20,8 +20,8 @@ EVAL_BASE_PREREQS :=
 ifeq ($(DRY_RUN),1)
 .SILENT:
 mark_done = true
-# The runbook shows deploy and health once, before the evaluations (see `all`).
-ensure_served = true
+# `make all`'s runbook shows deploy and health once, before the evaluations.
+ensure_served = $(if $(filter all,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
 .PHONY: $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
 else
 mark_done = @mkdir -p $(@D) && touch $@
