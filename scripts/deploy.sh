@@ -12,9 +12,16 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 build_deploy_cmd() {
   reset_cmd
   add_common_tool_env
-  local swift_bin=swift
-  if [[ "$GPU" != cpu ]]; then swift_bin="$DEPLOY_VENV_DIR/bin/swift"; fi
-  CMD=("$swift_bin" deploy "$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
+  local bin_dir=""
+  if [[ "$GPU" != cpu ]]; then bin_dir="$DEPLOY_VENV_DIR/bin/"; fi
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then
+    # `swift deploy --api_key` would show the key in ps and in the log.
+    CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY)
+    CMD=("${bin_dir}python" "$REPO_ROOT/scripts/py/serve_with_api_key.py")
+  else
+    CMD=("${bin_dir}swift" deploy)
+  fi
+  CMD+=("$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
     --host "$SERVE_HOST" --port "$SERVE_PORT")
   if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
   if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi

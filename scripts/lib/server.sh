@@ -39,7 +39,7 @@ server_pid() {
   [[ -f "$SERVER_PID_FILE" ]] || return 0
   local pid
   pid="$(cat "$SERVER_PID_FILE")"
-  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'swift'; then
+  if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'swift|serve_with_api_key'; then
     printf '%s' "$pid"
     return 0
   fi
