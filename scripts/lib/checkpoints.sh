@@ -11,12 +11,13 @@ is_complete_checkpoint() {
 }
 
 # Prints the complete checkpoints of a run dir, newest (highest step) first.
+# Sorts the bare names: a '-' elsewhere in the run dir's path must not shift the key.
 complete_checkpoints() {
-  local dir
+  local name
   [[ -d "$1" ]] || return 0
-  while IFS= read -r dir; do
-    if is_complete_checkpoint "$dir"; then printf '%s\n' "$dir"; fi
-  done < <(find "$1" -mindepth 1 -maxdepth 1 -type d -name 'checkpoint-*' | sort -t- -k2,2nr -V)
+  while IFS= read -r name; do
+    if is_complete_checkpoint "$1/$name"; then printf '%s\n' "$1/$name"; fi
+  done < <(find "$1" -mindepth 1 -maxdepth 1 -type d -name 'checkpoint-*' -printf '%f\n' | sort -t- -k2,2nr)
 }
 
 last_complete_checkpoint() { complete_checkpoints "$1" | head -n 1; }
@@ -31,7 +32,9 @@ best_checkpoint() {
   done < <(jq -r '[.log_history[] | select(.eval_loss != null)] | sort_by(.eval_loss) | .[].step' "$newest/trainer_state.json")
 }
 
-# True when the run's logging.jsonl ends with the trainer's final summary.
+# True when the run's logging.jsonl ends with the trainer's final summary. ms-swift 4.6
+# writes that summary (train_runtime, ...) second to last, then one line with the run's
+# result (last_model_checkpoint, model_parameter_info, log_history, memory).
 training_finished() {
-  [[ -f "$1/logging.jsonl" ]] && tail -n 1 "$1/logging.jsonl" | jq -e 'has("train_runtime")' >/dev/null 2>&1
+  [[ -f "$1/logging.jsonl" ]] && tail -n 2 "$1/logging.jsonl" | jq -e -s 'any(.[]; has("train_runtime"))' >/dev/null 2>&1
 }
