@@ -20,7 +20,12 @@ complete_checkpoints() {
   done < <(find "$1" -mindepth 1 -maxdepth 1 -type d -name 'checkpoint-*' -printf '%f\n' | sort -t- -k2,2nr)
 }
 
-last_complete_checkpoint() { complete_checkpoints "$1" | head -n 1; }
+# No `| head -n 1`: under pipefail the producer's SIGPIPE would fail the caller.
+last_complete_checkpoint() {
+  local all
+  all="$(complete_checkpoints "$1")"
+  printf '%s\n' "${all%%$'\n'*}" | grep -v '^$' || true
+}
 
 # The complete checkpoint with the lowest eval_loss, from the newest trainer state.
 best_checkpoint() {
