@@ -162,19 +162,19 @@ def plot_accuracy(evals: dict, exp: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     labels = ["C-Eval", "CMMLU", "CMMLU psychology"]
     width = 0.38
-    for offset, side, name, color in ((-width / 2, "base", f"{exp}-base (base)", "tab:gray"),
-                                      (width / 2, "tuned", f"{exp} (fine-tuned)", "tab:green")):
+    for offset, side, color in ((-width / 2, "base", "tab:gray"), (width / 2, "tuned", "tab:green")):
         for i, bench in enumerate(rp.BENCHMARKS):
             report = evals[bench.key][side]
             x = i + offset
             if report and report["score"] is not None:
-                ax.bar(x, report["score"] * 100, width, color=color, label=name if i == 0 or not ax.get_legend_handles_labels()[1].count(name) else None)
+                ax.bar(x, report["score"] * 100, width, color=color)
                 ax.text(x, report["score"] * 100 + 1, f"{report['score'] * 100:.1f}", ha="center", fontsize=8)
             else:
                 ax.text(x, 2, "not run", ha="center", rotation=90, fontsize=8, color=color)
-    handles, names = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(handles, names)
+    from matplotlib.patches import Patch
+    ax.legend(handles=[Patch(color="tab:gray", label=f"{exp}-base (base)"),
+                       Patch(color="tab:green", label=f"{exp} (fine-tuned)")], loc="upper right")
+    ax.set_xlim(-0.7, len(labels) - 0.3)
     ax.set_xticks(range(len(labels)), labels)
     ax.set_ylim(0, 105)
     ax.set_ylabel("accuracy (%)")

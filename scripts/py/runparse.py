@@ -32,9 +32,11 @@ _DURATION = re.compile(r"(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\
 
 def to_number(value: Any) -> float | None:
     """ms-swift logs numbers as strings ('5.694'); None when not a number."""
-    if isinstance(value, bool) or value is None:
+    if value is None or value.__class__ is bool:
         return None
-    if isinstance(value, (int, float)):
+    if value.__class__ is float:
+        return value
+    if value.__class__ is int:
         return float(value)
     try:
         return float(str(value).strip())
@@ -221,15 +223,15 @@ def rows_from_logging(rows: list[dict]) -> tuple[list[dict], list[dict], dict, d
     """Splits logging.jsonl rows into train rows, eval rows, the final summary and
     the progress of the last row ({step, max_steps, elapsed_s, remaining_s})."""
     train, evals, summary, progress = [], [], {}, {}
+    last = None
     for row in rows:
-        step, max_steps = parse_step_fraction(row.get("global_step/max_steps"))
-        if step is not None:
-            progress = {
-                "step": step,
-                "max_steps": max_steps,
-                "elapsed_s": parse_duration(row.get("elapsed_time")),
-                "remaining_s": parse_duration(row.get("remaining_time")),
-            }
+        fraction = row.get("global_step/max_steps")
+        step = None
+        if fraction is not None:
+            done, _, _ = str(fraction).partition("/")
+            step = int(done) if done.strip().isdigit() else None
+            if step is not None:
+                last = row
         if "train_runtime" in row:
             summary.update({k: (to_number(v) if to_number(v) is not None else v) for k, v in row.items()})
         elif "last_model_checkpoint" in row or "model_parameter_info" in row:
@@ -240,6 +242,11 @@ def rows_from_logging(rows: list[dict]) -> tuple[list[dict], list[dict], dict, d
             evals.append(_eval_row(row, step))
         elif "loss" in row:
             train.append(_train_row(row, step))
+    if last is not None:
+        step, max_steps = parse_step_fraction(last.get("global_step/max_steps"))
+        progress = {"step": step, "max_steps": max_steps,
+                    "elapsed_s": parse_duration(last.get("elapsed_time")),
+                    "remaining_s": parse_duration(last.get("remaining_time"))}
     return train, evals, summary, progress
 
 
@@ -433,10 +440,12 @@ def read_eval_report(path: Path) -> dict | None:
     subjects = []
     for category in first.get("categories") or []:
         for subset in (category or {}).get("subsets") or []:
+            if subset.get("is_aggregate"):
+                continue
             subjects.append({"name": subset.get("name"), "score": to_number(subset.get("score")),
                              "num": subset.get("num")})
     return {"score": to_number(first.get("score")), "num": first.get("num"),
-            "metric": first.get("name"), "subjects": subjects, "path": str(path)}
+            "metric": first.get("name") or (first.get("identity") or {}).get("name"), "subjects": subjects, "path": str(path)}
 
 
 def read_evals(results_dir: Path, exp: str) -> dict:
