@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/env.sh
 source "$REPO_ROOT/scripts/lib/env.sh"
 
+# Where the outputs go (tests point it elsewhere); the template always comes from report/.
 REPORT_DIR="${REPORT_DIR:-$REPO_ROOT/report}"
 
 git_commit() { git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || printf 'unknown'; }
@@ -28,8 +29,10 @@ gpu_names() {
   done
 }
 
+# The lab's editable template; an experiment may have its own report/template.<EXP>.zh.md.
 template_file() {
-  if [[ -f "$REPORT_DIR/template.$EXP.zh.md" ]]; then printf '%s' "$REPORT_DIR/template.$EXP.zh.md"; else printf '%s' "$REPORT_DIR/template.zh.md"; fi
+  local dir="$REPO_ROOT/report"
+  if [[ -f "$dir/template.$EXP.zh.md" ]]; then printf '%s' "$dir/template.$EXP.zh.md"; else printf '%s' "$dir/template.zh.md"; fi
 }
 
 main() {

@@ -29,7 +29,7 @@ PROGRESS_FILTER='
       elapsed: ($last.elapsed_time // null),
       remaining: ($last.remaining_time // null),
       speed: ($last["train_speed(s/it)"] // null | num),
-      memory: ($last["memory(GiB)"] // null | num),
+      memory: ($rows | map(.["memory(GiB)"] // empty | num) | max),
       loss: ($train.loss // null | num),
       loss_step: ($train["global_step/max_steps"] // null),
       eval_loss: ($eval.eval_loss // null | num),
