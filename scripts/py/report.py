@@ -292,7 +292,9 @@ class Report:
     # -- pieces used by several sections
 
     def commands(self, step: str) -> list[str]:
-        return [scrub(c["command"]) for c in self.steps["commands"] if c["step"] == step]
+        """Commands of a step; "eval" also matches eval-ceval, eval-base, ..."""
+        return [scrub(c["command"]) for c in self.steps["commands"]
+                if c["step"] == step or str(c["step"]).startswith(step + "-")]
 
     def last_run(self, step: str) -> dict | None:
         runs = [r for r in self.steps["runs"] if r["step"] == step]
@@ -558,7 +560,7 @@ class Report:
         text += "\n\n执行过的命令（按顺序，不含密钥）：\n\n" + (code("\n\n".join(commands)) if commands else "未记录")
         text += (f"\n\n复现：`git checkout {self.args.git_commit}`，`make env`，然后 "
                  f"`make train export EXP={self.exp}{env}`（评测：`make eval-ceval eval-cmmlu eval-base EXP={self.exp}{env}`）。"
-                 "种子、数据顺序和配置相同时，CPU 上的 loss 可逐步复现；GPU 上见 README 的说明。")
+                 "逐步 loss 是否一致可用 `tests/check_repro.sh` 检查（smoke 实验，CPU）。")
         return text
 
     # -- outputs
