@@ -7,7 +7,8 @@
 # The two trainings record their provenance under WORK/state, not .state/.
 # Seen 2026-11-28 (2-core CPU, torch 2.13.0+cpu, ms-swift 4.6.0): runs a, b, a run with a
 # fresh dataset cache and one through make were bit-identical at all 21 logged rows;
-# the very first run in a fresh worktree (model built by the same make, a day earlier)
+# the very first run in a fresh worktree (model built by the same make, started before
+# midnight while the others ran after it)
 # differed from step 1 on (loss 8.02581787 vs 8.02603817): cause not found.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
