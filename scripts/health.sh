@@ -59,6 +59,8 @@ main() {
     fail "chat completion did not return JSON: ${response:0:300}"
   [[ -n "${content//[[:space:]]/}" ]] || fail "chat completion returned empty content: ${response:0:300}"
   log "ok: $SERVED_NAME at $(api_base) answered: ${content:0:80}"
+  # For the report: the answer, beside this step's start and end in steps.jsonl.
+  record_event result "$SERVED_NAME ok at $(api_base): ${content:0:80}"
 }
 
 main "$@"

@@ -144,7 +144,7 @@ load_env() {
   RUN_DIR="$OUTPUT_ROOT/$EXP"
   EXPORT_DIR="$EXPORT_ROOT/$EXP"
   RESULTS_DIR="$RESULTS_ROOT/$EXP"
-  STATE_DIR="$REPO_ROOT/.state"
+  STATE_DIR="${LAB_STATE_DIR:-$REPO_ROOT/.state}" # LAB_STATE_DIR: for tests; make keeps its stamps in .state
 
   if [[ "$GPU" == cpu ]]; then DEVICE_PROFILE=cpu; NPROC=1; else DEVICE_PROFILE=gpu; NPROC="${#GPU_INDICES[@]}"; fi
   VENV_DIR="$REPO_ROOT/.venv"

@@ -1,0 +1,473 @@
+"""Parsers for an ms-swift run dir, an export dir, step provenance and EvalScope reports.
+
+Every reader returns what it could read plus human-readable notes about what is
+missing; only a file that is not JSON at all raises ParseError (file and line).
+Standard library only, so tests can import it without the training stack.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ParseError(Exception):
+    """A file that is not JSON (or JSON lines): names the file and the line."""
+
+    def __init__(self, path: Path | str, line: int, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        super().__init__(f"{path}:{line}: not valid JSON ({reason})")
+
+
+# ---------------------------------------------------------------- values
+
+_DURATION = re.compile(r"(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def to_number(value: Any) -> float | None:
+    """ms-swift logs numbers as strings ('5.694'); None when not a number."""
+    if value is None or value.__class__ is bool:
+        return None
+    if value.__class__ is float:
+        return value
+    if value.__class__ is int:
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def parse_duration(text: Any) -> float | None:
+    """'1h 2m 3s' / '3s' / '1m 6s' -> seconds; None when not a duration."""
+    if text is None:
+        return None
+    number = to_number(text)
+    if number is not None:
+        return number
+    match = _DURATION.match(str(text).strip())
+    if not match or not any(match.groups()):
+        return None
+    d, h, m, s = (float(g) if g else 0.0 for g in match.groups())
+    return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def parse_step_fraction(text: Any) -> tuple[int | None, int | None]:
+    """'9/10' -> (9, 10)."""
+    match = re.match(r"\s*(\d+)\s*/\s*(\d+)\s*$", str(text or ""))
+    return (int(match.group(1)), int(match.group(2))) if match else (None, None)
+
+
+# ---------------------------------------------------------------- readers
+
+def read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
+    """Rows of a JSON-lines file. A last line cut off mid-write (a run in
+    progress, a full disk) is dropped with a note; any other bad line raises."""
+    notes: list[str] = []
+    rows: list[dict] = []
+    data = path.read_bytes()
+    if not data.strip():
+        return [], [f"{path.name} 为空"]
+    lines = data.decode("utf-8", errors="replace").split("\n")
+    ends_with_newline = lines[-1] == ""
+    if ends_with_newline:
+        lines.pop()
+    last = len(lines)
+    loads = json.loads
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = loads(line)
+        except json.JSONDecodeError as error:
+            if number == last and line.lstrip().startswith("{"):
+                notes.append(f"{path.name} 第 {number} 行不完整（被截断），已忽略")
+                continue
+            raise ParseError(path, number, error.msg) from None
+        if not isinstance(row, dict):
+            raise ParseError(path, number, "a line is not a JSON object")
+        rows.append(row)
+    return rows, notes
+
+
+def read_json_object(path: Path) -> tuple[dict | None, list[str]]:
+    """A JSON object file. A truncated one yields None plus a note (the caller may
+    salvage parts with salvage_log_history); one that is not JSON raises."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        return None, [f"{path.name} 为空"]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        if text.lstrip().startswith("{") and error.pos >= len(text.rstrip()) - 1:
+            return None, [f"{path.name} 不完整（被截断）"]
+        raise ParseError(path, error.lineno, error.msg) from None
+    if not isinstance(value, dict):
+        raise ParseError(path, 1, "not a JSON object")
+    return value, []
+
+
+def salvage_log_history(path: Path) -> list[dict]:
+    """The complete log_history rows before the point where a truncated
+    trainer_state.json was cut off."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    start = text.find('"log_history"')
+    if start < 0:
+        return []
+    pos = text.find("[", start)
+    decoder = json.JSONDecoder()
+    rows = []
+    while pos >= 0:
+        pos += 1
+        while pos < len(text) and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= len(text) or text[pos] != "{":
+            break
+        try:
+            row, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            break
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def safetensors_param_count(path: Path) -> int | None:
+    """Number of parameters in a .safetensors file, from its JSON header."""
+    try:
+        with path.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError, struct.error):
+        return None
+    total = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        count = 1
+        for dim in info.get("shape", []):
+            count *= dim
+        total += count
+    return total
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- training run
+
+@dataclass
+class TrainRun:
+    run_dir: Path
+    exists: bool = False
+    train: list[dict] = field(default_factory=list)   # {step, loss, epoch, lr, grad_norm, token_acc, memory}
+    evals: list[dict] = field(default_factory=list)   # {step, eval_loss, eval_token_acc, epoch}
+    summary: dict = field(default_factory=dict)       # the final row: train_runtime, ...
+    args: dict = field(default_factory=dict)
+    state: dict = field(default_factory=dict)         # newest trainer_state.json (less log_history)
+    checkpoint: str | None = None
+    checkpoints: list[str] = field(default_factory=list)
+    step: int | None = None
+    max_steps: int | None = None
+    elapsed_s: float | None = None
+    remaining_s: float | None = None
+    trainable_params: int | None = None
+    command: str | None = None
+    result: dict = field(default_factory=dict)        # ms-swift's final line (less log_history)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return "train_runtime" in self.summary
+
+
+def _checkpoint_step(path: Path) -> int:
+    match = re.search(r"checkpoint-(\d+)$", path.name)
+    return int(match.group(1)) if match else -1
+
+
+def _train_row(row: dict, step: int | None) -> dict:
+    return {
+        "step": step,
+        "loss": to_number(row.get("loss")),
+        "epoch": to_number(row.get("epoch")),
+        "learning_rate": to_number(row.get("learning_rate")),
+        "grad_norm": to_number(row.get("grad_norm")),
+        "token_acc": to_number(row.get("token_acc")),
+        "memory_gib": to_number(row.get("memory(GiB)")),
+    }
+
+
+def _eval_row(row: dict, step: int | None) -> dict:
+    return {
+        "step": step,
+        "eval_loss": to_number(row.get("eval_loss")),
+        "eval_token_acc": to_number(row.get("eval_token_acc")),
+        "epoch": to_number(row.get("epoch")),
+        "memory_gib": to_number(row.get("memory(GiB)")),
+    }
+
+
+def rows_from_logging(rows: list[dict]) -> tuple[list[dict], list[dict], dict, dict]:
+    """Splits logging.jsonl rows into train rows, eval rows, the final summary and
+    the progress of the last row ({step, max_steps, elapsed_s, remaining_s})."""
+    train, evals, summary, progress = [], [], {}, {}
+    last = None
+    for row in rows:
+        fraction = row.get("global_step/max_steps")
+        step = None
+        if fraction is not None:
+            done, _, _ = str(fraction).partition("/")
+            step = int(done) if done.strip().isdigit() else None
+            if step is not None:
+                last = row
+        if "train_runtime" in row:
+            summary.update({k: (to_number(v) if to_number(v) is not None else v) for k, v in row.items()})
+        elif "last_model_checkpoint" in row or "model_parameter_info" in row:
+            # ms-swift's last line: the run's result (its own copy of log_history, peak memory).
+            summary["result"] = {k: v for k, v in row.items() if k != "log_history"}
+            summary["result_log_history"] = row.get("log_history") or []
+        elif "eval_loss" in row:
+            evals.append(_eval_row(row, step))
+        elif "loss" in row:
+            train.append(_train_row(row, step))
+    if last is not None:
+        step, max_steps = parse_step_fraction(last.get("global_step/max_steps"))
+        progress = {"step": step, "max_steps": max_steps,
+                    "elapsed_s": parse_duration(last.get("elapsed_time")),
+                    "remaining_s": parse_duration(last.get("remaining_time"))}
+    return train, evals, summary, progress
+
+
+def rows_from_log_history(history: list[dict]) -> tuple[list[dict], list[dict], dict]:
+    train, evals, summary = [], [], {}
+    for row in history:
+        step = row.get("step")
+        step = int(step) if isinstance(step, (int, float)) else None
+        if "train_runtime" in row:
+            summary = dict(row)
+        elif "eval_loss" in row:
+            evals.append(_eval_row(row, step))
+        elif "loss" in row:
+            train.append(_train_row(row, step))
+    return train, evals, summary
+
+
+def read_run(run_dir: Path) -> TrainRun:
+    run = TrainRun(run_dir=run_dir)
+    if not run_dir.is_dir():
+        run.notes.append(f"运行目录 {run_dir} 不存在")
+        return run
+    run.exists = True
+
+    args_path = run_dir / "args.json"
+    if args_path.is_file():
+        args, notes = read_json_object(args_path)
+        run.args, run.notes = args or {}, run.notes + notes
+    else:
+        run.notes.append("args.json 不存在")
+
+    command_path = run_dir / "lab-command.txt"
+    if command_path.is_file():
+        run.command = command_path.read_text(encoding="utf-8", errors="replace").strip()
+
+    # The newest trainer_state.json that can be read (a checkpoint being written may be cut off).
+    checkpoints = sorted((p for p in run_dir.glob("checkpoint-*") if p.is_dir()), key=_checkpoint_step, reverse=True)
+    run.checkpoints = [p.name for p in reversed(checkpoints)]
+    history: list[dict] = []
+    for checkpoint in checkpoints:
+        state_path = checkpoint / "trainer_state.json"
+        if not state_path.is_file():
+            run.notes.append(f"{checkpoint.name}/trainer_state.json 不存在")
+            continue
+        state, notes = read_json_object(state_path)
+        run.notes += [f"{checkpoint.name}/{n}" for n in notes]
+        if state is None:
+            salvaged = salvage_log_history(state_path)
+            if salvaged and not history:
+                history = salvaged
+                run.notes.append(f"从被截断的 {checkpoint.name}/trainer_state.json 中读出 {len(salvaged)} 条日志")
+            continue
+        run.checkpoint = checkpoint.name
+        history = state.get("log_history") or history
+        run.state = {k: v for k, v in state.items() if k != "log_history"}
+        break
+    if not checkpoints:
+        run.notes.append("尚无检查点（checkpoint-N）")
+
+    logging_path = run_dir / "logging.jsonl"
+    progress: dict = {}
+    if logging_path.is_file():
+        rows, notes = read_jsonl(logging_path)
+        run.notes += notes
+        run.train, run.evals, run.summary, progress = rows_from_logging(rows)
+    else:
+        run.notes.append("logging.jsonl 不存在")
+
+    # trainer_state.json (or the result line) fills in what logging.jsonl lacks.
+    result = run.summary.pop("result", None)
+    result_history = run.summary.pop("result_log_history", None)
+    if result is not None:
+        run.result = result
+        if not history and result_history:
+            history = result_history
+    if history:
+        h_train, h_evals, h_summary = rows_from_log_history(history)
+        if len(h_train) > len(run.train):
+            run.train = h_train
+        if len(h_evals) > len(run.evals):
+            run.evals = h_evals
+        if "train_runtime" not in run.summary and h_summary:
+            run.summary.update(h_summary)
+    run.step = progress.get("step") or run.state.get("global_step")
+    run.max_steps = progress.get("max_steps") or run.state.get("max_steps")
+    run.elapsed_s = progress.get("elapsed_s")
+    run.remaining_s = progress.get("remaining_s")
+    if run.train and run.step is None:
+        run.step = run.train[-1]["step"]
+
+    if "train_runtime" not in run.summary:
+        run.notes.append("训练尚未结束或被中断：logging.jsonl 中没有最终汇总（train_runtime 等）")
+    if not run.evals:
+        run.notes.append("没有验证集评估记录（eval_loss）")
+
+    # Trainable parameters = the LoRA adapter's tensors in the newest checkpoint.
+    for checkpoint in checkpoints:
+        adapter = checkpoint / "adapter_model.safetensors"
+        if adapter.is_file():
+            run.trainable_params = safetensors_param_count(adapter)
+            break
+    return run
+
+
+# ---------------------------------------------------------------- export
+
+def read_export(export_dir: Path) -> dict:
+    info: dict[str, Any] = {"dir": str(export_dir), "exists": export_dir.is_dir(), "notes": []}
+    if not info["exists"]:
+        return info
+    shards = sorted(export_dir.glob("*.safetensors"))
+    info["shards"] = [p.name for p in shards]
+    info["size_bytes"] = sum(p.stat().st_size for p in export_dir.rglob("*") if p.is_file())
+    counts = [safetensors_param_count(p) for p in shards]
+    info["params"] = sum(c for c in counts if c is not None) if shards and None not in counts else None
+    meta_path = export_dir / "lab-export.json"
+    if meta_path.is_file():
+        meta, notes = read_json_object(meta_path)
+        info["notes"] += notes
+        info.update({k: v for k, v in (meta or {}).items() if k in ("checkpoint", "command")})
+    else:
+        info["notes"].append("lab-export.json 不存在")
+    return info
+
+
+# ---------------------------------------------------------------- step provenance
+
+def read_steps(path: Path) -> dict:
+    """steps.jsonl -> {'runs': [{step, start, end, exit}], 'commands': [{step, time, command}],
+    'events': [other events]}."""
+    result: dict[str, list] = {"runs": [], "commands": [], "events": [], "notes": []}
+    if not path.is_file():
+        result["notes"].append(f"{path.name} 不存在")
+        return result
+    rows, notes = read_jsonl(path)
+    result["notes"] += notes
+    open_runs: dict[str, dict] = {}
+    for row in rows:
+        step, event, time = row.get("step", "?"), row.get("event"), row.get("time")
+        if event == "start":
+            run = {"step": step, "start": time, "end": None, "exit": None}
+            result["runs"].append(run)
+            open_runs[step] = run
+        elif event == "end":
+            run = open_runs.pop(step, None)
+            if run is None:
+                run = {"step": step, "start": None, "end": None, "exit": None}
+                result["runs"].append(run)
+            run["end"] = time
+            match = re.search(r"exit (\d+)", str(row.get("detail", "")))
+            run["exit"] = int(match.group(1)) if match else None
+        elif event == "command":
+            result["commands"].append({"step": step, "time": time, "command": row.get("detail", "")})
+        else:
+            result["events"].append(row)
+    return result
+
+
+# ---------------------------------------------------------------- EvalScope
+
+@dataclass
+class Benchmark:
+    key: str          # work-dir name: ceval, cmmlu, cmmlu-psych
+    dataset: str      # EvalScope dataset name inside reports/
+    label: str
+    target: str       # make target producing the fine-tuned result
+
+
+BENCHMARKS = [
+    Benchmark("ceval", "ceval", "C-Eval", "make eval-ceval"),
+    Benchmark("cmmlu", "cmmlu", "CMMLU", "make eval-cmmlu"),
+    Benchmark("cmmlu-psych", "cmmlu", "CMMLU 心理学子集", "make eval-cmmlu"),
+]
+BASE_TARGET = "make eval-base"
+
+
+def eval_report_path(results_dir: Path, served: str, bench: Benchmark) -> Path:
+    return results_dir / served / bench.key / "reports" / served / f"{bench.dataset}.json"
+
+
+def read_eval_report(path: Path) -> dict | None:
+    """{score, num, subjects: [{name, score, num}]} or None when not run.
+    A report present but not JSON raises; one without metrics is treated as not run."""
+    if not path.is_file():
+        return None
+    report, _ = read_json_object(path)
+    metrics = (report or {}).get("metrics") or []
+    if not metrics or not isinstance(metrics[0], dict):
+        return None
+    first = metrics[0]
+    subjects = []
+    for category in first.get("categories") or []:
+        for subset in (category or {}).get("subsets") or []:
+            if subset.get("is_aggregate"):
+                continue
+            subjects.append({"name": subset.get("name"), "score": to_number(subset.get("score")),
+                             "num": subset.get("num")})
+    return {"score": to_number(first.get("score")), "num": first.get("num"),
+            "metric": first.get("name") or (first.get("identity") or {}).get("name"), "subjects": subjects, "path": str(path)}
+
+
+def read_evals(results_dir: Path, exp: str) -> dict:
+    """{bench_key: {'tuned': report|None, 'base': report|None}}."""
+    return {b.key: {"tuned": read_eval_report(eval_report_path(results_dir, exp, b)),
+                    "base": read_eval_report(eval_report_path(results_dir, f"{exp}-base", b))}
+            for b in BENCHMARKS}
+
+
+def dataset_files(datasets: Any, repo_root: Path) -> list[Path]:
+    """The local files among a dataset list (relative paths are relative to the repo)."""
+    if isinstance(datasets, str):
+        datasets = [datasets]
+    files = []
+    for item in datasets or []:
+        path = Path(str(item).split("#")[0])
+        if not path.is_absolute():
+            path = repo_root / path
+        if path.is_file():
+            files.append(path)
+    return files
+
+
+def env_path(name: str, default: str = "") -> Path:
+    return Path(os.environ.get(name, default))

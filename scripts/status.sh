@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# make status: progress of the current experiment's run, read with jq from
+# $RUN_DIR/logging.jsonl (step / total, latest train and eval loss, elapsed time,
+# time left), the newest checkpoint, and whether the model server is up.
+# Read-only: it records nothing and starts nothing. Safe to run in a loop:
+#   watch -n 30 make status EXP=...
+set -euo pipefail
+export STEP_NAME=status
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/checkpoints.sh
+source "$REPO_ROOT/scripts/lib/checkpoints.sh"
+
+# The JSON rows of a logging.jsonl, skipping a last line cut off mid-write.
+# Rows are ms-swift's, with numbers sometimes written as strings ('5.694').
+# shellcheck disable=SC2016 # a jq program: its $names are jq variables
+PROGRESS_FILTER='
+  def num: if type == "string" then (tonumber? // null) else . end;
+  [inputs | (fromjson? // empty) | select(type == "object")] as $rows
+  | ($rows | map(select(has("global_step/max_steps"))) | last) as $last
+  | ($rows | map(select(has("loss") and (has("eval_loss") | not))) | last) as $train
+  | ($rows | map(select(has("eval_loss"))) | last) as $eval
+  | ($rows | map(select(has("train_runtime"))) | last) as $summary
+  | {
+      progress: ($last["global_step/max_steps"] // null),
+      epoch: ($last.epoch // null | num),
+      elapsed: ($last.elapsed_time // null),
+      remaining: ($last.remaining_time // null),
+      speed: ($last["train_speed(s/it)"] // null | num),
+      memory: ($rows | map(.["memory(GiB)"] // empty | num) | max),
+      loss: ($train.loss // null | num),
+      loss_step: ($train["global_step/max_steps"] // null),
+      eval_loss: ($eval.eval_loss // null | num),
+      eval_step: ($eval["global_step/max_steps"] // null),
+      train_runtime: ($summary.train_runtime // null | num),
+      train_loss: ($summary.train_loss // null | num),
+      rows: ($rows | length)
+    }'
+
+run_progress() { jq -nR "$PROGRESS_FILTER" <"$1"; }
+
+field() { jq -r --arg k "$2" '.[$k] // empty | tostring' <<<"$1"; }
+
+# A number with 4 decimals, or the fallback text.
+fmt4() { if [[ -n "$1" ]]; then printf '%.4f' "$1"; else printf '%s' "$2"; fi; }
+
+print_train_status() {
+  local log="$RUN_DIR/logging.jsonl" progress checkpoint
+  printf 'experiment:  %s\n' "$EXP"
+  printf 'run dir:     %s\n' "${RUN_DIR#"$REPO_ROOT"/}"
+  if [[ ! -d "$RUN_DIR" ]]; then
+    printf 'training:    no run yet (start it with: make train EXP=%s)\n' "$EXP"
+    return 0
+  fi
+  if [[ ! -s "$log" ]]; then
+    printf 'training:    started, nothing logged yet (%s is empty or missing)\n' "${log#"$REPO_ROOT"/}"
+    return 0
+  fi
+  progress="$(run_progress "$log")" || die "cannot read $log" "check the file with: tail -n 3 $log"
+  local step total
+  IFS=/ read -r step total <<<"$(field "$progress" progress)"
+  if training_finished "$RUN_DIR"; then
+    printf 'training:    finished: step %s/%s in %ss, train_loss %s\n' "${step:-?}" "${total:-?}" \
+      "$(field "$progress" train_runtime)" "$(fmt4 "$(field "$progress" train_loss)" '?')"
+  elif [[ -n "$step" && -n "$total" && "$total" != 0 ]]; then
+    printf 'training:    step %s/%s (%d%%), epoch %s\n' "$step" "$total" "$((100 * step / total))" "$(field "$progress" epoch)"
+  else
+    printf 'training:    started, no step logged yet\n'
+  fi
+  printf 'train loss:  %s%s\n' "$(fmt4 "$(field "$progress" loss)" 'not logged yet')" \
+    "$([[ -n "$(field "$progress" loss_step)" ]] && printf ' (step %s)' "$(field "$progress" loss_step)")"
+  printf 'eval loss:   %s%s\n' "$(fmt4 "$(field "$progress" eval_loss)" 'not evaluated yet')" \
+    "$([[ -n "$(field "$progress" eval_step)" ]] && printf ' (step %s)' "$(field "$progress" eval_step)")"
+  printf 'elapsed:     %s\n' "$(field "$progress" elapsed)"
+  if ! training_finished "$RUN_DIR"; then
+    printf 'time left:   %s (ms-swift estimate at %s s/step)\n' "$(field "$progress" remaining)" "$(field "$progress" speed)"
+  fi
+  if [[ -n "$(field "$progress" memory)" ]]; then printf 'GPU memory:  %s GiB (peak reserved)\n' "$(field "$progress" memory)"; fi
+  checkpoint="$(last_complete_checkpoint "$RUN_DIR")"
+  if [[ -n "$checkpoint" ]]; then checkpoint="${checkpoint#"$RUN_DIR"/}"; else checkpoint="none yet"; fi
+  printf 'checkpoint:  %s\n' "$checkpoint"
+  # Is the trainer still running? Its log grows; a stale one means it stopped.
+  if ! training_finished "$RUN_DIR"; then
+    local age=$(($(date +%s) - $(stat -c %Y "$log")))
+    printf 'last log:    %ss ago%s\n' "$age" "$( ((age > 1800)) && printf ' (stopped? make train resumes from the last checkpoint)')"
+  fi
+}
+
+print_server_status() {
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
+  local pid name="" models
+  pid="$(server_pid 2>/dev/null || true)"
+  [[ -f "$SERVER_NAME_FILE" ]] && name="$(cat "$SERVER_NAME_FILE")"
+  models="$( (API_TIMEOUT=3 served_models || true) | paste -sd, -)"
+  if [[ -n "$models" ]]; then
+    printf 'server:      up at %s serving [%s]%s\n' "$(api_base)" "$models" "${pid:+ (pid $pid)}"
+  elif [[ -n "$pid" ]]; then
+    printf 'server:      process %s%s running, not answering at %s yet\n' "$pid" "${name:+ ($name)}" "$(api_base)"
+  else
+    printf 'server:      not running (make deploy EXP=%s)\n' "$EXP"
+  fi
+}
+
+main() {
+  SKIP_GPU_CHECK=1 load_env
+  if is_dry_run; then
+    printf 'jq -nR <filter> %s\n' "$(display_path "$RUN_DIR/logging.jsonl")"
+    printf "curl --noproxy '*' %s/models\n" "$(SERVER_DIR='' api_base_dry)"
+    return 0
+  fi
+  require_command jq
+  print_train_status
+  print_server_status
+}
+
+api_base_dry() {
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
+  api_base
+}
+
+main "$@"

@@ -1,0 +1,229 @@
+"""The report parser and renderer on small fixture runs, including broken ones."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+sys.path.insert(0, str(REPO / "scripts" / "py"))
+
+import report  # noqa: E402
+import runparse as rp  # noqa: E402
+
+
+def run_report(tmp_path, run="ok", results=FIXTURES / "evalscope", steps=FIXTURES / "state" / "smoke" / "steps.jsonl",
+               export=None):
+    out = tmp_path / "out"
+    argv = ["--exp", "smoke", "--run-dir", str(FIXTURES / "runs" / run / "smoke"),
+            "--export-dir", str(export or tmp_path / "no-export"), "--results-dir", str(results / "smoke"),
+            "--steps", str(steps), "--config", str(REPO / "configs" / "smoke" / "sft.yaml"),
+            "--lock-file", str(REPO / "env" / "requirements-cpu.lock"),
+            "--template", str(REPO / "report" / "template.zh.md"), "--out-dir", str(out),
+            "--git-commit", "abc123", "--git-dirty", "1", "--cpu-cores", "2"]
+    status = report.main(argv)
+    return status, out
+
+
+# ---------------------------------------------------------------- values
+
+def test_numbers_written_as_strings():
+    assert rp.to_number("5.694") == 5.694
+    assert rp.to_number(3) == 3.0
+    assert rp.to_number("n/a") is None
+    assert rp.to_number(None) is None
+
+
+@pytest.mark.parametrize("text,seconds", [("3s", 3), ("1m 6s", 66), ("2h 0m 1s", 7201), ("1d 1h", 90000), ("0s", 0)])
+def test_durations(text, seconds):
+    assert rp.parse_duration(text) == seconds
+
+
+def test_step_fraction():
+    assert rp.parse_step_fraction("9/10") == (9, 10)
+    assert rp.parse_step_fraction(None) == (None, None)
+
+
+# ---------------------------------------------------------------- runs
+
+def test_finished_run():
+    run = rp.read_run(FIXTURES / "runs" / "ok" / "smoke")
+    assert run.finished
+    assert (run.step, run.max_steps) == (4, 4)
+    assert [r["loss"] for r in run.train] == [8.026, 7.9, 7.85, 7.875]
+    assert [(e["step"], e["eval_loss"]) for e in run.evals] == [(2, 7.95), (4, 7.96)]
+    assert run.summary["train_runtime"] == 67.5
+    assert run.checkpoint == "checkpoint-4"
+    assert run.result["memory"] == 12.5
+    results = report.train_results(run)
+    assert results["final_train_loss"] == 7.875
+    assert (results["min_train_loss"], results["min_train_loss_step"]) == (7.85, 3)
+    assert (results["best_eval_loss"], results["best_eval_loss_step"]) == (7.95, 2)
+    assert (results["final_eval_loss"], results["final_eval_loss_step"]) == (7.96, 4)
+    assert results["peak_memory_gib"] == 12.5
+    assert results["train_samples_per_second"] == 0.95
+    assert results["tokens_per_second"] is None  # num_input_tokens_seen is 0: not known
+
+
+def test_run_in_progress_with_truncated_files():
+    run = rp.read_run(FIXTURES / "runs" / "inprogress" / "smoke")
+    assert not run.finished
+    assert len(run.train) == 3 and run.step == 3 and run.max_steps == 4
+    assert run.elapsed_s == 62 and run.remaining_s == 20
+    # checkpoint-4's state was cut off mid-write: the reader falls back to checkpoint-2
+    assert run.checkpoint == "checkpoint-2"
+    notes = " ".join(run.notes)
+    assert "logging.jsonl 第 5 行不完整" in notes
+    assert "checkpoint-4/trainer_state.json 不完整" in notes
+    assert "训练尚未结束" in notes
+
+
+def test_truncated_trainer_state_rows_are_salvaged():
+    run = rp.read_run(FIXTURES / "runs" / "state-only" / "smoke")
+    # cut inside the step-3 row: the complete rows before it are kept
+    assert [r["step"] for r in run.train] == [1, 2]
+    assert [r["step"] for r in run.evals] == [2]
+    assert any("logging.jsonl 不存在" in n for n in run.notes)
+
+
+def test_empty_files():
+    run = rp.read_run(FIXTURES / "runs" / "empty" / "smoke")
+    assert run.train == [] and run.evals == [] and not run.finished
+    assert any("logging.jsonl 为空" in n for n in run.notes)
+    assert any("trainer_state.json 为空" in n for n in run.notes)
+
+
+def test_missing_keys():
+    run = rp.read_run(FIXTURES / "runs" / "missing-keys" / "smoke")
+    assert [r["loss"] for r in run.train] == [7.5]
+    assert run.step == 3 and run.max_steps == 10
+    results = report.train_results(run)
+    assert results["best_eval_loss"] is None and results["train_runtime_s"] is None
+
+
+def test_missing_run_dir(tmp_path):
+    run = rp.read_run(tmp_path / "nothing")
+    assert not run.exists and run.train == []
+
+
+def test_not_json_line_names_file_and_line():
+    with pytest.raises(rp.ParseError) as error:
+        rp.read_run(FIXTURES / "runs" / "not-json" / "smoke")
+    assert error.value.line == 2
+    assert "logging.jsonl:2" in str(error.value)
+
+
+def test_not_json_trainer_state_names_file_and_line():
+    with pytest.raises(rp.ParseError) as error:
+        rp.read_run(FIXTURES / "runs" / "not-json-state" / "smoke")
+    assert error.value.path.endswith("trainer_state.json") and error.value.line == 3
+
+
+def test_large_log_parses(tmp_path):
+    """100,000 logged rows (a long run with logging_steps 1). Speed targets live in
+    scripts/bench/report_parse.py; this checks the size works and is counted right."""
+    run_dir = tmp_path / "big"
+    run_dir.mkdir()
+    total = 100_000
+    with (run_dir / "logging.jsonl").open("w") as handle:
+        for step in range(1, total + 1):
+            handle.write(json.dumps({"loss": f"{8 - step / total:.6f}", "grad_norm": "0.5", "learning_rate": "1e-4",
+                                     "epoch": f"{step / total:.5f}", "global_step/max_steps": f"{step}/{total}",
+                                     "elapsed_time": f"{step}s", "remaining_time": f"{total - step}s"}) + "\n")
+            if step % 1000 == 0:
+                handle.write(json.dumps({"eval_loss": f"{8 - step / total:.4f}", "epoch": "1",
+                                         "global_step/max_steps": f"{step}/{total}"}) + "\n")
+    started = time.perf_counter()
+    run = rp.read_run(run_dir)
+    elapsed = time.perf_counter() - started
+    assert len(run.train) == total and len(run.evals) == 100
+    assert run.step == total
+    results = report.train_results(run)
+    assert results["min_train_loss_step"] == total
+    print(f"parsed {total} rows in {elapsed:.2f}s")
+
+
+# ---------------------------------------------------------------- EvalScope, steps
+
+def test_eval_reports():
+    evals = rp.read_evals(FIXTURES / "evalscope" / "smoke", "smoke")
+    ceval = evals["ceval"]
+    assert ceval["tuned"]["num"] == 24 and ceval["tuned"]["metric"] == "accuracy"
+    assert ceval["tuned"]["score"] == pytest.approx((0.5 + 0.375 + 0.25) / 3)
+    assert ceval["base"]["score"] == 0.25
+    assert {s["name"] for s in ceval["tuned"]["subjects"]} == {"basic_medicine", "education_science", "high_school_biology"}
+    assert evals["cmmlu"] == {"tuned": None, "base": None}
+    assert evals["cmmlu-psych"]["tuned"]["subjects"][0]["name"] == "professional_psychology"
+    assert evals["cmmlu-psych"]["base"] is None
+
+
+def test_steps():
+    steps = rp.read_steps(FIXTURES / "state" / "smoke" / "steps.jsonl")
+    assert [(r["step"], r["exit"]) for r in steps["runs"]] == [("train", 0), ("export", 1), ("health", 0)]
+    assert steps["commands"][0]["step"] == "train"
+    assert steps["events"][0]["event"] == "result"
+
+
+# ---------------------------------------------------------------- rendering
+
+def test_report_from_finished_run(tmp_path):
+    status, out = run_report(tmp_path)
+    assert status == 0
+    text = (out / "smoke.md").read_text()
+    for marker in ("[待补充]", "[待评测]", "[待对比]", "[待分析]", "${"):
+        assert marker not in text
+    assert "| 总步数 | 4 / 4 |" in text
+    assert "| 最低训练 loss | 7.8500（第 3 步） |" in text
+    assert "| 最佳验证 loss | 7.9500（第 2 步） |" in text
+    assert "| 峰值显存 | 12.50 GiB" in text
+    assert "| C-Eval | 25.00% | 37.50% | +12.50 个百分点 |" in text
+    assert "| CMMLU | 未运行（make eval-base） | 未运行（make eval-cmmlu） | — |" in text
+    assert "professional_psychology" in text
+    assert "smoke ok at http://127.0.0.1:8011/v1" in text
+    assert "导出：未运行（make export）" in text
+    assert (out / "smoke-loss.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "smoke-accuracy.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((out / "smoke.manifest.json").read_text())
+    assert manifest["git"] == {"commit": "abc123", "dirty": True}
+    assert len(manifest["files"]["config"]["sha256"]) == 64
+    assert manifest["files"]["lock"]["path"] == "env/requirements-cpu.lock"
+    assert manifest["seed"] == 42
+    assert manifest["hardware"]["device"] == "CPU"
+    assert manifest["versions"]["python"]
+    assert manifest["results"]["train"]["best_eval_loss_step"] == 2
+    assert not list(out.glob("*.tmp"))
+
+
+def test_report_never_holds_a_secret_value(tmp_path):
+    steps = tmp_path / "steps.jsonl"
+    steps.write_text(json.dumps({"time": "t", "step": "train", "event": "command",
+                                 "detail": "SWANLAB_TOKEN=sk-live-123 swift sft --swanlab_token sk-live-123 --api_key k9"}) + "\n")
+    status, out = run_report(tmp_path, steps=steps)
+    assert status == 0
+    for name in ("smoke.md", "smoke.manifest.json"):
+        text = (out / name).read_text()
+        assert "sk-live-123" not in text and "k9" not in text
+
+
+@pytest.mark.parametrize("run", ["inprogress", "empty", "missing-keys", "state-only"])
+def test_report_from_incomplete_runs(tmp_path, run):
+    status, out = run_report(tmp_path, run=run, results=tmp_path / "no-results", steps=tmp_path / "no-steps.jsonl")
+    assert status == 0
+    text = (out / "smoke.md").read_text()
+    assert "[待补充]" not in text and "未运行（make eval-ceval）" in text
+    assert "10.1 本次运行缺少的内容" in text
+
+
+def test_report_on_a_file_that_is_not_json(tmp_path, capsys):
+    status, out = run_report(tmp_path, run="not-json")
+    assert status == 2
+    assert "logging.jsonl:2" in capsys.readouterr().err
+    assert not (out / "smoke.md").exists()
+
+
+def test_unknown_placeholder_is_an_error():
+    with pytest.raises(SystemExit, match="unknown placeholder"):
+        report.render("${nope}", {"exp": "x"}, "t.md")
