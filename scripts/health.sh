@@ -52,8 +52,9 @@ main() {
   done
 
   local response content
-  response="$(chat_request | API_TIMEOUT="${HEALTH_CHAT_TIMEOUT:-120}" api_curl /chat/completions \
-    -H 'Content-Type: application/json' --data-binary @- 2>&1)" ||
+  # The body goes in argv: api_curl's stdin carries the curl config (the API key).
+  response="$(API_TIMEOUT="${HEALTH_CHAT_TIMEOUT:-120}" api_curl /chat/completions \
+    -H 'Content-Type: application/json' --data-binary "$(chat_request)" 2>&1)" ||
     fail "chat completion request failed: $response"
   content="$(jq -r '.choices[0].message.content // empty' <<<"$response" 2>/dev/null)" ||
     fail "chat completion did not return JSON: ${response:0:300}"
