@@ -41,7 +41,7 @@ main() {
   local timeout="${HEALTH_TIMEOUT:-60}" waited=0 models
   until is_serving "$SERVED_NAME"; do
     if ((waited >= timeout)); then
-      models="$(served_models | paste -sd, -)"
+      models="$(served_models | paste -sd, - || true)"
       if [[ -n "$models" ]]; then
         fail "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop deploy EXP=$EXP'"
       fi
