@@ -116,6 +116,7 @@ known_subjects() {
 check_subjects() {
   local bench="$1" known subject count
   EXPECTED_NUM=""
+  [[ -n "$LOCAL_PATH" ]] || ((${#SUBSETS[@]} > 0)) || return 0
   if [[ -n "$LOCAL_PATH" ]]; then known="$(local_subjects)"; else known="$(known_subjects)"; fi
   if [[ -z "$known" ]]; then
     warn "cannot list the subjects of $DATASET_NAME; skipping the subject check"

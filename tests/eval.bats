@@ -24,6 +24,8 @@ setup() {
 
 calls() { find "$STUB_LOG" -name "$1.[0-9]*" ! -name '*.env' | wc -l; }
 argv() { cat "$STUB_LOG/$1"; }
+# The recorded python call that ran the SwanLab logger.
+swanlab_call() { grep -l 'log_eval_swanlab.py$' "$STUB_LOG"/python.[0-9] "$STUB_LOG"/python.[0-9][0-9] 2>/dev/null | head -n 1; }
 
 @test "default experiment: the exact evalscope command for ceval (limit 100, GPU 6, openai_api)" {
   run "$REPO/scripts/eval.sh" ceval
@@ -55,6 +57,20 @@ $REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval
   assert_output 0
   run jq -r '"\(.score) \(.num)"' "$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval/lab-eval.json"
   assert_output "0.5 24"
+  run argv "$(basename "$(swanlab_call)")"
+  assert_output "$REPO/scripts/py/log_eval_swanlab.py
+--report
+$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval/reports/gpt-oss-20b-sft-v1/ceval.json
+--project
+multi-model-psychology
+--name
+gpt-oss-20b-sft-v1-ceval
+--benchmark
+ceval
+--mode
+offline
+--log-dir
+$REPO/results/gpt-oss-20b-sft-v1/swanlog"
 }
 
 @test "default experiment: make eval-cmmlu's 'cmmlu' also runs the psychology subset into its own dir" {
@@ -219,9 +235,12 @@ $dir"
   assert_output ""
   run grep -x EVALSCOPE_API_KEY=serve-secret-123 "$STUB_LOG/evalscope.1.env"
   assert_success
-  run grep -x SWANLAB_API_KEY=swan-secret-456 "$STUB_LOG/python.2.env"
+  local swan
+  swan="$(swanlab_call)"
+  assert [ -n "$swan" ]
+  run grep -x SWANLAB_API_KEY=swan-secret-456 "$swan.env"
   assert_success
-  run grep -x -A1 -- --mode "$STUB_LOG/python.2"
+  run grep -x -A1 -- --mode "$swan"
   assert_output "--mode
 cloud"
   run grep -rl secret "$REPO/results" "$REPO/.state"
