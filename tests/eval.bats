@@ -247,10 +247,25 @@ cloud"
   assert_output ""
 }
 
-@test "eval-app: evalscope app on 127.0.0.1 over the results root" {
-  DRY_RUN=1 run "$REPO/scripts/eval-app.sh"
+@test "eval-app: evalscope app on 127.0.0.1 over one link per evaluation" {
+  DRY_RUN=1 run --separate-stderr "$REPO/scripts/eval-app.sh"
   assert_success
-  assert_output --partial "evalscope app"
-  assert_output --partial "--host 127.0.0.1"
-  assert_output --partial "--outputs results"
+  assert_line "evalscope app \\"
+  assert_line "    --host 127.0.0.1 \\"
+  assert_line "    --outputs results/.evalscope-app"
+  run "$REPO/scripts/eval-app.sh"
+  assert_failure
+  assert_output --partial "no evaluation results"
+  mkdir -p "$REPO/results/smoke/smoke-base/cmmlu-psych/reports/smoke-base"
+  EVAL_APP_PORT=59123 run "$REPO/scripts/eval-app.sh"
+  assert_success
+  assert_equal "$(readlink "$REPO/results/.evalscope-app/smoke-base-cmmlu-psych")" "$REPO/results/smoke/smoke-base/cmmlu-psych"
+  run argv evalscope.1
+  assert_output "app
+--host
+127.0.0.1
+--port
+59123
+--outputs
+$REPO/results/.evalscope-app"
 }
