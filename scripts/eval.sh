@@ -232,6 +232,7 @@ run_bench() {
   print_cmd | write_atomically "$WORK_DIR/lab-command.txt"
   add_resume_flag
   if [[ " ${CMD[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
+  rm -f "$(report_file)" # EvalScope rewrites it from the cache; an old one must not pass for new
   started="$(date +%s)"
   run_cmd || die "evalscope failed on $bench" "read the log above; rerunning make resumes from the cached predictions"
   elapsed=$(($(date +%s) - started))
