@@ -67,6 +67,8 @@ stop: ## Stop the server and its child processes
 	scripts/stop.sh
 
 # Each evaluation makes sure the fine-tuned model is served and healthy first.
+# `scripts/eval.sh cmmlu` also runs the benchmarks of group cmmlu (cmmlu-psych).
+# A static pattern rule: make skips implicit rules for .PHONY targets (DRY_RUN=1).
 eval-ceval: $(STATE)/eval-ceval.done ## C-Eval with EvalScope against the served model
 eval-cmmlu: $(STATE)/eval-cmmlu.done ## CMMLU (and its psychology subset) against the served model
 $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done: $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml

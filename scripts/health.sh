@@ -41,7 +41,7 @@ main() {
   local timeout="${HEALTH_TIMEOUT:-60}" waited=0 models
   until is_serving "$SERVED_NAME"; do
     if ((waited >= timeout)); then
-      models="$(served_models | paste -sd, -)"
+      models="$(served_models | paste -sd, - || true)"
       if [[ -n "$models" ]]; then
         fail "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop deploy EXP=$EXP'"
       fi
@@ -52,8 +52,8 @@ main() {
   done
 
   local response content
-  response="$(chat_request | API_TIMEOUT="${HEALTH_CHAT_TIMEOUT:-120}" api_curl /chat/completions \
-    -H 'Content-Type: application/json' --data-binary @- 2>&1)" ||
+  response="$(API_TIMEOUT="${HEALTH_CHAT_TIMEOUT:-120}" api_curl /chat/completions \
+    -H 'Content-Type: application/json' --data-binary "$(chat_request)" 2>&1)" ||
     fail "chat completion request failed: $response"
   content="$(jq -r '.choices[0].message.content // empty' <<<"$response" 2>/dev/null)" ||
     fail "chat completion did not return JSON: ${response:0:300}"

@@ -114,3 +114,28 @@ begin_step() {
   record_event start
   trap 'record_event end "exit $?"' EXIT
 }
+
+# Two-level YAML configs (top-level sections of `key: value` lines, see
+# configs/*/eval.yaml). Comments after a value and quotes around it are removed.
+# yaml_section_value FILE SECTION KEY: KEY's value inside SECTION.
+yaml_section_value() {
+  awk -v section="$2" -v key="$3" '
+    /^[^[:space:]#]/ { current = $0; sub(/:.*/, "", current); next }
+    current == section && index($0, key ":") && $0 ~ "^[[:space:]]+" key ":" {
+      sub(/^[^:]*:[[:space:]]*/, ""); sub(/[[:space:]]*#.*$/, ""); gsub(/^["\047]|["\047]$/, ""); print; exit
+    }' "$1"
+}
+
+# yaml_section_keys FILE SECTION: the keys set inside SECTION, one a line.
+yaml_section_keys() {
+  awk -v section="$2" '
+    /^[^[:space:]#]/ { current = $0; sub(/:.*/, "", current); next }
+    current == section && /^[[:space:]]+[A-Za-z0-9_-]+:/ { sub(/^[[:space:]]+/, ""); sub(/:.*/, ""); print }' "$1"
+}
+
+# yaml_list VALUE: the items of an inline list "[a, b]" (or one bare word), one a line.
+yaml_list() {
+  local value="${1#[}"
+  value="${value%]}"
+  tr ',' '\n' <<<"$value" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']$//" | grep -v '^$' || true
+}
