@@ -21,7 +21,7 @@ ifeq ($(DRY_RUN),1)
 .SILENT:
 mark_done = true
 # `make all`'s runbook shows deploy and health once, before the evaluations.
-ensure_served = $(if $(filter all,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
+ensure_served = $(if $(filter all experiment,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
 .PHONY: $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
 else
 mark_done = @mkdir -p $(@D) && touch $@
@@ -30,7 +30,7 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve stop eval-ceval eval-cmmlu eval-base eval-app \
+.PHONY: help env preflight train export deploy deploy-base health serve experiment stop eval-ceval eval-cmmlu eval-base eval-app \
 	report status all smoke test lint clean
 
 help: ## List the targets
@@ -98,11 +98,16 @@ serve: $(STATE)/export.done
 	scripts/deploy.sh
 	scripts/health.sh
 
+all: ## The whole experiment: train, export, deploy, health, evaluations, report
+	trap 'scripts/stop.sh; exit 130' INT TERM; $(MAKE) experiment
+
 # Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
-all: $(STATE)/train.done $(STATE)/export.done serve $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done ## The whole experiment: train, export, deploy, health, evaluations, report
+# `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in its own session).
+experiment: $(STATE)/train.done $(STATE)/export.done serve $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done
 	scripts/report.sh
 
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
+	trap '$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit 130' INT TERM; \
 	status=0; { $(MAKE) all EXP=smoke ENV_FILE=env/smoke.env && \
 	  $(MAKE) eval-base EXP=smoke ENV_FILE=env/smoke.env && \
 	  $(MAKE) report EXP=smoke ENV_FILE=env/smoke.env; } || status=$$?; \

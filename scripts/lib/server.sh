@@ -78,6 +78,12 @@ stop_server_group() {
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+  # The next deploy must find the port free, or swift would drift to another one.
+  waited=0
+  while port_in_use "$SERVE_PORT" && ((waited < 10)); do
+    sleep 1
+    waited=$((waited + 1))
+  done
 }
 
 # The model and name to serve: the merged export, or with --base the base model.

@@ -1,0 +1,47 @@
+#!/usr/bin/env bats
+# Ctrl-C during `make all` must not leave the model server (which runs in a
+# session of its own, out of reach of the terminal's SIGINT) behind.
+
+bats_require_minimum_version 1.5.0
+
+setup() {
+  load test_helper
+  common_setup
+  # A venv that matches the lock, so `make env` and preflight have nothing to do.
+  mkdir -p .venv/bin
+  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  # Training and export already done; the evaluation hangs until interrupted.
+  mkdir -p ".state/$DEFAULT_EXP" "$EXPORT_DIR"
+  printf '{"architectures": ["GptOssForCausalLM"]}\n' >"$EXPORT_DIR/config.json"
+  touch ".state/$DEFAULT_EXP/train.done" ".state/$DEFAULT_EXP/export.done"
+  printf '#!/usr/bin/env bash\ntouch "%s/eval-started"\nsleep 60\n' "$TMP" >"$STUBS/evalscope"
+  chmod +x "$STUBS/evalscope"
+}
+
+teardown() {
+  if [[ -n "${MAKE_PID:-}" ]]; then kill -KILL -- "-$MAKE_PID" 2>/dev/null || true; fi
+  common_teardown
+}
+
+@test "Ctrl-C during make all stops the server it started" {
+  write_env GPU=cpu "SERVE_PORT=$(free_port)"
+  # A background job inherits SIGINT ignored; a terminal's make would not.
+  setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("make", sys.argv[1:])' \
+    make all >"$TMP/make.log" 2>&1 &
+  MAKE_PID=$!
+  wait_for_file "$TMP/eval-started" 300 || { cat "$TMP/make.log" >&2; false; }
+  server_pid="$(cat .state/server/pid)"
+  kill -0 -- "-$server_pid"
+
+  # What the terminal does on Ctrl-C: SIGINT to the whole foreground process group.
+  kill -INT -- "-$MAKE_PID"
+  wait "$MAKE_PID" || true
+  MAKE_PID=
+
+  run kill -0 -- "-$server_pid"
+  assert_failure
+  assert_file_not_exists .state/server/pid
+  run cat "$TMP/make.log"
+  assert_output --partial "stopped server (process group $server_pid)"
+  refute_output --partial "report.sh"
+}
