@@ -52,3 +52,9 @@ if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local 2>&1 | tee "$smok
   exit 1
 fi
 SMOKE_LOG="$smoke_log" bats tests/smoke/outputs.bats
+
+log "resume after SIGKILL (real smoke training)"
+bats tests/smoke/resume.bats
+
+log "reproducibility: two smoke trainings from clean"
+tests/check_repro.sh

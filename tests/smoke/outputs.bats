@@ -63,3 +63,43 @@ setup() {
   run grep -rl -- "$FAKE_TOKEN" output export results report .state build 2>/dev/null
   assert_output ""
 }
+
+# served-name bench questions: what the shipped local datasets must give.
+EXPECTED_EVALS=(
+  "smoke ceval 24" "smoke cmmlu 32" "smoke cmmlu-psych 24"
+  "smoke-base ceval 24" "smoke-base cmmlu 32" "smoke-base cmmlu-psych 24"
+)
+
+@test "every evaluation scored all shipped questions, accuracy within [0, 1], no duplicates" {
+  local entry served bench want dataset report
+  for entry in "${EXPECTED_EVALS[@]}"; do
+    read -r served bench want <<<"$entry"
+    dataset="${bench%-psych}"
+    report="results/smoke/$served/$bench/reports/$served/$dataset.json"
+    [[ -f "results/smoke/$served/$bench/lab-eval.json" ]] || fail "$served/$bench did not finish"
+    run jq -r '.metrics[0].num' "$report"
+    assert_output "$want"
+    run jq -e '.metrics[0].score >= 0 and .metrics[0].score <= 1' "$report"
+    assert_success
+    # One prediction per question, even after a resume.
+    run bash -c "jq -r '\"\\(input_filename) \\(.index)\"' results/smoke/$served/$bench/predictions/$served/*.jsonl | sort | uniq -d | wc -l"
+    assert_output 0
+    run bash -c "cat results/smoke/$served/$bench/predictions/$served/*.jsonl | wc -l"
+    assert_output "$want"
+  done
+}
+
+@test "the report has every value filled, both charts, and a manifest with commit and hashes" {
+  run grep -E '\[待补充\]|\[待评测\]|\[待对比\]|\[待分析\]' report/smoke.md
+  assert_failure
+  [[ -s report/smoke-loss.png && -s report/smoke-accuracy.png ]]
+  run head -c 8 report/smoke-loss.png
+  assert_output $'\x89PNG\r\n\x1a\n'
+  run jq -e '(.git.commit | test("^[0-9a-f]{40}$")) and (.files.lock.sha256 | test("^[0-9a-f]{64}$"))
+    and (.files.config.sha256 | length == 64) and .seed == 42' report/smoke.manifest.json
+  assert_success
+  # The final training loss in the report is the one in the run's own log.
+  final_loss="$(jq -r 'select(.loss != null and has("global_step/max_steps")) | .loss' "$RUN_DIR/logging.jsonl" | tail -n 1)"
+  run grep -F "$(printf '%.4f' "$final_loss")" report/smoke.md
+  assert_success
+}
