@@ -34,6 +34,8 @@ check_port_free() {
     die "port $SERVE_PORT is already in use by $(port_holder "$SERVE_PORT")" \
       "stop that program, or set SERVE_PORT to a free port in $ENV_FILE"
   fi
+  wait_until_port_bindable "$SERVE_PORT" ||
+    die "port $SERVE_PORT cannot be bound (connections still in TIME_WAIT)" "wait a minute, or set another SERVE_PORT"
 }
 
 wait_until_serving() {

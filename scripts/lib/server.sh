@@ -49,6 +49,25 @@ server_pid() {
 
 port_in_use() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Whether a new server could bind the port the way swift deploy checks it (no
+# SO_REUSEADDR): connections of a stopped server linger in TIME_WAIT for up to 60 s
+# and make swift drift to the next port although nothing listens.
+port_bindable() {
+  python3 -c 'import socket, sys; socket.socket().bind(("", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+# wait_until_port_bindable PORT: waits out TIME_WAIT (at most PORT_WAIT_TIMEOUT s).
+wait_until_port_bindable() {
+  local waited=0 limit="${PORT_WAIT_TIMEOUT:-90}"
+  port_bindable "$1" && return 0
+  log "port $1 still has connections of a stopped server in TIME_WAIT; waiting up to ${limit}s"
+  until port_bindable "$1"; do
+    ((waited < limit)) || return 1
+    sleep 2
+    waited=$((waited + 2))
+  done
+}
+
 # Names the program listening on a port, where ss can tell.
 port_holder() {
   local holder=""
@@ -78,12 +97,6 @@ stop_server_group() {
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
-  # The next deploy must find the port free, or swift would drift to another one.
-  waited=0
-  while port_in_use "$SERVE_PORT" && ((waited < 10)); do
-    sleep 1
-    waited=$((waited + 1))
-  done
 }
 
 # The model and name to serve: the merged export, or with --base the base model.
