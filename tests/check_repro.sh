@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Reproducibility of the embedded default: trains the smoke experiment twice from
 # clean into two temporary OUTPUT_ROOTs and compares the training and eval losses
-# (and grad norms) at every logged step of logging.jsonl. Exit 0 when identical.
+# (and grad norms) at every logged step of logging.jsonl and the final LoRA weights.
+# With an export of the smoke pipeline present (export/smoke, results/smoke/smoke/ceval),
+# it also evaluates that model again into a temporary results dir and compares the
+# answers to the pipeline's own: same weights, greedy decoding, fixed prompt, same answers.
+# Exit 0 when identical.
 #   tests/check_repro.sh [WORK_DIR]     (about 2 x 2.5 minutes on 2 CPU cores)
 # Needs the tiny model (make train EXP=smoke ENV_FILE=env/smoke.env builds it).
 # The two trainings record their provenance under WORK/state, not .state/.
@@ -40,5 +44,30 @@ if diff "$WORK/a.tsv" "$WORK/b.tsv" >"$WORK/diff.txt"; then
 else
   echo "check_repro: DIFFERENT losses between two runs from clean (step, kind, loss, grad_norm):" >&2
   cat "$WORK/diff.txt" >&2
+  exit 1
+fi
+weights() { sha256sum <"$WORK/$1/smoke/checkpoint-16/adapter_model.safetensors" | cut -d' ' -f1; }
+[[ "$(weights a)" == "$(weights b)" ]] ||
+  { echo "check_repro: the two runs' final LoRA weights differ" >&2; exit 1; }
+echo "check_repro: identical final LoRA weights (sha256 $(weights a))"
+
+# Evaluation answers: the pipeline's C-Eval run against a second one of the same model.
+reference="$REPO_ROOT/results/smoke/smoke/ceval/predictions/smoke"
+[[ -d "$reference" && -f "$REPO_ROOT/export/smoke/config.json" ]] || {
+  echo "check_repro: no smoke evaluation to compare with (run make smoke first); answers not checked"
+  exit 0
+}
+answers() { jq -r '"\(input_filename | split("/") | last) \(.index) \(.model_output.choices[0].message.content)"' "$1"/*.jsonl | sort; }
+(
+  cd "$REPO_ROOT"
+  export EXP=smoke ENV_FILE=env/smoke.env RESULTS_ROOT="$WORK/results" LAB_STATE_DIR="$WORK/state"
+  trap 'scripts/stop.sh' EXIT
+  scripts/deploy.sh && scripts/health.sh && scripts/eval.sh ceval
+) >"$WORK/eval.log" 2>&1 || { echo "check_repro: the second evaluation failed; see $WORK/eval.log" >&2; exit 1; }
+if diff <(answers "$reference") <(answers "$WORK/results/smoke/smoke/ceval/predictions/smoke") >"$WORK/answers.diff"; then
+  echo "check_repro: identical answers: $(answers "$reference" | wc -l) C-Eval questions answered the same twice"
+else
+  echo "check_repro: DIFFERENT evaluation answers for the same model:" >&2
+  head -n 20 "$WORK/answers.diff" >&2
   exit 1
 fi
