@@ -93,8 +93,10 @@ EXPECTED_EVALS=(
   run grep -E '\[待补充\]|\[待评测\]|\[待对比\]|\[待分析\]' report/smoke.md
   assert_failure
   [[ -s report/smoke-loss.png && -s report/smoke-accuracy.png ]]
-  run head -c 8 report/smoke-loss.png
-  assert_output $'\x89PNG\r\n\x1a\n'
+  for chart in report/smoke-loss.png report/smoke-accuracy.png; do
+    run bash -c "head -c 4 $chart | od -An -tx1 | tr -d ' '"
+    assert_output 89504e47
+  done
   run jq -e '(.git.commit | test("^[0-9a-f]{40}$")) and (.files.lock.sha256 | test("^[0-9a-f]{64}$"))
     and (.files.config.sha256 | length == 64) and .seed == 42' report/smoke.manifest.json
   assert_success
