@@ -528,3 +528,24 @@ serving_json() { printf '{"data":[{"id":"%s"}]}' "$1"; }
   assert_line --partial "swift deploy $CFG/deploy.yaml \\"
   assert_line "curl --noproxy '*' http://127.0.0.1:8000/v1/models"
 }
+
+# ---------------------------------------------------------------- paths with spaces
+
+@test "paths with spaces: each path reaches swift as one argument, and the runbook quotes it" {
+  local root="$TMP/data disk/lab runs"
+  write_env_raw GPU=6 "OUTPUT_ROOT=$root/output" "EXPORT_ROOT=$root/export" "RESULTS_ROOT=$root/results" \
+    "CACHE_ROOT=$root/cache" "SWANLAB_PROJECT=p"
+  run scripts/train.sh
+  assert_success
+  run stub_call swift
+  assert_line "arg: $root/output/$DEFAULT_EXP"
+  assert_line "env: SWANLAB_LOG_DIR=$root/output/$DEFAULT_EXP/swanlog"
+  run scripts/export.sh
+  assert_success
+  assert_file_exist "$root/export/$DEFAULT_EXP/config.json"
+  run stub_call swift
+  assert_line "arg: $root/output/$DEFAULT_EXP/checkpoint-4"
+  run env DRY_RUN=1 scripts/train.sh
+  assert_success
+  assert_line "    --output_dir '$root/output/$DEFAULT_EXP' \\"
+}
