@@ -53,6 +53,9 @@ if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local 2>&1 | tee "$smok
 fi
 SMOKE_LOG="$smoke_log" bats tests/smoke/outputs.bats
 
+log "server API key (real smoke server)"
+bats tests/smoke/api_key.bats
+
 log "resume after SIGKILL (real smoke training)"
 bats tests/smoke/resume.bats
 
