@@ -28,7 +28,9 @@ install_venv() {
   reset_cmd
   CMD_ENV+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
   CMD=("$dir/bin/python" -m pip install --quiet --no-deps --requirement "$lock")
-  run_cmd
+  # A pip.conf naming local index folders that do not exist makes pip warn once per
+  # package and folder (thousands of lines); those warnings say nothing else.
+  run_cmd 2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
   is_dry_run || printf '%s\n' "$digest" >"$stamp"
 }
 
