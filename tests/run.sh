@@ -32,14 +32,30 @@ make env ENV_FILE=env/smoke.env
 log "shellcheck"
 make lint
 
+# Every suite must pass (set -e stops at the first failure), so at the end the
+# number passed is the number run.
+passed=0
+
+# run_bats FILE...: runs the suites and counts their tests.
+run_bats() {
+  bats "$@"
+  passed=$((passed + $(bats --count "$@")))
+}
+
 log "bats"
 mapfile -t suites < <(find tests -maxdepth 1 -name '*.bats' | sort)
-bats "${suites[@]}"
+run_bats "${suites[@]}"
 
 log "pytest"
-if compgen -G 'tests/test_*.py' >/dev/null; then .venv/bin/python -m pytest -q tests; fi
+if compgen -G 'tests/test_*.py' >/dev/null; then
+  .venv/bin/python -m pytest -q tests
+  passed=$((passed + $(.venv/bin/python -m pytest -q --collect-only tests | grep -c '::')))
+fi
 
-[[ "${SKIP_SMOKE:-0}" == 1 ]] && exit 0
+if [[ "${SKIP_SMOKE:-0}" == 1 ]]; then
+  printf 'tests: %d passed, 0 failed\n' "$passed"
+  exit 0
+fi
 
 # The real pipeline, from clean, with a recognisable fake key planted: it must
 # never show up in anything printed or written.
@@ -51,13 +67,16 @@ if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local 2>&1 | tee "$smok
   log "make smoke failed"
   exit 1
 fi
-SMOKE_LOG="$smoke_log" bats tests/smoke/outputs.bats
+SMOKE_LOG="$smoke_log" run_bats tests/smoke/outputs.bats
 
 log "server API key (real smoke server)"
-bats tests/smoke/api_key.bats
+run_bats tests/smoke/api_key.bats
 
 log "resume after SIGKILL (real smoke training)"
-bats tests/smoke/resume.bats
+run_bats tests/smoke/resume.bats
 
 log "reproducibility: two smoke trainings from clean"
 tests/check_repro.sh
+passed=$((passed + 1))
+
+printf 'tests: %d passed, 0 failed\n' "$passed"
