@@ -20,8 +20,6 @@ fail() {
   FAILED_CHECKS=$((FAILED_CHECKS + 1))
 }
 
-relative() { printf '%s' "${1#"$REPO_ROOT"/}"; }
-
 # --- the experiment's configs ----------------------------------------------------
 
 # The top-level keys of a flat YAML config, dashes read as underscores (like swift).
@@ -34,15 +32,15 @@ check_config_flags() {
   local command="$1" config="$EXP_DIR/$1.yaml" known="$REPO_ROOT/configs/swift-$1-args.txt" key unknown=()
   [[ -f "$config" ]] || return 0
   if [[ ! -f "$known" ]]; then
-    fail "$(relative "$known") is missing, so $(relative "$config") cannot be checked" "run scripts/gen-swift-args.sh"
+    fail "$(repo_relative "$known") is missing, so $(repo_relative "$config") cannot be checked" "run scripts/gen-swift-args.sh"
     return 0
   fi
   while IFS= read -r key; do
     grep -qxF -- "$key" "$known" || unknown+=("$key")
   done < <(yaml_top_level_keys "$config")
   for key in "${unknown[@]}"; do
-    fail "$(relative "$config"): '$key' is not a flag of swift $command ($(head -n 1 "$known" | sed 's/^# //; s/:.*//'))" \
-      "rename or remove '$key' in $(relative "$config"); accepted names: $(relative "$known")"
+    fail "$(repo_relative "$config"): '$key' is not a flag of swift $command ($(head -n 1 "$known" | sed 's/^# //; s/:.*//'))" \
+      "rename or remove '$key' in $(repo_relative "$config"); accepted names: $(repo_relative "$known")"
   done
 }
 
@@ -51,8 +49,8 @@ load_requirements() {
   local file="$EXP_DIR/requirements.env" line key value lines=()
   for key in "${REQUIREMENT_KEYS[@]}"; do printf -v "$key" '%s' ""; done
   if [[ ! -f "$file" ]]; then
-    fail "$(relative "$file") not found: the GPU memory and disk this run needs are unknown" \
-      "copy configs/gpt-oss-20b-sft-v1/requirements.env to $(relative "$file") and adjust the sizes"
+    fail "$(repo_relative "$file") not found: the GPU memory and disk this run needs are unknown" \
+      "copy configs/gpt-oss-20b-sft-v1/requirements.env to $(repo_relative "$file") and adjust the sizes"
     return 1
   fi
   mapfile -t lines <"$file"
@@ -63,14 +61,14 @@ load_requirements() {
       value="${BASH_REMATCH[2]}"
       printf -v "$key" '%s' "$((10#$value))"
     else
-      fail "$(relative "$file"): '$line' is not one of ${REQUIREMENT_KEYS[*]} set to a whole number" \
+      fail "$(repo_relative "$file"): '$line' is not one of ${REQUIREMENT_KEYS[*]} set to a whole number" \
         "write KEY=number lines, e.g. DISK_EXPORT_GIB=42"
       return 1
     fi
   done
   for key in "${REQUIREMENT_KEYS[@]}"; do
     if [[ -z "${!key}" ]]; then
-      fail "$(relative "$file") does not set $key" "add $key=<number> to $(relative "$file")"
+      fail "$(repo_relative "$file") does not set $key" "add $key=<number> to $(repo_relative "$file")"
       return 1
     fi
   done
@@ -116,7 +114,7 @@ check_datasets() {
     path="$(local_dataset_path "$entry")"
     if [[ ! -e "$path" ]]; then
       if looks_like_a_path "$entry"; then
-        fail "dataset '$entry' not found" "set DATASET in $(relative "$ENV_FILE"), or the dataset entry in $(relative "$EXP_DIR")/sft.yaml, to an existing file"
+        fail "dataset '$entry' not found" "set DATASET in $(repo_relative "$ENV_FILE"), or the dataset entry in $(repo_relative "$EXP_DIR")/sft.yaml, to an existing file"
       else
         log "dataset '$entry' is a hub id: not checked here (ms-swift downloads it)"
       fi
@@ -147,7 +145,7 @@ check_gpu_free_memory() {
     free="$(awk -F', *' -v gpu="$index" '$1 == gpu { print $2 }' <<<"$free_list")"
     [[ "$free" =~ ^[0-9]+$ ]] || free=0
     if ((free < GPU_FREE_MIB_PER_GPU)); then
-      fail "GPU $index has $free MiB free; $EXP needs $GPU_FREE_MIB_PER_GPU MiB per GPU ($(relative "$EXP_DIR")/requirements.env)" \
+      fail "GPU $index has $free MiB free; $EXP needs $GPU_FREE_MIB_PER_GPU MiB per GPU ($(repo_relative "$EXP_DIR")/requirements.env)" \
         "pick GPUs with enough free memory (now: GPU=$enough_list; see nvidia-smi), or wait for the jobs on GPU $index"
     fi
   done
@@ -176,7 +174,7 @@ add_disk_need() {
   local label="$1" path="$2" need="$3" parent avail mount
   parent="$(existing_parent "$path")"
   if [[ ! -w "$parent" ]]; then
-    fail "$label $path cannot be written ($parent is read-only)" "point ${label} in $(relative "$ENV_FILE") at a writable directory"
+    fail "$label $path cannot be written ($parent is read-only)" "point ${label} in $(repo_relative "$ENV_FILE") at a writable directory"
     return 0
   fi
   ((need > 0)) || return 0
@@ -209,7 +207,7 @@ check_disk_space() {
     need_gib="${DISK_NEED_GIB[$mount]}"
     if ((avail_gib < need_gib)); then
       fail "$mount has $avail_gib GiB free; this run needs $need_gib GiB there (${DISK_USES[$mount]})" \
-        "free space on $mount, or point those roots in $(relative "$ENV_FILE") at a disk with room"
+        "free space on $mount, or point those roots in $(repo_relative "$ENV_FILE") at a disk with room"
     fi
   done
 }
@@ -223,7 +221,7 @@ check_port_free() {
     return 0
   fi
   fail "port $port ($name) is in use by $(port_holder "$port")" \
-    "set $name in $(relative "$ENV_FILE") to a free port, or stop that program"
+    "set $name in $(repo_relative "$ENV_FILE") to a free port, or stop that program"
 }
 
 check_ports() {
@@ -236,9 +234,9 @@ check_venv() {
   local dir="$1" lock="$2" stamp="$1/.lab-lock.sha256" digest
   digest="$(sha256sum "$lock" | cut -d' ' -f1)"
   if [[ ! -f "$stamp" ]]; then
-    fail "$(relative "$dir") is missing or was not finished (no $(relative "$stamp"))" "run: make env"
+    fail "$(repo_relative "$dir") is missing or was not finished (no $(repo_relative "$stamp"))" "run: make env"
   elif [[ "$(cat "$stamp")" != "$digest" ]]; then
-    fail "$(relative "$dir") was built from another version of $(relative "$lock")" "run: make env"
+    fail "$(repo_relative "$dir") was built from another version of $(repo_relative "$lock")" "run: make env"
   fi
 }
 
@@ -268,7 +266,7 @@ main() {
   if ((FAILED_CHECKS > 0)); then
     die "$FAILED_CHECKS check(s) failed for $EXP (see above)" "fix each one as its message says, then rerun make preflight"
   fi
-  log "all checks passed for $EXP (GPU=$GPU, env file $(relative "$ENV_FILE"))"
+  log "all checks passed for $EXP (GPU=$GPU, env file $(repo_relative "$ENV_FILE"))"
 }
 
 main "$@"

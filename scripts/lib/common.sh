@@ -29,6 +29,8 @@ require_command() {
 #   CMD            the argv
 reset_cmd() { CMD_ENV=(); CMD_SECRET_ENV=(); CMD=(); }
 
+repo_relative() { printf '%s' "${1#"$REPO_ROOT"/}"; }
+
 # Paths inside the repo are shown relative to it: steps run from the repo root.
 display_path() { shell_quote "${1//"$REPO_ROOT"\//}"; }
 
