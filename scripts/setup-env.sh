@@ -37,6 +37,7 @@ install_venv() {
 ensure_jq() {
   command -v jq >/dev/null 2>&1 && return 0
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    reset_cmd; CMD=(apt-get update -q); run_cmd
     reset_cmd; CMD=(apt-get install -y -q jq); run_cmd
   else
     die "jq is not installed" "install it: sudo apt-get install -y jq (or conda install -c conda-forge jq)"
