@@ -14,6 +14,10 @@ build_train_cmd() {
   reset_cmd
   add_common_tool_env
   CMD_ENV+=("SWANLAB_LOG_DIR=$RUN_DIR/swanlog")
+  # A resumed training continues the same SwanLab run (one id per run dir).
+  if [[ -f "$SWANLAB_RUN_ID_FILE" ]]; then
+    CMD_ENV+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
+  fi
   if ((NPROC > 1)); then CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT"); fi
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR" --add_version false
@@ -34,12 +38,26 @@ check_resumable() {
   fi
 }
 
+# The SwanLab run id of this run dir, made once, random: a fresh run dir is a new run.
+ensure_swanlab_run_id() {
+  [[ -f "$SWANLAB_RUN_ID_FILE" ]] && return 0
+  mkdir -p "$RUN_DIR"
+  # Letters and digits only: SwanLab rewrites other characters in its folder names.
+  printf '%s\n' "$(head -c 512 /dev/urandom | tr -dc 'a-z0-9' | head -c 21)" | write_atomically "$SWANLAB_RUN_ID_FILE"
+}
+
 main() {
   load_env
   begin_step
+  SWANLAB_RUN_ID_FILE="$RUN_DIR/swanlab-run-id"
+  is_dry_run || ensure_swanlab_run_id
   build_train_cmd
   if is_dry_run; then
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/sft.yaml"
+    if [[ ! -f "$SWANLAB_RUN_ID_FILE" ]]; then
+      printf '# a real run also sets SWANLAB_RUN_ID (a new id, kept in %s) and SWANLAB_RESUME=allow\n' \
+        "$(display_path "$SWANLAB_RUN_ID_FILE")"
+    fi
     run_cmd
     return 0
   fi
