@@ -248,13 +248,7 @@ run_bench() {
 # Fails within seconds when nothing serves the model, instead of after EvalScope's retries.
 check_server() {
   require_command curl "install curl"
-  is_serving "$SERVED_NAME" && return 0
-  local models
-  models="$(served_models | paste -sd, - || true)"
-  if [[ -n "$models" ]]; then
-    die "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop deploy${BASE_FLAG:+-base} EXP=$EXP'"
-  fi
-  die "no server answers at $(api_base)" "start it with 'make deploy${BASE_FLAG:+-base} EXP=$EXP', then rerun"
+  is_serving "$SERVED_NAME" || die_not_serving ""
 }
 
 main() {

@@ -38,14 +38,11 @@ main() {
   require_command curl "install curl"
   require_command jq
 
-  local timeout="${HEALTH_TIMEOUT:-60}" waited=0 models
+  local timeout="${HEALTH_TIMEOUT:-60}" waited=0
   until is_serving "$SERVED_NAME"; do
     if ((waited >= timeout)); then
-      models="$(served_models | paste -sd, - || true)"
-      if [[ -n "$models" ]]; then
-        fail "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop deploy EXP=$EXP'"
-      fi
-      fail "no server answers at $(api_base)/models after ${timeout}s" "start it with 'make deploy EXP=$EXP'"
+      print_server_log_tail
+      die_not_serving "/models after ${timeout}s"
     fi
     sleep 2
     waited=$((waited + 2))

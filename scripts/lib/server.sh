@@ -104,10 +104,23 @@ resolve_served_model() {
   if [[ "${1:-}" == --base ]]; then
     SERVED_MODEL="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
     SERVED_NAME="$EXP-base"
+    DEPLOY_TARGET=deploy-base
   else
     SERVED_MODEL="$EXPORT_DIR"
     SERVED_NAME="$EXP"
+    DEPLOY_TARGET=deploy
   fi
   # A relative local path in a config is relative to the repo, like the tools see it.
   if [[ "$SERVED_MODEL" != /* && -e "$REPO_ROOT/$SERVED_MODEL" ]]; then SERVED_MODEL="$REPO_ROOT/$SERVED_MODEL"; fi
+}
+
+# die_not_serving [WHERE]: stops with why $SERVED_NAME is not served (another model,
+# or no server at all) and the make target that serves it. Call resolve_served_model first.
+die_not_serving() {
+  local models
+  models="$(served_models | paste -sd, - || true)"
+  if [[ -n "$models" ]]; then
+    die "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop $DEPLOY_TARGET EXP=$EXP'"
+  fi
+  die "no server answers at $(api_base)${1:-}" "start it with 'make $DEPLOY_TARGET EXP=$EXP'"
 }
