@@ -231,8 +231,9 @@ check_ports() {
 
 # check_venv DIR LOCK: the venv was built from this lock (scripts/setup-env.sh's stamp).
 check_venv() {
-  local dir="$1" lock="$2" stamp="$1/.lab-lock.sha256" digest
-  digest="$(sha256sum "$lock" | cut -d' ' -f1)"
+  local dir="$1" lock="$2" stamp digest
+  stamp="$(venv_stamp "$dir")"
+  digest="$(lock_digest "$lock")"
   if [[ ! -f "$stamp" ]]; then
     fail "$(repo_relative "$dir") is missing or was not finished (no $(repo_relative "$stamp"))" "run: make env"
   elif [[ "$(cat "$stamp")" != "$digest" ]]; then
@@ -241,8 +242,8 @@ check_venv() {
 }
 
 check_venvs() {
-  check_venv "$VENV_DIR" "$REPO_ROOT/env/requirements-$DEVICE_PROFILE.lock"
-  if [[ "$DEVICE_PROFILE" == gpu ]]; then check_venv "$DEPLOY_VENV_DIR" "$REPO_ROOT/env/requirements-lmdeploy.lock"; fi
+  check_venv "$VENV_DIR" "$(profile_lock)"
+  if [[ "$DEVICE_PROFILE" == gpu ]]; then check_venv "$DEPLOY_VENV_DIR" "$DEPLOY_LOCK"; fi
 }
 
 main() {

@@ -43,7 +43,7 @@ main() {
     --exp "$EXP"
     --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR" --results-dir "$RESULTS_DIR"
     --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml"
-    --lock-file "$REPO_ROOT/env/requirements-$DEVICE_PROFILE.lock" --template "$(template_file)"
+    --lock-file "$(profile_lock)" --template "$(template_file)"
     --out-dir "$REPORT_DIR" --profile "$DEVICE_PROFILE" --gpu-setting "$GPU"
     --deploy-venv "$DEPLOY_VENV_DIR" --env-file "${ENV_FILE#"$REPO_ROOT"/}")
   if is_dry_run; then

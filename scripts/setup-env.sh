@@ -11,11 +11,10 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 
 PYTHON="${PYTHON:-python3}"
 
-lock_digest() { cat "$@" | sha256sum | cut -d' ' -f1; }
-
 # install_venv DIR LOCK: (re)creates DIR from LOCK unless its stamp matches.
 install_venv() {
-  local dir="$1" lock="$2" stamp="$1/.lab-lock.sha256" digest
+  local dir="$1" lock="$2" stamp digest
+  stamp="$(venv_stamp "$dir")"
   digest="$(lock_digest "$lock")"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
     log "${dir#"$REPO_ROOT"/} is up to date with ${lock#"$REPO_ROOT"/}"
@@ -55,9 +54,9 @@ main() {
     die "$PYTHON is not Python 3.11, which the locks were made for" "set PYTHON=/path/to/python3.11"
   ensure_jq
   log "profile: $DEVICE_PROFILE (GPU=$GPU)"
-  install_venv "$VENV_DIR" "$REPO_ROOT/env/requirements-$DEVICE_PROFILE.lock"
+  install_venv "$VENV_DIR" "$(profile_lock)"
   if [[ "$DEVICE_PROFILE" == gpu ]]; then
-    install_venv "$DEPLOY_VENV_DIR" "$REPO_ROOT/env/requirements-lmdeploy.lock"
+    install_venv "$DEPLOY_VENV_DIR" "$DEPLOY_LOCK"
   fi
 }
 

@@ -153,6 +153,15 @@ load_env() {
   export PATH NO_PROXY no_proxy="$NO_PROXY" EXP
 }
 
+# The lock a venv of this machine's profile is built from (DEVICE_PROFILE: cpu or gpu).
+profile_lock() { printf '%s/env/requirements-%s.lock' "$REPO_ROOT" "$DEVICE_PROFILE"; }
+DEPLOY_LOCK="$REPO_ROOT/env/requirements-lmdeploy.lock"
+
+# A venv records the sha256 of the lock it was built from in this stamp, written
+# last by scripts/setup-env.sh: no stamp means an unfinished install.
+venv_stamp() { printf '%s/.lab-lock.sha256' "$1"; }
+lock_digest() { sha256sum "$1" | cut -d' ' -f1; }
+
 # The environment every tool gets: device selection, caches, offline switches.
 add_common_tool_env() {
   if [[ "$GPU" != cpu ]]; then CMD_ENV+=("CUDA_VISIBLE_DEVICES=$GPU"); fi
