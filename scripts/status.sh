@@ -47,7 +47,7 @@ field() { jq -r --arg k "$2" '.[$k] // empty | tostring' <<<"$1"; }
 fmt4() { if [[ -n "$1" ]]; then printf '%.4f' "$1"; else printf '%s' "$2"; fi; }
 
 print_train_status() {
-  local log="$RUN_DIR/logging.jsonl" progress checkpoint
+  local log="$RUN_DIR/logging.jsonl" progress checkpoint finished=0
   printf 'experiment:  %s\n' "$EXP"
   printf 'run dir:     %s\n' "${RUN_DIR#"$REPO_ROOT"/}"
   if [[ ! -d "$RUN_DIR" ]]; then
@@ -61,7 +61,8 @@ print_train_status() {
   progress="$(run_progress "$log")" || die "cannot read $log" "check the file with: tail -n 3 $log"
   local step total
   IFS=/ read -r step total <<<"$(field "$progress" progress)"
-  if training_finished "$RUN_DIR"; then
+  if training_finished "$RUN_DIR"; then finished=1; fi
+  if ((finished)); then
     printf 'training:    finished: step %s/%s in %ss, train_loss %s\n' "${step:-?}" "${total:-?}" \
       "$(field "$progress" train_runtime)" "$(fmt4 "$(field "$progress" train_loss)" '?')"
   elif [[ -n "$step" && -n "$total" && "$total" != 0 ]]; then
@@ -74,7 +75,7 @@ print_train_status() {
   printf 'eval loss:   %s%s\n' "$(fmt4 "$(field "$progress" eval_loss)" 'not evaluated yet')" \
     "$([[ -n "$(field "$progress" eval_step)" ]] && printf ' (step %s)' "$(field "$progress" eval_step)")"
   printf 'elapsed:     %s\n' "$(field "$progress" elapsed)"
-  if ! training_finished "$RUN_DIR"; then
+  if ((!finished)); then
     printf 'time left:   %s (ms-swift estimate at %s s/step)\n' "$(field "$progress" remaining)" "$(field "$progress" speed)"
   fi
   if [[ -n "$(field "$progress" memory)" ]]; then printf 'GPU memory:  %s GiB (peak reserved)\n' "$(field "$progress" memory)"; fi
@@ -82,15 +83,13 @@ print_train_status() {
   if [[ -n "$checkpoint" ]]; then checkpoint="${checkpoint#"$RUN_DIR"/}"; else checkpoint="none yet"; fi
   printf 'checkpoint:  %s\n' "$checkpoint"
   # Is the trainer still running? Its log grows; a stale one means it stopped.
-  if ! training_finished "$RUN_DIR"; then
+  if ((!finished)); then
     local age=$(($(date +%s) - $(stat -c %Y "$log")))
     printf 'last log:    %ss ago%s\n' "$age" "$( ((age > 1800)) && printf ' (stopped? make train resumes from the last checkpoint)')"
   fi
 }
 
 print_server_status() {
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
   local pid name="" models
   pid="$(server_pid 2>/dev/null || true)"
   [[ -f "$SERVER_NAME_FILE" ]] && name="$(cat "$SERVER_NAME_FILE")"
@@ -106,20 +105,16 @@ print_server_status() {
 
 main() {
   SKIP_GPU_CHECK=1 load_env
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
   if is_dry_run; then
     printf 'jq -nR <filter> %s\n' "$(display_path "$RUN_DIR/logging.jsonl")"
-    printf "curl --noproxy '*' %s/models\n" "$(SERVER_DIR='' api_base_dry)"
+    printf "curl --noproxy '*' %s/models\n" "$(api_base)"
     return 0
   fi
   require_command jq
   print_train_status
   print_server_status
-}
-
-api_base_dry() {
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
-  api_base
 }
 
 main "$@"
