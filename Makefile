@@ -15,6 +15,29 @@ TRAIN_PREREQS :=
 EVAL_BASE_PREREQS :=
 -include $(CONFIG_DIR)/experiment.mk
 
+# The top-level make's pid: its sub-makes (make all, make smoke) share its run lock.
+LAB_RUN_OWNER ?= $(shell echo $$PPID)
+export LAB_RUN_OWNER
+
+# Before any step, scripts/sync-state.sh takes the experiment's run lock (one make at
+# a time) and removes every stamp whose outputs were not made from the current inputs
+# (configs, dataset, model, lock, upstream outputs: scripts/lib/fingerprint.sh), so
+# make redoes exactly the steps whose inputs changed.
+STEP_GOALS := train export deploy deploy-base serve eval-ceval eval-cmmlu eval-base report all experiment
+# Make 4.3's $(shell) does not see command-line variables: the settings are passed
+# along (never a secret: the sync needs none).
+SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASET OUTPUT_ROOT EXPORT_ROOT \
+	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR
+sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
+ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
+ifneq ($(DRY_RUN),1)
+SYNC_STATUS := $(shell $(sync_env) scripts/sync-state.sh $(filter $(STEP_GOALS),$(MAKECMDGOALS)) >&2; echo $$?)
+ifneq ($(SYNC_STATUS),0)
+$(error stopped before any step; see above)
+endif
+endif
+endif
+
 # A step's stamp is written only after its script succeeded, so an interrupted
 # step is redone. DRY_RUN=1 prints every step's commands and marks nothing done.
 ifeq ($(DRY_RUN),1)
@@ -88,7 +111,7 @@ $(STATE)/eval-base.done: $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
 eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
 	scripts/eval-app.sh
 
-report: ## Write report/$(EXP).md (Chinese) from the run's own files
+report: ## Write report/$(EXP).md (Chinese) from the run's own files (a no-op when they did not change)
 	scripts/report.sh
 
 status: ## Progress of the current run: step, losses, time left, server
@@ -103,7 +126,8 @@ all: ## The whole experiment: train, export, deploy, health, evaluations, report
 
 # Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
 # `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in its own session).
-experiment: $(STATE)/train.done $(STATE)/export.done serve $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done
+# Each evaluation deploys the model when it runs; the runbook shows deploy once, here.
+experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done
 	scripts/report.sh
 
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server

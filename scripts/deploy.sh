@@ -8,24 +8,8 @@ export STEP_NAME=deploy
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/env.sh
 source "$REPO_ROOT/scripts/lib/env.sh"
-
-build_deploy_cmd() {
-  reset_cmd
-  add_common_tool_env
-  local bin_dir=""
-  if [[ "$GPU" != cpu ]]; then bin_dir="$DEPLOY_VENV_DIR/bin/"; fi
-  if [[ -n "${SERVE_API_KEY:-}" ]]; then
-    # `swift deploy --api_key` would show the key in ps and in the log.
-    CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY)
-    CMD=("${bin_dir}python" "$REPO_ROOT/scripts/py/serve_with_api_key.py")
-  else
-    CMD=("${bin_dir}swift" deploy)
-  fi
-  CMD+=("$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
-    --host "$SERVE_HOST" --port "$SERVE_PORT")
-  if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
-  if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi
-}
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
 
 # Refuses to start next to a server we do not own: swift deploy would silently
 # move to another port and every later step would talk to the wrong server.
@@ -43,7 +27,7 @@ wait_until_serving() {
   while ! is_serving "$SERVED_NAME"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       print_server_log_tail
-      rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+      rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"
       die "swift deploy exited before serving $SERVED_NAME" "read the log above ($SERVER_LOG_FILE)"
     fi
     actual_port="$(sed -n 's/.*Uvicorn running on [a-z]*:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' "$SERVER_LOG_FILE" | tail -n 1)"
@@ -63,6 +47,26 @@ wait_until_serving() {
   log "serving $SERVED_NAME at $(api_base) (pid $pid, ready after ${waited}s, log $SERVER_LOG_FILE)"
 }
 
+# Sets SERVE_DIGEST: the fingerprint of the model as served (what the evaluations
+# check before asking anything). The fine-tuned model must be exported from the
+# current training first.
+served_inputs_digest() {
+  # shellcheck source=lib/eval_config.sh
+  source "$REPO_ROOT/scripts/lib/eval_config.sh"
+  # shellcheck source=lib/fingerprint.sh
+  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
+  compute_inputs serve
+  resolve_served_model "${1:-}"
+  build_deploy_cmd
+  if [[ "${1:-}" == --base ]]; then
+    SERVE_DIGEST="${STEP_DIGEST[serve-base]}"
+  else
+    step_done "export" ||
+      die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
+    SERVE_DIGEST="${STEP_DIGEST[serve]}"
+  fi
+}
+
 main() {
   load_env
   begin_step
@@ -80,8 +84,15 @@ main() {
   fi
   require_command "${CMD[0]}" "run 'make env' first (GPU machines need .venv-lmdeploy)"
   require_command curl "install curl"
+  served_inputs_digest "${1:-}"
   local pid
   pid="$(server_pid)"
+  if [[ -n "$pid" && "$(cat "$SERVER_DIGEST_FILE" 2>/dev/null)" != "$SERVE_DIGEST" &&
+    "$(cat "$SERVER_NAME_FILE" 2>/dev/null)" == "$SERVED_NAME" ]]; then
+    log "our server (pid $pid) serves an older build of $SERVED_NAME; restarting it"
+    stop_server_group "$pid"
+    pid=""
+  fi
   if [[ -n "$pid" ]]; then
     if is_serving "$SERVED_NAME"; then
       log "already serving $SERVED_NAME at $(api_base) (pid $pid)"
@@ -103,6 +114,7 @@ main() {
   pid="$STARTED_PID"
   printf '%s\n' "$pid" >"$SERVER_PID_FILE"
   printf '%s\n' "$SERVED_NAME" >"$SERVER_NAME_FILE"
+  printf '%s\n' "$SERVE_DIGEST" >"$SERVER_DIGEST_FILE"
   wait_until_serving "$pid"
 }
 

@@ -9,6 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
 
 choose_checkpoint() {
   local choice="${CHECKPOINT:-last}" found=""
@@ -43,31 +45,53 @@ strip_quantization_config() {
   run_cmd
 }
 
+# The merged model records what it was made from: its inputs (the training's
+# digest among them), the checkpoint merged and the command.
+write_export_record() {
+  local partial="$1" checkpoint="$2" command="$3" adapter
+  adapter="$(compgen -G "$checkpoint/adapter_model.*" | head -n 1 || true)"
+  record_inputs export "$partial"
+  jq -n --arg digest "${STEP_DIGEST[export]}" --arg checkpoint "$(repo_relative "$checkpoint")" \
+    --arg adapter_sha256 "$(if [[ -n "$adapter" ]]; then sha256sum "$adapter" | cut -d' ' -f1; fi)" \
+    --arg command "$command" \
+    '{inputs_digest: $digest, checkpoint: $checkpoint, adapter_sha256: $adapter_sha256, command: $command}' \
+    >"$partial/lab-export.json"
+}
+
 main() {
   load_env
   begin_step
   local checkpoint partial="$EXPORT_DIR.partial"
   checkpoint="$(choose_checkpoint)"
-  reset_cmd
-  add_common_tool_env
-  CMD=(swift export "$EXP_DIR/export.yaml" --adapters "$checkpoint" --output_dir "$partial" --exist_ok true)
+  build_export_cmd "$checkpoint" "$partial"
   if is_dry_run; then
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/export.yaml"
     run_cmd
     strip_quantization_config "$partial"
-    printf 'mv %s %s\n' "$(display_path "$partial")" "$(display_path "$EXPORT_DIR")"
+    printf 'rm -rf %s && mv %s %s\n' "$(display_path "$EXPORT_DIR")" "$(display_path "$partial")" "$(display_path "$EXPORT_DIR")"
     return 0
   fi
   require_command swift
+  # shellcheck source=lib/fingerprint.sh
+  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
+  compute_inputs export
+  step_done "train" ||
+    die "the training in $(repo_relative "$RUN_DIR") is not finished with the current inputs" "run 'make train EXP=$EXP' first"
+  if step_done "export"; then
+    log "$(repo_relative "$EXPORT_DIR") is already the merge of this training and export config"
+    return 0
+  fi
   log "merging $checkpoint"
   # Write beside the target, then move: an interrupted export never looks finished.
   mkdir -p "$EXPORT_ROOT"
   rm -rf "$partial"
   run_cmd
   [[ -f "$partial/config.json" ]] || die "swift export wrote no config.json in $partial" "read the log above"
+  local command
+  command="$(print_cmd)"
   strip_quantization_config "$partial"
-  jq -n --arg checkpoint "$checkpoint" --arg command "$(print_cmd)" '{checkpoint: $checkpoint, command: $command}' \
-    >"$partial/lab-export.json"
+  write_export_record "$partial" "$checkpoint" "$command"
+  if [[ -e "$EXPORT_DIR" ]]; then log "replacing $(repo_relative "$EXPORT_DIR") (made from other inputs; the checkpoints it came from are kept)"; fi
   rm -rf "$EXPORT_DIR"
   mv "$partial" "$EXPORT_DIR"
   log "done: $EXPORT_DIR"

@@ -9,9 +9,11 @@ export STEP_NAME=report
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/env.sh
 source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
-# Where the outputs go (tests point it elsewhere); the template always comes from report/.
-REPORT_DIR="${REPORT_DIR:-$REPO_ROOT/report}"
 
 git_commit() { git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || printf 'unknown'; }
 
@@ -29,21 +31,32 @@ gpu_names() {
   done
 }
 
-# The lab's editable template; an experiment may have its own report/template.<EXP>.zh.md.
-template_file() {
-  local dir="$REPO_ROOT/report"
-  if [[ -f "$dir/template.$EXP.zh.md" ]]; then printf '%s' "$dir/template.$EXP.zh.md"; else printf '%s' "$dir/template.zh.md"; fi
+# The report's fingerprint: the completion markers it reads, the template and the
+# report code. Unchanged since the last report: nothing to write.
+report_inputs() {
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
+  # shellcheck source=lib/eval_config.sh
+  source "$REPO_ROOT/scripts/lib/eval_config.sh"
+  if [[ -f "$EXP_DIR/eval.yaml" ]]; then compute_inputs eval report; else BENCHMARKS=(); compute_inputs export report; fi
 }
 
 main() {
   SKIP_GPU_CHECK=1 load_env
   begin_step
+  if ! is_dry_run; then
+    report_inputs
+    if step_done report && [[ -f "$REPORT_DIR/$EXP.md" ]]; then
+      log "${REPORT_DIR#"$REPO_ROOT"/}/$EXP.md is up to date with the run's files"
+      return 0
+    fi
+  fi
   reset_cmd
   CMD=(python "$REPO_ROOT/scripts/py/report.py"
     --exp "$EXP"
     --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR" --results-dir "$RESULTS_DIR"
     --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml"
-    --lock-file "$(profile_lock)" --template "$(template_file)"
+    --lock-file "$(profile_lock)" --template "$(report_template)"
     --out-dir "$REPORT_DIR" --profile "$DEVICE_PROFILE" --gpu-setting "$GPU"
     --deploy-venv "$DEPLOY_VENV_DIR" --env-file "${ENV_FILE#"$REPO_ROOT"/}")
   if is_dry_run; then
@@ -54,7 +67,8 @@ main() {
     return 0
   fi
   require_command python
-  CMD+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)" --cpu-cores "$(nproc)" --gpus "$(gpu_names)")
+  CMD+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)" --cpu-cores "$(nproc)" --gpus "$(gpu_names)"
+    --current-inputs "$(inputs_dir)" --inputs-digest "${STEP_DIGEST[report]}")
   mkdir -p "$REPORT_DIR"
   local status=0
   run_cmd || status=$?

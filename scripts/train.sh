@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # make train: LoRA SFT with ms-swift from configs/$EXP/sft.yaml.
-# A run that was interrupted resumes from its last complete checkpoint.
+# The run dir records what it is made from (lab-inputs.json) and, once finished,
+# lab-train.json. Same inputs: a finished run is kept, an interrupted one resumes
+# from its last complete checkpoint. Other inputs: the run is not touched, and the
+# step stops naming what changed, unless REPLACE_CHANGED=1 moves it aside (kept).
 set -euo pipefail
 export STEP_NAME=train
 # shellcheck source=lib/common.sh
@@ -9,34 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
-
-build_train_cmd() {
-  reset_cmd
-  add_common_tool_env
-  CMD_ENV+=("SWANLAB_LOG_DIR=$RUN_DIR/swanlog")
-  # A resumed training continues the same SwanLab run (one id per run dir).
-  if [[ -f "$SWANLAB_RUN_ID_FILE" ]]; then
-    CMD_ENV+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
-  fi
-  if ((NPROC > 1)); then CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT"); fi
-  if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
-  CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR" --add_version false
-    --swanlab_mode "$SWANLAB_MODE" --swanlab_project "$SWANLAB_PROJECT" --swanlab_exp_name "$EXP")
-  if [[ -n "${MODEL:-}" ]]; then CMD+=(--model "$MODEL"); fi
-  if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
-  if [[ "$GPU" == cpu ]]; then CMD+=(--use_cpu true); fi
-}
-
-# The run dir records the command that created it; resuming with another
-# configuration would mix two experiments in one directory.
-check_resumable() {
-  local recorded="$RUN_DIR/lab-command.txt"
-  [[ -f "$recorded" ]] || return 0
-  if ! diff -q "$recorded" <(print_cmd) >/dev/null; then
-    die "$RUN_DIR holds checkpoints of a different configuration (see $recorded)" \
-      "move that directory away, or train under a new experiment name (EXP=...)"
-  fi
-}
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
 
 # The SwanLab run id of this run dir, made once, random: a fresh run dir is a new run.
 ensure_swanlab_run_id() {
@@ -46,13 +23,39 @@ ensure_swanlab_run_id() {
   printf '%s\n' "$(head -c 512 /dev/urandom | tr -dc 'a-z0-9' | head -c 21)" | write_atomically "$SWANLAB_RUN_ID_FILE"
 }
 
+# A run made from other inputs: stop (hours of GPU work are not thrown away
+# silently), or with REPLACE_CHANGED=1 keep it aside and start a new one.
+handle_changed_run() {
+  local what="made from other inputs" run_rel
+  run_rel="$(repo_relative "$RUN_DIR")"
+  [[ "${STEP_STATUS[train]}" == unknown ]] && what="without a record of its inputs (lab-inputs.json)"
+  if [[ "${REPLACE_CHANGED:-0}" == 1 ]]; then
+    move_aside "$RUN_DIR"
+    log "$run_rel was $what; moved it to $(repo_relative "$MOVED_TO") (REPLACE_CHANGED=1)"
+    return 0
+  fi
+  if [[ -f "$RUN_DIR/lab-inputs.json" ]]; then
+    log "what changed since $run_rel was trained:"
+    describe_input_changes "$RUN_DIR/lab-inputs.json" "$(inputs_file train)" >&2
+  fi
+  die "$run_rel holds a training run $what; not touching it (a changed configuration never resumes old checkpoints)" \
+    "train under a new name (make train EXP=<new name>, with configs/<new name>/), or move it away (mv $run_rel $run_rel.old), or rerun with REPLACE_CHANGED=1 to move it aside automatically"
+}
+
+# Records the finished run: the digest of its inputs and its last checkpoint.
+mark_finished() {
+  jq -n --arg digest "${STEP_DIGEST[train]}" --arg checkpoint "$(repo_relative "$(last_complete_checkpoint "$RUN_DIR")")" \
+    --arg finished "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+    '{inputs_digest: $digest, last_checkpoint: $checkpoint, finished_at: $finished}' |
+    write_atomically "$RUN_DIR/lab-train.json"
+}
+
 main() {
   load_env
   begin_step
   SWANLAB_RUN_ID_FILE="$RUN_DIR/swanlab-run-id"
-  is_dry_run || ensure_swanlab_run_id
-  build_train_cmd
   if is_dry_run; then
+    build_train_cmd
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/sft.yaml"
     if [[ ! -f "$SWANLAB_RUN_ID_FILE" ]]; then
       printf '# a real run also sets SWANLAB_RUN_ID (a new id, kept in %s) and SWANLAB_RESUME=allow\n' \
@@ -63,22 +66,36 @@ main() {
   fi
   require_command swift
   require_command jq
-  if training_finished "$RUN_DIR"; then
-    log "training of $EXP already finished in $RUN_DIR"
-    return 0
+  # shellcheck source=lib/fingerprint.sh
+  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
+  compute_inputs train
+  case "${STEP_STATUS[train]}" in
+    done)
+      log "training of $EXP already finished with these inputs in $(repo_relative "$RUN_DIR")"
+      return 0
+      ;;
+    changed | unknown) handle_changed_run ;;
+  esac
+  local checkpoint=""
+  if [[ "${STEP_STATUS[train]}" == partial ]]; then
+    if training_finished "$RUN_DIR"; then
+      mark_finished
+      log "training of $EXP had finished; recorded it"
+      return 0
+    fi
+    checkpoint="$(last_complete_checkpoint "$RUN_DIR")"
   fi
-  local checkpoint
-  checkpoint="$(last_complete_checkpoint "$RUN_DIR")"
+  ensure_swanlab_run_id
+  build_train_cmd
+  record_inputs train "$RUN_DIR"
   if [[ -n "$checkpoint" ]]; then
-    check_resumable
-    log "resuming from $checkpoint"
+    log "resuming from $checkpoint (same inputs)"
+    CMD+=(--resume_from_checkpoint "$checkpoint")
   fi
-  mkdir -p "$RUN_DIR"
-  print_cmd | write_atomically "$RUN_DIR/lab-command.txt"
-  if [[ -n "$checkpoint" ]]; then CMD+=(--resume_from_checkpoint "$checkpoint"); fi
   run_cmd
   training_finished "$RUN_DIR" || die "swift sft exited without its final summary in $RUN_DIR/logging.jsonl" \
     "read the log above; 'make train' resumes from the last complete checkpoint"
+  mark_finished
   log "done: $(last_complete_checkpoint "$RUN_DIR")"
 }
 

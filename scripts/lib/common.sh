@@ -40,13 +40,21 @@ shell_quote() {
 }
 
 # Prints the command as a copy-pasteable shell line, one flag per line.
+# (printf -v, not $(...): the fingerprints print every step's command.)
 print_cmd() {
-  local out="" pair arg first=1
-  for pair in "${CMD_ENV[@]}"; do out+="${pair%%=*}=$(display_path "${pair#*=}") "; done
+  local out="" pair arg word first=1
+  for pair in "${CMD_ENV[@]}"; do
+    word="${pair#*=}"
+    word="${word//"$REPO_ROOT"\//}"
+    if [[ ! "$word" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then word="'${word//\'/\'\\\'\'}'"; fi
+    out+="${pair%%=*}=$word "
+  done
   for pair in "${CMD_SECRET_ENV[@]}"; do out+="${pair%%=*}=\"\$${pair#*=}\" "; done
   for arg in "${CMD[@]}"; do
     if [[ $first == 0 && "$arg" == --* ]]; then out+=$' \\\n    '; elif [[ $first == 0 ]]; then out+=' '; fi
-    out+="$(display_path "$arg")"
+    word="${arg//"$REPO_ROOT"\//}"
+    if [[ ! "$word" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then word="'${word//\'/\'\\\'\'}'"; fi
+    out+="$word"
     first=0
   done
   printf '%s\n' "$out"

@@ -7,6 +7,7 @@ SERVER_DIR="$STATE_DIR/server"
 SERVER_PID_FILE="$SERVER_DIR/pid"
 SERVER_NAME_FILE="$SERVER_DIR/served_model_name"
 SERVER_LOG_FILE="$SERVER_DIR/deploy.log"
+SERVER_DIGEST_FILE="$SERVER_DIR/inputs_digest" # what it serves (lib/fingerprint.sh: serve, serve-base)
 
 # Where clients connect: a server bound to every interface is still reached on loopback.
 api_base() {
@@ -44,7 +45,7 @@ server_pid() {
     return 0
   fi
   warn "removing stale pid file $SERVER_PID_FILE (process $pid is gone or not our server)"
-  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"
 }
 
 port_in_use() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -96,7 +97,7 @@ stop_server_group() {
     warn "server group $pid ignored SIGTERM for ${waited}s; sending SIGKILL"
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE"
+  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"
 }
 
 # The model and name to serve: the merged export, or with --base the base model.

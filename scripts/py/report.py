@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import fingerprint as fp  # noqa: E402
 import runparse as rp  # noqa: E402
 
 PACKAGES = ["torch", "transformers", "peft", "ms-swift", "evalscope", "swanlab"]
@@ -270,11 +271,54 @@ class Report:
         self.evals = eval_results(self.evals_raw)
         self.versions = package_versions(Path(args.deploy_venv) if args.deploy_venv else None)
         self.config_path = Path(args.config)
+        self.records = self._read_records()
         self.config = self._read_config()
         self.gpus = [g.strip() for g in (args.gpus or "").splitlines() if g.strip()]
         self.generated_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
+    def _read_records(self) -> dict:
+        """What each step recorded, when it ran, as made from (lab-inputs.json next to its outputs)."""
+        records = {"train": fp.read_json(Path(self.args.run_dir) / "lab-inputs.json"),
+                   "export": fp.read_json(Path(self.args.export_dir) / "lab-inputs.json")}
+        results = Path(self.args.results_dir)
+        for path in sorted(results.glob("*/*/lab-inputs.json")) if results.is_dir() else []:
+            records[f"eval-{path.parent.parent.name}-{path.parent.name}"] = fp.read_json(path)
+        return {k: v for k, v in records.items() if v}
+
+    def recorded_config(self) -> tuple[str, dict] | None:
+        """The training config as it ran: its path, sha256 and content, from the training's record."""
+        configs = ((self.records.get("train") or {}).get("inputs") or {}).get("configs") or {}
+        for path, entry in configs.items():
+            return path, entry
+        return None
+
+    def input_changes(self) -> list[str]:
+        """Inputs that differ now from what a recorded step ran with (file and key)."""
+        current_dir = Path(self.args.current_inputs) if self.args.current_inputs else None
+        if not current_dir or not current_dir.is_dir():
+            return []
+        lines = []
+        for step, record in self.records.items():
+            current = fp.read_json(current_dir / f"{step}.json")
+            if not current or current.get("digest") == record.get("digest"):
+                continue
+            changes = fp.describe_changes(record.get("inputs") or {}, current.get("inputs") or {})
+            lines += [f"{step}: {change}" for change in changes if not change.startswith("upstream.")]
+        return lines
+
+    def inputs_notice(self) -> str:
+        changes = self.input_changes()
+        if not changes:
+            return ""
+        items = "\n".join(f"> - `{scrub(c)}`" for c in changes[:40])
+        return ("> **注意：当前的配置或输入与本报告中的运行不一致。** 本报告描述的是实际运行时的输入"
+                "（记录在各输出目录的 lab-inputs.json 中）；以下输入此后发生了变化"
+                "（`make all` 会重新运行受影响的步骤）：\n" + items + "\n")
+
     def _read_config(self) -> dict:
+        recorded = self.recorded_config()
+        if recorded and isinstance(recorded[1].get("content"), dict):
+            return recorded[1]["content"]
         try:
             import yaml
             with self.config_path.open(encoding="utf-8") as handle:
@@ -304,8 +348,24 @@ class Report:
         return [e for e in self.steps["events"] if e.get("step") == "health" and e.get("event") == "result"]
 
     def dataset_hashes(self) -> list[dict]:
+        """The datasets the training recorded (local files by sha256), else the files now."""
+        recorded = ((self.records.get("train") or {}).get("inputs") or {}).get("datasets")
+        if recorded is not None:
+            return [{"path": d["id"], "sha256": d["sha256"]} for d in recorded if d.get("sha256")]
         datasets = self.setting("dataset")
         return [file_hash(p, self.root) for p in rp.dataset_files(datasets, self.root)]
+
+    def recorded_lock(self) -> dict | None:
+        lock = ((self.records.get("train") or {}).get("inputs") or {}).get("lock")
+        if lock and lock.get("sha256"):
+            return {"path": lock["file"], "sha256": lock["sha256"]}
+        return file_hash(Path(self.args.lock_file), self.root)
+
+    def config_hash(self) -> dict | None:
+        recorded = self.recorded_config()
+        if recorded:
+            return {"path": recorded[0], "sha256": recorded[1].get("sha256")}
+        return file_hash(self.config_path, self.root)
 
     # -- sections
 
@@ -337,7 +397,7 @@ class Report:
         rows = [[name, f"`{v[name]}`" if v.get(name) else "未安装"] for name in ["python"] + PACKAGES]
         if "lmdeploy" in v:
             rows.append(["lmdeploy（部署专用环境）", f"`{v['lmdeploy']}`"])
-        lock = file_hash(Path(self.args.lock_file), self.root)
+        lock = self.recorded_lock()
         gpu = "、".join(f"GPU {i}: {name}" for i, name in enumerate(self.gpus)) if self.gpus else "CPU（未检测到 NVIDIA GPU）"
         text = table(["组件", "版本"], rows)
         text += "\n\n" + table(["项目", "内容"], [
@@ -384,8 +444,8 @@ class Report:
                 "logging_steps", "seed", "data_seed"]
         rows = [[f"`{k}`", f"`{json.dumps(self.setting(k), ensure_ascii=False) if isinstance(self.setting(k), (list, dict)) else self.setting(k)}`"]
                 for k in keys if self.setting(k) is not None]
-        config = file_hash(self.config_path, self.root)
-        text = (f"配置文件：`{config['path']}`（sha256 `{config['sha256']}`）；下表取自运行目录的 args.json"
+        config = self.config_hash()
+        text = (f"配置文件：`{config['path']}`（运行时的 sha256 `{config['sha256']}`）；下表取自运行目录的 args.json"
                 f"（{'存在' if self.run.args else '不存在，改用配置文件'}）。\n\n") if config else ""
         text += table(["参数", "值"], rows) if rows else "未记录"
         command = self.run.command or (self.commands("train")[-1] if self.commands("train") else None)
@@ -537,8 +597,8 @@ class Report:
     def provenance(self) -> str:
         git = f"`{self.args.git_commit}`" + ("（工作区有未提交的修改）" if self.args.git_dirty == "1" else "（工作区干净）")
         hashes = [["代码版本（git）", git]]
-        lock = file_hash(Path(self.args.lock_file), self.root)
-        config = file_hash(self.config_path, self.root)
+        lock = self.recorded_lock()
+        config = self.config_hash()
         for label, h in (("依赖锁文件", lock), ("实验配置", config)):
             hashes.append([label, f"`{h['path']}` `{h['sha256']}`" if h else "不存在"])
         for h in self.dataset_hashes():
@@ -568,6 +628,7 @@ class Report:
     def values(self) -> dict:
         return {
             "exp": self.exp, "generated_at": self.generated_at, "manifest_name": f"{self.exp}.manifest.json",
+            "inputs_notice": self.inputs_notice(),
             "overview": self.overview(), "environment": self.environment(), "data": self.data(),
             "train_config": self.train_config(), "train_process": self.train_process(),
             "export": self.export_section(), "deploy": self.deploy(), "evaluation": self.evaluation(),
@@ -584,11 +645,14 @@ class Report:
             "experiment": self.exp,
             "generated_at": self.generated_at,
             "git": {"commit": self.args.git_commit, "dirty": self.args.git_dirty == "1"},
+            "inputs_digest": self.args.inputs_digest or None,
             "files": {
-                "lock": file_hash(Path(self.args.lock_file), self.root),
-                "config": file_hash(self.config_path, self.root),
+                "lock": self.recorded_lock(),
+                "config": self.config_hash(),
                 "datasets": self.dataset_hashes(),
             },
+            "fingerprints": self.records,
+            "inputs_changed_since": self.input_changes(),
             "seed": self.setting("seed"),
             "data_seed": self.setting("data_seed"),
             "commands": [{"step": c["step"], "time": c["time"], "command": scrub(c["command"])} for c in self.steps["commands"]],
@@ -641,6 +705,8 @@ def main(argv=None) -> int:
     parser.add_argument("--git-dirty", default="0")
     parser.add_argument("--deploy-venv", default="")
     parser.add_argument("--env-file", default="", help="the env file's path (its name only; values are never read)")
+    parser.add_argument("--current-inputs", default="", help="the current inputs' fingerprints (.state/<EXP>/inputs)")
+    parser.add_argument("--inputs-digest", default="", help="the digest of what this report reads (its fingerprint)")
     args = parser.parse_args(argv)
 
     try:

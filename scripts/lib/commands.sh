@@ -1,0 +1,58 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the lists defined here are read by lib/fingerprint.sh
+# The commands of the pipeline's steps, built in one place: the step scripts run
+# them, the fingerprints (lib/fingerprint.sh) record them. Each builder fills
+# CMD_ENV, CMD_SECRET_ENV and CMD (see common.sh). Source after env.sh and load_env.
+
+# Flags and environment values that say where a step writes or reports, not what
+# it computes: recorded with the command, left out of its inputs' fingerprint
+# (the model and dataset behind --model/--dataset are fingerprinted by content).
+LOCATION_FLAGS=(--output_dir --swanlab_mode --swanlab_project --swanlab_exp_name --adapters --work-dir
+  --api-url --api-key --host --port --model --dataset --served_model_name --exist_ok --use-cache)
+LOCATION_ENV=(CUDA_VISIBLE_DEVICES HF_HOME MODELSCOPE_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE
+  TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME MASTER_PORT)
+
+# build_train_cmd: `swift sft` of configs/$EXP/sft.yaml. SWANLAB_RUN_ID_FILE, when
+# set and present, makes a resumed training continue the same SwanLab run.
+build_train_cmd() {
+  reset_cmd
+  add_common_tool_env
+  CMD_ENV+=("SWANLAB_LOG_DIR=$RUN_DIR/swanlog")
+  if [[ -n "${SWANLAB_RUN_ID_FILE:-}" && -f "$SWANLAB_RUN_ID_FILE" ]]; then
+    CMD_ENV+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
+  fi
+  if ((NPROC > 1)); then CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT"); fi
+  if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
+  CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR" --add_version false
+    --swanlab_mode "$SWANLAB_MODE" --swanlab_project "$SWANLAB_PROJECT" --swanlab_exp_name "$EXP")
+  if [[ -n "${MODEL:-}" ]]; then CMD+=(--model "$MODEL"); fi
+  if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
+  if [[ "$GPU" == cpu ]]; then CMD+=(--use_cpu true); fi
+}
+
+# build_export_cmd CHECKPOINT OUTPUT_DIR: `swift export` merging CHECKPOINT's LoRA.
+build_export_cmd() {
+  reset_cmd
+  add_common_tool_env
+  CMD=(swift export "$EXP_DIR/export.yaml" --adapters "$1" --output_dir "$2" --exist_ok true)
+}
+
+# build_deploy_cmd: `swift deploy` of $SERVED_MODEL as $SERVED_NAME (see server.sh's
+# resolve_served_model); lmdeploy's venv on GPU machines.
+build_deploy_cmd() {
+  reset_cmd
+  add_common_tool_env
+  local bin_dir=""
+  if [[ "$GPU" != cpu ]]; then bin_dir="$DEPLOY_VENV_DIR/bin/"; fi
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then
+    # `swift deploy --api_key` would show the key in ps and in the log.
+    CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY)
+    CMD=("${bin_dir}python" "$REPO_ROOT/scripts/py/serve_with_api_key.py")
+  else
+    CMD=("${bin_dir}swift" deploy)
+  fi
+  CMD+=("$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
+    --host "$SERVE_HOST" --port "$SERVE_PORT")
+  if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
+  if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi
+}

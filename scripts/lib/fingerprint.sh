@@ -1,0 +1,181 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034,SC2153 # globals set here are read by the sourcing scripts; EXPORT_DIR comes from env.sh
+# What each step is made from, and whether its outputs were made from exactly that
+# (scripts/py/fingerprint.py holds the rules). Steps, in order:
+#   train                 swift sft           output: $RUN_DIR
+#   export                swift export        output: $EXPORT_DIR           (upstream: train)
+#   serve, serve-base     swift deploy of the export / of the base model     (upstream: export / base-model)
+#   eval-<served>-<bench> one EvalScope run   output: $RESULTS_DIR/<served>/<bench>  (upstream: serve)
+#   report                report/$EXP.md      reads the completion markers of all of the above
+# Each step with outputs records its inputs in lab-inputs.json when it starts and
+# its completion marker (with inputs_digest) when it ends.
+# Source after env.sh, load_env, commands.sh, server.sh and eval_config.sh.
+
+FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
+REPORT_DIR="${REPORT_DIR:-$REPO_ROOT/report}" # where make report writes (tests point it elsewhere)
+declare -A STEP_DIGEST=() STEP_STATUS=()
+
+inputs_dir() { printf '%s/%s/inputs' "$STATE_DIR" "$EXP"; }
+inputs_file() { printf '%s/%s.json' "$(inputs_dir)" "$1"; }
+
+# The Python with PyYAML that reads the configs: the project venv's, else the system's.
+config_python() {
+  if [[ -x "$VENV_DIR/bin/python" ]]; then printf '%s' "$VENV_DIR/bin/python"; else printf 'python3'; fi
+}
+
+# The spec is read by fingerprint.py: one `key<TAB>value` a line, a `step` line
+# starting each step; lists repeat their key. Built with printf alone (no jq, no
+# subshell per step): make runs it before every target.
+spec_line() { printf '%s\t%s\n' "$1" "$2"; }
+
+# spec_cmd: the current CMD and CMD_ENV (fingerprint.py leaves out LOCATION_FLAGS
+# and LOCATION_ENV when it compares).
+spec_cmd() {
+  local word
+  for word in "${CMD_ENV[@]}"; do spec_line env "$word"; done
+  for word in "${CMD_SECRET_ENV[@]}"; do spec_line secret_env "${word%%=*}"; done
+  for word in "${CMD[@]}"; do spec_line arg "$word"; done
+}
+
+spec_train() {
+  spec_line step train
+  SWANLAB_RUN_ID_FILE="" build_train_cmd
+  spec_cmd
+  spec_line config "$EXP_DIR/sft.yaml"
+  spec_line model_config "$EXP_DIR/sft.yaml"
+  spec_line model_ref "${MODEL:-}"
+  spec_line datasets_config "$EXP_DIR/sft.yaml"
+  spec_line dataset_override "${DATASET:-}"
+  spec_outputs "$RUN_DIR" lab-train.json
+}
+
+# spec_outputs DIR MARKER: where the step records its inputs and its completion.
+spec_outputs() {
+  spec_line lock "$(profile_lock)"
+  spec_line outputs "$1"
+  spec_line record "$1/lab-inputs.json"
+  spec_line marker "$1/$2"
+}
+
+spec_export() {
+  spec_line step export
+  build_export_cmd "$RUN_DIR/<checkpoint>" "$EXPORT_DIR.partial"
+  spec_cmd
+  spec_line config "$EXP_DIR/export.yaml"
+  spec_line setting "checkpoint=${CHECKPOINT:-last}"
+  spec_line upstream train
+  spec_outputs "$EXPORT_DIR" lab-export.json
+}
+
+spec_base_model() {
+  spec_line step base-model
+  spec_line model_config "$EXP_DIR/sft.yaml"
+  spec_line model_ref "${MODEL:-}"
+}
+
+# spec_serve [--base]: the model as served (what it is, the serving config and flags).
+spec_serve() {
+  local name=serve upstream=export
+  if [[ "${1:-}" == --base ]]; then name="serve-base"; upstream="base-model"; fi
+  spec_line step "$name"
+  resolve_served_model "${1:-}"
+  build_deploy_cmd
+  spec_cmd
+  spec_line config "$EXP_DIR/deploy.yaml"
+  spec_line upstream "$upstream"
+  spec_line lock "$(profile_lock)"
+}
+
+# spec_evals: one step per benchmark of eval.yaml and model (fine-tuned, base).
+spec_evals() {
+  local bench base
+  for bench in "${BENCHMARKS[@]}"; do
+    read_bench "$bench"
+    for base in "" --base; do
+      resolve_served_model "$base"
+      build_eval_cmd "$bench"
+      spec_line step "$(eval_step_name "$bench")"
+      spec_cmd
+      if [[ -n "$LOCAL_PATH" ]]; then spec_line file "$LOCAL_PATH"; fi
+      spec_line upstream "serve${base:+-base}"
+      spec_outputs "$WORK_DIR" "$EVAL_DONE_FILE"
+    done
+  done
+}
+
+eval_step_name() { printf 'eval-%s-%s' "$SERVED_NAME" "$1"; }
+
+spec_report() {
+  local bench served
+  spec_line step report
+  spec_line read "$RUN_DIR/lab-train.json"
+  spec_line read "$EXPORT_DIR/lab-export.json"
+  for served in "$EXP" "$EXP-base"; do
+    for bench in "${BENCHMARKS[@]}"; do spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_DONE_FILE"; done
+  done
+  spec_line file "$(report_template)"
+  spec_line file "$REPO_ROOT/scripts/py/report.py"
+  spec_line file "$REPO_ROOT/scripts/py/runparse.py"
+  spec_line marker "$REPORT_DIR/$EXP.manifest.json"
+}
+
+# The lab's editable template; an experiment may have its own report/template.<EXP>.zh.md.
+report_template() {
+  local dir="$REPO_ROOT/report"
+  if [[ -f "$dir/template.$EXP.zh.md" ]]; then printf '%s' "$dir/template.$EXP.zh.md"; else printf '%s' "$dir/template.zh.md"; fi
+}
+
+# fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,
+# eval, report) and of the steps they build on.
+fingerprint_spec() {
+  local groups=" $* "
+  spec_line repo "$REPO_ROOT"
+  spec_line out_dir "$(inputs_dir)"
+  spec_line hub_revisions "$STATE_DIR/$EXP/hub-revisions.json"
+  local word
+  for word in "${LOCATION_FLAGS[@]}"; do spec_line location_flag "$word"; done
+  for word in "${LOCATION_ENV[@]}"; do spec_line location_env "$word"; done
+  spec_train
+  if [[ "$groups" == *" export "* || "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then spec_export; fi
+  if [[ "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then
+    spec_base_model
+    spec_serve
+    spec_serve --base
+  fi
+  if [[ "$groups" == *" eval "* || "$groups" == *" report "* ]]; then load_eval_config; fi
+  if [[ "$groups" == *" eval "* ]]; then spec_evals; fi
+  if [[ "$groups" == *" report "* ]]; then spec_report; fi
+}
+
+# compute_inputs GROUP...: writes .state/$EXP/inputs/<step>.json (only when changed)
+# and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
+compute_inputs() {
+  local result name digest status
+  result="$(fingerprint_spec "$@" | "$(config_python)" "$FINGERPRINT_PY" compute -)" ||
+    die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
+  while IFS=$'\t' read -r name digest status; do
+    STEP_DIGEST[$name]="$digest"
+    STEP_STATUS[$name]="$status"
+  done <<<"$result"
+}
+
+step_done() { [[ "${STEP_STATUS[$1]:-none}" == "done" ]]; }
+
+# What changed between a recorded inputs file and the current one, one line each.
+describe_input_changes() {
+  "$(config_python)" "$FINGERPRINT_PY" diff "$1" "$2" | sed 's/^/  /'
+}
+
+# record_inputs STEP DIR: the step's current inputs, kept next to its outputs.
+record_inputs() {
+  mkdir -p "$2"
+  write_atomically "$2/lab-inputs.json" <"$(inputs_file "$1")"
+}
+
+# move_aside DIR: keeps outputs made from other inputs as DIR.replaced-<time>.
+move_aside() {
+  local target
+  target="$1.replaced-$(date -u +%Y%m%dT%H%M%SZ)"
+  mv "$1" "$target"
+  MOVED_TO="$target"
+}

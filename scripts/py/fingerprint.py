@@ -1,0 +1,328 @@
+"""Fingerprints of what each step of an experiment is made from (DVC's stage deps
+and params, dvc.lock's record), so a changed config, dataset, model, lock or
+upstream output is noticed, and a result is reused only when it provably matches.
+
+  fingerprint.py compute SPEC|-      one line per step: NAME<TAB>DIGEST<TAB>STATUS,
+                                     writes OUT_DIR/NAME.json only when it changed
+  fingerprint.py diff OLD.json NEW.json   what changed, one `what: old -> new` a line
+
+The spec comes from scripts/lib/fingerprint.sh, which builds each step's command
+with the same builders the steps run: `key<TAB>value` lines, `step` starting a
+step, list keys repeated (see read_spec). A step's inputs are:
+  configs   each native config file: its sha256 and its parsed content
+  command   the argv without location flags (where it writes, which port), env likewise
+  model     a local folder: its small files' sha256 and the big files' sizes;
+            a hub id: the id and, when preflight asked the hub, its revision
+  datasets  local files by sha256, hub ids by id (and revision when known)
+  files     other files or folders whose content matters (question sets, plugins, code)
+  settings  step settings that are not in a config (CHECKPOINT=last, eval settings)
+  lock      the lock file the venv was built from
+  upstream  the digests of the steps it consumes (export <- train, eval <- export)
+The digest is the sha256 of the canonical JSON of the inputs.
+
+STATUS compares the current inputs with what the step recorded next to its outputs:
+  done     its completion marker holds this digest
+  partial  its inputs record holds this digest, but it did not complete (resumable)
+  changed  its record or marker holds another digest
+  unknown  its output folder holds files but no record (an older or foreign run)
+  none     nothing there
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import yaml
+
+SMALL_FILE_BYTES = 64 * 1024 * 1024  # larger files (weights) are identified by size
+MODEL_KEY = "model"
+DATASET_KEY = "dataset"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+class Repo:
+    def __init__(self, root: str, hub_revisions: str | None):
+        self.root = Path(root)
+        self.hub = {}
+        if hub_revisions and Path(hub_revisions).is_file():
+            try:
+                self.hub = json.loads(Path(hub_revisions).read_text())
+            except ValueError:
+                self.hub = {}
+
+    def path(self, name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else self.root / p
+
+    def rel(self, path: Path | str) -> str:
+        text = str(path)
+        prefix = str(self.root) + os.sep
+        return text[len(prefix):] if text.startswith(prefix) else text
+
+    def config(self, name: str) -> dict:
+        path = self.path(name)
+        data = path.read_bytes()
+        try:
+            content = yaml.safe_load(data) or {}
+        except yaml.YAMLError as err:
+            raise SystemExit(f"{self.rel(path)} is not valid YAML: {err}")
+        return {"sha256": sha256_bytes(data), "content": content}
+
+    def tree(self, name: str) -> dict:
+        """A file's sha256, or a folder's files: small ones by sha256, big ones by size."""
+        path = self.path(name)
+        if path.is_file():
+            return {"sha256": sha256_file(path)}
+        if not path.is_dir():
+            return {"missing": True}
+        files = {}
+        for item in sorted(path.rglob("*")):
+            if item.is_file() and not item.name.startswith("lab-"):
+                size = item.stat().st_size
+                key = str(item.relative_to(path))
+                files[key] = sha256_file(item) if size <= SMALL_FILE_BYTES else f"size:{size}"
+        return {"files": files}
+
+    def hub_entry(self, kind: str, ident: str) -> dict:
+        entry = self.hub.get(kind) or {}
+        revision = entry.get("revision") if entry.get("id") == ident else None
+        return {"id": ident, "hub": entry.get("hub", "modelscope") if revision else None, "revision": revision}
+
+    def model(self, ident: str) -> dict:
+        if self.path(ident).exists():
+            return {"id": self.rel(self.path(ident)), **self.tree(ident)}
+        return self.hub_entry("model", ident)
+
+    def dataset(self, entry: str) -> dict:
+        name = entry.split("#", 1)[0]  # swift's "path#N" samples N rows
+        if self.path(name).exists():
+            return {"id": entry, **self.tree(name)}
+        return self.hub_entry("dataset", entry)
+
+
+def as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def step_inputs(step: dict, repo: Repo, digests: dict) -> dict:
+    inputs: dict = {"configs": {}, "command": step.get("argv", []), "env": step.get("env", [])}
+    contents = []
+    for name in step.get("configs", []):
+        entry = repo.config(name)
+        inputs["configs"][repo.rel(repo.path(name))] = entry
+        contents.append(entry["content"] if isinstance(entry["content"], dict) else {})
+    if step.get("model_config"):
+        ident = step.get("model_ref") or (repo.config(step["model_config"])["content"] or {}).get(MODEL_KEY)
+        inputs["model"] = repo.model(str(ident)) if ident else None
+    if step.get("datasets_from"):
+        override = step.get("dataset_override")
+        entries = [override] if override else as_list((repo.config(step["datasets_from"])["content"] or {}).get(DATASET_KEY))
+        inputs["datasets"] = [repo.dataset(str(e)) for e in entries]
+    files = list(step.get("files", []))
+    for content in contents:  # ms-swift plugins change what the tool does
+        files += [str(p) for p in as_list(content.get("external_plugins"))]
+    inputs["files"] = {repo.rel(repo.path(f)): repo.tree(f) for f in files}
+    if step.get("settings"):
+        inputs["settings"] = step["settings"]
+    if step.get("lock"):
+        inputs["lock"] = {"file": repo.rel(repo.path(step["lock"])), **repo.tree(step["lock"])}
+    if step.get("upstream"):
+        inputs["upstream"] = {name: digests.get(name) for name in step["upstream"]}
+    if step.get("reads"):
+        inputs["reads"] = {repo.rel(p): recorded_digest(Path(p)) for p in step["reads"]}
+    return inputs
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def recorded_digest(path: Path) -> str | None:
+    record = read_json(path)
+    return record.get("inputs_digest") if record else None
+
+
+def status(step: dict, digest: str) -> str:
+    marker = Path(step["marker"]) if step.get("marker") else None
+    record = Path(step["record"]) if step.get("record") else None
+    outputs = Path(step["outputs"]) if step.get("outputs") else None
+    marked = recorded_digest(marker) if marker else None
+    recorded = (read_json(record) or {}).get("digest") if record else None
+    if marked == digest:
+        return "done"
+    if recorded == digest:
+        return "partial"
+    if marked or recorded:
+        return "changed"
+    if (marker and marker.exists()) or (outputs and outputs.is_dir() and any(outputs.iterdir())):
+        return "unknown"
+    return "none"
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    if path.is_file() and path.read_text() == text:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+LIST_KEYS = {"arg": "argv", "env": "cmd_env", "secret_env": "secret_env", "config": "configs", "file": "files",
+             "upstream": "upstream", "read": "reads", "setting": "settings"}
+
+
+def read_spec(lines) -> dict:
+    spec: dict = {"steps": [], "location_flag": [], "location_env": []}
+    step = None
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        key, sep, value = line.partition("\t")
+        if not sep:
+            raise SystemExit(f"spec line {number}: no tab in {line!r}")
+        if key == "step":
+            step = {"name": value}
+            spec["steps"].append(step)
+        elif key in ("location_flag", "location_env"):
+            spec[key].append(value)
+        elif step is None:
+            spec[key] = value
+        elif key in LIST_KEYS:
+            step.setdefault(LIST_KEYS[key], []).append(value)
+        else:
+            step[key] = value
+    return spec
+
+
+def compared_command(step: dict, spec: dict, repo: Repo) -> None:
+    """argv and env without the location flags (with their values) and variables."""
+    flags, names = set(spec["location_flag"]), set(spec["location_env"])
+    argv, skip = [], False
+    for word in step.get("argv", []):
+        if skip:
+            skip = False
+        elif word in flags:
+            skip = True
+        else:
+            argv.append(word.replace(str(repo.root) + os.sep, ""))
+    step["argv"] = argv
+    step["env"] = [pair.replace(str(repo.root) + os.sep, "") for pair in step.get("cmd_env", [])
+                   if pair.split("=", 1)[0] not in names]
+    settings = step.get("settings")
+    if isinstance(settings, list):
+        step["settings"] = dict(item.split("=", 1) for item in settings)
+
+
+def printed_command(step: dict, repo: Repo) -> str:
+    words = [f"{name}=\"${name}\"" for name in step.get("secret_env", [])]  # never a value
+    words = step.get("cmd_env", []) + words + step.get("argv", [])
+    return " ".join(words).replace(str(repo.root) + os.sep, "")
+
+
+def compute(spec_path: str) -> int:
+    text = sys.stdin.read() if spec_path == "-" else Path(spec_path).read_text()
+    spec = read_spec(text.splitlines())
+    repo = Repo(spec["repo"], spec.get("hub_revisions"))
+    out_dir = Path(spec["out_dir"]) if spec.get("out_dir") else None
+    digests: dict = {}
+    for step in spec["steps"]:
+        command = printed_command(step, repo) if step.get("argv") else ""
+        compared_command(step, spec, repo)
+        if step.get("datasets_config"):
+            step["datasets_from"] = step["datasets_config"]
+        inputs = step_inputs(step, repo, digests)
+        digest = sha256_bytes(canonical(inputs).encode())
+        digests[step["name"]] = digest
+        if out_dir is not None:
+            document = {"step": step["name"], "digest": digest, "inputs": inputs, "command_line": command}
+            write_if_changed(out_dir / f"{step['name']}.json",
+                             json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        print(f"{step['name']}\t{digest}\t{status(step, digest)}")
+    return 0
+
+
+def flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict) and value:
+        out = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix: value}
+
+
+def short(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12]
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def describe_changes(old: dict, new: dict) -> list[str]:
+    """`what: old -> new` lines; a config's content by key, its sha256 left out."""
+    def facts(inputs: dict) -> dict:
+        flat = flatten({k: v for k, v in inputs.items() if k != "configs"})
+        for name, entry in (inputs.get("configs") or {}).items():
+            content = entry.get("content") if isinstance(entry, dict) else None
+            if isinstance(content, dict):
+                for key, value in content.items():
+                    flat[f"{name}: {key}"] = value
+        return flat
+
+    before, after = facts(old or {}), facts(new or {})
+    lines = []
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            lines.append(f"{key}: {short(before.get(key, '(absent)'))} -> {short(after.get(key, '(absent)'))}")
+    return lines
+
+
+def diff(old_path: str, new_path: str) -> int:
+    old = read_json(Path(old_path)) or {}
+    new = read_json(Path(new_path)) or {}
+    lines = describe_changes(old.get("inputs") or {}, new.get("inputs") or {})
+    print("\n".join(lines) if lines else "(no recorded inputs to compare)" if not old else "(no difference)")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "compute":
+        return compute(argv[1])
+    if len(argv) == 3 and argv[0] == "diff":
+        return diff(argv[1], argv[2])
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
