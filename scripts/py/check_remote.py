@@ -203,9 +203,9 @@ def cached_location(entry: Entry, cache_root: Path) -> Optional[Path]:
 class HubError(Exception):
     """A hub answer that stops the check: (error, fix)."""
 
-    def __init__(self, error: str, fix: str) -> None:
+    def __init__(self, error: str, fix: str, unreachable: bool = False) -> None:
         super().__init__(error)
-        self.error, self.fix = error, fix
+        self.error, self.fix, self.unreachable = error, fix, unreachable
 
 
 def hub_token(hub: str) -> Optional[str]:
@@ -241,10 +241,10 @@ def hub_get(session, url: str, params: dict, entry: Entry, endpoint: str):
         response = session.get(url, params=params, timeout=timeout_seconds())
     except requests.Timeout:
         raise HubError(f"{hub} ({endpoint}) did not answer within {timeout_seconds():g} s about {entry.kind} "
-                       f"'{entry.repo_id}'", network_fix(entry)) from None
+                       f"'{entry.repo_id}'", network_fix(entry), unreachable=True) from None
     except requests.RequestException as error:
         raise HubError(f"cannot reach {hub} ({endpoint}) to check {entry.kind} '{entry.repo_id}' "
-                       f"({type(error).__name__})", network_fix(entry)) from None
+                       f"({type(error).__name__})", network_fix(entry), unreachable=True) from None
     return response
 
 
@@ -315,6 +315,14 @@ def modelscope_body(response, entry: Entry, has_token: bool):
     return data if isinstance(data, list) else []
 
 
+def commit_time(item: dict) -> float:
+    """A file entry's CommittedDate (epoch seconds on ModelScope), 0 when absent or not a number."""
+    try:
+        return float(item.get("CommittedDate") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def ask_modelscope(session, entry: Entry, endpoint: str, has_token: bool) -> dict:
     revision = entry.revision or "master"
     base = f"{endpoint}/api/v1/{entry.kind}s/{entry.repo_id}"
@@ -338,7 +346,7 @@ def ask_modelscope(session, entry: Entry, endpoint: str, has_token: bool) -> dic
     files = [(item.get("Path") or item.get("Name") or "", int(item.get("Size") or 0)) for item in blobs]
     size = download_size(entry, files)
     # ModelScope has no repo-level head commit in this API: the newest file commit is the revision's state.
-    newest = max(blobs, key=lambda item: str(item.get("CommittedDate") or ""), default={})
+    newest = max(blobs, key=commit_time, default={})
     return {"revision": newest.get("Revision") or revision, "size_bytes": size}
 
 
@@ -376,14 +384,23 @@ def check_offline(entries: list, cache_root: Path, failures: Failures) -> None:
                      f"in the env file at a local copy")
 
 
+def human_size(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.1f} MiB"
+
+
 def check_online(entries: list, cache_root: Path, failures: Failures, revisions_out: Optional[str]) -> int:
     """Asks the hub about each entry; returns the bytes still to download into the cache."""
-    to_download, found = 0, {}
+    to_download, found, unreachable = 0, {}, set()
     for entry in entries:
+        if entry.hub in unreachable:  # one time-out per hub is enough
+            log(f"{entry.kind} '{entry.repo_id}': not checked, {HUB_NAMES[entry.hub]} is unreachable")
+            continue
         try:
             answer = ask_hub(entry)
         except HubError as error:
             failures.add(error.error, error.fix)
+            if error.unreachable:
+                unreachable.add(entry.hub)
             continue
         # hub-revisions.json has one dataset entry: a second hub dataset is checked, not recorded
         found.setdefault(entry.kind, {"id": entry.repo_id, "hub": entry.hub, **answer})
@@ -391,7 +408,7 @@ def check_online(entries: list, cache_root: Path, failures: Failures, revisions_
         if not location:
             to_download += answer["size_bytes"]
         log(f"{entry.kind} '{entry.repo_id}' on {HUB_NAMES[entry.hub]}: revision {answer['revision']}, "
-            f"{answer['size_bytes'] / 2**30:.2f} GiB, " + (f"in the cache ({location})" if location else "to download"))
+            f"{human_size(answer['size_bytes'])}, " + (f"in the cache ({location})" if location else "to download"))
     if revisions_out and failures.count == 0:
         write_json_atomically(Path(revisions_out), found)
     return to_download
