@@ -20,7 +20,7 @@ import json
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
@@ -105,7 +105,6 @@ class Entry:
     hub: str = "modelscope"
     revision: Optional[str] = None
     local: bool = False
-    found: dict = field(default_factory=dict)
 
 
 def is_local(path: str, repo_root: Path) -> bool:
