@@ -63,7 +63,9 @@ help: ## List the targets
 env: ## Create the pinned venv(s) for this machine (cpu or gpu profile); a no-op when up to date
 	scripts/setup-env.sh
 
-preflight: ## Check in seconds what a run needs: env file, configs, dataset, GPU memory, disk, ports, venv
+# Built prerequisites first (the smoke model), as `make train` does: a model path that
+# does not exist yet would be taken for a hub id.
+preflight: $(TRAIN_PREREQS) ## Check in seconds what a run needs: env file, configs, dataset, SwanLab key, hub ids, GPU memory, disk, ports, venv
 	scripts/preflight.sh
 
 train: $(STATE)/train.done ## LoRA SFT with ms-swift (resumes an interrupted run); runs preflight first

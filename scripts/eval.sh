@@ -96,6 +96,7 @@ log_to_swanlab() {
   reset_cmd
   local mode=offline
   if [[ "$SWANLAB_MODE" == cloud ]]; then mode=cloud; CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
+  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
   CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" --report "$(report_file)" --project "$SWANLAB_PROJECT"
     --name "$SERVED_NAME-$bench" --benchmark "$bench" --mode "$mode" --log-dir "$RESULTS_DIR/swanlog")
   run_cmd || die "$bench: logging the metrics to SwanLab failed" \

@@ -116,7 +116,7 @@ check_datasets() {
       if looks_like_a_path "$entry"; then
         fail "dataset '$entry' not found" "set DATASET in $(repo_relative "$ENV_FILE"), or the dataset entry in $(repo_relative "$EXP_DIR")/sft.yaml, to an existing file"
       else
-        log "dataset '$entry' is a hub id: not checked here (ms-swift downloads it)"
+        log "dataset '$entry' is a hub id: its rows are not checked here (ms-swift downloads it)"
       fi
     elif [[ "$path" != *.jsonl ]]; then
       log "dataset '$entry' is not a .jsonl file: not checked"
@@ -124,6 +124,67 @@ check_datasets() {
       "$REPO_ROOT/scripts/check-dataset.sh" "$path" || FAILED_CHECKS=$((FAILED_CHECKS + 1))
     fi
   done < <(dataset_entries)
+}
+
+# --- remote: the SwanLab key, the hubs (scripts/py/check_remote.py) ------------------
+
+HUB_DOWNLOAD_BYTES="" # what the hub check found still to download into CACHE_ROOT
+
+remote_check_skipped() { [[ ",$SKIP_REMOTE_CHECKS," == *",$1,"* ]]; }
+
+# remote_check ARG...: the helper, from the repo root with the venv's python (once
+# make env ran); it prints its own errors and fixes and exits with their count.
+remote_check() {
+  local python="$VENV_DIR/bin/python"
+  [[ -x "$python" ]] || python=python3
+  cd "$REPO_ROOT" && exec "$python" "$REPO_ROOT/scripts/py/check_remote.py" "$@"
+}
+
+# Logs in once with the key, through the environment only (as train.sh gives it to swift).
+check_swanlab_key() {
+  [[ "$SWANLAB_MODE" == cloud ]] || return 0
+  if remote_check_skipped swanlab; then
+    log "SwanLab key: not checked (SKIP_REMOTE_CHECKS=$SKIP_REMOTE_CHECKS)"
+    return 0
+  fi
+  local status=0
+  (
+    export SWANLAB_API_KEY="$SWANLAB_TOKEN" REMOTE_CHECK_TIMEOUT
+    if [[ -n "${SWANLAB_API_HOST:-}" ]]; then export SWANLAB_API_HOST; fi
+    remote_check swanlab
+  ) || status=$?
+  FAILED_CHECKS=$((FAILED_CHECKS + status))
+}
+
+# Any model or dataset entry that is not an existing path is a hub id for ms-swift.
+has_hub_ids() {
+  local model entry
+  model="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
+  [[ -z "$model" || -e "$model" || -e "$REPO_ROOT/$model" ]] || return 0
+  while IFS= read -r entry; do
+    [[ -z "$entry" || -e "$(local_dataset_path "$entry")" ]] || return 0
+  done < <(dataset_entries)
+  return 1
+}
+
+# Online: the ids exist on their hub, with revision and size (kept for the run's
+# fingerprint in hub-revisions.json). Offline: they are in the cache.
+check_hub_ids() {
+  if remote_check_skipped hub; then
+    log "model and dataset ids: not checked on their hub (SKIP_REMOTE_CHECKS=$SKIP_REMOTE_CHECKS)"
+    return 0
+  fi
+  has_hub_ids || return 0
+  local args=(hub --config "$EXP_DIR/sft.yaml" --repo-root "$REPO_ROOT" --cache-root "$CACHE_ROOT"
+    --revisions-out "$STATE_DIR/$EXP/hub-revisions.json") out status=0
+  if [[ -n "${MODEL:-}" ]]; then args+=(--model "$MODEL"); fi
+  if [[ -n "${DATASET:-}" ]]; then args+=(--dataset "$DATASET"); fi
+  if [[ "$OFFLINE" == 1 ]]; then args+=(--offline); fi
+  # The caches and token files the tools get (add_common_tool_env).
+  out="$(HF_HOME="$CACHE_ROOT/huggingface" MODELSCOPE_CACHE="$CACHE_ROOT/modelscope" \
+    REMOTE_CHECK_TIMEOUT="$REMOTE_CHECK_TIMEOUT" remote_check "${args[@]}")" || status=$?
+  FAILED_CHECKS=$((FAILED_CHECKS + status))
+  if [[ "$OFFLINE" != 1 && "$out" =~ ^[0-9]+$ ]]; then HUB_DOWNLOAD_BYTES="$out"; fi
 }
 
 # --- machine: GPUs, disk, ports, venv ---------------------------------------------
@@ -196,7 +257,9 @@ check_disk_space() {
     add_disk_need EXPORT_ROOT "$EXPORT_DIR" "$DISK_EXPORT_GIB"
   fi
   add_disk_need RESULTS_ROOT "$RESULTS_DIR" 0
-  if base_model_is_present; then
+  if [[ -n "$HUB_DOWNLOAD_BYTES" ]]; then # the hubs' own sizes, rounded up to GiB
+    add_disk_need CACHE_ROOT "$CACHE_ROOT" $(((HUB_DOWNLOAD_BYTES + (1 << 30) - 1) >> 30))
+  elif base_model_is_present; then
     add_disk_need CACHE_ROOT "$CACHE_ROOT" 0
   else
     add_disk_need CACHE_ROOT "$CACHE_ROOT" "$DISK_CACHE_GIB"
@@ -255,8 +318,10 @@ main() {
   for command in sft export deploy; do check_config_flags "$command"; done
   check_datasets
   if is_dry_run; then
-    log "dry run: checked the configs and the dataset; GPU memory, disk, ports and venv are checked on a real run"
+    log "dry run: checked the configs and the dataset; SwanLab, hubs, GPU memory, disk, ports and venv are checked on a real run"
   else
+    check_swanlab_key
+    check_hub_ids
     if load_requirements; then
       check_gpu_free_memory
       check_disk_space

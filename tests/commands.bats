@@ -178,6 +178,13 @@ sft_argv() {
   refute_output --partial SECRET
 }
 
+@test "a self-hosted SwanLab: SWANLAB_API_HOST from the env file reaches swift's environment" {
+  write_env GPU=6 "SWANLAB_TOKEN=$SECRET" "SWANLAB_API_HOST=https://swanlab.lab.example"
+  DRY_RUN=1 run scripts/train.sh
+  assert_success
+  assert_line "CUDA_VISIBLE_DEVICES=6 HF_HOME=$OUT/cache/huggingface MODELSCOPE_CACHE=$OUT/cache/modelscope SWANLAB_API_HOST=https://swanlab.lab.example SWANLAB_LOG_DIR=$RUN_DIR/swanlog SWANLAB_API_KEY=\"\$SWANLAB_TOKEN\" swift sft $CFG/sft.yaml \\"
+}
+
 @test "token, real run: swift gets SWANLAB_API_KEY in its environment, not in argv or any file" {
   write_env GPU=6 "SWANLAB_TOKEN=$SECRET"
   run scripts/train.sh

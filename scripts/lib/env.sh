@@ -5,8 +5,10 @@
 # Source it after common.sh, then call load_env.
 
 # Every key an env file may set; env/example.env documents each one.
-ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE NO_PROXY SERVE_HOST SERVE_PORT
-  SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT)
+ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE SWANLAB_API_HOST NO_PROXY SERVE_HOST SERVE_PORT
+  SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT
+  SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT)
+REMOTE_CHECKS=(swanlab hub)
 DEFAULT_EXP=gpt-oss-20b-sft-v1
 
 is_env_key() {
@@ -108,6 +110,20 @@ resolve_swanlab_mode() {
   esac
 }
 
+# SKIP_REMOTE_CHECKS: a comma list of preflight's remote checks to skip; REMOTE_CHECK_TIMEOUT: seconds.
+validate_remote_settings() {
+  local check
+  SKIP_REMOTE_CHECKS="${SKIP_REMOTE_CHECKS:-}"
+  for check in ${SKIP_REMOTE_CHECKS//,/ }; do
+    [[ " ${REMOTE_CHECKS[*]} " == *" $check "* ]] || die "SKIP_REMOTE_CHECKS='$SKIP_REMOTE_CHECKS' names an unknown check '$check'" \
+      "list some of: $(IFS=,; printf '%s' "${REMOTE_CHECKS[*]}") (e.g. SKIP_REMOTE_CHECKS=hub), or leave it empty"
+  done
+  REMOTE_CHECK_TIMEOUT="${REMOTE_CHECK_TIMEOUT:-5}"
+  if [[ ! "$REMOTE_CHECK_TIMEOUT" =~ ^[0-9]{1,3}$ ]] || ((10#$REMOTE_CHECK_TIMEOUT < 1)); then
+    die "REMOTE_CHECK_TIMEOUT='$REMOTE_CHECK_TIMEOUT' is not a number of seconds" "set REMOTE_CHECK_TIMEOUT to a whole number from 1 to 999, e.g. 5"
+  fi
+}
+
 abs_path() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$REPO_ROOT" "$1"; fi; }
 
 load_env() {
@@ -132,6 +148,7 @@ load_env() {
       "set SERVE_API_KEY in $ENV_FILE, or keep SERVE_HOST=127.0.0.1"
   fi
   resolve_swanlab_mode
+  validate_remote_settings
   SWANLAB_PROJECT="${SWANLAB_PROJECT:-multi-model-psychology}"
   NO_PROXY="${NO_PROXY:-127.0.0.1,localhost,::1}"
   MASTER_PORT="${MASTER_PORT:-29500}"
@@ -166,6 +183,8 @@ lock_digest() { sha256sum "$1" | cut -d' ' -f1; }
 add_common_tool_env() {
   if [[ "$GPU" != cpu ]]; then CMD_ENV+=("CUDA_VISIBLE_DEVICES=$GPU"); fi
   CMD_ENV+=("HF_HOME=$CACHE_ROOT/huggingface" "MODELSCOPE_CACHE=$CACHE_ROOT/modelscope")
+  # A self-hosted SwanLab: the tools log where preflight checked the key.
+  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
   if [[ "$OFFLINE" == 1 ]]; then
     CMD_ENV+=(HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1)
   fi
