@@ -27,7 +27,7 @@ STEP_GOALS := train export deploy deploy-base serve eval-ceval eval-cmmlu eval-b
 # Make 4.3's $(shell) does not see command-line variables: the settings are passed
 # along (never a secret: the sync needs none).
 SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASET OUTPUT_ROOT EXPORT_ROOT \
-	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR
+	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED
 sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
 ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
 ifneq ($(DRY_RUN),1)
@@ -146,4 +146,5 @@ test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
 	tests/run.sh
 
 clean: ## Remove step stamps, the smoke run's outputs and the tiny model (never other experiments' outputs)
-	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke export/smoke results/smoke
+	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke output/smoke.replaced-* export/smoke \
+	  results/smoke results/smoke/*/*.replaced-*

@@ -10,7 +10,7 @@
 LOCATION_FLAGS=(--output_dir --swanlab_mode --swanlab_project --swanlab_exp_name --adapters --work-dir
   --api-url --api-key --host --port --model --dataset --served_model_name --exist_ok --use-cache)
 LOCATION_ENV=(CUDA_VISIBLE_DEVICES HF_HOME MODELSCOPE_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE
-  TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME MASTER_PORT)
+  TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME SWANLAB_API_HOST MASTER_PORT)
 
 # build_train_cmd: `swift sft` of configs/$EXP/sft.yaml. SWANLAB_RUN_ID_FILE, when
 # set and present, makes a resumed training continue the same SwanLab run.

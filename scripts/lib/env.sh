@@ -7,7 +7,7 @@
 # Every key an env file may set; env/example.env documents each one.
 ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE SWANLAB_API_HOST NO_PROXY SERVE_HOST SERVE_PORT
   SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT
-  SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT)
+  SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT REPLACE_CHANGED)
 REMOTE_CHECKS=(swanlab hub)
 DEFAULT_EXP=gpt-oss-20b-sft-v1
 
@@ -143,10 +143,13 @@ load_env() {
   SERVE_HOST="${SERVE_HOST:-127.0.0.1}"
   SERVE_PORT="${SERVE_PORT:-8000}"
   validate_port
-  if ! is_loopback_host "$SERVE_HOST" && [[ -z "${SERVE_API_KEY:-}" ]]; then
+  # SKIP_SECRET_CHECKS=1: scripts/sync-state.sh, which make runs without the secrets
+  # given on its command line (they would show in a process listing); the steps check.
+  if ! is_loopback_host "$SERVE_HOST" && [[ -z "${SERVE_API_KEY:-}" && "${SKIP_SECRET_CHECKS:-0}" != 1 ]]; then
     die "SERVE_HOST=$SERVE_HOST exposes the server beyond this machine without a key" \
       "set SERVE_API_KEY in $ENV_FILE, or keep SERVE_HOST=127.0.0.1"
   fi
+  if [[ "${SKIP_SECRET_CHECKS:-0}" == 1 && "${SWANLAB_MODE:-}" == cloud ]]; then SWANLAB_MODE=local; fi
   resolve_swanlab_mode
   validate_remote_settings
   SWANLAB_PROJECT="${SWANLAB_PROJECT:-multi-model-psychology}"
