@@ -12,6 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
 
 # The JSON rows of a logging.jsonl, skipping a last line cut off mid-write.
 # Rows are ms-swift's, with numbers sometimes written as strings ('5.694').
@@ -103,6 +105,32 @@ print_server_status() {
   fi
 }
 
+# Each step: done and up to date, done but its inputs changed (which), partly done, or not run.
+print_steps_status() {
+  # shellcheck source=lib/eval_config.sh
+  source "$REPO_ROOT/scripts/lib/eval_config.sh"
+  # shellcheck source=lib/fingerprint.sh
+  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
+  INPUTS_DIR="$(mktemp -d)" # a look only: nothing of .state changes
+  trap 'rm -rf "$INPUTS_DIR"' EXIT
+  local step changes
+  if [[ -f "$EXP_DIR/eval.yaml" ]]; then load_eval_config; compute_inputs eval; else BENCHMARKS=(); compute_inputs export; fi
+  printf 'steps:\n'
+  for step in train export $(for b in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s eval-%s-base-%s ' "$EXP" "$b" "$EXP" "$b"; done); do
+    case "${STEP_STATUS[$step]:-none}" in
+      done) printf '  %-28s done, up to date\n' "$step" ;;
+      partial) printf '  %-28s started with the current inputs, not finished (make resumes it)\n' "$step" ;;
+      unknown) printf '  %-28s has outputs without a record of their inputs (make redoes it)\n' "$step" ;;
+      none) printf '  %-28s not run\n' "$step" ;;
+      changed)
+        printf '  %-28s done, but its inputs changed since:\n' "$step"
+        changes="$(describe_input_changes "$(step_record "$step")" "$(inputs_file "$step")" | grep -v '^  upstream\.' || true)"
+        printf '%s\n' "${changes:-  (a step it builds on)}" | head -n 5 | sed 's/^/  /'
+        ;;
+    esac
+  done
+}
+
 main() {
   SKIP_GPU_CHECK=1 load_env
   # shellcheck source=lib/server.sh
@@ -114,6 +142,7 @@ main() {
   fi
   require_command jq
   print_train_status
+  print_steps_status
   print_server_status
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Run by make before any step target (scripts/sync-state.sh GOAL...): takes the
 # experiment's run lock (lib/runlock.sh), fingerprints the inputs of every step
-# (lib/fingerprint.sh) and removes each stamp in .state/<EXP>/ whose outputs were
-# not made from the current inputs, so make redoes exactly those steps.
+# (lib/fingerprint.sh) and makes the stamps in .state/<EXP>/ say exactly which steps'
+# outputs were made from the current inputs, so make redoes exactly the others.
 set -euo pipefail
 export STEP_NAME=state
 # shellcheck source=lib/common.sh
@@ -27,18 +27,25 @@ stamp_steps() {
   esac
 }
 
-# Removes the stamps whose steps are not all done with the current inputs.
-drop_stale_stamps() {
-  local stamp name step
-  for stamp in "$STATE_DIR/$EXP"/*.done; do
-    [[ -f "$stamp" ]] || continue
-    name="$(basename "$stamp" .done)"
-    while IFS= read -r step; do
+# Each stamp holds exactly when all its steps are done with the current inputs:
+# a stale one is removed (make redoes it), a missing one of finished work is made,
+# and every valid stamp gets the same time, so make's own timestamps agree.
+sync_stamps() {
+  local name step steps now valid
+  now="$(date +%s)"
+  mkdir -p "$STATE_DIR/$EXP"
+  for name in train export eval-ceval eval-cmmlu eval-base; do
+    mapfile -t steps < <(stamp_steps "$name")
+    valid=$((${#steps[@]} > 0))
+    for step in "${steps[@]}"; do
       step_done "$step" && continue
-      log "$name: $( [[ "${STEP_STATUS[$step]:-none}" == none ]] && echo 'its outputs are gone' || echo 'its inputs changed since it ran') ($step); make redoes it"
-      rm -f "$stamp"
+      valid=0
+      if [[ -f "$STATE_DIR/$EXP/$name.done" ]]; then
+        log "$name: $([[ "${STEP_STATUS[$step]:-none}" == none ]] && echo 'its outputs are gone' || echo 'its inputs changed since it ran') ($step); make redoes it"
+      fi
       break
-    done < <(stamp_steps "$name")
+    done
+    if ((valid)); then touch -d "@$now" "$STATE_DIR/$EXP/$name.done"; else rm -f "$STATE_DIR/$EXP/$name.done"; fi
   done
 }
 
@@ -51,8 +58,6 @@ main() {
   source "$REPO_ROOT/scripts/lib/eval_config.sh"
   # shellcheck source=lib/fingerprint.sh
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
-  [[ -d "$STATE_DIR/$EXP" ]] || return 0
-  compgen -G "$STATE_DIR/$EXP/*.done" >/dev/null || return 0
   if [[ -f "$EXP_DIR/eval.yaml" ]]; then
     load_eval_config
     compute_inputs eval
@@ -60,7 +65,7 @@ main() {
     BENCHMARKS=()
     compute_inputs export
   fi
-  drop_stale_stamps
+  sync_stamps
 }
 
 main "$@"

@@ -15,7 +15,8 @@ FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
 REPORT_DIR="${REPORT_DIR:-$REPO_ROOT/report}" # where make report writes (tests point it elsewhere)
 declare -A STEP_DIGEST=() STEP_STATUS=()
 
-inputs_dir() { printf '%s/%s/inputs' "$STATE_DIR" "$EXP"; }
+# INPUTS_DIR: elsewhere for a read-only look (make status).
+inputs_dir() { printf '%s' "${INPUTS_DIR:-$STATE_DIR/$EXP/inputs}"; }
 inputs_file() { printf '%s/%s.json' "$(inputs_dir)" "$1"; }
 
 # The Python with PyYAML that reads the configs: the project venv's, else the system's.
@@ -117,6 +118,13 @@ spec_report() {
   spec_line file "$REPO_ROOT/scripts/py/report.py"
   spec_line file "$REPO_ROOT/scripts/py/runparse.py"
   spec_line marker "$REPORT_DIR/$EXP.manifest.json"
+  # The current inputs too: the report says when they differ from what ran.
+  spec_line upstream train
+  spec_line upstream export
+  for bench in "${BENCHMARKS[@]}"; do
+    spec_line upstream "eval-$EXP-$bench"
+    spec_line upstream "eval-$EXP-base-$bench"
+  done
 }
 
 # The lab's editable template; an experiment may have its own report/template.<EXP>.zh.md.
@@ -160,6 +168,16 @@ compute_inputs() {
 }
 
 step_done() { [[ "${STEP_STATUS[$1]:-none}" == "done" ]]; }
+
+# step_record STEP: the inputs record next to a step's outputs (lab-inputs.json).
+step_record() {
+  case "$1" in
+    train) printf '%s/lab-inputs.json' "$RUN_DIR" ;;
+    export) printf '%s/lab-inputs.json' "$EXPORT_DIR" ;;
+    eval-"$EXP"-base-*) printf '%s/%s-base/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "${1#eval-"$EXP"-base-}" ;;
+    eval-"$EXP"-*) printf '%s/%s/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "${1#eval-"$EXP"-}" ;;
+  esac
+}
 
 # What changed between a recorded inputs file and the current one, one line each.
 describe_input_changes() {
