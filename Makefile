@@ -16,7 +16,9 @@ EVAL_BASE_PREREQS :=
 -include $(CONFIG_DIR)/experiment.mk
 
 # The top-level make's pid: its sub-makes (make all, make smoke) share its run lock.
-LAB_RUN_OWNER ?= $(shell echo $$PPID)
+ifndef LAB_RUN_OWNER
+LAB_RUN_OWNER := $(shell echo $$PPID)
+endif
 export LAB_RUN_OWNER
 
 # Before any step, scripts/sync-state.sh takes the experiment's run lock (one make at
@@ -31,7 +33,7 @@ SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASE
 sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
 ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
 ifneq ($(DRY_RUN),1)
-SYNC_STATUS := $(shell $(sync_env) scripts/sync-state.sh $(filter $(STEP_GOALS),$(MAKECMDGOALS)) >&2; echo $$?)
+SYNC_STATUS := $(shell LAB_RUN_OWNER=$(LAB_RUN_OWNER) $(sync_env) scripts/sync-state.sh $(filter $(STEP_GOALS),$(MAKECMDGOALS)) >&2; echo $$?)
 ifneq ($(SYNC_STATUS),0)
 $(error stopped before any step; see above)
 endif

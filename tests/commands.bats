@@ -83,9 +83,11 @@ sft_argv() {
   assert_line "env: SWANLAB_LOG_DIR=$RUN_DIR/swanlog"
   assert_line "env: SWANLAB_API_KEY unset"
   assert_equal "$(stub_call nvidia-smi | grep '^argv:')" "argv: -L"
-  # The run dir records its command; the step is logged for the report.
-  assert_file_exist "$RUN_DIR/lab-command.txt"
-  assert_file_contains "$RUN_DIR/lab-command.txt" "CUDA_VISIBLE_DEVICES=6 "
+  # The run dir records its inputs and command, and marks the finished run with
+  # their digest; the step is logged for the report.
+  run jq -r .command_line "$RUN_DIR/lab-inputs.json"
+  assert_output --partial "CUDA_VISIBLE_DEVICES=6 "
+  assert_equal "$(jq -r .inputs_digest "$RUN_DIR/lab-train.json")" "$(jq -r .digest "$RUN_DIR/lab-inputs.json")"
   run jq -r '.step + " " + .event' "$REPO/.state/$DEFAULT_EXP/steps.jsonl"
   assert_line "train start"
   assert_line "train command"
@@ -120,7 +122,71 @@ sft_argv() {
   assert_success
   run scripts/train.sh
   assert_success
-  assert_line "[train] training of $DEFAULT_EXP already finished in $RUN_DIR"
+  assert_line "[train] training of $DEFAULT_EXP already finished with these inputs in $RUN_DIR"
+  assert_equal "$(stub_calls swift)" 1
+}
+
+@test "train: a changed hyperparameter stops before touching the run, naming the key" {
+  write_env GPU=cpu
+  run scripts/train.sh
+  assert_success
+  sed -i 's/^learning_rate: 1.0e-4/learning_rate: 2.0e-4/' "$CFG/sft.yaml"
+  run scripts/train.sh
+  assert_failure
+  assert_line "  $CFG/sft.yaml: learning_rate: 0.0001 -> 0.0002"
+  assert_line "[train] error: $RUN_DIR holds a training run made from other inputs; not touching it (a changed configuration never resumes old checkpoints)"
+  assert_line --partial "[train] fix: train under a new name (make train EXP=<new name>"
+  assert_equal "$(stub_calls swift)" 1
+  assert_file_exist "$RUN_DIR/lab-train.json"
+}
+
+@test "train: the fix is true: REPLACE_CHANGED=1 keeps the old run aside and trains anew" {
+  write_env GPU=cpu
+  run scripts/train.sh
+  assert_success
+  sed -i 's/^lora_rank: 16/lora_rank: 8/' "$CFG/sft.yaml"
+  REPLACE_CHANGED=1 run scripts/train.sh
+  assert_success
+  assert_line --regexp "^\[train\] $RUN_DIR was made from other inputs; moved it to $RUN_DIR\.replaced-[0-9T]+Z \(REPLACE_CHANGED=1\)$"
+  assert_equal "$(stub_calls swift)" 2
+  run jq -r '.inputs.configs[].content.lora_rank' "$RUN_DIR/lab-inputs.json"
+  assert_output 8
+  run jq -r '.inputs.configs[].content.lora_rank' "$RUN_DIR".replaced-*/lab-inputs.json
+  assert_output 16
+}
+
+@test "train: a changed dataset file, lock or base model folder counts as changed inputs" {
+  mkdir -p "$TMP/model"
+  printf '{"model_type": "gpt_oss"}\n' >"$TMP/model/config.json"
+  printf '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}\n' >"$TMP/data.jsonl"
+  write_env GPU=cpu "MODEL=$TMP/model" "DATASET=$TMP/data.jsonl"
+  run scripts/train.sh
+  assert_success
+  printf '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hey"}]}\n' >"$TMP/data.jsonl"
+  run scripts/train.sh
+  assert_failure
+  assert_line --regexp "^  datasets\[0\]\.sha256: [0-9a-f]{12} -> [0-9a-f]{12}$"
+  REPLACE_CHANGED=1 run scripts/train.sh
+  assert_success
+  echo "extra==1.0" >>env/requirements-cpu.lock
+  run scripts/train.sh
+  assert_failure
+  assert_line --regexp "^  lock\.sha256: [0-9a-f]{12} -> [0-9a-f]{12}$"
+  REPLACE_CHANGED=1 run scripts/train.sh
+  assert_success
+  printf '{"model_type": "gpt_oss", "num_hidden_layers": 3}\n' >"$TMP/model/config.json"
+  run scripts/train.sh
+  assert_failure
+  assert_line --regexp "^  model\.files\.config\.json: [0-9a-f]{12} -> [0-9a-f]{12}$"
+}
+
+@test "train: where it writes and reports (paths, SwanLab, port) is not an input" {
+  write_env GPU=cpu
+  run scripts/train.sh
+  assert_success
+  SWANLAB_PROJECT=other MASTER_PORT=29999 CACHE_ROOT="$TMP/other-cache" run scripts/train.sh
+  assert_success
+  assert_line --partial "[train] training of $DEFAULT_EXP already finished with these inputs"
   assert_equal "$(stub_calls swift)" 1
 }
 
@@ -134,18 +200,20 @@ sft_argv() {
 
 @test "train resumes from the last complete checkpoint, ignoring a half-written one" {
   write_env GPU=cpu
+  mark_done train && rm "$RUN_DIR/lab-train.json" # started with these inputs, not finished
   make_checkpoint "$RUN_DIR/checkpoint-2" 2
   make_checkpoint "$RUN_DIR/checkpoint-3" 3 partial
   echo '{"loss": 2.0}' >"$RUN_DIR/logging.jsonl"
   run scripts/train.sh
   assert_success
-  assert_line "[train] resuming from $RUN_DIR/checkpoint-2"
+  assert_line "[train] resuming from $RUN_DIR/checkpoint-2 (same inputs)"
   run stub_call swift
   assert_line "$(sft_argv local) --use_cpu true --resume_from_checkpoint $RUN_DIR/checkpoint-2"
 }
 
 @test "train resumes from the highest step, not the first in text order" {
   write_env GPU=cpu
+  mark_done train && rm "$RUN_DIR/lab-train.json"
   make_checkpoint "$RUN_DIR/checkpoint-8" 8
   make_checkpoint "$RUN_DIR/checkpoint-10" 10
   make_checkpoint "$RUN_DIR/checkpoint-12" 12 partial
@@ -156,14 +224,23 @@ sft_argv() {
   refute_line "arg: $RUN_DIR/checkpoint-8"
 }
 
-@test "train refuses to resume a run dir made by another command" {
+@test "train refuses to resume checkpoints without a record of their inputs" {
   write_env GPU=cpu
   make_checkpoint "$RUN_DIR/checkpoint-2" 2
-  echo "CUDA_VISIBLE_DEVICES=6 swift sft something-else" >"$RUN_DIR/lab-command.txt"
   run scripts/train.sh
   assert_failure
-  assert_line "[train] error: $RUN_DIR holds checkpoints of a different configuration (see $RUN_DIR/lab-command.txt)"
-  assert_line "[train] fix: move that directory away, or train under a new experiment name (EXP=...)"
+  assert_line "[train] error: $RUN_DIR holds a training run without a record of its inputs (lab-inputs.json); not touching it (a changed configuration never resumes old checkpoints)"
+  assert_equal "$(stub_calls swift)" 0
+}
+
+@test "train refuses to resume checkpoints made from other inputs" {
+  write_env GPU=cpu
+  mark_done train && rm "$RUN_DIR/lab-train.json"
+  make_checkpoint "$RUN_DIR/checkpoint-2" 2
+  sed -i 's/^max_length: 3072/max_length: 2048/' "$CFG/sft.yaml"
+  run scripts/train.sh
+  assert_failure
+  assert_line "  $CFG/sft.yaml: max_length: 3072 -> 2048"
   assert_equal "$(stub_calls swift)" 0
 }
 
@@ -248,6 +325,7 @@ sft_argv() {
 # A run with complete checkpoints 50, 100, 300 (eval_loss 0.9, 0.6, 0.8) and a
 # half-written checkpoint-1000.
 make_run() {
+  mark_done train
   local step
   for step in 50 100 300; do make_checkpoint "$RUN_DIR/checkpoint-$step" "$step"; done
   make_checkpoint "$RUN_DIR/checkpoint-1000" 1000 partial
@@ -272,6 +350,29 @@ JSON
   assert_output '{"architectures":["GptOssForCausalLM"],"torch_dtype":"bfloat16"}'
   run jq -r .checkpoint "$EXPORT_DIR/lab-export.json"
   assert_output "$RUN_DIR/checkpoint-300"
+  # It records what it merged, and is not redone for the same training and config.
+  assert_equal "$(jq -r .inputs_digest "$EXPORT_DIR/lab-export.json")" "$(jq -r .digest "$EXPORT_DIR/lab-inputs.json")"
+  run scripts/export.sh
+  assert_success
+  assert_line "[export] $EXPORT_DIR is already the merge of this training and export config"
+  assert_equal "$(stub_calls swift)" 1
+  # A changed export config merges again, from clean.
+  sed -i 's/^max_shard_size: 2GB/max_shard_size: 4GB/' "$CFG/export.yaml"
+  run scripts/export.sh
+  assert_success
+  assert_line "[export] replacing $EXPORT_DIR (made from other inputs; the checkpoints it came from are kept)"
+  assert_equal "$(stub_calls swift)" 2
+}
+
+@test "export refuses a training that is not finished with the current inputs" {
+  write_env GPU=6
+  make_run
+  sed -i 's/^lora_alpha: 64/lora_alpha: 32/' "$CFG/sft.yaml"
+  run scripts/export.sh
+  assert_failure
+  assert_line "[export] error: the training in $RUN_DIR is not finished with the current inputs"
+  assert_line "[export] fix: run 'make train EXP=$DEFAULT_EXP' first"
+  assert_equal "$(stub_calls swift)" 0
 }
 
 @test "export CHECKPOINT=best picks the lowest eval_loss" {
@@ -321,7 +422,7 @@ JSON
   assert_line "    --adapters '$RUN_DIR/<checkpoint with the lowest eval_loss>' \\"
   assert_line "    --output_dir $EXPORT_DIR.partial \\"
   assert_line "    --exist_ok true"
-  assert_line "mv $EXPORT_DIR.partial $EXPORT_DIR"
+  assert_line "rm -rf $EXPORT_DIR && mv $EXPORT_DIR.partial $EXPORT_DIR"
 }
 
 # ---------------------------------------------------------------- deploy, stop
@@ -370,7 +471,8 @@ JSON
   local port
   port="$(free_port)"
   write_env GPU=6 "SERVE_PORT=$port"
-  mkdir -p "$EXPORT_DIR" "$REPO/.venv-lmdeploy/bin"
+  mark_done train export
+  mkdir -p "$REPO/.venv-lmdeploy/bin"
   ln -s "$SRC_ROOT/tests/stub.bash" "$REPO/.venv-lmdeploy/bin/swift"
   STUB_CURL_WAIT_SERVED=5 run scripts/deploy.sh
   assert_success
@@ -403,7 +505,7 @@ JSON
   local port
   port="$(free_port)"
   write_env GPU=cpu "SERVE_PORT=$port"
-  mkdir -p "$EXPORT_DIR"
+  mark_done train export
   STUB_CURL_WAIT_SERVED=5 run scripts/deploy.sh
   assert_success
   run stub_call swift
@@ -417,7 +519,7 @@ JSON
   port="$(free_port)"
   start_listener "$port"
   write_env GPU=cpu "SERVE_PORT=$port"
-  mkdir -p "$EXPORT_DIR"
+  mark_done train export
   run scripts/deploy.sh
   assert_failure
   assert_line --partial "[deploy] error: port $port is already in use by "
@@ -430,7 +532,7 @@ JSON
   write_env GPU=cpu "SERVE_PORT=$(free_port)"
   run scripts/deploy.sh
   assert_failure
-  assert_line "[deploy] error: no merged model at $EXPORT_DIR"
+  assert_line "[deploy] error: $EXPORT_DIR is not the merge of the current training"
   assert_line "[deploy] fix: run 'make export EXP=$DEFAULT_EXP' first"
   assert_equal "$(stub_calls swift)" 0
 }

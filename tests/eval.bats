@@ -5,12 +5,13 @@
 bats_require_minimum_version 1.5.0
 bats_load_library bats-support
 bats_load_library bats-assert
+load test_helper
 
 setup() {
   local src="$BATS_TEST_DIRNAME/.."
   REPO="$BATS_TEST_TMPDIR/repo"
   mkdir -p "$REPO" "$BATS_TEST_TMPDIR/bin" "$BATS_TEST_TMPDIR/log"
-  cp -r "$src/scripts" "$src/configs" "$REPO/"
+  cp -r "$src/scripts" "$src/configs" "$src/env" "$REPO/"
   local tool
   for tool in evalscope curl python nvidia-smi; do ln -s "$src/tests/eval-stubs/stub" "$BATS_TEST_TMPDIR/bin/$tool"; done
   export PATH="$BATS_TEST_TMPDIR/bin:$PATH" STUB_LOG="$BATS_TEST_TMPDIR/log"
@@ -20,7 +21,15 @@ setup() {
   SMOKE_ENV="$BATS_TEST_TMPDIR/smoke.env"
   printf '%s\n' GPU=cpu SWANLAB_PROJECT=lab-smoke SWANLAB_MODE=local SERVE_PORT=8031 OFFLINE=1 >"$SMOKE_ENV"
   export STUB_SERVED=gpt-oss-20b-sft-v1
+  if [[ -x "$src/.venv/bin/python" ]]; then export LAB_PYTHON="$src/.venv/bin/python"; fi
+  # Trained and exported with the current inputs, and served by our server.
+  cd "$REPO" && mark_done train export serving
+  EXP=smoke ENV_FILE="$SMOKE_ENV" mark_done train export
 }
+
+# Our (stub) server serves the current build of the smoke model / the base model.
+serve_smoke() { EXP=smoke ENV_FILE="$SMOKE_ENV" mark_done serving; }
+serve_base() { mark_done serving-base; }
 
 calls() { find "$STUB_LOG" -name "$1.[0-9]*" ! -name '*.env' | wc -l; }
 argv() { cat "$STUB_LOG/$1"; }
@@ -84,6 +93,7 @@ $REPO/results/gpt-oss-20b-sft-v1/swanlog"
 }
 
 @test "--base evaluates every benchmark on the base model's served name" {
+  serve_base
   STUB_SERVED=gpt-oss-20b-sft-v1-base run "$REPO/scripts/eval.sh" --base all
   assert_success
   assert_equal "$(calls evalscope)" 3
@@ -93,6 +103,7 @@ $REPO/results/gpt-oss-20b-sft-v1/swanlog"
 }
 
 @test "smoke experiment: local datasets, their subjects, offline, limit 8" {
+  serve_smoke
   STUB_SERVED=smoke STUB_NUM=24 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
   assert_success
   run argv evalscope.1
@@ -154,19 +165,75 @@ $dir"
 }
 
 @test "a report with the wrong question count or a missing subject is not accepted" {
+  serve_smoke
   STUB_SERVED=smoke STUB_NUM=23 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
   assert_failure
   assert_output --partial "scored 23 questions, expected 24"
   assert [ ! -e "$REPO/results/smoke/smoke/ceval/lab-eval.json" ]
 }
 
-@test "settings changed after a finished run: stop instead of mixing results" {
+@test "settings changed after a finished run: old results kept aside, a fresh evaluation, no cache reused" {
   run "$REPO/scripts/eval.sh" ceval
   assert_success
   sed -i 's/limit: 100 /limit: 50 /' "$REPO/configs/gpt-oss-20b-sft-v1/eval.yaml"
   run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  local dir="$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval" shown=results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval
+  assert_line "[eval] ceval on gpt-oss-20b-sft-v1: the results in $shown were made from other inputs:"
+  assert_line "  command.--limit: 100 -> 50"
+  assert_line --regexp "^\[eval\] moved it to $shown\.replaced-[0-9T]+Z \(kept\); evaluating from scratch$"
+  assert_equal "$(calls evalscope)" 2
+  refute [ -n "$(grep -x -- --use-cache "$STUB_LOG/evalscope.2")" ]
+  assert_equal "$(grep -x -A1 -- --limit "$STUB_LOG/evalscope.2" | tail -n 1)" 50
+  assert [ -f "$dir".replaced-*/lab-eval.json ]
+}
+
+@test "predictions without a record (another model or tool version) are set aside, never resumed" {
+  local dir="$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval"
+  mkdir -p "$dir/predictions/gpt-oss-20b-sft-v1"
+  echo '{"from": "an earlier run"}' >"$dir/predictions/gpt-oss-20b-sft-v1/ceval_x.jsonl"
+  run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  assert_line "[eval] ceval on gpt-oss-20b-sft-v1: results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval has no record of what it was made from"
+  refute [ -n "$(grep -x -- --use-cache "$STUB_LOG/evalscope.1")" ]
+  assert [ -f "$dir/lab-eval.json" ]
+  assert [ -f "$dir".replaced-*/predictions/gpt-oss-20b-sft-v1/ceval_x.jsonl ]
+}
+
+@test "a new export reruns the fine-tuned model's evaluations, not the base model's" {
+  run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  serve_base
+  STUB_SERVED=gpt-oss-20b-sft-v1-base run "$REPO/scripts/eval.sh" --base ceval
+  assert_success
+  sed -i 's/^lora_rank: 16/lora_rank: 32/' "$REPO/configs/gpt-oss-20b-sft-v1/sft.yaml"
+  mark_done train export serving
+  run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  assert_line --partial "[eval] moved it to "
+  serve_base
+  serve_base
+  STUB_SERVED=gpt-oss-20b-sft-v1-base run "$REPO/scripts/eval.sh" --base ceval
+  assert_success
+  assert_line "[eval] ceval on gpt-oss-20b-sft-v1-base already finished: accuracy 0.5 on 24 questions"
+  assert_equal "$(calls evalscope)" 3
+}
+
+@test "the server serves an older build of the model: stop before asking anything" {
+  sed -i 's/^max_new_tokens: 1024 /max_new_tokens: 512 /' "$REPO/configs/gpt-oss-20b-sft-v1/deploy.yaml"
+  run "$REPO/scripts/eval.sh" ceval
   assert_failure
-  assert_output --partial "holds results made with other settings"
+  assert_line "[eval] error: the server at http://127.0.0.1:8000/v1 serves another build of gpt-oss-20b-sft-v1 than the current export and serving config"
+  assert_line "[eval] fix: restart it: make stop deploy EXP=gpt-oss-20b-sft-v1"
+  assert_equal "$(calls evalscope)" 0
+}
+
+@test "the fine-tuned model's export is not from the current training: stop" {
+  sed -i 's/^lora_rank: 16/lora_rank: 32/' "$REPO/configs/gpt-oss-20b-sft-v1/sft.yaml"
+  run "$REPO/scripts/eval.sh" ceval
+  assert_failure
+  assert_line "[eval] error: export/gpt-oss-20b-sft-v1 is not the merge of the current training"
+  assert_equal "$(calls evalscope)" 0
 }
 
 @test "unknown benchmark: fails naming the configured ones" {
@@ -182,6 +249,7 @@ $dir"
   assert_failure
   assert_output --partial "unknown subject 'psychology'"
   sed -i 's/subsets: \[professional_psychology,/subsets: [education,/' "$REPO/configs/smoke/eval.yaml"
+  serve_smoke
   STUB_SERVED=smoke EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" cmmlu-psych
   assert_failure
   assert_output --partial "unknown subject 'education'"
@@ -189,6 +257,7 @@ $dir"
 }
 
 @test "missing local dataset: fails at once with the path and the fix" {
+  serve_smoke
   rm -r "$REPO/configs/smoke/data/cmmlu"
   STUB_SERVED=smoke EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" cmmlu
   assert_failure
@@ -206,6 +275,7 @@ $dir"
 }
 
 @test "wrong model served: fails naming what the server serves" {
+  serve_base
   STUB_SERVED=other-model run "$REPO/scripts/eval.sh" --base ceval
   assert_failure
   assert_output --partial "serves [other-model], not gpt-oss-20b-sft-v1-base"

@@ -11,9 +11,8 @@ setup() {
   mkdir -p .venv/bin
   sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
   # Training and export already done; the evaluation hangs until interrupted.
-  mkdir -p ".state/$DEFAULT_EXP" "$EXPORT_DIR"
+  mkdir -p "$EXPORT_DIR"
   printf '{"architectures": ["GptOssForCausalLM"]}\n' >"$EXPORT_DIR/config.json"
-  touch ".state/$DEFAULT_EXP/train.done" ".state/$DEFAULT_EXP/export.done"
   printf '#!/usr/bin/env bash\ntouch "%s/eval-started"\nsleep 60\n' "$TMP" >"$STUBS/evalscope"
   chmod +x "$STUBS/evalscope"
 }
@@ -25,6 +24,7 @@ teardown() {
 
 @test "Ctrl-C during make all stops the server it started" {
   write_env GPU=cpu "SERVE_PORT=$(free_port)"
+  mark_done train export
   # A background job inherits SIGINT ignored; a terminal's make would not.
   setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("make", sys.argv[1:])' \
     make all >"$TMP/make.log" 2>&1 &

@@ -63,7 +63,8 @@ write_checkpoint() {
 }
 
 # swift sft: a finished run in --output_dir (checkpoint-$STUB_SFT_STEP, logging.jsonl
-#   ending with train_runtime); STUB_SFT_EXIT=N fails without the final summary.
+#   ending with train_runtime); STUB_SFT_EXIT=N fails without the final summary;
+#   STUB_SFT_SECONDS=S touches $STUB_STATE/sft-started and trains for S seconds.
 # swift export: config.json (with a quantization_config) in --output_dir.
 # swift deploy: marks the served name as served (for the curl stub), then waits.
 stub_swift() {
@@ -75,6 +76,7 @@ stub_swift() {
       mkdir -p "$out"
       printf '{"loss": 1.5, "global_step/max_steps": "%d/%d"}\n' "$step" "$step" >>"$out/logging.jsonl"
       if [[ -n "${STUB_SFT_EXIT:-}" ]]; then exit "$STUB_SFT_EXIT"; fi
+      if [[ -n "${STUB_SFT_SECONDS:-}" ]]; then touch "$STUB_STATE/sft-started"; sleep "$STUB_SFT_SECONDS"; fi
       write_checkpoint "$out/checkpoint-$step" "$step"
       printf '{"train_runtime": 12.5, "train_loss": 1.4}\n' >>"$out/logging.jsonl"
       ;;

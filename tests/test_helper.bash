@@ -42,6 +42,8 @@ common_setup() {
 
   # Fast failure paths: no step waits long for a server that never comes.
   export DEPLOY_TIMEOUT=10 HEALTH_TIMEOUT=0 STOP_TIMEOUT=5
+  # The fingerprints read the configs with PyYAML: the project venv's Python.
+  if [[ -x "$SRC_ROOT/.venv/bin/python" ]]; then export LAB_PYTHON="$SRC_ROOT/.venv/bin/python"; fi
 
   OUT="$TMP/out"
   RUN_DIR="$OUT/output/$DEFAULT_EXP"
@@ -107,6 +109,11 @@ make_checkpoint() {
     printf '{"global_step": %d, "log_history": []}\n' "$2" >"$1/trainer_state.json"
   fi
 }
+
+# mark_done STEP...: STEP's outputs recorded as made from the current inputs
+# (train, export, eval-<served>-<bench>; serving, serving-base for our server),
+# as the step writes them when it succeeds. Run in the test's repo copy.
+mark_done() { "$SRC_ROOT/tests/lib/mark-done.sh" "$@"; }
 
 # free_port: a TCP port on 127.0.0.1 nothing listens on.
 free_port() {

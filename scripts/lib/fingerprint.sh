@@ -19,9 +19,10 @@ declare -A STEP_DIGEST=() STEP_STATUS=()
 inputs_dir() { printf '%s' "${INPUTS_DIR:-$STATE_DIR/$EXP/inputs}"; }
 inputs_file() { printf '%s/%s.json' "$(inputs_dir)" "$1"; }
 
-# The Python with PyYAML that reads the configs: the project venv's, else the system's.
+# The Python with PyYAML that reads the configs: the project venv's, else LAB_PYTHON
+# (tests run copies of the repo without a venv), else the system's.
 config_python() {
-  if [[ -x "$VENV_DIR/bin/python" ]]; then printf '%s' "$VENV_DIR/bin/python"; else printf 'python3'; fi
+  if [[ -x "$VENV_DIR/bin/python" ]]; then printf '%s' "$VENV_DIR/bin/python"; else printf '%s' "${LAB_PYTHON:-python3}"; fi
 }
 
 # The spec is read by fingerprint.py: one `key<TAB>value` a line, a `step` line
@@ -80,7 +81,7 @@ spec_serve() {
   if [[ "${1:-}" == --base ]]; then name="serve-base"; upstream="base-model"; fi
   spec_line step "$name"
   resolve_served_model "${1:-}"
-  build_deploy_cmd
+  SERVE_API_KEY="" build_deploy_cmd # the key's launcher changes who may ask, not the answers
   spec_cmd
   spec_line config "$EXP_DIR/deploy.yaml"
   spec_line upstream "$upstream"
@@ -158,8 +159,9 @@ fingerprint_spec() {
 # compute_inputs GROUP...: writes .state/$EXP/inputs/<step>.json (only when changed)
 # and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
 compute_inputs() {
-  local result name digest status
-  result="$(fingerprint_spec "$@" | "$(config_python)" "$FINGERPRINT_PY" compute -)" ||
+  local spec result name digest status
+  spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
+  result="$("$(config_python)" "$FINGERPRINT_PY" compute - <<<"$spec")" ||
     die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
   while IFS=$'\t' read -r name digest status; do
     STEP_DIGEST[$name]="$digest"

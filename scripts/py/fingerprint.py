@@ -288,10 +288,26 @@ def short(value) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def command_facts(argv: list) -> dict:
+    """An argv as `command.--flag: value` facts, other words by position."""
+    facts, index = {}, 0
+    while index < len(argv):
+        word = str(argv[index])
+        if word.startswith("--"):
+            has_value = index + 1 < len(argv) and not str(argv[index + 1]).startswith("--")
+            facts[f"command.{word}"] = argv[index + 1] if has_value else True
+            index += 2 if has_value else 1
+        else:
+            facts[f"command[{index}]"] = word
+            index += 1
+    return facts
+
+
 def describe_changes(old: dict, new: dict) -> list[str]:
     """`what: old -> new` lines; a config's content by key, its sha256 left out."""
     def facts(inputs: dict) -> dict:
-        flat = flatten({k: v for k, v in inputs.items() if k != "configs"})
+        flat = flatten({k: v for k, v in inputs.items() if k not in ("configs", "command")})
+        flat.update(command_facts(inputs.get("command") or []))
         for name, entry in (inputs.get("configs") or {}).items():
             content = entry.get("content") if isinstance(entry, dict) else None
             if isinstance(content, dict):
