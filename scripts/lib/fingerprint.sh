@@ -100,6 +100,8 @@ spec_evals() {
       spec_cmd
       if [[ -n "$LOCAL_PATH" ]]; then spec_line file "$LOCAL_PATH"; fi
       spec_line upstream "serve${base:+-base}"
+      # The model itself, so a record says which export (or base model) it scored.
+      if [[ -n "$base" ]]; then spec_line upstream base-model; else spec_line upstream export; fi
       spec_outputs "$WORK_DIR" "$EVAL_DONE_FILE"
     done
   done

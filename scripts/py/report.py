@@ -267,11 +267,12 @@ class Report:
         self.export = rp.read_export(Path(args.export_dir))
         self.steps = rp.read_steps(Path(args.steps))
         self.evals_raw = rp.read_evals(Path(args.results_dir), self.exp)
+        self.records = self._read_records()
+        self._drop_stale_evaluations()
         self.train = train_results(self.run)
         self.evals = eval_results(self.evals_raw)
         self.versions = package_versions(Path(args.deploy_venv) if args.deploy_venv else None)
         self.config_path = Path(args.config)
-        self.records = self._read_records()
         self.config = self._read_config()
         self.gpus = [g.strip() for g in (args.gpus or "").splitlines() if g.strip()]
         self.generated_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -285,6 +286,28 @@ class Report:
             records[f"eval-{path.parent.parent.name}-{path.parent.name}"] = fp.read_json(path)
         return {k: v for k, v in records.items() if v}
 
+    def current_inputs(self, step: str) -> dict | None:
+        current_dir = Path(self.args.current_inputs) if self.args.current_inputs else None
+        return fp.read_json(current_dir / f"{step}.json") if current_dir and current_dir.is_dir() else None
+
+    def _drop_stale_evaluations(self) -> None:
+        """An evaluation of another model than the one this report describes (an earlier
+        export, or another base model) is not shown as a result of this run."""
+        export = (self.records.get("export") or {}).get("digest")
+        train_model = ((self.records.get("train") or {}).get("inputs") or {}).get("model")
+        base = fp.sha256_bytes(fp.canonical({"configs": {}, "command": [], "env": [], "model": train_model,
+                                             "files": {}}).encode()) if train_model else None
+        for bench in rp.BENCHMARKS:
+            for side, served, target, model in (("tuned", self.exp, bench.target, ("export", export)),
+                                                ("base", f"{self.exp}-base", rp.BASE_TARGET, ("base-model", base))):
+                record = self.records.get(f"eval-{served}-{bench.key}")
+                if not self.evals_raw[bench.key][side] or not record or model[1] is None:
+                    continue
+                if ((record.get("inputs") or {}).get("upstream") or {}).get(model[0]) != model[1]:
+                    self.evals_raw[bench.key][side] = None
+                    self.notes.append(f"{bench.label}（{'微调后' if side == 'tuned' else '基座'}）的已有结果评测的是另一个模型"
+                                      f"（此前的导出或基座），未计入本报告：运行 {target} 重新评测")
+
     def recorded_config(self) -> tuple[str, dict] | None:
         """The training config as it ran: its path, sha256 and content, from the training's record."""
         configs = ((self.records.get("train") or {}).get("inputs") or {}).get("configs") or {}
@@ -294,12 +317,9 @@ class Report:
 
     def input_changes(self) -> list[str]:
         """Inputs that differ now from what a recorded step ran with (file and key)."""
-        current_dir = Path(self.args.current_inputs) if self.args.current_inputs else None
-        if not current_dir or not current_dir.is_dir():
-            return []
         lines = []
         for step, record in self.records.items():
-            current = fp.read_json(current_dir / f"{step}.json")
+            current = self.current_inputs(step)
             if not current or current.get("digest") == record.get("digest"):
                 continue
             changes = fp.describe_changes(record.get("inputs") or {}, current.get("inputs") or {})
