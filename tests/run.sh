@@ -79,4 +79,7 @@ log "reproducibility: two smoke trainings from clean"
 tests/check_repro.sh
 passed=$((passed + 1))
 
+log "outputs bound to their inputs (real smoke: evaluation cache, a changed hyperparameter)"
+run_bats tests/smoke/inputs.bats
+
 printf 'tests: %d passed, 0 failed\n' "$passed"

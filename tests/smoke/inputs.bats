@@ -1,0 +1,91 @@
+#!/usr/bin/env bats
+# On the real smoke run (tests/run.sh runs it after make smoke): outputs bound to
+# their inputs with the real tools. Runs last: it retrains the smoke model with
+# another learning rate, then puts the config back.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+  cd "$BATS_TEST_DIRNAME/../.." || return 1
+  cp configs/smoke/sft.yaml "$BATS_FILE_TMPDIR/sft.yaml"
+}
+
+teardown_file() {
+  cd "$BATS_TEST_DIRNAME/../.." || return 1
+  cp "$BATS_FILE_TMPDIR/sft.yaml" configs/smoke/sft.yaml
+  make stop EXP=smoke ENV_FILE=env/smoke.env >/dev/null 2>&1 || true
+}
+
+setup() {
+  bats_load_library bats-support
+  bats_load_library bats-assert
+  cd "$BATS_TEST_DIRNAME/../.." || return 1
+  export EXP=smoke ENV_FILE=env/smoke.env
+}
+
+teardown() {
+  if [[ -n "${MAKE_PID:-}" ]]; then kill -KILL -- "-$MAKE_PID" 2>/dev/null || true; fi
+}
+
+@test "an interrupted evaluation resumes from its cache; predictions without a record are set aside; a second make refuses" {
+  local base=results/smoke/smoke-base subject
+  # cmmlu was interrupted: no completion marker or report yet, one subject's answers missing.
+  subject="$(jq -r '.subsets[0].name' "$base/cmmlu/lab-eval.json")"
+  rm -r "$base/cmmlu/lab-eval.json" "$base/cmmlu/reports"
+  rm "$base/cmmlu/predictions/smoke-base/"*"$subject"*.jsonl
+  rm -f "$base/cmmlu/reviews/smoke-base/"*"$subject"*.jsonl
+  # ceval holds predictions of unknown origin (no record of their inputs).
+  rm "$base/ceval/lab-inputs.json" "$base/ceval/lab-eval.json"
+
+  setsid make eval-base >"$BATS_TEST_TMPDIR/eval-base.log" 2>&1 &
+  MAKE_PID=$!
+  local holder="" waited=0
+  until [[ -n "$holder" ]] && grep -q make "/proc/$holder/cmdline" 2>/dev/null; do
+    holder="$(sed -n 's/^pid=//p' .state/smoke/run.lock 2>/dev/null || true)"
+    ((waited++ < 100)) || break
+    sleep 0.1
+  done
+  run make report
+  assert_failure
+  assert_line --regexp "^\[state\] error: another make works on smoke: pid $holder, 'make eval-base', since "
+
+  wait "$MAKE_PID"
+  MAKE_PID=
+  run cat "$BATS_TEST_TMPDIR/eval-base.log"
+  assert_line "[eval] cmmlu: resuming from the cached predictions in $base/cmmlu"
+  assert_line "[eval] ceval on smoke-base: $base/ceval has no record of what it was made from"
+  assert_line --regexp "^\[eval\] moved it to $base/ceval\.replaced-[0-9T]+Z \(kept\); evaluating from scratch$"
+  assert_line "[eval] cmmlu-psych on smoke-base already finished: accuracy 0 on 24 questions"
+  assert_equal "$(jq .num "$base/cmmlu/lab-eval.json")" 32
+  assert_equal "$(jq .num "$base/ceval/lab-eval.json")" 24
+  run ls -d "$base"/ceval.replaced-*/predictions
+  assert_success
+  run scripts/status.sh
+  assert_line --regexp "^server: +not running"
+}
+
+@test "a changed training hyperparameter: retrained; args.json, the report and the manifest agree with it" {
+  local base_marker=results/smoke/smoke-base/ceval/lab-eval.json before
+  before="$(sha256sum "$base_marker")"
+  sed -i 's/^learning_rate: 1.0e-3$/learning_rate: 1.5e-3/' configs/smoke/sft.yaml
+  run make train export report
+  assert_success
+  assert_line "[state] train: its inputs changed since it ran (train); make redoes it"
+  assert_line --regexp "^\[train\] output/smoke was made from other inputs; moved it to output/smoke\.replaced-[0-9T]+Z \(REPLACE_CHANGED=1\)$"
+  assert_equal "$(jq .learning_rate output/smoke/args.json)" 0.0015
+  run grep -F "| \`learning_rate\` | \`0.0015\` |" report/smoke.md
+  assert_success
+  assert_equal "$(jq '.fingerprints.train.inputs.configs["configs/smoke/sft.yaml"].content.learning_rate' report/smoke.manifest.json)" 0.0015
+  assert_equal "$(jq -r .files.config.sha256 report/smoke.manifest.json)" "$(sha256sum configs/smoke/sft.yaml | cut -d' ' -f1)"
+  assert_equal "$(jq -c .inputs_changed_since report/smoke.manifest.json)" "[]"
+  # The fine-tuned model's scores belong to the old export: not shown; the base model's stay.
+  run grep -c '（微调后）的已有结果评测的是另一个模型' report/smoke.md
+  assert_output 3
+  assert_equal "$(sha256sum "$base_marker")" "$before"
+  # Back to the old config: the report says what ran differs from the config now.
+  cp "$BATS_FILE_TMPDIR/sft.yaml" configs/smoke/sft.yaml
+  run make report
+  assert_success
+  run grep -F "\`train: configs/smoke/sft.yaml: learning_rate: 0.0015 -> 0.001\`" report/smoke.md
+  assert_success
+}
