@@ -88,6 +88,7 @@ main() {
   ensure_swanlab_run_id
   build_train_cmd
   record_inputs train "$RUN_DIR"
+  print_cmd | write_atomically "$RUN_DIR/lab-command.txt"
   if [[ -n "$checkpoint" ]]; then
     log "resuming from $checkpoint (same inputs)"
     CMD+=(--resume_from_checkpoint "$checkpoint")
