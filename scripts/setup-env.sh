@@ -10,6 +10,29 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$REPO_ROOT/scripts/lib/env.sh"
 
 PYTHON="${PYTHON:-python3}"
+# uv, pinned: it installs a full lock in seconds where pip takes minutes.
+UV_VERSION=0.13.8
+UV_DIR="$REPO_ROOT/.cache/uv-$UV_VERSION"
+UV="$UV_DIR/bin/uv"
+
+# Installs uv once, beside the repo (.cache/ is ignored), with the machine's pip.
+ensure_uv() {
+  [[ -x "$UV" ]] && return 0
+  reset_cmd
+  CMD_ENV+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
+  CMD=("$PYTHON" -m pip install --quiet --target "$UV_DIR" "uv==$UV_VERSION")
+  run_cmd 2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
+}
+
+# pip's find-links folders (PIP_FIND_LINKS or pip's config), one a line: uv reads
+# neither, and a local build (the CPU torch on such machines) may only be there.
+pip_find_links() {
+  local links link
+  links="${PIP_FIND_LINKS:-$("$PYTHON" -m pip config get global.find-links 2>/dev/null || true)}"
+  for link in $links; do
+    if [[ -d "$link" ]]; then printf '%s\n' "$link"; fi
+  done
+}
 
 # install_venv DIR LOCK: (re)creates DIR from LOCK unless its stamp matches.
 install_venv() {
@@ -24,12 +47,12 @@ install_venv() {
   # stamp last: an interrupted install has no stamp and is rebuilt next time.
   reset_cmd; CMD=(rm -rf "$dir"); run_cmd
   reset_cmd; CMD=("$PYTHON" -m venv "$dir"); run_cmd
+  ensure_uv
   reset_cmd
-  CMD_ENV+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
-  CMD=("$dir/bin/python" -m pip install --quiet --no-deps --requirement "$lock")
-  # A pip.conf naming local index folders that do not exist makes pip warn once per
-  # package and folder (thousands of lines); those warnings say nothing else.
-  run_cmd 2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
+  CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --requirement "$lock")
+  local link
+  while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
+  run_cmd
   is_dry_run || printf '%s\n' "$digest" >"$stamp"
 }
 
