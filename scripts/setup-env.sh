@@ -43,6 +43,8 @@ install_venv() {
     log "${dir#"$REPO_ROOT"/} is up to date with ${lock#"$REPO_ROOT"/}"
     return 0
   fi
+  is_dry_run || "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
+    die "$PYTHON is not Python 3.11, which the locks were made for" "set PYTHON=/path/to/python3.11"
   # A venv cannot be moved after creation, so build in place and write the
   # stamp last: an interrupted install has no stamp and is rebuilt next time.
   reset_cmd; CMD=(rm -rf "$dir"); run_cmd
@@ -73,8 +75,6 @@ main() {
     warn "GPU=$GPU but nvidia-smi is not on PATH: building the CPU profile"
     DEVICE_PROFILE=cpu
   fi
-  is_dry_run || "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' ||
-    die "$PYTHON is not Python 3.11, which the locks were made for" "set PYTHON=/path/to/python3.11"
   ensure_jq
   log "profile: $DEVICE_PROFILE (GPU=$GPU)"
   install_venv "$VENV_DIR" "$(profile_lock)"
