@@ -13,6 +13,7 @@ CONFIG_DIR := configs/$(EXP)
 STATE := .state/$(EXP)
 TRAIN_PREREQS :=
 EVAL_BASE_PREREQS :=
+PREREQ_CMD :=
 -include $(CONFIG_DIR)/experiment.mk
 
 # The top-level make's pid: its sub-makes (make all, make smoke) share its run lock.
@@ -25,7 +26,8 @@ export LAB_RUN_OWNER
 # a time) and removes every stamp whose outputs were not made from the current inputs
 # (configs, dataset, model, lock, upstream outputs: scripts/lib/fingerprint.sh), so
 # make redoes exactly the steps whose inputs changed.
-STEP_GOALS := train export deploy deploy-base serve eval-ceval eval-cmmlu eval-base report all experiment
+STEP_GOALS := train export deploy deploy-base serve eval-ceval eval-cmmlu eval-base report all experiment \
+	experiment-with-base
 # Make 4.3's $(shell) does not see command-line variables: the settings are passed
 # along (never a secret: the sync needs none).
 SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASET OUTPUT_ROOT EXPORT_ROOT \
@@ -37,17 +39,23 @@ SYNC_STATUS := $(shell LAB_RUN_OWNER=$(LAB_RUN_OWNER) $(sync_env) scripts/sync-s
 ifneq ($(SYNC_STATUS),0)
 $(error stopped before any step; see above)
 endif
+else
+# A dry run changes nothing: the stamps that do not hold are treated as not done
+# (all of them when the fingerprints cannot be computed, e.g. before make env).
+STALE_STAMPS := $(shell $(sync_env) DRY_RUN=1 scripts/sync-state.sh 2>/dev/null || echo ALL)
 endif
 endif
 
 # A step's stamp is written only after its script succeeded, so an interrupted
-# step is redone. DRY_RUN=1 prints every step's commands and marks nothing done.
+# step is redone. DRY_RUN=1 prints the commands of the steps that are not done
+# (like make -n) and marks nothing done.
 ifeq ($(DRY_RUN),1)
 .SILENT:
 mark_done = true
 # `make all`'s runbook shows deploy and health once, before the evaluations.
-ensure_served = $(if $(filter all experiment,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
-.PHONY: $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
+ensure_served = $(if $(filter all experiment experiment-with-base,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
+ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
+.PHONY: $(if $(filter ALL,$(STALE_STAMPS)),$(ALL_STAMPS),$(filter $(ALL_STAMPS),$(STALE_STAMPS)))
 else
 mark_done = @mkdir -p $(@D) && touch $@
 ensure_served = scripts/deploy.sh && scripts/health.sh
@@ -55,8 +63,8 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve experiment stop eval-ceval eval-cmmlu eval-base eval-app \
-	report status all smoke test lint clean
+.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop eval-ceval eval-cmmlu eval-base eval-app \
+	report status all smoke test lint clean runbook
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -115,6 +123,9 @@ $(STATE)/eval-base.done: $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
 eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
 	scripts/eval-app.sh
 
+runbook: ## Print the whole experiment as one bash script: make runbook [EXP=] [GPU=] [ENV_FILE=] > runbook.sh
+	@PREREQ_CMD='$(PREREQ_CMD)' scripts/runbook.sh
+
 report: ## Write report/$(EXP).md (Chinese) from the run's own files (a no-op when they did not change)
 	scripts/report.sh
 
@@ -134,11 +145,14 @@ all: ## The whole experiment: train, export, deploy, health, evaluations, report
 experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done
 	scripts/report.sh
 
+# The experiment, then the base model's evaluations, then one report of both.
+experiment-with-base: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) \
+	$(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
+	scripts/report.sh
+
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
 	trap '$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit 130' INT TERM; \
-	status=0; { $(MAKE) all EXP=smoke ENV_FILE=env/smoke.env && \
-	  $(MAKE) eval-base EXP=smoke ENV_FILE=env/smoke.env && \
-	  $(MAKE) report EXP=smoke ENV_FILE=env/smoke.env; } || status=$$?; \
+	status=0; $(MAKE) experiment-with-base EXP=smoke ENV_FILE=env/smoke.env || status=$$?; \
 	$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit $$status
 
 lint: ## shellcheck every shell file

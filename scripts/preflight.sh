@@ -44,6 +44,26 @@ check_config_flags() {
   done
 }
 
+# Machine settings: the scripts pass them as flags from the env file, so a config
+# that also set them would be silently overridden. KEY:SETTING pairs per command.
+declare -A MACHINE_KEYS=(
+  [sft]="output_dir:OUTPUT_ROOT swanlab_mode:SWANLAB_MODE swanlab_project:SWANLAB_PROJECT swanlab_exp_name:EXP use_cpu:GPU"
+  [export]="adapters:CHECKPOINT output_dir:EXPORT_ROOT"
+  [deploy]="model:EXPORT_ROOT served_model_name:EXP host:SERVE_HOST port:SERVE_PORT lmdeploy_tp:GPU"
+)
+
+# check_machine_keys COMMAND: configs/$EXP/COMMAND.yaml sets none of them.
+check_machine_keys() {
+  local command="$1" config="$EXP_DIR/$1.yaml" pair keys
+  [[ -f "$config" ]] || return 0
+  keys="$(yaml_top_level_keys "$config")"
+  for pair in ${MACHINE_KEYS[$command]}; do
+    grep -qxF -- "${pair%%:*}" <<<"$keys" || continue
+    fail "$(repo_relative "$config") sets '${pair%%:*}', which the scripts set from ${pair#*:} (the env file or the make command line); the flag would silently override the config" \
+      "remove '${pair%%:*}' from $(repo_relative "$config") and set ${pair#*:} instead"
+  done
+}
+
 # The experiment's needs (configs/$EXP/requirements.env), read without executing it.
 load_requirements() {
   local file="$EXP_DIR/requirements.env" line key value lines=()
@@ -315,7 +335,10 @@ main() {
   source "$REPO_ROOT/scripts/lib/server.sh" # needs load_env's paths
   begin_step
   local command
-  for command in sft export deploy; do check_config_flags "$command"; done
+  for command in sft export deploy; do
+    check_config_flags "$command"
+    check_machine_keys "$command"
+  done
   check_datasets
   if is_dry_run; then
     log "dry run: checked the configs and the dataset; SwanLab, hubs, GPU memory, disk, ports and venv are checked on a real run"

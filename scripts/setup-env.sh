@@ -17,7 +17,7 @@ UV="$UV_DIR/bin/uv"
 
 # Installs uv once, beside the repo (.cache/ is ignored), with the machine's pip.
 ensure_uv() {
-  [[ -x "$UV" ]] && return 0
+  [[ -x "$UV" && "${RUNBOOK:-0}" != 1 ]] && return 0
   reset_cmd
   CMD_ENV+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
   CMD=("$PYTHON" -m pip install --quiet --target "$UV_DIR" "uv==$UV_VERSION")
@@ -39,7 +39,7 @@ install_venv() {
   local dir="$1" lock="$2" stamp digest
   stamp="$(venv_stamp "$dir")"
   digest="$(lock_digest "$lock")"
-  if [[ -f "$stamp" && "$(cat "$stamp")" == "$digest" ]]; then
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$digest" && "${RUNBOOK:-0}" != 1 ]]; then
     log "${dir#"$REPO_ROOT"/} is up to date with ${lock#"$REPO_ROOT"/}"
     return 0
   fi
@@ -55,10 +55,18 @@ install_venv() {
   local link
   while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
   run_cmd
-  is_dry_run || printf '%s\n' "$digest" >"$stamp"
+  if is_dry_run; then
+    printf "sha256sum %s | cut -d' ' -f1 >%s\n" "$(display_path "$lock")" "$(display_path "$stamp")"
+  else
+    printf '%s\n' "$digest" >"$stamp"
+  fi
 }
 
 ensure_jq() {
+  if [[ "${RUNBOOK:-0}" == 1 ]]; then
+    printf 'command -v jq >/dev/null || { echo "runbook: install jq (apt-get install -y jq)" >&2; exit 1; }\n'
+    return 0
+  fi
   command -v jq >/dev/null 2>&1 && return 0
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
     reset_cmd; CMD=(apt-get update -q); run_cmd
@@ -71,7 +79,8 @@ ensure_jq() {
 main() {
   SKIP_GPU_CHECK=1 load_env
   begin_step
-  if [[ "$GPU" != cpu ]] && ! command -v nvidia-smi >/dev/null 2>&1; then
+  # The runbook (RUNBOOK=1) prints the profile asked for, whatever machine prints it.
+  if [[ "$GPU" != cpu && "${RUNBOOK:-0}" != 1 ]] && ! command -v nvidia-smi >/dev/null 2>&1; then
     warn "GPU=$GPU but nvidia-smi is not on PATH: building the CPU profile"
     DEVICE_PROFILE=cpu
   fi

@@ -49,9 +49,25 @@ sync_stamps() {
   done
 }
 
+# Under DRY_RUN=1 nothing changes: it prints the stamps that do not hold (make
+# treats them as not done), so a dry run shows what the target would run now.
+print_stale_stamps() {
+  local name step valid
+  for name in train export eval-ceval eval-cmmlu eval-base; do
+    valid=1
+    while IFS= read -r step; do step_done "$step" || valid=0; done < <(stamp_steps "$name")
+    ((valid)) || printf '%s/%s/%s.done\n' "$(repo_relative "$STATE_DIR")" "$EXP" "$name"
+  done
+}
+
 main() {
   SKIP_SECRET_CHECKS=1 SKIP_GPU_CHECK=1 load_env
-  acquire_run_lock "$*"
+  if is_dry_run; then
+    INPUTS_DIR="$(mktemp -d)"
+    trap 'rm -rf "$INPUTS_DIR"' EXIT
+  else
+    acquire_run_lock "$*"
+  fi
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh"
   # shellcheck source=lib/eval_config.sh
@@ -65,7 +81,7 @@ main() {
     BENCHMARKS=()
     compute_inputs export
   fi
-  sync_stamps
+  if is_dry_run; then print_stale_stamps; else sync_stamps; fi
 }
 
 main "$@"

@@ -16,7 +16,7 @@ sha256() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
 # The argv line the swift stub logs for a default-experiment train run.
 sft_argv() {
-  printf 'argv: sft %s --output_dir %s --add_version false --swanlab_mode %s --swanlab_project multi-model-psychology --swanlab_exp_name %s' \
+  printf 'argv: sft %s --output_dir %s --swanlab_mode %s --swanlab_project multi-model-psychology --swanlab_exp_name %s' \
     "$REPO/$CFG/sft.yaml" "$RUN_DIR" "${1:-local}" "$DEFAULT_EXP"
 }
 
@@ -28,7 +28,6 @@ sft_argv() {
   assert_success
   assert_line "CUDA_VISIBLE_DEVICES=6 HF_HOME=$OUT/cache/huggingface MODELSCOPE_CACHE=$OUT/cache/modelscope SWANLAB_LOG_DIR=$RUN_DIR/swanlog swift sft $CFG/sft.yaml \\"
   assert_line "    --output_dir $RUN_DIR \\"
-  assert_line "    --add_version false \\"
   assert_line "    --swanlab_mode local \\"
   assert_line "    --swanlab_project multi-model-psychology \\"
   assert_line "    --swanlab_exp_name $DEFAULT_EXP"

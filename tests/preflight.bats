@@ -264,3 +264,29 @@ preflight() { run "$REPO/scripts/preflight.sh"; }
   # shellcheck disable=SC2154 # set by run --separate-stderr
   [[ "$stderr" == *"dry run: checked the configs and the dataset"* ]]
 }
+
+@test "a machine setting written in a config is refused, naming both places" {
+  printf 'port: 9000\n' >"$EXP_DIR/deploy.yaml"
+  printf 'output_dir: /tmp/elsewhere\n' >>"$EXP_DIR/sft.yaml"
+  DRY_RUN=1 preflight
+  assert_failure
+  assert_line "[preflight] error: configs/$EXP/deploy.yaml sets 'port', which the scripts set from SERVE_PORT (the env file or the make command line); the flag would silently override the config"
+  assert_line "[preflight] fix: remove 'port' from configs/$EXP/deploy.yaml and set SERVE_PORT instead"
+  assert_line --partial "[preflight] error: configs/$EXP/sft.yaml sets 'output_dir', which the scripts set from OUTPUT_ROOT"
+}
+
+@test "the shipped configs set no machine setting, and each experiment has one system prompt file for training and serving" {
+  local dir exp sft deploy
+  for dir in "$SOURCE_ROOT"/configs/*/; do
+    exp="$(basename "$dir")"
+    [[ -f "$dir/sft.yaml" ]] || continue
+    sft="$(sed -n 's/^system:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$dir/sft.yaml")"
+    deploy="$(sed -n 's/^system:[[:space:]]*\([^[:space:]#]*\).*/\1/p' "$dir/deploy.yaml")"
+    assert_equal "$deploy" "$sft"
+    assert_equal "$sft" "configs/$exp/system.txt"
+    # ms-swift reads the file as it is: a trailing newline would become part of the prompt.
+    assert_equal "$(tail -c 1 "$SOURCE_ROOT/$sft" | od -An -c | tr -d ' ')" ">"
+    EXP="$exp" DRY_RUN=1 SKIP_REMOTE_CHECKS=swanlab,hub run "$REPO/scripts/preflight.sh"
+    refute_output --partial "which the scripts set from"
+  done
+}

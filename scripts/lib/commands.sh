@@ -23,7 +23,7 @@ build_train_cmd() {
   fi
   if ((NPROC > 1)); then CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT"); fi
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
-  CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR" --add_version false
+  CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR"
     --swanlab_mode "$SWANLAB_MODE" --swanlab_project "$SWANLAB_PROJECT" --swanlab_exp_name "$EXP")
   if [[ -n "${MODEL:-}" ]]; then CMD+=(--model "$MODEL"); fi
   if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi

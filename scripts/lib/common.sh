@@ -39,6 +39,11 @@ shell_quote() {
   if [[ "$1" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then printf '%s' "$1"; else printf "'%s'" "${1//\'/\'\\\'\'}"; fi
 }
 
+# shell_expr TEXT: an argument printed as it is (a runbook's "$(...)" or "$VAR"),
+# for values known only when the printed script runs. Never passed to a real run.
+SHELL_EXPR_MARK=$'\x01'
+shell_expr() { printf '%s%s' "$SHELL_EXPR_MARK" "$1"; }
+
 # Prints the command as a copy-pasteable shell line, one flag per line.
 # (printf -v, not $(...): the fingerprints print every step's command.)
 print_cmd() {
@@ -53,7 +58,11 @@ print_cmd() {
   for arg in "${CMD[@]}"; do
     if [[ $first == 0 && "$arg" == --* ]]; then out+=$' \\\n    '; elif [[ $first == 0 ]]; then out+=' '; fi
     word="${arg//"$REPO_ROOT"\//}"
-    if [[ ! "$word" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then word="'${word//\'/\'\\\'\'}'"; fi
+    if [[ "$word" == "$SHELL_EXPR_MARK"* ]]; then
+      word="${word#"$SHELL_EXPR_MARK"}"
+    elif [[ ! "$word" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+      word="'${word//\'/\'\\\'\'}'"
+    fi
     out+="$word"
     first=0
   done

@@ -139,8 +139,11 @@ def step_inputs(step: dict, repo: Repo, digests: dict) -> dict:
         entries = [override] if override else as_list((repo.config(step["datasets_from"])["content"] or {}).get(DATASET_KEY))
         inputs["datasets"] = [repo.dataset(str(e)) for e in entries]
     files = list(step.get("files", []))
-    for content in contents:  # ms-swift plugins change what the tool does
+    for content in contents:  # ms-swift plugins change what the tool does; a system prompt file too
         files += [str(p) for p in as_list(content.get("external_plugins"))]
+        system = content.get("system")
+        if isinstance(system, str) and system.endswith(".txt"):
+            files.append(system)
     inputs["files"] = {repo.rel(repo.path(f)): repo.tree(f) for f in files}
     if step.get("settings"):
         inputs["settings"] = step["settings"]

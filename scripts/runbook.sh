@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # single-quoted $ and $(...) are what this script prints
+# make runbook: the whole experiment as one linear bash script on stdout, for the
+# GPU profile asked for (whatever machine prints it), from the same command
+# builders the make targets run (lib/commands.sh, lib/eval_config.sh):
+#   make runbook EXP=... GPU=... ENV_FILE=... > runbook.sh && bash runbook.sh
+# environment, preflight, train, export, serve (and wait until it answers), health,
+# evaluations, stop; the base model the same way; the report. Values known only when
+# it runs are shell substitutions; secrets are "$SWANLAB_TOKEN" / "$SERVE_API_KEY".
+# Outputs of an earlier run are moved aside (kept), never mixed with the new ones.
+# PREREQ_CMD: the command that builds the experiment's own prerequisites
+# (configs/<exp>/experiment.mk), printed as its dry run.
+set -euo pipefail
+export STEP_NAME=runbook
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
+
+SERVER_WAIT_SECONDS="${DEPLOY_TIMEOUT:-900}"
+
+section() { printf '\n# ---------------------------------------------------------------- %s\n' "$1"; }
+
+# Moves an earlier run's output aside, as the steps do.
+print_move_aside() {
+  printf '[[ ! -e %s ]] || mv %s %s.replaced-"$(date -u +%%Y%%m%%dT%%H%%M%%SZ)"\n' "$(display_path "$1")" \
+    "$(display_path "$1")" "$(display_path "$1")"
+}
+
+print_header() {
+  cat <<EOF
+#!/usr/bin/env bash
+# Runbook of experiment $EXP: GPU=$GPU, env file $(repo_relative "$ENV_FILE"), commit $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown).
+# Made by: make runbook EXP=$EXP GPU=$GPU ENV_FILE=$(repo_relative "$ENV_FILE")
+# Run it from the repository root: bash runbook.sh
+EOF
+  if [[ "$SWANLAB_MODE" == cloud ]]; then printf '# Export first: SWANLAB_TOKEN (your SwanLab key; it reaches tools only through their environment)\n'; fi
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then printf '# Export first: SERVE_API_KEY (the key clients of the server must send)\n'; fi
+  cat <<EOF
+set -euo pipefail
+[[ -f Makefile && -f configs/$EXP/sft.yaml ]] || { echo "runbook: run this from the repository root" >&2; exit 1; }
+EOF
+  if [[ "$SWANLAB_MODE" == cloud ]]; then printf ': "${SWANLAB_TOKEN:?export SWANLAB_TOKEN first}"\n'; fi
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then printf ': "${SERVE_API_KEY:?export SERVE_API_KEY first}"\n'; fi
+  local auth=""
+  [[ -n "${SERVE_API_KEY:-}" ]] && auth=' -K <(printf '"'"'header = "Authorization: Bearer %s"\\n'"'"' "$SERVE_API_KEY")'
+  cat <<EOF
+
+# api PATH [CURL ARGS...]: a request to the server (the key, if any, never in argv).
+api() { local path="\$1"; shift; curl -sSf --noproxy '*' --max-time 120$auth "\$@" "$(api_base)\$path"; }
+
+# wait_for_server NAME PID LOG: until the server lists NAME; its log's tail if it dies or times out.
+wait_for_server() {
+  local waited=0
+  until api /models 2>/dev/null | jq -e --arg name "\$1" 'any(.data[]; .id == \$name)' >/dev/null; do
+    if ! kill -0 "\$2" 2>/dev/null; then tail -n 30 "\$3" >&2; echo "runbook: the server exited" >&2; exit 1; fi
+    if ((waited >= $SERVER_WAIT_SECONDS)); then
+      tail -n 30 "\$3" >&2; kill -TERM -- "-\$2" 2>/dev/null || true
+      echo "runbook: \$1 not served after ${SERVER_WAIT_SECONDS}s" >&2; exit 1
+    fi
+    sleep 2; waited=\$((waited + 2))
+  done
+  echo "runbook: serving \$1 after \${waited}s" >&2
+}
+
+# stop_server: the whole process group of the server started last, then wait until it is gone.
+SERVER_PID=""
+stop_server() {
+  [[ -n "\$SERVER_PID" ]] || return 0
+  kill -TERM -- "-\$SERVER_PID" 2>/dev/null || true
+  while kill -0 -- "-\$SERVER_PID" 2>/dev/null; do sleep 1; done
+  SERVER_PID=""
+}
+trap stop_server EXIT # a failed step leaves no server behind
+
+# wait_until_bindable PORT: a stopped server's connections linger in TIME_WAIT, and
+# swift deploy would then move to the next port.
+wait_until_bindable() {
+  local waited=0
+  until python3 -c 'import socket, sys; socket.socket().bind(("", int(sys.argv[1])))' "\$1" 2>/dev/null; do
+    ((waited < 90)) || { echo "runbook: port \$1 stays busy" >&2; exit 1; }
+    sleep 2; waited=\$((waited + 2))
+  done
+}
+
+# health NAME: the server lists NAME and one chat completion has content.
+health() {
+  api /models | jq -e --arg name "\$1" 'any(.data[]; .id == \$name)' >/dev/null
+  api /chat/completions -H 'Content-Type: application/json' \\
+    --data-binary "\$(jq -nc --arg m "\$1" '{model: \$m, messages: [{role: "user", content: "你好，请用一句话介绍你自己。"}], max_tokens: 32, temperature: 0}')" |
+    jq -e '.choices[0].message.content | length > 0' >/dev/null
+  echo "runbook: \$1 answered" >&2
+}
+EOF
+}
+
+print_environment() {
+  section "environment ($DEVICE_PROFILE profile)"
+  RUNBOOK=1 DRY_RUN=1 GPU="$GPU" "$REPO_ROOT/scripts/setup-env.sh" 2>/dev/null
+  printf 'export PATH="$PWD/.venv/bin:$PATH"\n'
+}
+
+print_prerequisites() {
+  [[ -n "${PREREQ_CMD:-}" ]] || return 0
+  section "prerequisites of $EXP (configs/$EXP/experiment.mk)"
+  # shellcheck disable=SC2086 # PREREQ_CMD is a command line from the Makefile
+  DRY_RUN=1 $PREREQ_CMD 2>/dev/null
+}
+
+print_preflight() {
+  section "preflight: checks in seconds what would fail after the model loaded"
+  printf 'EXP=%s ENV_FILE=%s GPU=%s scripts/preflight.sh\n' "$EXP" "$(display_path "$ENV_FILE")" "$GPU"
+}
+
+print_train() {
+  section "train"
+  print_config_as_comments "configs/$EXP/sft.yaml"
+  print_move_aside "$RUN_DIR"
+  SWANLAB_RUN_ID_FILE="" build_train_cmd
+  print_cmd
+}
+
+print_export() {
+  section "export: merge the LoRA of the last checkpoint"
+  print_config_as_comments "configs/$EXP/export.yaml"
+  local partial="$EXPORT_DIR.partial"
+  printf 'CHECKPOINT="$(ls -d %s/checkpoint-* | sort -V | tail -n 1)"\n' "$(display_path "$RUN_DIR")"
+  printf 'rm -rf %s\n' "$(display_path "$partial")"
+  build_export_cmd "$(shell_expr '"$CHECKPOINT"')" "$partial"
+  print_cmd
+  reset_cmd
+  CMD=(python -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("quantization_config", None); json.dump(c, open(p, "w"), indent=2)'
+    "$partial/config.json")
+  print_cmd
+  printf 'rm -rf %s && mv %s %s\n' "$(display_path "$EXPORT_DIR")" "$(display_path "$partial")" "$(display_path "$EXPORT_DIR")"
+}
+
+# print_serve_and_evaluate [--base]: serve, wait, health, every benchmark, stop.
+print_serve_and_evaluate() {
+  resolve_served_model "${1:-}"
+  section "serve $SERVED_NAME, check it, evaluate it, stop it"
+  print_config_as_comments "configs/$EXP/deploy.yaml"
+  build_deploy_cmd
+  printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
+  printf 'wait_until_bindable %s\n' "$SERVE_PORT"
+  CMD=(setsid "${CMD[@]}")
+  print_cmd | sed -e "\$ s|\$| > $(display_path "$SERVER_LOG_FILE") 2>\\&1 \\&|"
+  printf 'SERVER_PID=$!\n'
+  printf 'wait_for_server %s "$SERVER_PID" %s\n' "$SERVED_NAME" "$(display_path "$SERVER_LOG_FILE")"
+  printf 'health %s\n' "$SERVED_NAME"
+  local bench
+  for bench in "${BENCHMARKS[@]}"; do
+    read_bench "$bench"
+    build_eval_cmd "$bench"
+    printf '# %s: %s, limit %s per subject\n' "$bench" "$DATASET_NAME" "${LIMIT:-none}"
+    print_move_aside "$WORK_DIR"
+    print_cmd
+  done
+  printf 'stop_server\n'
+}
+
+print_report() {
+  section "report: report/$EXP.md from the run's own files"
+  reset_cmd
+  CMD=(python scripts/py/report.py --exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR"
+    --results-dir "$RESULTS_DIR" --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml"
+    --lock-file "$(profile_lock)" --template "$(report_template)" --out-dir "$REPO_ROOT/report"
+    --profile "$DEVICE_PROFILE" --gpu-setting "$GPU" --deploy-venv "$DEPLOY_VENV_DIR"
+    --env-file "$(repo_relative "$ENV_FILE")"
+    --git-commit "$(shell_expr '"$(git rev-parse HEAD)"')"
+    --git-dirty "$(shell_expr '"$([[ -n $(git status --porcelain) ]] && echo 1 || echo 0)"')"
+    --cpu-cores "$(shell_expr '"$(nproc)"')")
+  if [[ "$GPU" != cpu ]]; then CMD+=(--gpus "$(shell_expr "\"\$(nvidia-smi --query-gpu=name --format=csv,noheader -i $GPU)\"")"); fi
+  print_cmd
+}
+
+main() {
+  export DRY_RUN=1 # everything below is printed, nothing runs
+  SKIP_GPU_CHECK=1 load_env
+  # shellcheck source=lib/server.sh
+  source "$REPO_ROOT/scripts/lib/server.sh"
+  # shellcheck source=lib/eval_config.sh
+  source "$REPO_ROOT/scripts/lib/eval_config.sh"
+  # shellcheck source=lib/fingerprint.sh
+  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
+  load_eval_config
+  print_header
+  print_environment
+  print_prerequisites
+  print_preflight
+  print_train
+  print_export
+  print_serve_and_evaluate
+  print_serve_and_evaluate --base
+  print_report
+  printf '\necho "runbook: done: report/%s.md" >&2\n' "$EXP"
+}
+
+main "$@"
