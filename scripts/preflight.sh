@@ -22,9 +22,12 @@ fail() {
 
 # --- the experiment's configs ----------------------------------------------------
 
-# The top-level keys of a flat YAML config, dashes read as underscores (like swift).
+# The top-level keys of a config, dashes read as underscores (like swift).
 yaml_top_level_keys() {
-  sed -n 's/^\([A-Za-z_][A-Za-z0-9_-]*\)[[:space:]]*:.*/\1/p' "$1" | tr - _
+  local -A settings=()
+  local key
+  load_config "$1" settings
+  for key in "${!settings[@]}"; do [[ "$key" == *.* ]] || printf '%s\n' "${key//-/_}"; done
 }
 
 # check_config_flags COMMAND: every key of configs/$EXP/COMMAND.yaml is a flag of `swift COMMAND`.
@@ -102,17 +105,7 @@ dataset_entries() {
     printf '%s\n' "$DATASET"
     return 0
   fi
-  awk '
-    /^dataset[[:space:]]*:/ {
-      value = $0; sub(/^dataset[[:space:]]*:[[:space:]]*/, "", value); sub(/[[:space:]]+#.*$/, "", value)
-      if (value ~ /^\[/) { gsub(/[][]/, "", value); n = split(value, parts, ","); for (i = 1; i <= n; i++) print parts[i] }
-      else if (value != "") print value
-      in_list = 1; next
-    }
-    in_list && /^[[:space:]]*-/ { value = $0; sub(/^[[:space:]]*-[[:space:]]*/, "", value); sub(/[[:space:]]+#.*$/, "", value); print value; next }
-    in_list && /^[[:space:]]*(#|$)/ { next }
-    { in_list = 0 }
-  ' "$EXP_DIR/sft.yaml" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']$//"
+  config_items "$(sft_setting dataset)"
 }
 
 # A local file, relative to the repo (as the tools run from it) or absolute.
@@ -179,7 +172,7 @@ check_swanlab_key() {
 # Any model or dataset entry that is not an existing path is a hub id for ms-swift.
 has_hub_ids() {
   local model entry
-  model="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
+  model="${MODEL:-$(sft_setting model)}"
   [[ -z "$model" || -e "$model" || -e "$REPO_ROOT/$model" ]] || return 0
   while IFS= read -r entry; do
     [[ -z "$entry" || -e "$(local_dataset_path "$entry")" ]] || return 0
@@ -243,7 +236,7 @@ is_non_empty_dir() { [[ -d "$1" ]] && [[ -n "$(ls -A "$1" 2>/dev/null)" ]]; }
 
 # The base model is downloaded already (ms-swift uses ModelScope's cache unless --use_hf).
 base_model_is_present() {
-  local model="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
+  local model="${MODEL:-$(sft_setting model)}"
   [[ -e "$model" || -e "$REPO_ROOT/$model" ]] && return 0
   is_non_empty_dir "$CACHE_ROOT/modelscope/models/$model" && return 0
   is_non_empty_dir "$CACHE_ROOT/huggingface/hub/models--${model//\//--}"

@@ -112,11 +112,6 @@ write_atomically() {
   cat >"$tmp" && mv -f "$tmp" "$dest"
 }
 
-# yaml_value FILE KEY: the scalar value of a top-level KEY in a flat YAML config.
-yaml_value() {
-  sed -n "s/^$2:[[:space:]]*//p" "$1" | head -n 1 | sed -e 's/[[:space:]]*#.*$//' -e "s/^[\"']//" -e "s/[\"']$//"
-}
-
 # Provenance for the report: each step's start, end (with exit status) and the
 # token-free commands it ran, one JSON object a line in .state/<EXP>/steps.jsonl.
 record_event() {
@@ -134,27 +129,42 @@ begin_step() {
   trap 'record_event end "exit $?"' EXIT
 }
 
-# Two-level YAML configs (top-level sections of `key: value` lines, see
-# configs/*/eval.yaml). Comments after a value and quotes around it are removed.
-# yaml_section_value FILE SECTION KEY: KEY's value inside SECTION.
-yaml_section_value() {
-  awk -v section="$2" -v key="$3" '
-    /^[^[:space:]#]/ { current = $0; sub(/:.*/, "", current); next }
-    current == section && index($0, key ":") && $0 ~ "^[[:space:]]+" key ":" {
-      sub(/^[^:]*:[[:space:]]*/, ""); sub(/[[:space:]]*#.*$/, ""); gsub(/^["\047]|["\047]$/, ""); print; exit
-    }' "$1"
+# The Python with PyYAML that reads the configs: the project venv's, else LAB_PYTHON
+# (tests run copies of the repo without a venv), else the system's.
+config_python() {
+  if [[ -x "${VENV_DIR:-}/bin/python" ]]; then printf '%s' "$VENV_DIR/bin/python"; else printf '%s' "${LAB_PYTHON:-python3}"; fi
 }
 
-# yaml_section_keys FILE SECTION: the keys set inside SECTION, one a line.
-yaml_section_keys() {
-  awk -v section="$2" '
-    /^[^[:space:]#]/ { current = $0; sub(/:.*/, "", current); next }
-    current == section && /^[[:space:]]+[A-Za-z0-9_-]+:/ { sub(/^[[:space:]]+/, ""); sub(/:.*/, ""); print }' "$1"
+# load_config FILE ARRAY: reads a YAML config with PyYAML (scripts/py/config.py, the
+# one YAML reader) into the associative array ARRAY: top-level keys as KEY, a
+# section's keys as SECTION.KEY; a list's items separated by $CONFIG_LIST_SEP.
+CONFIG_LIST_SEP=$'\x1f'
+load_config() {
+  local -n config_array="$2"
+  local lines key value
+  config_array=()
+  lines="$("$(config_python)" "$REPO_ROOT/scripts/py/config.py" "$1")" ||
+    die "cannot read $(repo_relative "$1") (see above)" "fix the file; 'make env' provides the Python with PyYAML that reads it"
+  while IFS=$'\t' read -r key value; do
+    [[ -n "$key" ]] || continue
+    value="${value//\\n/$'\n'}"
+    value="${value//\\t/$'\t'}"
+    config_array["$key"]="${value//\\\\/\\}"
+  done <<<"$lines"
 }
 
-# yaml_list VALUE: the items of an inline list "[a, b]" (or one bare word), one a line.
-yaml_list() {
-  local value="${1#[}"
-  value="${value%]}"
-  tr ',' '\n' <<<"$value" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e "s/^[\"']//" -e "s/[\"']$//" | grep -v '^$' || true
+# config_items VALUE: a loaded list's items (or one scalar), one a line.
+config_items() {
+  [[ -n "$1" ]] || return 0
+  printf '%s\n' "${1//"$CONFIG_LIST_SEP"/$'\n'}"
+}
+
+# sft_setting KEY: a top-level key of configs/$EXP/sft.yaml (read once per script).
+declare -A SFT_CONFIG=()
+sft_setting() {
+  if [[ -z "${SFT_CONFIG_LOADED:-}" ]]; then
+    load_config "$EXP_DIR/sft.yaml" SFT_CONFIG
+    SFT_CONFIG_LOADED=1
+  fi
+  printf '%s' "${SFT_CONFIG[$1]:-}"
 }

@@ -9,17 +9,16 @@ BENCH_KEYS=(dataset group subsets limit few_shot local_path max_tokens temperatu
 EVAL_DONE_FILE=lab-eval.json
 # bench_setting BENCH KEY: the benchmark's own value, else the defaults section's.
 bench_setting() {
-  local value
-  value="$(yaml_section_value "$EVAL_CONFIG" "$1" "$2")"
-  if [[ -z "$value" ]]; then value="$(yaml_section_value "$EVAL_CONFIG" defaults "$2")"; fi
-  printf '%s' "$value"
+  printf '%s' "${EVAL_SETTINGS[$1.$2]:-${EVAL_SETTINGS[defaults.$2]:-}}"
 }
 
 load_eval_config() {
   EVAL_CONFIG="$EXP_DIR/eval.yaml"
   [[ -f "$EVAL_CONFIG" ]] || die "experiment '$EXP' has no evaluation config (configs/$EXP/eval.yaml)" \
     "create it; configs/gpt-oss-20b-sft-v1/eval.yaml documents the format"
-  mapfile -t BENCHMARKS < <(yaml_list "$(yaml_value "$EVAL_CONFIG" benchmarks)")
+  declare -gA EVAL_SETTINGS
+  load_config "$EVAL_CONFIG" EVAL_SETTINGS
+  mapfile -t BENCHMARKS < <(config_items "${EVAL_SETTINGS[benchmarks]:-}")
   ((${#BENCHMARKS[@]} > 0)) || die "configs/$EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
 }
 
@@ -47,13 +46,13 @@ read_bench() {
   local bench="$1" key where="configs/$EXP/eval.yaml, section $1"
   while read -r key; do
     [[ " ${BENCH_KEYS[*]} " == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
-  done < <(yaml_section_keys "$EVAL_CONFIG" "$bench")
+  done < <(for key in "${!EVAL_SETTINGS[@]}"; do [[ "$key" != "$bench".* ]] || printf '%s\n' "${key#"$bench".}"; done)
   DATASET_NAME="$(bench_setting "$bench" dataset)"
   [[ -n "$DATASET_NAME" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
   local subsets
   subsets="$(bench_setting "$bench" subsets)"
   SUBSETS=()
-  if [[ -n "$subsets" && "$subsets" != all ]]; then mapfile -t SUBSETS < <(yaml_list "$subsets"); fi
+  if [[ -n "$subsets" && "$subsets" != all ]]; then mapfile -t SUBSETS < <(config_items "$subsets"); fi
   LIMIT="$(bench_setting "$bench" limit)"
   FEW_SHOT="$(bench_setting "$bench" few_shot)"
   MAX_TOKENS="$(bench_setting "$bench" max_tokens)"

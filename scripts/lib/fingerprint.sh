@@ -19,12 +19,6 @@ declare -A STEP_DIGEST=() STEP_STATUS=()
 inputs_dir() { printf '%s' "${INPUTS_DIR:-$STATE_DIR/$EXP/inputs}"; }
 inputs_file() { printf '%s/%s.json' "$(inputs_dir)" "$1"; }
 
-# The Python with PyYAML that reads the configs: the project venv's, else LAB_PYTHON
-# (tests run copies of the repo without a venv), else the system's.
-config_python() {
-  if [[ -x "$VENV_DIR/bin/python" ]]; then printf '%s' "$VENV_DIR/bin/python"; else printf '%s' "${LAB_PYTHON:-python3}"; fi
-}
-
 # The spec is read by fingerprint.py: one `key<TAB>value` a line, a `step` line
 # starting each step; lists repeat their key. Built with printf alone (no jq, no
 # subshell per step): make runs it before every target.

@@ -103,7 +103,7 @@ stop_server_group() {
 # The model and name to serve: the merged export, or with --base the base model.
 resolve_served_model() {
   if [[ "${1:-}" == --base ]]; then
-    SERVED_MODEL="${MODEL:-$(yaml_value "$EXP_DIR/sft.yaml" model)}"
+    SERVED_MODEL="${MODEL:-$(sft_setting model)}"
     SERVED_NAME="$EXP-base"
     DEPLOY_TARGET=deploy-base
   else
