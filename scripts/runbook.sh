@@ -21,7 +21,14 @@ source "$REPO_ROOT/scripts/lib/commands.sh"
 
 SERVER_WAIT_SECONDS="${DEPLOY_TIMEOUT:-900}"
 
-section() { printf '\n# ---------------------------------------------------------------- %s\n' "$1"; }
+# Each part of the runbook is a function step_NAME, run in order at the end; `bash
+# runbook.sh NAME` starts at that step (e.g. after fixing what stopped it).
+RUNBOOK_STEPS=()
+open_step() {
+  RUNBOOK_STEPS+=("$1")
+  printf '\n# ---------------------------------------------------------------- %s\nstep_%s() {\n' "$2" "$1"
+}
+close_step() { printf '}\n'; }
 
 # Moves an earlier run's output aside, as the steps do.
 print_move_aside() {
@@ -97,33 +104,37 @@ EOF
 }
 
 print_environment() {
-  section "environment ($DEVICE_PROFILE profile)"
+  open_step environment "environment ($DEVICE_PROFILE profile)"
   RUNBOOK=1 DRY_RUN=1 GPU="$GPU" "$REPO_ROOT/scripts/setup-env.sh" 2>/dev/null
   printf 'export PATH="$PWD/.venv/bin:$PATH"\n'
+  close_step
 }
 
 print_prerequisites() {
   [[ -n "${PREREQ_CMD:-}" ]] || return 0
-  section "prerequisites of $EXP (configs/$EXP/experiment.mk)"
+  open_step prerequisites "prerequisites of $EXP (configs/$EXP/experiment.mk)"
   # shellcheck disable=SC2086 # PREREQ_CMD is a command line from the Makefile
   DRY_RUN=1 $PREREQ_CMD 2>/dev/null
+  close_step
 }
 
 print_preflight() {
-  section "preflight: checks in seconds what would fail after the model loaded"
+  open_step preflight "preflight: checks in seconds what would fail after the model loaded"
   printf 'EXP=%s ENV_FILE=%s GPU=%s scripts/preflight.sh\n' "$EXP" "$(display_path "$ENV_FILE")" "$GPU"
+  close_step
 }
 
 print_train() {
-  section "train"
+  open_step train "train"
   print_config_as_comments "configs/$EXP/sft.yaml"
   print_move_aside "$RUN_DIR"
   SWANLAB_RUN_ID_FILE="" build_train_cmd
   print_cmd
+  close_step
 }
 
 print_export() {
-  section "export: merge the LoRA of the last checkpoint"
+  open_step export "export: merge the LoRA of the last checkpoint"
   print_config_as_comments "configs/$EXP/export.yaml"
   local partial="$EXPORT_DIR.partial"
   printf 'CHECKPOINT="$(ls -d %s/checkpoint-* | sort -V | tail -n 1)"\n' "$(display_path "$RUN_DIR")"
@@ -135,12 +146,13 @@ print_export() {
     "$partial/config.json")
   print_cmd
   printf 'rm -rf %s && mv %s %s\n' "$(display_path "$EXPORT_DIR")" "$(display_path "$partial")" "$(display_path "$EXPORT_DIR")"
+  close_step
 }
 
-# print_serve_and_evaluate [--base]: serve, wait, health, every benchmark, stop.
+# print_serve_and_evaluate [--base] STEP: serve, wait, health, every benchmark, stop.
 print_serve_and_evaluate() {
   resolve_served_model "${1:-}"
-  section "serve $SERVED_NAME, check it, evaluate it, stop it"
+  open_step "${2:-serve}" "serve $SERVED_NAME, check it, evaluate it, stop it"
   print_config_as_comments "configs/$EXP/deploy.yaml"
   build_deploy_cmd
   printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
@@ -159,10 +171,11 @@ print_serve_and_evaluate() {
     print_cmd
   done
   printf 'stop_server\n'
+  close_step
 }
 
 print_report() {
-  section "report: report/$EXP.md from the run's own files"
+  open_step report "report: report/$EXP.md from the run's own files"
   reset_cmd
   CMD=(python scripts/py/report.py --exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR"
     --results-dir "$RESULTS_DIR" --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml"
@@ -174,6 +187,7 @@ print_report() {
     --cpu-cores "$(shell_expr '"$(nproc)"')")
   if [[ "$GPU" != cpu ]]; then CMD+=(--gpus "$(shell_expr "\"\$(nvidia-smi --query-gpu=name --format=csv,noheader -i $GPU)\"")"); fi
   print_cmd
+  close_step
 }
 
 main() {
@@ -192,10 +206,22 @@ main() {
   print_preflight
   print_train
   print_export
-  print_serve_and_evaluate
-  print_serve_and_evaluate --base
+  print_serve_and_evaluate "" serve
+  print_serve_and_evaluate --base serve_base
   print_report
-  printf '\necho "runbook: done: report/%s.md" >&2\n' "$EXP"
+  cat <<EOF
+
+# ---------------------------------------------------------------- run the steps in order
+STEPS=(${RUNBOOK_STEPS[*]})
+first="\${1:-\${STEPS[0]}}"
+[[ " \${STEPS[*]} " == *" \$first "* ]] || { echo "runbook: no step '\$first' (steps: \${STEPS[*]})" >&2; exit 2; }
+started=0
+for step in "\${STEPS[@]}"; do
+  [[ "\$step" == "\$first" ]] && started=1
+  if ((started)); then "step_\$step"; fi
+done
+echo "runbook: done: report/$EXP.md" >&2
+EOF
 }
 
 main "$@"

@@ -1,0 +1,112 @@
+#!/usr/bin/env bats
+# make runbook: the printed script, and the GPU runbook run against the stubs
+# (swift, evalscope, curl, nvidia-smi). The smoke runbook runs for real in
+# tests/check_repro.sh (make test).
+
+load test_helper
+
+setup() {
+  common_setup
+  CFG="configs/$DEFAULT_EXP"
+  # evalscope: tests/eval-stubs/stub, which logs into a folder of its own.
+  mkdir -p "$TMP/log" "$TMP/eval-stub"
+  ln -s "$SRC_ROOT/tests/eval-stubs/stub" "$TMP/eval-stub/evalscope"
+  printf '#!/usr/bin/env bash\nSTUB_LOG=%q exec %q "$@"\n' "$TMP/log" "$TMP/eval-stub/evalscope" >"$STUBS/evalscope"
+  chmod +x "$STUBS/evalscope"
+  # The report's Python (matplotlib and PyYAML): the project venv's.
+  if [[ -n "${LAB_PYTHON:-}" ]]; then
+    printf '#!/usr/bin/env bash\nexec %q "$@"\n' "$LAB_PYTHON" >"$STUBS/python"
+    chmod +x "$STUBS/python"
+  fi
+  STUB_LOG_DIR="$TMP/log"
+  # The runbook runs in a checkout: the report's template and git.
+  mkdir -p report && cp "$SRC_ROOT/report/template.zh.md" report/
+  git init -q . && git add -A && git -c user.name=t -c user.email=t@t commit -qm t
+}
+
+teardown() {
+  pkill -KILL -f "$REPO/.venv-lmdeploy/bin/swift" 2>/dev/null || true
+  common_teardown
+}
+
+@test "make runbook GPU=0,1,2,3 on a machine without nvidia-smi: the GPU profile, both venvs, every step once, in order" {
+  rm "$STUBS/nvidia-smi"
+  write_env "SWANLAB_TOKEN=sk-RUNBOOK-SECRET"
+  run --separate-stderr make runbook GPU=0,1,2,3
+  assert_success
+  refute_output --partial sk-RUNBOOK-SECRET
+  assert_line "# Export first: SWANLAB_TOKEN (your SwanLab key; it reaches tools only through their environment)"
+  assert_line --partial "--requirement env/requirements-gpu.lock"
+  assert_line --partial "--requirement env/requirements-lmdeploy.lock"
+  refute_line --partial "requirements-cpu.lock"
+  assert_line "STEPS=(environment preflight train export serve serve_base report)"
+  assert_line --partial "NPROC_PER_NODE=4 MASTER_PORT=29500 SWANLAB_API_KEY=\"\$SWANLAB_TOKEN\" swift sft $CFG/sft.yaml"
+  assert_line "    --lmdeploy_tp 4 > .state/server/deploy.log 2>&1 &"
+  assert_line "    --adapters \"\$CHECKPOINT\" \\"
+  assert_line "    --git-commit \"\$(git rev-parse HEAD)\" \\"
+  # No placeholder such as <git rev-parse HEAD> outside the comments.
+  run grep -v '^ *#' <<<"$output"
+  refute_output --regexp "<[a-z][^>]*>"
+  run --separate-stderr make runbook GPU=0,1,2,3
+  # Each step's command exactly once.
+  assert_equal "$(grep -c ' swift sft ' <<<"$output")" 1
+  assert_equal "$(grep -c ' swift export ' <<<"$output")" 1
+  assert_equal "$(grep -c 'scripts/py/report.py' <<<"$output")" 1
+  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 6
+  assert_equal "$(grep -c '^stop_server$' <<<"$output")" 2
+  bash -n <<<"$output"
+}
+
+@test "the GPU runbook, run from its train step against the stubs: every tool gets its command, no server is left" {
+  local port
+  port="$(free_port)"
+  write_env "SERVE_PORT=$port"
+  mkdir -p .venv-lmdeploy/bin
+  ln -s "$SRC_ROOT/tests/stub.bash" .venv-lmdeploy/bin/swift
+  make runbook GPU=0,1,2,3 >runbook.sh
+  STUB_CURL_WAIT_SERVED=5 run bash runbook.sh train
+  assert_success
+  assert_line "runbook: serving $DEFAULT_EXP after 0s"
+  assert_line "runbook: $DEFAULT_EXP-base answered"
+  assert_line "runbook: done: report/$DEFAULT_EXP.md"
+  run stub_call swift 1
+  assert_line "argv: sft $CFG/sft.yaml --output_dir $RUN_DIR --swanlab_mode local --swanlab_project multi-model-psychology --swanlab_exp_name $DEFAULT_EXP"
+  assert_line "env: CUDA_VISIBLE_DEVICES=0,1,2,3"
+  assert_line "env: NPROC_PER_NODE=4"
+  run stub_call swift 2
+  assert_line "argv: export $CFG/export.yaml --adapters $RUN_DIR/checkpoint-4 --output_dir $EXPORT_DIR.partial --exist_ok true"
+  run stub_call swift 3
+  assert_line "path: .venv-lmdeploy/bin/swift"
+  assert_line "argv: deploy $CFG/deploy.yaml --model $EXPORT_DIR --served_model_name $DEFAULT_EXP --host 127.0.0.1 --port $port --lmdeploy_tp 4"
+  run stub_call swift 4
+  assert_line "argv: deploy $CFG/deploy.yaml --model openai-mirror/gpt-oss-20b --served_model_name $DEFAULT_EXP-base --host 127.0.0.1 --port $port --lmdeploy_tp 4"
+  assert_equal "$(find "$STUB_LOG_DIR" -name 'evalscope.[0-9]*' ! -name '*.env' | wc -l)" 6
+  assert_file_exist "report/$DEFAULT_EXP.md"
+  assert_file_not_exist "$EXPORT_DIR.partial"
+  run jq -c . "$EXPORT_DIR/config.json"
+  assert_output '{"architectures":["GptOssForCausalLM"],"torch_dtype":"bfloat16"}'
+  # No server left: the stub servers were stopped.
+  run pgrep -f "$REPO/.venv-lmdeploy/bin/swift deploy"
+  assert_failure
+}
+
+@test "the runbook moves an earlier run's outputs aside instead of mixing them" {
+  write_env "SERVE_PORT=$(free_port)"
+  mkdir -p .venv-lmdeploy/bin "$RUN_DIR"
+  ln -s "$SRC_ROOT/tests/stub.bash" .venv-lmdeploy/bin/swift
+  echo old >"$RUN_DIR/marker"
+  make runbook GPU=6 >runbook.sh
+  STUB_CURL_WAIT_SERVED=5 run bash runbook.sh train
+  assert_success
+  run ls -d "$RUN_DIR".replaced-*/marker
+  assert_success
+  assert_file_not_exist "$RUN_DIR/marker"
+}
+
+@test "a step name starts the runbook there; an unknown one is refused" {
+  write_env
+  make runbook GPU=6 >runbook.sh
+  run bash runbook.sh nonsense
+  assert_failure
+  assert_output "runbook: no step 'nonsense' (steps: environment preflight train export serve serve_base report)"
+}
