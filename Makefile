@@ -14,7 +14,12 @@ STATE := .state/$(EXP)
 TRAIN_PREREQS :=
 EVAL_BASE_PREREQS :=
 PREREQ_CMD :=
+# Only a plain name selects a config folder; every script refuses other names clearly.
+ifeq ($(EXP),$(lastword $(subst /, ,$(EXP))))
+ifneq ($(EXP),..)
 -include $(CONFIG_DIR)/experiment.mk
+endif
+endif
 
 # The top-level make's pid: its sub-makes (make all, make smoke) share its run lock.
 ifndef LAB_RUN_OWNER

@@ -75,7 +75,7 @@ run_bats tests/smoke/api_key.bats
 log "resume after SIGKILL (real smoke training)"
 run_bats tests/smoke/resume.bats
 
-log "reproducibility: two smoke trainings from clean"
+log "the smoke runbook as pasted in a clean tree; reproducibility against make smoke"
 tests/check_repro.sh
 passed=$((passed + 1))
 

@@ -62,11 +62,21 @@ stamps() { (cd ".state/$DEFAULT_EXP" && ls -- *.done 2>/dev/null | sort | paste 
   assert_equal "$(stamps)" "train.done"
 }
 
-@test "a typo in EXP: every target says so before make looks for rules" {
-  run make train EXP=gpt-oss-20b-sft-v2
-  assert_failure
-  assert_line "[state] error: experiment 'gpt-oss-20b-sft-v2' has no config (configs/gpt-oss-20b-sft-v2/sft.yaml)"
-  refute_output --partial "No rule to make target"
+@test "a typo in EXP, or a name with / or ..: every target says so before make looks for rules" {
+  local target exp
+  for target in train export all eval-cmmlu eval-base report preflight env status stop runbook; do
+    run make "$target" EXP=gpt-oss-20b-sft-v2
+    assert_failure
+    assert_line --regexp "^\[[a-z]+\] error: experiment 'gpt-oss-20b-sft-v2' has no config \(configs/gpt-oss-20b-sft-v2/sft.yaml\)$"
+    refute_output --partial "No rule to make target"
+    for exp in ../configs/smoke smoke/../smoke ..; do
+      run make "$target" EXP="$exp"
+      assert_failure
+      assert_line --regexp "^\[[a-z]+\] error: EXP='$(sed 's/[.]/\\./g' <<<"$exp")' is not a valid experiment name$"
+      refute_output --partial "No rule to make target"
+    done
+  done
+  assert_equal "$(stub_calls swift)" 0
 }
 
 @test "a second make on the same experiment refuses at once, naming the running one" {
