@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make deploy: serve the merged model (or with --base the base model) with
-# `swift deploy` in the background on $SERVE_HOST:$SERVE_PORT, an OpenAI-compatible API.
+# `swift deploy` in the background on $SERVE_HOST:$SERVE_PORT (the base model on
+# SERVE_PORT + 1), an OpenAI-compatible API.
 # lmdeploy on GPU machines, transformers on CPU. Does nothing if it already serves it.
 set -euo pipefail
 export STEP_NAME=deploy
@@ -14,12 +15,12 @@ source "$REPO_ROOT/scripts/lib/commands.sh"
 # Refuses to start next to a server we do not own: swift deploy would silently
 # move to another port and every later step would talk to the wrong server.
 check_port_free() {
-  if port_in_use "$SERVE_PORT"; then
-    die "port $SERVE_PORT is already in use by $(port_holder "$SERVE_PORT")" \
-      "stop that program, or set SERVE_PORT to a free port in $ENV_FILE"
+  if port_in_use "$SERVED_PORT"; then
+    die "port $SERVED_PORT is already in use by $(port_holder "$SERVED_PORT")" \
+      "stop that program, or set SERVE_PORT to a free port in $ENV_FILE (the base model uses SERVE_PORT + 1)"
   fi
-  wait_until_port_bindable "$SERVE_PORT" ||
-    die "port $SERVE_PORT cannot be bound (connections still in TIME_WAIT)" "wait a minute, or set another SERVE_PORT"
+  wait_until_port_bindable "$SERVED_PORT" ||
+    die "port $SERVED_PORT cannot be bound (connections still in TIME_WAIT)" "wait a minute, or set another SERVE_PORT"
 }
 
 wait_until_serving() {
@@ -31,10 +32,10 @@ wait_until_serving() {
       die "swift deploy exited before serving $SERVED_NAME" "read the log above ($SERVER_LOG_FILE)"
     fi
     actual_port="$(sed -n 's/.*Uvicorn running on [a-z]*:\/\/[^ ]*:\([0-9][0-9]*\).*/\1/p' "$SERVER_LOG_FILE" | tail -n 1)"
-    if [[ -n "$actual_port" && "$actual_port" != "$SERVE_PORT" ]]; then
+    if [[ -n "$actual_port" && "$actual_port" != "$SERVED_PORT" ]]; then
       stop_server_group "$pid"
-      die "swift deploy moved to port $actual_port because $SERVE_PORT was taken; stopped it" \
-        "free port $SERVE_PORT or set another SERVE_PORT"
+      die "swift deploy moved to port $actual_port because $SERVED_PORT was taken; stopped it" \
+        "free port $SERVED_PORT or set another SERVE_PORT"
     fi
     if ((waited >= timeout)); then
       print_server_log_tail

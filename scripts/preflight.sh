@@ -292,7 +292,7 @@ check_disk_space() {
 check_port_free() {
   local name="$1" port="$2"
   port_in_use "$port" || return 0
-  if [[ "$name" == SERVE_PORT && -n "$(server_pid)" ]]; then
+  if [[ "$name" == SERVE_PORT* && -n "$(server_pid)" ]]; then
     log "port $port is held by this repo's server (make stop stops it)"
     return 0
   fi
@@ -302,6 +302,7 @@ check_port_free() {
 
 check_ports() {
   check_port_free SERVE_PORT "$SERVE_PORT"
+  check_port_free "SERVE_PORT (+ 1, the base model's server)" "$((10#$SERVE_PORT + 1))"
   if ((NPROC > 1)); then check_port_free MASTER_PORT "$MASTER_PORT"; fi
 }
 

@@ -56,7 +56,8 @@ EOF
   cat <<EOF
 
 # api PATH [CURL ARGS...]: a request to the server (the key, if any, never in argv).
-api() { local path="\$1"; shift; curl -sSf --noproxy '*' --max-time 120$auth "\$@" "$(api_base)\$path"; }
+API="$(api_base)"
+api() { local path="\$1"; shift; curl -sSf --noproxy '*' --max-time 120$auth "\$@" "\$API\$path"; }
 
 # wait_for_server NAME PID LOG: until the server lists NAME; its log's tail if it dies or times out.
 wait_for_server() {
@@ -156,7 +157,8 @@ print_serve_and_evaluate() {
   print_config_as_comments "configs/$EXP/deploy.yaml"
   build_deploy_cmd
   printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
-  printf 'wait_until_bindable %s\n' "$SERVE_PORT"
+  printf 'API=%s\n' "$(api_base)"
+  printf 'wait_until_bindable %s\n' "$SERVED_PORT"
   CMD=(setsid "${CMD[@]}")
   print_cmd | sed -e "\$ s|\$| > $(display_path "$SERVER_LOG_FILE") 2>\\&1 \\&|"
   printf 'SERVER_PID=$!\n'

@@ -93,6 +93,8 @@ print_train_status() {
 
 print_server_status() {
   local pid name="" models
+  # The base model's server listens on SERVE_PORT + 1.
+  if [[ "$(cat "$SERVER_NAME_FILE" 2>/dev/null)" == "$EXP-base" ]]; then resolve_served_model --base; fi
   pid="$(server_pid 2>/dev/null || true)"
   [[ -f "$SERVER_NAME_FILE" ]] && name="$(cat "$SERVER_NAME_FILE")"
   models="$( (API_TIMEOUT=3 served_models || true) | paste -sd, -)"

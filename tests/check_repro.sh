@@ -37,9 +37,10 @@ echo "check_repro: the smoke runbook, as pasted, in $TREE (port $PORT)" >&2
 
 # Both models evaluated on every shipped question, a report, no server left.
 for served in smoke smoke-base; do
-  for bench in ceval:24 cmmlu:32 cmmlu-psych:24; do
-    num="$(jq -r '.metrics[0].num' "$TREE/results/smoke/$served/${bench%%:*}/reports/$served/${bench%%-*}.json" 2>/dev/null || echo none)"
-    [[ "$num" == "${bench#*:}" ]] || fail "$served ${bench%%:*}: $num questions scored, expected ${bench#*:}"
+  for bench in ceval:12 cmmlu:16 cmmlu-psych:12; do
+    name="${bench%%:*}"
+    num="$(jq -r '.metrics[0].num' "$TREE/results/smoke/$served/$name/reports/$served/${name%%-*}.json" 2>/dev/null || echo none)"
+    [[ "$num" == "${bench#*:}" ]] || fail "$served $name: $num questions scored, expected ${bench#*:}"
   done
 done
 [[ -s "$TREE/report/smoke.md" && -f "$TREE/report/smoke-loss.png" ]] || fail "the runbook wrote no report"

@@ -522,7 +522,7 @@ JSON
   run scripts/deploy.sh
   assert_failure
   assert_line --partial "[deploy] error: port $port is already in use by "
-  assert_line "[deploy] fix: stop that program, or set SERVE_PORT to a free port in $ENV_FILE"
+  assert_line "[deploy] fix: stop that program, or set SERVE_PORT to a free port in $ENV_FILE (the base model uses SERVE_PORT + 1)"
   assert_equal "$(stub_calls swift)" 0
   assert_file_not_exist "$REPO/.state/server/pid"
 }

@@ -102,9 +102,9 @@ $REPO/results/gpt-oss-20b-sft-v1/swanlog"
   assert [ -f "$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1-base/cmmlu-psych/lab-eval.json" ]
 }
 
-@test "smoke experiment: local datasets, their subjects, offline, limit 8" {
+@test "smoke experiment: local datasets, their subjects, offline, limit 4" {
   serve_smoke
-  STUB_SERVED=smoke STUB_NUM=24 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
+  STUB_SERVED=smoke STUB_NUM=12 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
   assert_success
   run argv evalscope.1
   assert_output "eval
@@ -121,7 +121,7 @@ ceval
 --dataset-args
 {\"ceval\":{\"subset_list\":[\"basic_medicine\",\"education_science\",\"high_school_biology\"],\"few_shot_num\":5,\"local_path\":\"$REPO/configs/smoke/data/ceval\"}}
 --limit
-8
+4
 --generation-config
 {\"max_tokens\":16,\"temperature\":0}
 --work-dir
@@ -166,9 +166,9 @@ $dir"
 
 @test "a report with the wrong question count or a missing subject is not accepted" {
   serve_smoke
-  STUB_SERVED=smoke STUB_NUM=23 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
+  STUB_SERVED=smoke STUB_NUM=11 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
   assert_failure
-  assert_output --partial "scored 23 questions, expected 24"
+  assert_output --partial "scored 11 questions, expected 12"
   assert [ ! -e "$REPO/results/smoke/smoke/ceval/lab-eval.json" ]
 }
 

@@ -79,7 +79,7 @@ teardown() {
   assert_line "path: .venv-lmdeploy/bin/swift"
   assert_line "argv: deploy $CFG/deploy.yaml --model $EXPORT_DIR --served_model_name $DEFAULT_EXP --host 127.0.0.1 --port $port --lmdeploy_tp 4"
   run stub_call swift 4
-  assert_line "argv: deploy $CFG/deploy.yaml --model openai-mirror/gpt-oss-20b --served_model_name $DEFAULT_EXP-base --host 127.0.0.1 --port $port --lmdeploy_tp 4"
+  assert_line "argv: deploy $CFG/deploy.yaml --model openai-mirror/gpt-oss-20b --served_model_name $DEFAULT_EXP-base --host 127.0.0.1 --port $((port + 1)) --lmdeploy_tp 4"
   assert_equal "$(find "$STUB_LOG_DIR" -name 'evalscope.[0-9]*' ! -name '*.env' | wc -l)" 6
   assert_file_exist "report/$DEFAULT_EXP.md"
   assert_file_not_exist "$EXPORT_DIR.partial"

@@ -52,7 +52,7 @@ build_deploy_cmd() {
     CMD=("${bin_dir}swift" deploy)
   fi
   CMD+=("$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
-    --host "$SERVE_HOST" --port "$SERVE_PORT")
+    --host "$SERVE_HOST" --port "${SERVED_PORT:-$SERVE_PORT}")
   if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
   if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi
 }

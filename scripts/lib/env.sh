@@ -93,8 +93,8 @@ check_gpus_exist() {
 }
 
 validate_port() {
-  if [[ "$SERVE_PORT" =~ ^[0-9]{1,5}$ ]] && ((10#$SERVE_PORT >= 1 && 10#$SERVE_PORT <= 65535)); then return 0; fi
-  die "SERVE_PORT='$SERVE_PORT' is not a port number" "set SERVE_PORT to a number from 1 to 65535, e.g. 8000"
+  if [[ "$SERVE_PORT" =~ ^[0-9]{1,5}$ ]] && ((10#$SERVE_PORT >= 1 && 10#$SERVE_PORT <= 65534)); then return 0; fi
+  die "SERVE_PORT='$SERVE_PORT' is not a port number" "set SERVE_PORT to a number from 1 to 65534, e.g. 8000 (the base model's server uses SERVE_PORT + 1)"
 }
 
 is_loopback_host() { [[ "$1" == 127.* || "$1" == localhost || "$1" == ::1 ]]; }

@@ -14,7 +14,7 @@ api_base() {
   local host="$SERVE_HOST"
   [[ "$host" == 0.0.0.0 || "$host" == :: ]] && host=127.0.0.1
   [[ "$host" == *:* ]] && host="[$host]"
-  printf 'http://%s:%s/v1' "$host" "$SERVE_PORT"
+  printf 'http://%s:%s/v1' "$host" "${SERVED_PORT:-$SERVE_PORT}"
 }
 
 api_curl_config() {
@@ -100,9 +100,13 @@ stop_server_group() {
   rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"
 }
 
-# The model and name to serve: the merged export, or with --base the base model.
+# The model, name and port to serve: the merged export on SERVE_PORT, or with --base
+# the base model on SERVE_PORT + 1 (a new server on the port just stopped would wait
+# up to a minute for the old connections' TIME_WAIT to end).
 resolve_served_model() {
+  SERVED_PORT="$SERVE_PORT"
   if [[ "${1:-}" == --base ]]; then
+    SERVED_PORT=$((10#$SERVE_PORT + 1))
     SERVED_MODEL="${MODEL:-$(sft_setting model)}"
     SERVED_NAME="$EXP-base"
     DEPLOY_TARGET=deploy-base

@@ -55,9 +55,9 @@ teardown() {
   assert_line "[eval] cmmlu: resuming from the cached predictions in $base/cmmlu"
   assert_line "[eval] ceval on smoke-base: $base/ceval has no record of what it was made from"
   assert_line --regexp "^\[eval\] moved it to $base/ceval\.replaced-[0-9T]+Z \(kept\); evaluating from scratch$"
-  assert_line "[eval] cmmlu-psych on smoke-base already finished: accuracy 0 on 24 questions"
-  assert_equal "$(jq .num "$base/cmmlu/lab-eval.json")" 32
-  assert_equal "$(jq .num "$base/ceval/lab-eval.json")" 24
+  assert_line "[eval] cmmlu-psych on smoke-base already finished: accuracy 0 on 12 questions"
+  assert_equal "$(jq .num "$base/cmmlu/lab-eval.json")" 16
+  assert_equal "$(jq .num "$base/ceval/lab-eval.json")" 12
   run ls -d "$base"/ceval.replaced-*/predictions
   assert_success
   run scripts/status.sh

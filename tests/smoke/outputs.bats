@@ -29,6 +29,16 @@ setup() {
   assert_output --partial "swift sft configs/smoke/sft.yaml"
 }
 
+@test "training and serving used the identical system prompt, the experiment's one system.txt" {
+  run jq -r .system "$RUN_DIR/args.json"
+  assert_output "$(cat configs/smoke/system.txt)"
+  # The server logs the prompt it applies (Python's repr of the string).
+  local logged
+  logged="$(.venv/bin/python -c 'import sys; print(repr(open(sys.argv[1], encoding="utf-8").read()))' configs/smoke/system.txt)"
+  run grep -cF "default_system: $logged" .state/server/deploy.log
+  assert_output 1
+}
+
 @test "the export is a merged safetensors model without quantization_config" {
   compgen -G "$EXPORT_DIR/*.safetensors" >/dev/null
   run jq -e 'has("quantization_config") | not' "$EXPORT_DIR/config.json"
@@ -66,8 +76,8 @@ setup() {
 
 # served-name bench questions: what the shipped local datasets must give.
 EXPECTED_EVALS=(
-  "smoke ceval 24" "smoke cmmlu 32" "smoke cmmlu-psych 24"
-  "smoke-base ceval 24" "smoke-base cmmlu 32" "smoke-base cmmlu-psych 24"
+  "smoke ceval 12" "smoke cmmlu 16" "smoke cmmlu-psych 12"
+  "smoke-base ceval 12" "smoke-base cmmlu 16" "smoke-base cmmlu-psych 12"
 )
 
 @test "every evaluation scored all shipped questions, accuracy within [0, 1], no duplicates" {
