@@ -14,7 +14,7 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${1:-$(mktemp -d "${TMPDIR:-/tmp}/lab-repro.XXXXXX")}"
 TREE="$WORK/tree"
-PORT="${RUNBOOK_PORT:-8012}"
+PORT="${RUNBOOK_PORT:-8021}"
 
 fail() { echo "check_repro: $*" >&2; exit 1; }
 
