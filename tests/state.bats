@@ -18,7 +18,7 @@ teardown() {
   common_teardown
 }
 
-stamps() { (cd ".state/$DEFAULT_EXP" && ls -- *.done 2>/dev/null | sort | paste -sd' ' -); }
+stamps() { find ".state/$DEFAULT_EXP" -maxdepth 1 -name '*.done' -printf '%f\n' 2>/dev/null | sort | paste -sd' ' -; }
 
 @test "finished work: make train export runs no tool and keeps the stamps" {
   mark_done train export
@@ -29,7 +29,7 @@ stamps() { (cd ".state/$DEFAULT_EXP" && ls -- *.done 2>/dev/null | sort | paste 
 }
 
 @test "a changed training key: the training and export stamps go, the base evaluations stay" {
-  mark_done train export eval-$DEFAULT_EXP-base-ceval eval-$DEFAULT_EXP-base-cmmlu eval-$DEFAULT_EXP-base-cmmlu-psych
+  mark_done train export eval-"$DEFAULT_EXP"-base-ceval eval-"$DEFAULT_EXP"-base-cmmlu eval-"$DEFAULT_EXP"-base-cmmlu-psych
   run scripts/sync-state.sh train
   assert_success
   assert_equal "$(stamps)" "eval-base.done export.done train.done"
@@ -42,8 +42,8 @@ stamps() { (cd ".state/$DEFAULT_EXP" && ls -- *.done 2>/dev/null | sort | paste 
 }
 
 @test "a changed evaluation setting: only the evaluations' stamps go" {
-  mark_done train export eval-$DEFAULT_EXP-ceval eval-$DEFAULT_EXP-base-ceval eval-$DEFAULT_EXP-base-cmmlu \
-    eval-$DEFAULT_EXP-base-cmmlu-psych
+  mark_done train export eval-"$DEFAULT_EXP"-ceval eval-"$DEFAULT_EXP"-base-ceval eval-"$DEFAULT_EXP"-base-cmmlu \
+    eval-"$DEFAULT_EXP"-base-cmmlu-psych
   run scripts/sync-state.sh all
   assert_equal "$(stamps)" "eval-base.done eval-ceval.done export.done train.done"
   sed -i 's/^  limit: 100 /  limit: 10 /' "$CFG/eval.yaml"
@@ -72,7 +72,7 @@ stamps() { (cd ".state/$DEFAULT_EXP" && ls -- *.done 2>/dev/null | sort | paste 
     for exp in ../configs/smoke smoke/../smoke ..; do
       run make "$target" EXP="$exp"
       assert_failure
-      assert_line --regexp "^\[[a-z]+\] error: EXP='$(sed 's/[.]/\\./g' <<<"$exp")' is not a valid experiment name$"
+      assert_line --regexp "^\[[a-z]+\] error: EXP='${exp//./\\.}' is not a valid experiment name$"
       refute_output --partial "No rule to make target"
     done
   done
