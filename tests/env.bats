@@ -140,7 +140,7 @@ assert_no_swift() { assert_equal "$(stub_calls swift)" 0; }
   run scripts/deploy.sh
   assert_failure
   assert_line "[deploy] error: SERVE_PORT='80a0' is not a port number"
-  assert_line "[deploy] fix: set SERVE_PORT to a number from 1 to 65535, e.g. 8000"
+  assert_line "[deploy] fix: set SERVE_PORT to a number from 1 to 65534, e.g. 8000 (the base model's server uses SERVE_PORT + 1)"
   assert_equal "$(stub_calls swift)" 0
 }
 
@@ -149,7 +149,7 @@ assert_no_swift() { assert_equal "$(stub_calls swift)" 0; }
   run scripts/deploy.sh
   assert_failure
   assert_line "[deploy] error: SERVE_PORT='70000' is not a port number"
-  assert_line "[deploy] fix: set SERVE_PORT to a number from 1 to 65535, e.g. 8000"
+  assert_line "[deploy] fix: set SERVE_PORT to a number from 1 to 65534, e.g. 8000 (the base model's server uses SERVE_PORT + 1)"
   SERVE_PORT=0 run scripts/deploy.sh
   assert_failure
   assert_line "[deploy] error: SERVE_PORT='0' is not a port number"

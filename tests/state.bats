@@ -64,7 +64,7 @@ stamps() { find ".state/$DEFAULT_EXP" -maxdepth 1 -name '*.done' -printf '%f\n' 
 
 @test "a typo in EXP, or a name with / or ..: every target says so before make looks for rules" {
   local target exp
-  for target in train export all eval-cmmlu eval-base report preflight env status stop runbook; do
+  for target in train all eval-base report env status runbook; do
     run make "$target" EXP=gpt-oss-20b-sft-v2
     assert_failure
     assert_line --regexp "^\[[a-z]+\] error: experiment 'gpt-oss-20b-sft-v2' has no config \(configs/gpt-oss-20b-sft-v2/sft.yaml\)$"
