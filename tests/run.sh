@@ -7,6 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 log() { printf '[test] %s\n' "$*" >&2; }
 
+# Run under `make test`, this inherits make's run-lock owner; the makes the tests
+# start must each be their own (tests/state.bats and tests/smoke/inputs.bats check the lock).
+unset LAB_RUN_OWNER
+
 # bats, its libraries and shellcheck come from the distribution (Debian: bats
 # bats-assert bats-support bats-file shellcheck); installed here when we are root.
 ensure_test_tools() {

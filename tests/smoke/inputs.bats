@@ -21,6 +21,7 @@ setup() {
   bats_load_library bats-assert
   cd "$BATS_TEST_DIRNAME/../.." || return 1
   export EXP=smoke ENV_FILE=env/smoke.env
+  unset LAB_RUN_OWNER MAKEFLAGS MAKELEVEL # each make here is a top-level make with a lock of its own
 }
 
 teardown() {
