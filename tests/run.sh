@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-log() { printf '[test] %s\n' "$*" >&2; }
+START_SECONDS="$(date +%s)"
+# Each phase with the seconds since the start, so a slow phase shows in CI's log.
+log() { printf '[test %4ds] %s\n' "$(($(date +%s) - START_SECONDS))" "$*" >&2; }
 
 # Run under `make test`, this inherits make's run-lock owner; the makes the tests
 # start must each be their own (tests/state.bats and tests/smoke/inputs.bats check the lock).
