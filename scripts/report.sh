@@ -38,7 +38,7 @@ report_inputs() {
   source "$REPO_ROOT/scripts/lib/server.sh"
   # shellcheck source=lib/eval_config.sh
   source "$REPO_ROOT/scripts/lib/eval_config.sh"
-  if [[ -f "$EXP_DIR/eval.yaml" ]]; then compute_inputs eval report; else BENCHMARKS=(); compute_inputs export report; fi
+  compute_experiment_inputs report
 }
 
 main() {

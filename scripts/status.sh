@@ -116,7 +116,7 @@ print_steps_status() {
   INPUTS_DIR="$(mktemp -d)" # a look only: nothing of .state changes
   trap 'rm -rf "$INPUTS_DIR"' EXIT
   local step changes
-  if [[ -f "$EXP_DIR/eval.yaml" ]]; then load_eval_config; compute_inputs eval; else BENCHMARKS=(); compute_inputs export; fi
+  compute_experiment_inputs
   printf 'steps:\n'
   for step in train export $(for b in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s eval-%s-base-%s ' "$EXP" "$b" "$EXP" "$b"; done); do
     case "${STEP_STATUS[$step]:-none}" in

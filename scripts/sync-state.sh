@@ -27,36 +27,43 @@ stamp_steps() {
   esac
 }
 
+STAMPS=(train export eval-ceval eval-cmmlu eval-base)
+
+# stamp_holds STAMP: all its steps are done with the current inputs. Sets
+# FIRST_NOT_DONE to the first step that is not.
+stamp_holds() {
+  local steps step
+  mapfile -t steps < <(stamp_steps "$1")
+  FIRST_NOT_DONE=""
+  ((${#steps[@]} > 0)) || return 1
+  for step in "${steps[@]}"; do
+    step_done "$step" || { FIRST_NOT_DONE="$step"; return 1; }
+  done
+}
+
 # Each stamp holds exactly when all its steps are done with the current inputs:
 # a stale one is removed (make redoes it), a missing one of finished work is made,
 # and every valid stamp gets the same time, so make's own timestamps agree.
 sync_stamps() {
-  local name step steps now valid
+  local name now stamp
   now="$(date +%s)"
   mkdir -p "$STATE_DIR/$EXP"
-  for name in train export eval-ceval eval-cmmlu eval-base; do
-    mapfile -t steps < <(stamp_steps "$name")
-    valid=$((${#steps[@]} > 0))
-    for step in "${steps[@]}"; do
-      step_done "$step" && continue
-      valid=0
-      if [[ -f "$STATE_DIR/$EXP/$name.done" ]]; then
-        log "$name: $([[ "${STEP_STATUS[$step]:-none}" == none ]] && echo 'its outputs are gone' || echo 'its inputs changed since it ran') ($step); make redoes it"
-      fi
-      break
-    done
-    if ((valid)); then touch -d "@$now" "$STATE_DIR/$EXP/$name.done"; else rm -f "$STATE_DIR/$EXP/$name.done"; fi
+  for name in "${STAMPS[@]}"; do
+    stamp="$STATE_DIR/$EXP/$name.done"
+    if stamp_holds "$name"; then touch -d "@$now" "$stamp"; continue; fi
+    if [[ -f "$stamp" && -n "$FIRST_NOT_DONE" ]]; then
+      log "$name: $([[ "${STEP_STATUS[$FIRST_NOT_DONE]:-none}" == none ]] && echo 'its outputs are gone' || echo 'its inputs changed since it ran') ($FIRST_NOT_DONE); make redoes it"
+    fi
+    rm -f "$stamp"
   done
 }
 
 # Under DRY_RUN=1 nothing changes: it prints the stamps that do not hold (make
 # treats them as not done), so a dry run shows what the target would run now.
 print_stale_stamps() {
-  local name step valid
-  for name in train export eval-ceval eval-cmmlu eval-base; do
-    valid=1
-    while IFS= read -r step; do step_done "$step" || valid=0; done < <(stamp_steps "$name")
-    ((valid)) || printf '%s/%s/%s.done\n' "$(repo_relative "$STATE_DIR")" "$EXP" "$name"
+  local name
+  for name in "${STAMPS[@]}"; do
+    stamp_holds "$name" || printf '%s/%s/%s.done\n' "$(repo_relative "$STATE_DIR")" "$EXP" "$name"
   done
 }
 
@@ -74,13 +81,7 @@ main() {
   source "$REPO_ROOT/scripts/lib/eval_config.sh"
   # shellcheck source=lib/fingerprint.sh
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
-  if [[ -f "$EXP_DIR/eval.yaml" ]]; then
-    load_eval_config
-    compute_inputs eval
-  else
-    BENCHMARKS=()
-    compute_inputs export
-  fi
+  compute_experiment_inputs
   if is_dry_run; then print_stale_stamps; else sync_stamps; fi
 }
 

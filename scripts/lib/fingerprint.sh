@@ -165,6 +165,19 @@ compute_inputs() {
   done <<<"$result"
 }
 
+# compute_experiment_inputs [GROUP...]: every step of the experiment (its evaluations
+# when it has an eval.yaml), plus GROUP (report).
+# shellcheck disable=SC2120 # GROUP is optional
+compute_experiment_inputs() {
+  if [[ -f "$EXP_DIR/eval.yaml" ]]; then
+    load_eval_config
+    compute_inputs eval "$@"
+  else
+    BENCHMARKS=()
+    compute_inputs export "$@"
+  fi
+}
+
 step_done() { [[ "${STEP_STATUS[$1]:-none}" == "done" ]]; }
 
 # step_record STEP: the inputs record next to a step's outputs (lab-inputs.json).

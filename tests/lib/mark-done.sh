@@ -13,7 +13,7 @@ SKIP_GPU_CHECK=1 SKIP_SECRET_CHECKS=1 load_env
 source "$REPO_ROOT/scripts/lib/server.sh"
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
-if [[ -f "$EXP_DIR/eval.yaml" ]]; then load_eval_config; compute_inputs eval; else compute_inputs serve; fi
+compute_experiment_inputs
 
 marker_of() {
   case "$1" in
