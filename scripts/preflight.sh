@@ -328,6 +328,7 @@ main() {
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh" # needs load_env's paths
   begin_step
+  load_sft_config
   local command
   for command in sft export deploy; do
     check_config_flags "$command"

@@ -159,12 +159,18 @@ config_items() {
   printf '%s\n' "${1//"$CONFIG_LIST_SEP"/$'\n'}"
 }
 
-# sft_setting KEY: a top-level key of configs/$EXP/sft.yaml (read once per script).
+# load_sft_config: reads configs/$EXP/sft.yaml once per script. Call it in the
+# script's own shell before sft_setting, which runs in $(...) subshells: a load
+# there would not be kept, and each call would start Python again.
 declare -A SFT_CONFIG=()
+load_sft_config() {
+  [[ -z "${SFT_CONFIG_LOADED:-}" ]] || return 0
+  load_config "$EXP_DIR/sft.yaml" SFT_CONFIG
+  SFT_CONFIG_LOADED=1
+}
+
+# sft_setting KEY: a top-level key of configs/$EXP/sft.yaml.
 sft_setting() {
-  if [[ -z "${SFT_CONFIG_LOADED:-}" ]]; then
-    load_config "$EXP_DIR/sft.yaml" SFT_CONFIG
-    SFT_CONFIG_LOADED=1
-  fi
+  load_sft_config
   printf '%s' "${SFT_CONFIG[$1]:-}"
 }

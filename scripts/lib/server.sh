@@ -107,6 +107,7 @@ resolve_served_model() {
   SERVED_PORT="$SERVE_PORT"
   if [[ "${1:-}" == --base ]]; then
     SERVED_PORT=$((10#$SERVE_PORT + 1))
+    load_sft_config
     SERVED_MODEL="${MODEL:-$(sft_setting model)}"
     SERVED_NAME="$EXP-base"
     DEPLOY_TARGET=deploy-base
