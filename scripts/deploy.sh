@@ -42,8 +42,8 @@ wait_until_serving() {
       stop_server_group "$pid"
       die "server not ready after ${timeout}s; stopped it" "read the log above; raise DEPLOY_TIMEOUT for a slow model load"
     fi
-    sleep 2
-    waited=$((waited + 2))
+    sleep 1
+    waited=$((waited + 1))
   done
   log "serving $SERVED_NAME at $(api_base) (pid $pid, ready after ${waited}s, log $SERVER_LOG_FILE)"
 }

@@ -3,9 +3,11 @@
 #   scripts/eval.sh [--base] BENCH...|all
 # BENCH is a benchmark of configs/$EXP/eval.yaml, or a group: `cmmlu` also runs
 # every benchmark with `group: cmmlu` (cmmlu-psych). Results of one benchmark go
-# to $RESULTS_DIR/<served name>/<bench>/; lab-eval.json there is written last,
-# after the report was checked, and marks it finished with the digest of its
-# inputs (lib/fingerprint.sh): the model as served, the settings, the question set.
+# to $RESULTS_DIR/<served name>/<bench>/. EvalScope's report is checked
+# (scripts/py/eval_result.py: accuracy, question count, subjects; a rejected one
+# leaves lab-eval-rejected.json), the checked results of this run go to SwanLab in
+# one process, and then lab-eval.json marks each benchmark finished with the digest
+# of its inputs (lib/fingerprint.sh): the model as served, the settings, the question set.
 # Same inputs: finished is kept, interrupted resumes from its cached predictions
 # (--use-cache). Other inputs (or no record): the folder is moved aside, kept, and
 # the benchmark runs fresh.
@@ -29,8 +31,8 @@ known_subjects() {
 # exist (EvalScope drops an unknown CMMLU subject silently). Sets EXPECTED_NUM
 # when a local copy tells how many questions the run must score.
 check_subjects() {
-  local bench="$1" known subject count
-  EXPECTED_NUM=""
+  local bench="$1" known subject
+  expected_question_count
   [[ -n "$LOCAL_PATH" ]] || ((${#SUBSETS[@]} > 0)) || return 0
   if [[ -n "$LOCAL_PATH" ]]; then known="$(local_subjects)"; else known="$(known_subjects)"; fi
   if [[ -z "$known" ]]; then
@@ -41,39 +43,12 @@ check_subjects() {
     grep -qxF "$subject" <<<"$known" || die "$bench: unknown subject '$subject' in configs/$EXP/eval.yaml" \
       "use subjects $DATASET_NAME has: $(paste -sd' ' - <<<"$known" | cut -c1-300)"
   done
-  [[ -n "$LOCAL_PATH" ]] || return 0
-  EXPECTED_NUM=0
-  for subject in "${SUBSETS[@]}"; do
-    count="$(local_question_count "$subject")"
-    [[ -n "$count" ]] || { EXPECTED_NUM=""; return 0; }
-    if [[ -n "$LIMIT" ]] && ((count > LIMIT)); then count="$LIMIT"; fi
-    EXPECTED_NUM=$((EXPECTED_NUM + count))
-  done
 }
 
 # Resuming: EvalScope re-asks only the questions without a cached prediction.
 # Without --use-cache it would append duplicates; with it on a fresh dir it fails.
 has_cached_predictions() { compgen -G "$WORK_DIR/predictions/*/*.jsonl" >/dev/null; }
 add_resume_flag() { if has_cached_predictions; then CMD+=(--use-cache "$WORK_DIR"); fi; }
-
-# Checks EvalScope's report: an accuracy in [0, 1], the expected count, every subject.
-check_report() {
-  local bench="$1" report num subject
-  report="$(report_file)"
-  [[ -f "$report" ]] || die "$bench: evalscope wrote no report ($(display_path "$report")); no questions were scored?" \
-    "check the subjects and local_path in configs/$EXP/eval.yaml and the log above"
-  jq -e '.metrics[0].score | type == "number" and . >= 0 and . <= 1' "$report" >/dev/null ||
-    die "$bench: $(display_path "$report") has no accuracy in [0, 1]" "read the log above; rerun make to resume"
-  num="$(jq -r '.metrics[0].num' "$report")"
-  if [[ -n "$EXPECTED_NUM" && "$num" != "$EXPECTED_NUM" ]]; then
-    die "$bench: scored $num questions, expected $EXPECTED_NUM" "read the log above; rerun make to resume"
-  fi
-  for subject in "${SUBSETS[@]}"; do
-    jq -e --arg s "$subject" '[.metrics[0].categories[].subsets[].name] | index($s)' "$report" >/dev/null ||
-      die "$bench: subject '$subject' has no results in $(display_path "$report")" \
-        "check that $DATASET_NAME has subject '$subject' (configs/$EXP/eval.yaml)"
-  done
-}
 
 # Folder of results made from other inputs (or of unknown origin): kept aside,
 # never resumed (EvalScope would mix models or settings, or refuse the cache).
@@ -91,16 +66,33 @@ set_aside_other_results() {
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
 }
 
-log_to_swanlab() {
-  local bench="$1"
-  reset_cmd
-  local mode=offline
-  if [[ "$SWANLAB_MODE" == cloud ]]; then mode=cloud; CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
-  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
-  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" --report "$(report_file)" --project "$SWANLAB_PROJECT"
-    --name "$SERVED_NAME-$bench" --benchmark "$bench" --mode "$mode" --log-dir "$RESULTS_DIR/swanlog")
-  run_cmd || die "$bench: logging the metrics to SwanLab failed" \
+# A checked result waits here until its metrics reached SwanLab; only then is it
+# the benchmark's completion marker (EVAL_DONE_FILE).
+EVAL_PENDING_FILE=lab-eval.pending.json
+
+# The SwanLab run of the served model: kept in its results folder and made anew when
+# another build is served, so the evaluations of one model land in one run.
+eval_swanlab_run_id() {
+  local file="$RESULTS_DIR/$SERVED_NAME/lab-swanlab-run.json" digest="$1" id
+  id="$(jq -r --arg d "$digest" 'select(.served_digest == $d) | .run_id' "$file" 2>/dev/null || true)"
+  if [[ -z "$id" ]]; then
+    # Letters and digits only: SwanLab rewrites other characters in its folder names.
+    id="$(head -c 512 /dev/urandom | tr -dc 'a-z0-9' | head -c 21)"
+    mkdir -p "$(dirname "$file")"
+    jq -nc --arg d "$digest" --arg id "$id" '{served_digest: $d, run_id: $id}' | write_atomically "$file"
+  fi
+  printf '%s' "$id"
+}
+
+# Logs the benchmarks this run finished to SwanLab in one process, then marks each finished.
+log_finished_to_swanlab() {
+  ((${#FINISHED_DIRS[@]} > 0)) || return 0
+  local dir results=()
+  for dir in "${FINISHED_DIRS[@]}"; do results+=("$dir/$EVAL_PENDING_FILE"); done
+  SWANLAB_EVAL_RUN_ID="$(eval_swanlab_run_id "${STEP_DIGEST[$SERVE_STEP]}")" build_eval_log_cmd "${results[@]}"
+  run_cmd || die "logging the metrics of $SERVED_NAME to SwanLab failed" \
     "read the error above; rerunning make logs them again (the predictions are cached)"
+  for dir in "${FINISHED_DIRS[@]}"; do mv -f "$dir/$EVAL_PENDING_FILE" "$dir/$EVAL_DONE_FILE"; done
 }
 
 run_bench() {
@@ -111,6 +103,10 @@ run_bench() {
     printf '# %s: %s on %s, limit %s per subject\n' "$bench" "$DATASET_NAME" "$SERVED_NAME" "${LIMIT:-none}"
     add_resume_flag
     run_cmd
+    expected_question_count
+    build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE"
+    run_cmd
+    DRY_RUN_RESULTS+=("$WORK_DIR/$EVAL_DONE_FILE")
     return 0
   fi
   local step
@@ -121,7 +117,7 @@ run_bench() {
   fi
   check_subjects "$bench"
   set_aside_other_results "$bench"
-  rm -f "$WORK_DIR/$EVAL_DONE_FILE"
+  rm -f "$WORK_DIR/$EVAL_DONE_FILE" "$WORK_DIR/$EVAL_PENDING_FILE"
   record_inputs "$step" "$WORK_DIR"
   print_cmd | write_atomically "$WORK_DIR/lab-command.txt"
   add_resume_flag
@@ -131,13 +127,9 @@ run_bench() {
   run_cmd || die "evalscope failed on $bench" \
     "read the log above; rerunning make resumes from the predictions cached in $(display_path "$WORK_DIR") (same model and settings)"
   elapsed=$(($(date +%s) - started))
-  check_report "$bench"
-  log_to_swanlab "$bench"
-  jq -c --arg bench "$bench" --arg model "$SERVED_NAME" --argjson seconds "$elapsed" --arg digest "${STEP_DIGEST[$step]}" \
-    '{inputs_digest: $digest, benchmark: $bench, dataset: .dataset_name, model: $model, score: .metrics[0].score, num: .metrics[0].num,
-      subsets: [.metrics[0].categories[].subsets[] | {name, score, num}], eval_seconds: $seconds}' "$(report_file)" |
-    write_atomically "$WORK_DIR/$EVAL_DONE_FILE"
-  log "$bench on $SERVED_NAME: $(jq -r '"accuracy \(.score) on \(.num) questions in \(.eval_seconds)s"' "$WORK_DIR/$EVAL_DONE_FILE")"
+  build_eval_result_cmd "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
+  run_cmd || exit 1 # eval_result.py said what was wrong and what to do
+  FINISHED_DIRS+=("$WORK_DIR")
 }
 
 # Fails within seconds when nothing serves the model, instead of after EvalScope's
@@ -145,9 +137,7 @@ run_bench() {
 check_server() {
   require_command curl "install curl"
   is_serving "$SERVED_NAME" || die_not_serving ""
-  local serve=serve
-  if [[ -n "$BASE_FLAG" ]]; then serve="serve-base"; fi
-  if [[ "$(cat "$SERVER_DIGEST_FILE" 2>/dev/null)" != "${STEP_DIGEST[$serve]}" ]]; then
+  if [[ "$(cat "$SERVER_DIGEST_FILE" 2>/dev/null)" != "${STEP_DIGEST[$SERVE_STEP]}" ]]; then
     die "the server at $(api_base) serves another build of $SERVED_NAME than the current $([[ -n "$BASE_FLAG" ]] && echo 'base model and serving config' || echo 'export and serving config')" \
       "restart it: make stop $DEPLOY_TARGET EXP=$EXP"
   fi
@@ -172,6 +162,8 @@ main() {
     compute_inputs eval
   fi
   resolve_served_model "$BASE_FLAG"
+  SERVE_STEP=serve
+  if [[ -n "$BASE_FLAG" ]]; then SERVE_STEP=serve-base; fi
   select_benchmarks "$@"
   if ! is_dry_run; then
     if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
@@ -183,7 +175,14 @@ main() {
     done
     ((pending == 0)) || check_server
   fi
+  FINISHED_DIRS=() DRY_RUN_RESULTS=()
   for bench in "${SELECTED[@]}"; do run_bench "$bench"; done
+  if is_dry_run; then
+    build_eval_log_cmd "${DRY_RUN_RESULTS[@]}"
+    run_cmd
+  else
+    log_finished_to_swanlab
+  fi
 }
 
 main "$@"

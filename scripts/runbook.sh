@@ -68,7 +68,7 @@ wait_for_server() {
       tail -n 30 "\$3" >&2; kill -TERM -- "-\$2" 2>/dev/null || true
       echo "runbook: \$1 not served after ${SERVER_WAIT_SECONDS}s" >&2; exit 1
     fi
-    sleep 2; waited=\$((waited + 2))
+    sleep 1; waited=\$((waited + 1))
   done
   echo "runbook: serving \$1 after \${waited}s" >&2
 }
@@ -78,7 +78,7 @@ SERVER_PID=""
 stop_server() {
   [[ -n "\$SERVER_PID" ]] || return 0
   kill -TERM -- "-\$SERVER_PID" 2>/dev/null || true
-  while kill -0 -- "-\$SERVER_PID" 2>/dev/null; do sleep 1; done
+  while kill -0 -- "-\$SERVER_PID" 2>/dev/null; do sleep 0.2; done
   SERVER_PID=""
 }
 trap stop_server EXIT # a failed step leaves no server behind
@@ -164,14 +164,21 @@ print_serve_and_evaluate() {
   printf 'SERVER_PID=$!\n'
   printf 'wait_for_server %s "$SERVER_PID" %s\n' "$SERVED_NAME" "$(display_path "$SERVER_LOG_FILE")"
   printf 'health %s\n' "$SERVED_NAME"
-  local bench
+  local bench results=()
   for bench in "${BENCHMARKS[@]}"; do
     read_bench "$bench"
     build_eval_cmd "$bench"
-    printf '# %s: %s, limit %s per subject\n' "$bench" "$DATASET_NAME" "${LIMIT:-none}"
+    printf '# %s: %s, limit %s per subject; then its report is checked\n' "$bench" "$DATASET_NAME" "${LIMIT:-none}"
     print_move_aside "$WORK_DIR"
     print_cmd
+    expected_question_count
+    build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE"
+    print_cmd
+    results+=("$WORK_DIR/$EVAL_DONE_FILE")
   done
+  printf '# the checked results of %s to SwanLab, one run\n' "$SERVED_NAME"
+  build_eval_log_cmd "${results[@]}"
+  print_cmd
   printf 'stop_server\n'
   close_step
 }

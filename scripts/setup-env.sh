@@ -51,7 +51,9 @@ install_venv() {
   reset_cmd; CMD=("$PYTHON" -m venv "$dir"); run_cmd
   ensure_uv
   reset_cmd
-  CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --requirement "$lock")
+  # --compile-bytecode, as pip does: without .pyc files every tool start compiles its
+  # imports again (always, where PYTHONDONTWRITEBYTECODE is set), twice as slow.
+  CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --compile-bytecode --requirement "$lock")
   local link
   while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
   run_cmd
@@ -78,6 +80,10 @@ ensure_jq() {
 
 main() {
   SKIP_GPU_CHECK=1 load_env
+  # The venv is built with the machine's Python: load_env put .venv/bin first on
+  # PATH, where python3 would be the venv's own (gone once the rebuild removes it).
+  PATH="${PATH//"$VENV_DIR/bin:"/}"
+  hash -r
   begin_step
   # The runbook (RUNBOOK=1) prints the profile asked for, whatever machine prints it.
   if [[ "$GPU" != cpu && "${RUNBOOK:-0}" != 1 ]] && ! command -v nvidia-smi >/dev/null 2>&1; then

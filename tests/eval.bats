@@ -68,18 +68,54 @@ $REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval
   assert_output "0.5 24"
   run argv "$(basename "$(swanlab_call)")"
   assert_output "$REPO/scripts/py/log_eval_swanlab.py
---report
-$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval/reports/gpt-oss-20b-sft-v1/ceval.json
+$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval/lab-eval.pending.json
 --project
 multi-model-psychology
 --name
-gpt-oss-20b-sft-v1-ceval
---benchmark
-ceval
+gpt-oss-20b-sft-v1-eval
+--group
+gpt-oss-20b-sft-v1
 --mode
 offline
 --log-dir
-$REPO/results/gpt-oss-20b-sft-v1/swanlog"
+$REPO/results/gpt-oss-20b-sft-v1/swanlog
+--run-id
+$(jq -r .run_id "$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/lab-swanlab-run.json")"
+}
+
+@test "the benchmarks of one make eval-* go to SwanLab in one process, into the model's one run" {
+  run "$REPO/scripts/eval.sh" cmmlu
+  assert_success
+  assert_equal "$(grep -l 'log_eval_swanlab.py$' "$STUB_LOG"/python.* | wc -l)" 1
+  run grep -c 'lab-eval.pending.json$' "$(swanlab_call)"
+  assert_output 2
+  local first
+  first="$(grep -x -A1 -- --run-id "$(swanlab_call)" | tail -n 1)"
+  run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  local logger_calls
+  mapfile -t logger_calls < <(grep -l 'log_eval_swanlab.py$' "$STUB_LOG"/python.*)
+  run grep -h -x -A1 -- --run-id "${logger_calls[@]}"
+  assert_equal "$(grep -cx -- "$first" <<<"$output")" 2
+  # A new build served: a new SwanLab run.
+  sed -i 's/^max_new_tokens: 1024 /max_new_tokens: 512 /' "$REPO/configs/gpt-oss-20b-sft-v1/deploy.yaml"
+  mark_done serving
+  run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  refute [ "$(jq -r .run_id "$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/lab-swanlab-run.json")" == "$first" ]
+}
+
+@test "a SwanLab failure leaves the benchmark unfinished; the rerun rescores from the cache and logs it" {
+  STUB_SWANLAB_FAIL=1 run "$REPO/scripts/eval.sh" ceval
+  assert_failure
+  assert_output --partial "logging the metrics of gpt-oss-20b-sft-v1 to SwanLab failed"
+  local dir="$REPO/results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/ceval"
+  assert [ ! -e "$dir/lab-eval.json" ]
+  run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  assert_output --partial "resuming from the cached predictions"
+  assert [ -f "$dir/lab-eval.json" ]
+  assert [ ! -e "$dir/lab-eval.pending.json" ]
 }
 
 @test "default experiment: make eval-cmmlu's 'cmmlu' also runs the psychology subset into its own dir" {
@@ -170,6 +206,12 @@ $dir"
   assert_failure
   assert_output --partial "scored 11 questions, expected 12"
   assert [ ! -e "$REPO/results/smoke/smoke/ceval/lab-eval.json" ]
+  run jq -r .reason "$REPO/results/smoke/smoke/ceval/lab-eval-rejected.json"
+  assert_output "scored 11 questions, expected 12"
+  STUB_SERVED=smoke STUB_NUM=12 EXP=smoke ENV_FILE="$SMOKE_ENV" run "$REPO/scripts/eval.sh" ceval
+  assert_success
+  assert [ -f "$REPO/results/smoke/smoke/ceval/lab-eval.json" ]
+  assert [ ! -e "$REPO/results/smoke/smoke/ceval/lab-eval-rejected.json" ]
 }
 
 @test "settings changed after a finished run: old results kept aside, a fresh evaluation, no cache reused" {

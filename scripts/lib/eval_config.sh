@@ -5,7 +5,8 @@
 # Source after env.sh, load_env and server.sh's resolve_served_model.
 
 BENCH_KEYS=(dataset group subsets limit few_shot local_path max_tokens temperature)
-# Written last into a benchmark's results folder, after the report was checked.
+# Written last into a benchmark's results folder (scripts/py/eval_result.py), after
+# EvalScope's report was checked and the metrics were logged to SwanLab.
 EVAL_DONE_FILE=lab-eval.json
 # bench_setting BENCH KEY: the benchmark's own value, else the defaults section's.
 bench_setting() {
@@ -39,11 +40,12 @@ select_benchmarks() {
   done
 }
 
-# read_bench BENCH: checks the benchmark's settings and sets DATASET_NAME,
+# read_bench BENCH: checks the benchmark's settings and sets BENCH, DATASET_NAME,
 # SUBSETS (empty = all), LIMIT, FEW_SHOT, LOCAL_PATH (absolute, or empty),
 # MAX_TOKENS, TEMPERATURE.
 read_bench() {
   local bench="$1" key where="configs/$EXP/eval.yaml, section $1"
+  BENCH="$bench"
   while read -r key; do
     [[ " ${BENCH_KEYS[*]} " == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
   done < <(for key in "${!EVAL_SETTINGS[@]}"; do [[ "$key" != "$bench".* ]] || printf '%s\n' "${key#"$bench".}"; done)
@@ -91,6 +93,21 @@ local_subjects() {
   fi
 }
 
+# expected_question_count: sets EXPECTED_NUM, the questions a run of the benchmark
+# read by read_bench must score, when its local copy tells (empty otherwise).
+expected_question_count() {
+  local subject count
+  EXPECTED_NUM=""
+  [[ -n "$LOCAL_PATH" ]] || return 0
+  EXPECTED_NUM=0
+  for subject in "${SUBSETS[@]}"; do
+    count="$(local_question_count "$subject")"
+    [[ -n "$count" ]] || { EXPECTED_NUM=""; return 0; }
+    if [[ -n "$LIMIT" ]] && ((count > LIMIT)); then count="$LIMIT"; fi
+    EXPECTED_NUM=$((EXPECTED_NUM + count))
+  done
+}
+
 # Questions of one subject in a local copy (empty when the layout is unknown).
 local_question_count() {
   if [[ -f "$LOCAL_PATH/test.jsonl" ]]; then
@@ -115,3 +132,30 @@ build_eval_cmd() {
 }
 
 report_file() { printf '%s/reports/%s/%s.json' "$WORK_DIR" "$SERVED_NAME" "$DATASET_NAME"; }
+
+# build_eval_result_cmd OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
+# benchmark built last (build_eval_cmd, expected_question_count) and writes its result
+# to OUT (scripts/py/eval_result.py: the only source of scores for the report and SwanLab).
+build_eval_result_cmd() {
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file)" --benchmark "$BENCH"
+    --model "$SERVED_NAME" --config "configs/$EXP/eval.yaml" --out "$1")
+  if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
+  local subject
+  for subject in "${SUBSETS[@]}"; do CMD+=(--subject "$subject"); done
+  if [[ -n "${2:-}" ]]; then CMD+=(--inputs-digest "$2"); fi
+  if [[ -n "${3:-}" ]]; then CMD+=(--seconds "$3"); fi
+}
+
+# build_eval_log_cmd RESULT...: one process logging the checked results of the
+# served model to one SwanLab run ($SERVED_NAME-eval in group $EXP); SWANLAB_EVAL_RUN_ID,
+# when set, resumes that run (make's evaluations of one model come in several steps).
+build_eval_log_cmd() {
+  reset_cmd
+  local mode=offline
+  if [[ "$SWANLAB_MODE" == cloud ]]; then mode=cloud; CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
+  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
+  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$SERVED_NAME-eval"
+    --group "$EXP" --mode "$mode" --log-dir "$RESULTS_DIR/swanlog")
+  if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
+}

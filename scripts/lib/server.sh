@@ -87,14 +87,14 @@ print_server_log_tail() {
 
 # stop_server_group PID: TERM the whole group, wait, then KILL what is left.
 stop_server_group() {
-  local pid="$1" waited=0
+  local pid="$1" tenths=0
   kill -TERM -- "-$pid" 2>/dev/null || true
-  while kill -0 -- "-$pid" 2>/dev/null && ((waited < ${STOP_TIMEOUT:-30})); do
-    sleep 1
-    waited=$((waited + 1))
+  while kill -0 -- "-$pid" 2>/dev/null && ((tenths < ${STOP_TIMEOUT:-30} * 10)); do
+    sleep 0.1
+    tenths=$((tenths + 1))
   done
   if kill -0 -- "-$pid" 2>/dev/null; then
-    warn "server group $pid ignored SIGTERM for ${waited}s; sending SIGKILL"
+    warn "server group $pid ignored SIGTERM for ${STOP_TIMEOUT:-30}s; sending SIGKILL"
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"

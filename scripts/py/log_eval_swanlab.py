@@ -1,10 +1,14 @@
-"""Log one EvalScope report (overall and per-subject accuracy, question counts) to SwanLab.
+"""Log a model's evaluation results (overall and per-subject accuracy, question counts)
+to SwanLab: one process and one SwanLab run for all the benchmarks given.
 
-Usage: python scripts/py/log_eval_swanlab.py --report REPORT.json --project P --name N
-       --benchmark B --mode cloud|offline --log-dir DIR
-EvalScope 1.14 cannot report to SwanLab itself. In cloud mode the key comes from
-the SWANLAB_API_KEY environment variable only; offline mode writes DIR/run-*/
-(upload later with `swanlab sync -p P DIR/run-...`).
+Usage: python scripts/py/log_eval_swanlab.py --project P --name N --mode cloud|offline
+       --log-dir DIR [--run-id ID] [--group G] RESULT.json...
+RESULT.json is what scripts/py/eval_result.py accepted (lab-eval.json): only checked
+results reach SwanLab. EvalScope 1.14 cannot report to SwanLab itself. With --run-id
+the run is resumed (resume="allow"), so the evaluations of one model made by several
+`make eval-*` land in one run. In cloud mode the key comes from the SWANLAB_API_KEY
+environment variable only; offline mode writes DIR/run-*/ (upload later with
+`swanlab sync -p P DIR/run-...`).
 """
 import argparse
 import json
@@ -12,38 +16,43 @@ import os
 import sys
 
 
-def report_metrics(report: dict, benchmark: str) -> tuple[dict, dict]:
-    """Returns (metrics to log, summary config) from an EvalScope report JSON."""
-    metric = report["metrics"][0]
-    logged = {f"{benchmark}/accuracy": metric["score"], f"{benchmark}/num": metric["num"]}
-    subjects = {}
-    for category in metric.get("categories", []):
-        for subset in category.get("subsets", []):
-            subjects[subset["name"]] = subset
-            logged[f"{benchmark}/subject/{subset['name']}/accuracy"] = subset["score"]
-            logged[f"{benchmark}/subject/{subset['name']}/num"] = subset["num"]
-    config = {
-        "benchmark": benchmark,
-        "dataset": report.get("dataset_name"),
-        "model": report.get("model_name"),
-        "metric": metric.get("name"),
-        "subjects": sorted(subjects),
+def result_metrics(result: dict) -> dict:
+    """The metrics of one checked result, under its benchmark's name."""
+    bench = result["benchmark"]
+    logged = {f"{bench}/accuracy": result["score"], f"{bench}/num": result["num"]}
+    for subset in result.get("subsets") or []:
+        logged[f"{bench}/subject/{subset['name']}/accuracy"] = subset["score"]
+        logged[f"{bench}/subject/{subset['name']}/num"] = subset["num"]
+    return logged
+
+
+def run_config(results: list[dict]) -> dict:
+    return {
+        "model": results[0].get("model"),
+        "benchmarks": {r["benchmark"]: {"dataset": r.get("dataset"), "metric": r.get("metric"),
+                                        "subjects": sorted(s["name"] for s in r.get("subsets") or [])}
+                       for r in results},
     }
-    return logged, config
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", required=True)
+    parser.add_argument("results", nargs="+", metavar="RESULT.json")
     parser.add_argument("--project", required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--benchmark", required=True)
     parser.add_argument("--mode", choices=["cloud", "offline"], default="offline")
     parser.add_argument("--log-dir", required=True)
+    parser.add_argument("--run-id", default=None)
+    parser.add_argument("--group", default=None)
     args = parser.parse_args()
 
-    with open(args.report, encoding="utf-8") as f:
-        logged, config = report_metrics(json.load(f), args.benchmark)
+    results = []
+    for path in args.results:
+        with open(path, encoding="utf-8") as handle:
+            results.append(json.load(handle))
+    logged = {}
+    for result in results:
+        logged.update(result_metrics(result))
     if args.mode == "cloud" and not os.environ.get("SWANLAB_API_KEY"):
         print("error: cloud mode needs SWANLAB_API_KEY in the environment", file=sys.stderr)
         return 1
@@ -52,13 +61,18 @@ def main() -> int:
 
     os.makedirs(args.log_dir, exist_ok=True)
     kwargs = {}
-    if hasattr(swanlab, "Settings"):
-        kwargs["settings"] = swanlab.Settings(interactive=False)
+    if args.run_id:
+        kwargs.update(id=args.run_id, resume="allow")
+    if args.group:
+        kwargs["group"] = args.group
     mode = "online" if args.mode == "cloud" else "offline"
-    swanlab.init(project=args.project, name=args.name, config=config, mode=mode, log_dir=args.log_dir, **kwargs)
+    swanlab.init(project=args.project, name=args.name, config=run_config(results), mode=mode,
+                 log_dir=args.log_dir, settings=swanlab.Settings(interactive=False), **kwargs)
     swanlab.log(logged)
     swanlab.finish()
-    print(f"logged {len(logged)} metrics of {args.name} to SwanLab ({args.mode}, project {args.project})")
+    benches = ", ".join(r["benchmark"] for r in results)
+    print(f"[eval] logged {len(logged)} metrics of {args.name} ({benches}) to SwanLab ({args.mode}, project {args.project})",
+          file=sys.stderr)
     return 0
 
 
