@@ -185,16 +185,7 @@ print_serve_and_evaluate() {
 
 print_report() {
   open_step report "report: report/$EXP.md from the run's own files"
-  reset_cmd
-  CMD=(python scripts/py/report.py --exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR"
-    --results-dir "$RESULTS_DIR" --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml"
-    --lock-file "$(profile_lock)" --template "$(report_template)" --out-dir "$REPO_ROOT/report"
-    --profile "$DEVICE_PROFILE" --gpu-setting "$GPU" --deploy-venv "$DEPLOY_VENV_DIR"
-    --env-file "$(repo_relative "$ENV_FILE")"
-    --git-commit "$(shell_expr '"$(git rev-parse HEAD)"')"
-    --git-dirty "$(shell_expr '"$([[ -n $(git status --porcelain) ]] && echo 1 || echo 0)"')"
-    --cpu-cores "$(shell_expr '"$(nproc)"')")
-  if [[ "$GPU" != cpu ]]; then CMD+=(--gpus "$(shell_expr "\"\$(nvidia-smi --query-gpu=name --format=csv,noheader -i $GPU)\"")"); fi
+  build_report_cmd
   print_cmd
   close_step
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make status: progress of the current experiment's run, read with jq from
-# $RUN_DIR/logging.jsonl (step / total, latest train and eval loss, elapsed time,
-# time left), the newest checkpoint, and whether the model server is up.
+# make status: progress of the current experiment's run, read by scripts/py/runparse.py
+# from $RUN_DIR (step / total, latest train and eval loss, elapsed time, time left),
+# the newest checkpoint, each step's state, and whether the model server is up.
 # Read-only: it records nothing and starts nothing. Safe to run in a loop:
 #   watch -n 30 make status EXP=...
 set -euo pipefail
@@ -15,33 +15,9 @@ source "$REPO_ROOT/scripts/lib/checkpoints.sh"
 # shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
 
-# The JSON rows of a logging.jsonl, skipping a last line cut off mid-write.
-# Rows are ms-swift's, with numbers sometimes written as strings ('5.694').
-# shellcheck disable=SC2016 # a jq program: its $names are jq variables
-PROGRESS_FILTER='
-  def num: if type == "string" then (tonumber? // null) else . end;
-  [inputs | (fromjson? // empty) | select(type == "object")] as $rows
-  | ($rows | map(select(has("global_step/max_steps"))) | last) as $last
-  | ($rows | map(select(has("loss") and (has("eval_loss") | not))) | last) as $train
-  | ($rows | map(select(has("eval_loss"))) | last) as $eval
-  | ($rows | map(select(has("train_runtime"))) | last) as $summary
-  | {
-      progress: ($last["global_step/max_steps"] // null),
-      epoch: ($last.epoch // null | num),
-      elapsed: ($last.elapsed_time // null),
-      remaining: ($last.remaining_time // null),
-      speed: ($last["train_speed(s/it)"] // null | num),
-      memory: ($rows | map(.["memory(GiB)"] // empty | num) | max),
-      loss: ($train.loss // null | num),
-      loss_step: ($train["global_step/max_steps"] // null),
-      eval_loss: ($eval.eval_loss // null | num),
-      eval_step: ($eval["global_step/max_steps"] // null),
-      train_runtime: ($summary.train_runtime // null | num),
-      train_loss: ($summary.train_loss // null | num),
-      rows: ($rows | length)
-    }'
-
-run_progress() { jq -nR "$PROGRESS_FILTER" <"$1"; }
+# The run's progress, from the report's own parser (scripts/py/runparse.py): one
+# reading of logging.jsonl and trainer_state.json for make status and make report.
+run_progress() { "$(config_python)" "$REPO_ROOT/scripts/py/runparse.py" progress "$1"; }
 
 field() { jq -r --arg k "$2" '.[$k] // empty | tostring' <<<"$1"; }
 
@@ -60,10 +36,11 @@ print_train_status() {
     printf 'training:    started, nothing logged yet (%s is empty or missing)\n' "${log#"$REPO_ROOT"/}"
     return 0
   fi
-  progress="$(run_progress "$log")" || die "cannot read $log" "check the file with: tail -n 3 $log"
+  progress="$(run_progress "$RUN_DIR")" || die "cannot read the run in ${RUN_DIR#"$REPO_ROOT"/} (see above)" "check the file with: tail -n 3 $log"
   local step total
-  IFS=/ read -r step total <<<"$(field "$progress" progress)"
-  if training_finished "$RUN_DIR"; then finished=1; fi
+  step="$(field "$progress" step)"
+  total="$(field "$progress" max_steps)"
+  if [[ "$(field "$progress" finished)" == true ]]; then finished=1; fi
   if ((finished)); then
     printf 'training:    finished: step %s/%s in %ss, train_loss %s\n' "${step:-?}" "${total:-?}" \
       "$(field "$progress" train_runtime)" "$(fmt4 "$(field "$progress" train_loss)" '?')"
@@ -80,7 +57,7 @@ print_train_status() {
   if ((!finished)); then
     printf 'time left:   %s (ms-swift estimate at %s s/step)\n' "$(field "$progress" remaining)" "$(field "$progress" speed)"
   fi
-  if [[ -n "$(field "$progress" memory)" ]]; then printf 'GPU memory:  %s GiB (peak reserved)\n' "$(field "$progress" memory)"; fi
+  if [[ -n "$(field "$progress" memory_gib)" ]]; then printf 'GPU memory:  %s GiB (peak reserved)\n' "$(field "$progress" memory_gib)"; fi
   checkpoint="$(last_complete_checkpoint "$RUN_DIR")"
   if [[ -n "$checkpoint" ]]; then checkpoint="${checkpoint#"$RUN_DIR"/}"; else checkpoint="none yet"; fi
   printf 'checkpoint:  %s\n' "$checkpoint"
@@ -138,7 +115,7 @@ main() {
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh"
   if is_dry_run; then
-    printf 'jq -nR <filter> %s\n' "$(display_path "$RUN_DIR/logging.jsonl")"
+    printf 'python scripts/py/runparse.py progress %s\n' "$(display_path "$RUN_DIR")"
     printf "curl --noproxy '*' %s/models\n" "$(api_base)"
     return 0
   fi

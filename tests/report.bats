@@ -96,11 +96,14 @@ use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
   assert_success
   assert_output --partial "python scripts/py/report.py"
   assert_output --partial "--exp smoke"
+  # What only the running machine knows is a shell substitution, never a placeholder.
+  assert_line "    --git-commit \"\$(git rev-parse HEAD)\" \\"
+  assert_line "    --cpu-cores \"\$(nproc)\""
   [[ ! -e "$TMP/report" && ! -e "$TMP/state" ]]
 }
 
 @test "status: DRY_RUN=1 prints what it reads" {
   DRY_RUN=1 run "$REPO/scripts/status.sh"
   assert_success
-  assert_output --partial "logging.jsonl"
+  assert_line "python scripts/py/runparse.py progress $TMP/output/smoke"
 }

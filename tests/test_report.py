@@ -16,13 +16,14 @@ import runparse as rp  # noqa: E402
 
 
 def run_report(tmp_path, run="ok", results=FIXTURES / "evalscope", steps=FIXTURES / "state" / "smoke" / "steps.jsonl",
-               export=None):
+               export=None, template=REPO / "report" / "template.zh.md"):
     out = tmp_path / "out"
     argv = ["--exp", "smoke", "--run-dir", str(FIXTURES / "runs" / run / "smoke"),
             "--export-dir", str(export or tmp_path / "no-export"), "--results-dir", str(results / "smoke"),
             "--steps", str(steps), "--config", str(REPO / "configs" / "smoke" / "sft.yaml"),
+            "--eval-config", str(REPO / "configs" / "smoke" / "eval.yaml"),
             "--lock-file", str(REPO / "env" / "requirements-cpu.lock"),
-            "--template", str(REPO / "report" / "template.zh.md"), "--out-dir", str(out),
+            "--template", str(template), "--out-dir", str(out),
             "--git-commit", "abc123", "--git-dirty", "1", "--cpu-cores", "2"]
     status = report.main(argv)
     return status, out
@@ -75,10 +76,9 @@ def test_run_in_progress_with_truncated_files():
     assert run.elapsed_s == 62 and run.remaining_s == 20
     # checkpoint-4's state was cut off mid-write: the reader falls back to checkpoint-2
     assert run.checkpoint == "checkpoint-2"
-    notes = " ".join(run.notes)
-    assert "logging.jsonl 第 5 行不完整" in notes
-    assert "checkpoint-4/trainer_state.json 不完整" in notes
-    assert "训练尚未结束" in notes
+    assert rp.note("truncated_line", file="logging.jsonl", line=5) in run.notes
+    assert rp.note("truncated", file="checkpoint-4/trainer_state.json") in run.notes
+    assert rp.note("unfinished") in run.notes
 
 
 def test_truncated_trainer_state_rows_are_salvaged():
@@ -86,14 +86,14 @@ def test_truncated_trainer_state_rows_are_salvaged():
     # cut inside the step-3 row: the complete rows before it are kept
     assert [r["step"] for r in run.train] == [1, 2]
     assert [r["step"] for r in run.evals] == [2]
-    assert any("logging.jsonl 不存在" in n for n in run.notes)
+    assert rp.note("missing", file="logging.jsonl") in run.notes
 
 
 def test_empty_files():
     run = rp.read_run(FIXTURES / "runs" / "empty" / "smoke")
     assert run.train == [] and run.evals == [] and not run.finished
-    assert any("logging.jsonl 为空" in n for n in run.notes)
-    assert any("trainer_state.json 为空" in n for n in run.notes)
+    assert rp.note("empty", file="logging.jsonl") in run.notes
+    assert any(n["kind"] == "empty" and n["file"].endswith("trainer_state.json") for n in run.notes)
 
 
 def test_missing_keys():
@@ -148,16 +148,38 @@ def test_large_log_parses(tmp_path):
 
 # ---------------------------------------------------------------- EvalScope, steps
 
-def test_eval_reports():
-    evals = rp.read_evals(FIXTURES / "evalscope" / "smoke", "smoke")
-    ceval = evals["ceval"]
-    assert ceval["tuned"]["num"] == 24 and ceval["tuned"]["metric"] == "accuracy"
-    assert ceval["tuned"]["score"] == pytest.approx((0.5 + 0.375 + 0.25) / 3)
-    assert ceval["base"]["score"] == 0.25
-    assert {s["name"] for s in ceval["tuned"]["subjects"]} == {"basic_medicine", "education_science", "high_school_biology"}
-    assert evals["cmmlu"] == {"tuned": None, "base": None}
-    assert evals["cmmlu-psych"]["tuned"]["subjects"][0]["name"] == "professional_psychology"
-    assert evals["cmmlu-psych"]["base"] is None
+def test_evaluation_results_come_only_from_checked_results():
+    results = FIXTURES / "evalscope" / "smoke"
+    ceval = rp.read_eval_result(results / "smoke" / "ceval")
+    assert ceval["state"] == "done" and ceval["num"] == 24 and ceval["metric"] == "accuracy"
+    assert ceval["score"] == pytest.approx((0.5 + 0.375 + 0.25) / 3)
+    assert {s["name"] for s in ceval["subjects"]} == {"basic_medicine", "education_science", "high_school_biology"}
+    assert ceval["command"].startswith("evalscope eval --model smoke ")
+    assert rp.read_eval_result(results / "smoke-base" / "ceval")["score"] == 0.25
+    rejected = rp.read_eval_result(results / "smoke-base" / "cmmlu")
+    assert (rejected["state"], rejected["reason"], rejected["score"]) == ("rejected", "scored 10 questions, expected 16", None)
+    assert rp.read_eval_result(results / "smoke" / "cmmlu")["state"] == "interrupted"
+    assert rp.read_eval_result(results / "smoke-base" / "cmmlu-psych")["state"] == "not_run"
+
+
+def test_an_evalscope_report_without_a_checked_result_is_no_score(tmp_path):
+    work = tmp_path / "ceval"
+    (work / "reports" / "smoke").mkdir(parents=True)
+    (work / "reports" / "smoke" / "ceval.json").write_text(
+        (FIXTURES / "evalscope" / "smoke" / "smoke" / "ceval" / "reports" / "smoke" / "ceval.json").read_text())
+    assert rp.read_eval_result(work)["state"] == "not_run"
+    (work / "lab-inputs.json").write_text("{}")
+    assert rp.read_eval_result(work)["state"] == "interrupted" and rp.read_eval_result(work)["score"] is None
+
+
+def test_progress_for_make_status():
+    facts = rp.read_progress(FIXTURES / "runs" / "inprogress" / "smoke")
+    assert (facts["step"], facts["max_steps"], facts["finished"]) == (3, 4, False)
+    assert (facts["loss"], facts["loss_step"]) == (7.85, "3/4")
+    assert (facts["eval_loss"], facts["eval_step"]) == (7.95, "2/4")
+    assert facts["remaining"] == "20s"
+    done = rp.read_progress(FIXTURES / "runs" / "ok" / "smoke")
+    assert done["finished"] and done["train_runtime"] == 67.5 and done["memory_gib"] == 12.5
 
 
 def test_steps():
@@ -180,7 +202,11 @@ def test_report_from_finished_run(tmp_path):
     assert "| 最佳验证 loss | 7.9500（第 2 步） |" in text
     assert "| 峰值显存 | 12.50 GiB" in text
     assert "| C-Eval | 25.00% | 37.50% | +12.50 个百分点 |" in text
-    assert "| CMMLU | 未运行（make eval-base） | 未运行（make eval-cmmlu） | — |" in text
+    assert ("| CMMLU | 已拒绝（scored 10 questions, expected 16） | 未完成（被中断；make eval-cmmlu 会从缓存的预测继续） | — |"
+            in text)
+    assert "| CMMLU 心理学子集 | 未运行（make eval-base） | 50.00% | — |" in text
+    assert "evalscope eval --model smoke --datasets ceval" in text
+    assert "evalscope eval --model smoke-base --datasets ceval" in text
     assert "professional_psychology" in text
     assert "smoke ok at http://127.0.0.1:8011/v1" in text
     assert "导出：未运行（make export）" in text
@@ -224,6 +250,28 @@ def test_report_on_a_file_that_is_not_json(tmp_path, capsys):
     assert not (out / "smoke.md").exists()
 
 
-def test_unknown_placeholder_is_an_error():
-    with pytest.raises(SystemExit, match="unknown placeholder"):
-        report.render("${nope}", {"exp": "x"}, "t.md")
+def test_the_words_come_from_the_template(tmp_path):
+    template = tmp_path / "template.zh.md"
+    text = (REPO / "report" / "template.zh.md").read_text(encoding="utf-8")
+    assert "## 9. 实验结果" in text
+    template.write_text(text.replace("## 9. 实验结果", "## 9. 结果（模板改过）"), encoding="utf-8")
+    status, out = run_report(tmp_path, template=template)
+    assert status == 0
+    assert "## 9. 结果（模板改过）" in (out / "smoke.md").read_text()
+
+
+def test_an_unknown_fact_in_the_template_is_an_error(tmp_path, capsys):
+    template = tmp_path / "template.zh.md"
+    template.write_text("# {{ exp }}\n{{ no_such_fact }}\n", encoding="utf-8")
+    status, out = run_report(tmp_path, template=template)
+    assert status == 2
+    assert "no_such_fact" in capsys.readouterr().err
+    assert not (out / "smoke.md").exists()
+
+
+def test_an_unfilled_marker_is_an_error(tmp_path, capsys):
+    template = tmp_path / "template.zh.md"
+    template.write_text("# {{ exp }} [待补充]\n", encoding="utf-8")
+    status, _ = run_report(tmp_path, template=template)
+    assert status == 2
+    assert "[待补充]" in capsys.readouterr().err

@@ -37,10 +37,9 @@ best_checkpoint() {
   done < <(jq -r '[.log_history[] | select(.eval_loss != null)] | sort_by(.eval_loss) | .[].step' "$newest/trainer_state.json")
 }
 
-# True when the run's logging.jsonl holds the trainer's final summary (train_runtime):
-# ms-swift 4.6 writes it as a row, then one last line with the whole log_history.
+# True when the run's logging.jsonl holds the trainer's final summary (train_runtime),
+# as the report's parser reads it (scripts/py/runparse.py; common.sh's config_python).
 training_finished() {
   [[ -f "$1/logging.jsonl" ]] || return 1
-  tail -n 2 "$1/logging.jsonl" |
-    jq -e -s 'any(.[]; has("train_runtime") or ((.log_history // []) | any(has("train_runtime"))))' >/dev/null 2>&1
+  "$(config_python)" "$REPO_ROOT/scripts/py/runparse.py" finished "$1" 2>/dev/null
 }

@@ -56,3 +56,44 @@ build_deploy_cmd() {
   if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
   if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi
 }
+
+REPORT_DIR="${REPORT_DIR:-$REPO_ROOT/report}" # where make report writes (tests point it elsewhere)
+
+# The lab's editable template; an experiment may have its own report/template.<EXP>.zh.md.
+report_template() {
+  local dir="$REPO_ROOT/report"
+  if [[ -f "$dir/template.$EXP.zh.md" ]]; then printf '%s' "$dir/template.$EXP.zh.md"; else printf '%s' "$dir/template.zh.md"; fi
+}
+
+git_commit() { git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || printf 'unknown'; }
+
+# 1 when the tree differs from the commit, untracked files included (ignored outputs do not count).
+git_dirty() {
+  if [[ -n "$(git -C "$REPO_ROOT" status --porcelain 2>/dev/null)" ]]; then printf 1; else printf 0; fi
+}
+
+gpu_names() {
+  [[ "$GPU" != cpu ]] && command -v nvidia-smi >/dev/null 2>&1 || return 0
+  nvidia-smi --query-gpu=name --format=csv,noheader -i "$GPU" 2>/dev/null || true
+}
+
+# build_report_cmd: scripts/py/report.py over the experiment's outputs. What only the
+# machine that runs it knows (commit, dirty tree, cores, GPU models) is measured in a
+# real run and a shell substitution in a printed one (the runbook, DRY_RUN=1).
+build_report_cmd() {
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/report.py" --exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR"
+    --results-dir "$RESULTS_DIR" --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml"
+    --eval-config "$EXP_DIR/eval.yaml" --lock-file "$(profile_lock)" --template "$(report_template)"
+    --out-dir "$REPORT_DIR" --profile "$DEVICE_PROFILE" --gpu-setting "$GPU" --deploy-venv "$DEPLOY_VENV_DIR"
+    --env-file "$(repo_relative "$ENV_FILE")")
+  if is_dry_run; then
+    # shellcheck disable=SC2016 # printed for the shell that runs the printed script
+    CMD+=(--git-commit "$(shell_expr '"$(git rev-parse HEAD)"')"
+      --git-dirty "$(shell_expr '"$([[ -n $(git status --porcelain) ]] && echo 1 || echo 0)"')"
+      --cpu-cores "$(shell_expr '"$(nproc)"')")
+    if [[ "$GPU" != cpu ]]; then CMD+=(--gpus "$(shell_expr "\"\$(nvidia-smi --query-gpu=name --format=csv,noheader -i $GPU)\"")"); fi
+  else
+    CMD+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)" --cpu-cores "$(nproc)" --gpus "$(gpu_names)")
+  fi
+}

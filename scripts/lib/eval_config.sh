@@ -8,6 +8,7 @@ BENCH_KEYS=(dataset group subsets limit few_shot local_path max_tokens temperatu
 # Written last into a benchmark's results folder (scripts/py/eval_result.py), after
 # EvalScope's report was checked and the metrics were logged to SwanLab.
 EVAL_DONE_FILE=lab-eval.json
+EVAL_REJECTED_FILE=lab-eval-rejected.json # what eval_result.py found wrong, instead
 # bench_setting BENCH KEY: the benchmark's own value, else the defaults section's.
 bench_setting() {
   printf '%s' "${EVAL_SETTINGS[$1.$2]:-${EVAL_SETTINGS[defaults.$2]:-}}"

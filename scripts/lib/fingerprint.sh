@@ -12,7 +12,6 @@
 # Source after env.sh, load_env, commands.sh, server.sh and eval_config.sh.
 
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
-REPORT_DIR="${REPORT_DIR:-$REPO_ROOT/report}" # where make report writes (tests point it elsewhere)
 declare -A STEP_DIGEST=() STEP_STATUS=()
 
 # INPUTS_DIR: elsewhere for a read-only look (make status).
@@ -109,7 +108,10 @@ spec_report() {
   spec_line read "$RUN_DIR/lab-train.json"
   spec_line read "$EXPORT_DIR/lab-export.json"
   for served in "$EXP" "$EXP-base"; do
-    for bench in "${BENCHMARKS[@]}"; do spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_DONE_FILE"; done
+    for bench in "${BENCHMARKS[@]}"; do
+      spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_DONE_FILE"
+      spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_REJECTED_FILE"
+    done
   done
   spec_line file "$(report_template)"
   spec_line file "$REPO_ROOT/scripts/py/report.py"
@@ -122,12 +124,6 @@ spec_report() {
     spec_line upstream "eval-$EXP-$bench"
     spec_line upstream "eval-$EXP-base-$bench"
   done
-}
-
-# The lab's editable template; an experiment may have its own report/template.<EXP>.zh.md.
-report_template() {
-  local dir="$REPO_ROOT/report"
-  if [[ -f "$dir/template.$EXP.zh.md" ]]; then printf '%s' "$dir/template.$EXP.zh.md"; else printf '%s' "$dir/template.zh.md"; fi
 }
 
 # fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,

@@ -72,7 +72,8 @@ def check(report_path: Path, args) -> dict:
             raise Rejected(f"subject '{subject}' has no results in {args.report_shown}",
                            f"check that {report.get('dataset_name') or 'the dataset'} has subject '{subject}' ({args.config})")
     return {"inputs_digest": args.inputs_digest, "benchmark": args.benchmark,
-            "dataset": report.get("dataset_name"), "model": args.model, "metric": metric.get("name"),
+            "dataset": report.get("dataset_name"), "model": args.model,
+            "metric": metric.get("name") or (metric.get("identity") or {}).get("name"),
             "score": score, "num": num, "subsets": subsets, "eval_seconds": args.seconds,
             "report": args.report_shown}
 

@@ -1,17 +1,21 @@
 """Parsers for an ms-swift run dir, an export dir, step provenance and EvalScope reports.
 
-Every reader returns what it could read plus human-readable notes about what is
-missing; only a file that is not JSON at all raises ParseError (file and line).
-Standard library only, so tests can import it without the training stack.
+Every reader returns what it could read plus notes about what is missing: facts
+({"kind": ..., "file": ...}) that the report's template words (report/template.zh.md,
+macro `note`); only a file that is not JSON at all raises ParseError (file and line).
+Standard library only, so tests and `make status` can use it without the training stack.
+
+  runparse.py progress RUN_DIR   the training's progress as JSON (make status)
+  runparse.py finished RUN_DIR   exit 0 when the training wrote its final summary
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import struct
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,14 +70,18 @@ def parse_step_fraction(text: Any) -> tuple[int | None, int | None]:
 
 # ---------------------------------------------------------------- readers
 
-def read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
+def note(kind: str, **facts) -> dict:
+    return {"kind": kind, **facts}
+
+
+def read_jsonl(path: Path) -> tuple[list[dict], list[dict]]:
     """Rows of a JSON-lines file. A last line cut off mid-write (a run in
     progress, a full disk) is dropped with a note; any other bad line raises."""
-    notes: list[str] = []
+    notes: list[dict] = []
     rows: list[dict] = []
     data = path.read_bytes()
     if not data.strip():
-        return [], [f"{path.name} 为空"]
+        return [], [note("empty", file=path.name)]
     lines = data.decode("utf-8", errors="replace").split("\n")
     ends_with_newline = lines[-1] == ""
     if ends_with_newline:
@@ -87,7 +95,7 @@ def read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
             row = loads(line)
         except json.JSONDecodeError as error:
             if number == last and line.lstrip().startswith("{"):
-                notes.append(f"{path.name} 第 {number} 行不完整（被截断），已忽略")
+                notes.append(note("truncated_line", file=path.name, line=number))
                 continue
             raise ParseError(path, number, error.msg) from None
         if not isinstance(row, dict):
@@ -96,17 +104,18 @@ def read_jsonl(path: Path) -> tuple[list[dict], list[str]]:
     return rows, notes
 
 
-def read_json_object(path: Path) -> tuple[dict | None, list[str]]:
+def read_json_object(path: Path, shown: str | None = None) -> tuple[dict | None, list[dict]]:
     """A JSON object file. A truncated one yields None plus a note (the caller may
     salvage parts with salvage_log_history); one that is not JSON raises."""
     text = path.read_text(encoding="utf-8", errors="replace")
+    shown = shown or path.name
     if not text.strip():
-        return None, [f"{path.name} 为空"]
+        return None, [note("empty", file=shown)]
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         if text.lstrip().startswith("{") and error.pos >= len(text.rstrip()) - 1:
-            return None, [f"{path.name} 不完整（被截断）"]
+            return None, [note("truncated", file=shown)]
         raise ParseError(path, error.lineno, error.msg) from None
     if not isinstance(value, dict):
         raise ParseError(path, 1, "not a JSON object")
@@ -185,7 +194,7 @@ class TrainRun:
     trainable_params: int | None = None
     command: str | None = None
     result: dict = field(default_factory=dict)        # ms-swift's final line (less log_history)
-    notes: list[str] = field(default_factory=list)
+    notes: list[dict] = field(default_factory=list)
 
     @property
     def finished(self) -> bool:
@@ -267,7 +276,7 @@ def rows_from_log_history(history: list[dict]) -> tuple[list[dict], list[dict], 
 def read_run(run_dir: Path) -> TrainRun:
     run = TrainRun(run_dir=run_dir)
     if not run_dir.is_dir():
-        run.notes.append(f"运行目录 {run_dir} 不存在")
+        run.notes.append(note("no_run_dir", file=str(run_dir)))
         return run
     run.exists = True
 
@@ -276,7 +285,7 @@ def read_run(run_dir: Path) -> TrainRun:
         args, notes = read_json_object(args_path)
         run.args, run.notes = args or {}, run.notes + notes
     else:
-        run.notes.append("args.json 不存在")
+        run.notes.append(note("missing", file="args.json"))
 
     command_path = run_dir / "lab-command.txt"
     if command_path.is_file():
@@ -289,22 +298,22 @@ def read_run(run_dir: Path) -> TrainRun:
     for checkpoint in checkpoints:
         state_path = checkpoint / "trainer_state.json"
         if not state_path.is_file():
-            run.notes.append(f"{checkpoint.name}/trainer_state.json 不存在")
+            run.notes.append(note("missing", file=f"{checkpoint.name}/trainer_state.json"))
             continue
-        state, notes = read_json_object(state_path)
-        run.notes += [f"{checkpoint.name}/{n}" for n in notes]
+        state, notes = read_json_object(state_path, f"{checkpoint.name}/trainer_state.json")
+        run.notes += notes
         if state is None:
             salvaged = salvage_log_history(state_path)
             if salvaged and not history:
                 history = salvaged
-                run.notes.append(f"从被截断的 {checkpoint.name}/trainer_state.json 中读出 {len(salvaged)} 条日志")
+                run.notes.append(note("salvaged", file=f"{checkpoint.name}/trainer_state.json", rows=len(salvaged)))
             continue
         run.checkpoint = checkpoint.name
         history = state.get("log_history") or history
         run.state = {k: v for k, v in state.items() if k != "log_history"}
         break
     if not checkpoints:
-        run.notes.append("尚无检查点（checkpoint-N）")
+        run.notes.append(note("no_checkpoints"))
 
     logging_path = run_dir / "logging.jsonl"
     progress: dict = {}
@@ -313,7 +322,7 @@ def read_run(run_dir: Path) -> TrainRun:
         run.notes += notes
         run.train, run.evals, run.summary, progress = rows_from_logging(rows)
     else:
-        run.notes.append("logging.jsonl 不存在")
+        run.notes.append(note("missing", file="logging.jsonl"))
 
     # trainer_state.json (or the result line) fills in what logging.jsonl lacks.
     result = run.summary.pop("result", None)
@@ -338,9 +347,9 @@ def read_run(run_dir: Path) -> TrainRun:
         run.step = run.train[-1]["step"]
 
     if "train_runtime" not in run.summary:
-        run.notes.append("训练尚未结束或被中断：logging.jsonl 中没有最终汇总（train_runtime 等）")
+        run.notes.append(note("unfinished"))
     if not run.evals:
-        run.notes.append("没有验证集评估记录（eval_loss）")
+        run.notes.append(note("no_eval_rows"))
 
     # Trainable parameters = the LoRA adapter's tensors in the newest checkpoint.
     for checkpoint in checkpoints:
@@ -368,7 +377,7 @@ def read_export(export_dir: Path) -> dict:
         info["notes"] += notes
         info.update({k: v for k, v in (meta or {}).items() if k in ("checkpoint", "command")})
     else:
-        info["notes"].append("lab-export.json 不存在")
+        info["notes"].append(note("missing", file="lab-export.json"))
     return info
 
 
@@ -379,7 +388,7 @@ def read_steps(path: Path) -> dict:
     'events': [other events]}."""
     result: dict[str, list] = {"runs": [], "commands": [], "events": [], "notes": []}
     if not path.is_file():
-        result["notes"].append(f"{path.name} 不存在")
+        result["notes"].append(note("missing", file=path.name))
         return result
     rows, notes = read_jsonl(path)
     result["notes"] += notes
@@ -405,54 +414,40 @@ def read_steps(path: Path) -> dict:
     return result
 
 
-# ---------------------------------------------------------------- EvalScope
+# ---------------------------------------------------------------- evaluations
 
-@dataclass
-class Benchmark:
-    key: str          # work-dir name: ceval, cmmlu, cmmlu-psych
-    dataset: str      # EvalScope dataset name inside reports/
-    label: str
-    target: str       # make target producing the fine-tuned result
+EVAL_DONE = "lab-eval.json"            # scripts/py/eval_result.py accepted the report
+EVAL_REJECTED = "lab-eval-rejected.json"
 
 
-BENCHMARKS = [
-    Benchmark("ceval", "ceval", "C-Eval", "make eval-ceval"),
-    Benchmark("cmmlu", "cmmlu", "CMMLU", "make eval-cmmlu"),
-    Benchmark("cmmlu-psych", "cmmlu", "CMMLU 心理学子集", "make eval-cmmlu"),
-]
-BASE_TARGET = "make eval-base"
-
-
-def eval_report_path(results_dir: Path, served: str, bench: Benchmark) -> Path:
-    return results_dir / served / bench.key / "reports" / served / f"{bench.dataset}.json"
-
-
-def read_eval_report(path: Path) -> dict | None:
-    """{score, num, subjects: [{name, score, num}]} or None when not run.
-    A report present but not JSON raises; one without metrics is treated as not run."""
-    if not path.is_file():
-        return None
-    report, _ = read_json_object(path)
-    metrics = (report or {}).get("metrics") or []
-    if not metrics or not isinstance(metrics[0], dict):
-        return None
-    first = metrics[0]
-    subjects = []
-    for category in first.get("categories") or []:
-        for subset in (category or {}).get("subsets") or []:
-            if subset.get("is_aggregate"):
-                continue
-            subjects.append({"name": subset.get("name"), "score": to_number(subset.get("score")),
-                             "num": subset.get("num")})
-    return {"score": to_number(first.get("score")), "num": first.get("num"),
-            "metric": first.get("name") or (first.get("identity") or {}).get("name"), "subjects": subjects, "path": str(path)}
-
-
-def read_evals(results_dir: Path, exp: str) -> dict:
-    """{bench_key: {'tuned': report|None, 'base': report|None}}."""
-    return {b.key: {"tuned": read_eval_report(eval_report_path(results_dir, exp, b)),
-                    "base": read_eval_report(eval_report_path(results_dir, f"{exp}-base", b))}
-            for b in BENCHMARKS}
+def read_eval_result(work_dir: Path) -> dict:
+    """What became of one evaluation (one benchmark on one served model), from the
+    files scripts/eval.sh (or the runbook) leaves in its results folder:
+      done         lab-eval.json: the checked score, count, subjects
+      rejected     lab-eval-rejected.json: EvalScope's report failed the check (reason)
+      interrupted  started (lab-inputs.json or a result not yet logged) but not finished
+      not_run      nothing there
+    Scores come only from lab-eval.json, never from EvalScope's own report."""
+    command_path = work_dir / "lab-command.txt"
+    command = command_path.read_text(encoding="utf-8", errors="replace").strip() if command_path.is_file() else None
+    result = {"state": "not_run", "score": None, "num": None, "metric": None, "subjects": [], "eval_seconds": None,
+              "reason": None, "command": command, "path": None}
+    done = work_dir / EVAL_DONE
+    if done.is_file():
+        record, _ = read_json_object(done)
+        if record and isinstance(record.get("score"), (int, float)):
+            subjects = [{"name": s.get("name"), "score": to_number(s.get("score")), "num": s.get("num")}
+                        for s in record.get("subsets") or []]
+            return {**result, "state": "done", "score": float(record["score"]), "num": record.get("num"),
+                    "metric": record.get("metric"), "subjects": subjects, "eval_seconds": record.get("eval_seconds"),
+                    "path": str(done)}
+    rejected = work_dir / EVAL_REJECTED
+    if rejected.is_file():
+        record, _ = read_json_object(rejected)
+        return {**result, "state": "rejected", "reason": (record or {}).get("reason")}
+    if (work_dir / "lab-inputs.json").is_file() or (work_dir / "lab-eval.pending.json").is_file():
+        return {**result, "state": "interrupted"}
+    return result
 
 
 def dataset_files(datasets: Any, repo_root: Path) -> list[Path]:
@@ -469,5 +464,49 @@ def dataset_files(datasets: Any, repo_root: Path) -> list[Path]:
     return files
 
 
-def env_path(name: str, default: str = "") -> Path:
-    return Path(os.environ.get(name, default))
+# ---------------------------------------------------------------- make status
+
+def progress(run: TrainRun, rows: list[dict]) -> dict:
+    """What `make status` shows of a run: its last step, losses, time, speed, memory."""
+    def last(predicate):
+        return next((r for r in reversed(rows) if predicate(r)), {})
+    stepped = last(lambda r: "global_step/max_steps" in r)
+    train = last(lambda r: "loss" in r and "eval_loss" not in r)
+    evaluated = last(lambda r: "eval_loss" in r)
+    memory = [to_number(r.get("memory(GiB)")) for r in rows if to_number(r.get("memory(GiB)")) is not None]
+    return {
+        "exists": run.exists, "logged": bool(rows), "finished": run.finished,
+        "step": run.step, "max_steps": run.max_steps, "epoch": to_number(stepped.get("epoch")),
+        "elapsed": stepped.get("elapsed_time"), "remaining": stepped.get("remaining_time"),
+        "speed": to_number(stepped.get("train_speed(s/it)")),
+        "memory_gib": max(memory) if memory else None,
+        "loss": to_number(train.get("loss")), "loss_step": train.get("global_step/max_steps"),
+        "eval_loss": to_number(evaluated.get("eval_loss")), "eval_step": evaluated.get("global_step/max_steps"),
+        "train_runtime": to_number(run.summary.get("train_runtime")), "train_loss": to_number(run.summary.get("train_loss")),
+    }
+
+
+def read_progress(run_dir: Path) -> dict:
+    run = read_run(run_dir)
+    log = run_dir / "logging.jsonl"
+    rows = read_jsonl(log)[0] if log.is_file() else []
+    return progress(run, rows)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] in ("progress", "finished"):
+        try:
+            facts = read_progress(Path(argv[1]))
+        except ParseError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        if argv[0] == "finished":
+            return 0 if facts["finished"] else 1
+        print(json.dumps(facts, ensure_ascii=False))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -8,11 +8,13 @@ bats_require_minimum_version 1.5.0
 setup_file() {
   cd "$BATS_TEST_DIRNAME/../.." || return 1
   cp configs/smoke/sft.yaml "$BATS_FILE_TMPDIR/sft.yaml"
+  cp report/template.zh.md "$BATS_FILE_TMPDIR/template.zh.md"
 }
 
 teardown_file() {
   cd "$BATS_TEST_DIRNAME/../.." || return 1
   cp "$BATS_FILE_TMPDIR/sft.yaml" configs/smoke/sft.yaml
+  cp "$BATS_FILE_TMPDIR/template.zh.md" report/template.zh.md
   make stop EXP=smoke ENV_FILE=env/smoke.env >/dev/null 2>&1 || true
 }
 
@@ -65,6 +67,21 @@ teardown() {
   assert_line --regexp "^server: +not running"
 }
 
+@test "a sentence changed in the template changes report/smoke.md; nothing else reruns" {
+  sed -i 's/^### 9\.4 显存与效率$/### 9.4 显存与效率（模板已修改）/' report/template.zh.md
+  run make report
+  assert_success
+  refute_output --partial "+ swift"
+  refute_output --partial "+ evalscope"
+  run grep -cx '### 9.4 显存与效率（模板已修改）' report/smoke.md
+  assert_output 1
+  cp "$BATS_FILE_TMPDIR/template.zh.md" report/template.zh.md
+  run make report
+  assert_success
+  run grep -cx '### 9.4 显存与效率' report/smoke.md
+  assert_output 1
+}
+
 @test "a changed training hyperparameter: retrained; args.json, the report and the manifest agree with it" {
   local base_marker=results/smoke/smoke-base/ceval/lab-eval.json before
   before="$(sha256sum "$base_marker")"
@@ -80,7 +97,7 @@ teardown() {
   assert_equal "$(jq -r .files.config.sha256 report/smoke.manifest.json)" "$(sha256sum configs/smoke/sft.yaml | cut -d' ' -f1)"
   assert_equal "$(jq -c .inputs_changed_since report/smoke.manifest.json)" "[]"
   # The fine-tuned model's scores belong to the old export: not shown; the base model's stay.
-  run grep -c '（微调后）的已有结果评测的是另一个模型' report/smoke.md
+  run grep -c '（微调后）：已有结果评测的是另一个模型' report/smoke.md
   assert_output 3
   assert_equal "$(sha256sum "$base_marker")" "$before"
   # Back to the old config: the report says what ran differs from the config now.

@@ -110,6 +110,16 @@ EXPECTED_EVALS=(
   run jq -e '(.git.commit | test("^[0-9a-f]{40}$")) and (.files.lock.sha256 | test("^[0-9a-f]{64}$"))
     and (.files.config.sha256 | length == 64) and .seed == 42' report/smoke.manifest.json
   assert_success
+  # The command that made each output: the merge, and every evaluation of both models.
+  local evaluation served bench
+  evaluation="$(sed -n '/^## 8\./,/^## 9\./p' report/smoke.md)"
+  run grep -c ' swift export configs/smoke/export.yaml' report/smoke.md
+  refute_output 0
+  for served in smoke smoke-base; do
+    for bench in ceval cmmlu cmmlu-psych; do
+      grep -qF -- "--work-dir results/smoke/$served/$bench " <<<"$evaluation" || fail "no evaluation command of $served $bench in section 8"
+    done
+  done
   # The final training loss in the report is the one in the run's own log.
   final_loss="$(jq -r 'select(.loss != null and has("global_step/max_steps")) | .loss' "$RUN_DIR/logging.jsonl" | tail -n 1)"
   run grep -F "$(printf '%.4f' "$final_loss")" report/smoke.md

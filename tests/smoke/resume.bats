@@ -11,6 +11,8 @@ setup() {
   cd "$BATS_TEST_DIRNAME/../.." || return 1
   export EXP=smoke ENV_FILE=env/smoke.env OUTPUT_ROOT="$BATS_TEST_TMPDIR/output"
   RUN_DIR="$OUTPUT_ROOT/smoke"
+  # shellcheck source=../../scripts/lib/common.sh
+  source scripts/lib/common.sh
   # shellcheck source=../../scripts/lib/checkpoints.sh
   source scripts/lib/checkpoints.sh
 }
