@@ -68,7 +68,7 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop eval-ceval eval-cmmlu eval-base eval-app \
+.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop eval-ceval eval-cmmlu eval-base eval-app dashboard \
 	report status all smoke test lint clean runbook
 
 help: ## List the targets
@@ -127,6 +127,9 @@ $(STATE)/eval-base.done: $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
 
 eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
 	scripts/eval-app.sh
+
+dashboard: ## SwanLab's local dashboard on 127.0.0.1 over the experiment's local runs (offline)
+	scripts/dashboard.sh
 
 runbook: ## Print the whole experiment as one bash script: make runbook [EXP=] [GPU=] [ENV_FILE=] > runbook.sh
 	@PREREQ_CMD='$(PREREQ_CMD)' scripts/runbook.sh

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Writes the flag names ms-swift accepts for sft, export and deploy to
-# configs/swift-{sft,export,deploy}-args.txt, one per line, so preflight can check a
+# Writes the flag names the locked ms-swift accepts for sft, export and deploy to
+# env/swift-{sft,export,deploy}-args.txt, one per line, so preflight can check a
 # config's keys in milliseconds instead of importing swift (about 20 s).
 # Run it after changing the ms-swift version in the locks:  scripts/gen-swift-args.sh [PYTHON]
 set -euo pipefail
@@ -42,9 +42,9 @@ main() {
   "$PYTHON" -c "$LIST_FLAGS_PY" "$TMP_DIR" 2>/dev/null | sed "s/^/[$STEP_NAME] /" >&2
   local command
   for command in sft export deploy; do
-    mv -f "$TMP_DIR/swift-$command-args.txt" "$REPO_ROOT/configs/swift-$command-args.txt"
+    mv -f "$TMP_DIR/swift-$command-args.txt" "$REPO_ROOT/env/swift-$command-args.txt"
   done
-  log "wrote configs/swift-{sft,export,deploy}-args.txt"
+  log "wrote env/swift-{sft,export,deploy}-args.txt"
 }
 
 main "$@"

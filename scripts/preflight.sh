@@ -32,7 +32,7 @@ yaml_top_level_keys() {
 
 # check_config_flags COMMAND: every key of configs/$EXP/COMMAND.yaml is a flag of `swift COMMAND`.
 check_config_flags() {
-  local command="$1" config="$EXP_DIR/$1.yaml" known="$REPO_ROOT/configs/swift-$1-args.txt" key unknown=()
+  local command="$1" config="$EXP_DIR/$1.yaml" known="$REPO_ROOT/env/swift-$1-args.txt" key unknown=()
   [[ -f "$config" ]] || return 0
   if [[ ! -f "$known" ]]; then
     fail "$(repo_relative "$known") is missing, so $(repo_relative "$config") cannot be checked" "run scripts/gen-swift-args.sh"

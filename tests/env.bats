@@ -127,7 +127,7 @@ assert_no_swift() { assert_equal "$(stub_calls swift)" 0; }
   for tool in bash env dirname basename cat sed grep stat find xargs sort paste head; do
     ln -s "$(command -v "$tool")" "$bin/$tool"
   done
-  ln -s "$SRC_ROOT/tests/stub.bash" "$bin/swift"
+  ln -s "$SRC_ROOT/tests/stubs/stub" "$bin/swift"
   PATH="$bin" run scripts/train.sh
   assert_failure
   assert_line "[train] error: GPU=6 but nvidia-smi is not on PATH (no NVIDIA driver here)"

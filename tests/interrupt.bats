@@ -2,10 +2,9 @@
 # Ctrl-C during `make all` must not leave the model server (which runs in a
 # session of its own, out of reach of the terminal's SIGINT) behind.
 
-bats_require_minimum_version 1.5.0
+load test_helper
 
 setup() {
-  load test_helper
   common_setup
   # A venv that matches the lock, so `make env` and preflight have nothing to do.
   mkdir -p .venv/bin
@@ -13,8 +12,7 @@ setup() {
   # Training and export already done; the evaluation hangs until interrupted.
   mkdir -p "$EXPORT_DIR"
   printf '{"architectures": ["GptOssForCausalLM"]}\n' >"$EXPORT_DIR/config.json"
-  printf '#!/usr/bin/env bash\ntouch "%s/eval-started"\nsleep 60\n' "$TMP" >"$STUBS/evalscope"
-  chmod +x "$STUBS/evalscope"
+  export STUB_EVAL_SECONDS=60
 }
 
 teardown() {

@@ -1,20 +1,18 @@
 #!/usr/bin/env bats
 # preflight's remote checks (scripts/py/check_remote.py): the SwanLab key and the
-# model and dataset on their hub. Every request goes to tests/remote-stubs/hub_server.py
+# model and dataset on their hub. Every request goes to tests/stubs/hub_server.py
 # on 127.0.0.1 or to a closed loopback port; no test contacts a public host.
 # The helper runs with the project venv's python (real swanlab, requests, PyYAML).
 
-bats_require_minimum_version 1.5.0
-bats_load_library bats-support
-bats_load_library bats-assert
+load test_helper
 
 setup() {
-  SOURCE_ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
-  [[ -x "$SOURCE_ROOT/.venv/bin/python" ]] || skip "needs the project venv (make env)"
-  unset GPU SWANLAB_TOKEN SWANLAB_MODE SWANLAB_API_HOST SWANLAB_API_KEY SWANLAB_PROJECT DATASET MODEL DRY_RUN \
-    SERVE_PORT SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT OFFLINE CACHE_ROOT HF_TOKEN HF_HOME HF_ENDPOINT \
-    HF_HUB_OFFLINE MODELSCOPE_API_TOKEN MODELSCOPE_ENDPOINT MODELSCOPE_DOMAIN MODELSCOPE_CACHE USE_HF \
-    LAB_STATE_DIR MAKEFLAGS MAKELEVEL MFLAGS
+  load_assertions
+  clean_environment
+  SOURCE_ROOT="$SRC_ROOT"
+  [[ -x "$SOURCE_ROOT/.venv/bin/python" ]] || fail "needs the project venv (make env)"
+  unset HF_TOKEN HF_HOME HF_ENDPOINT HF_HUB_OFFLINE MODELSCOPE_API_TOKEN MODELSCOPE_ENDPOINT MODELSCOPE_DOMAIN \
+    MODELSCOPE_CACHE USE_HF
   REPO="$BATS_TEST_TMPDIR/repo"
   mkdir -p "$REPO/.venv" "$BATS_TEST_TMPDIR/home"
   cp -r "$SOURCE_ROOT/Makefile" "$SOURCE_ROOT/scripts" "$SOURCE_ROOT/configs" "$SOURCE_ROOT/env" "$REPO/"
@@ -46,8 +44,6 @@ teardown() {
   if [[ -n "${HUB_PID:-}" ]]; then kill "$HUB_PID" 2>/dev/null || true; wait "$HUB_PID" 2>/dev/null || true; fi
 }
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
 # write_experiment LINE...: sft.yaml of the test experiment.
 write_experiment() {
   mkdir -p "$EXP_DIR"
@@ -59,9 +55,9 @@ start_hub() {
   local port
   port="$(free_port)"
   : >"$HUB_LOG"
-  python3 "$SOURCE_ROOT/tests/remote-stubs/hub_server.py" "$port" "$HUB_LOG" &
+  python3 "$SOURCE_ROOT/tests/stubs/hub_server.py" "$port" "$HUB_LOG" &
   HUB_PID=$!
-  for _ in $(seq 50); do (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+  wait_for_port "$port"
   HUB_URL="http://127.0.0.1:$port"
   export MODELSCOPE_ENDPOINT="$HUB_URL" HF_ENDPOINT="$HUB_URL"
 }

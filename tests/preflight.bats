@@ -1,20 +1,17 @@
 #!/usr/bin/env bats
 # scripts/preflight.sh and scripts/check-dataset.sh, run in a copy of the repo with
-# a temporary env file and experiment, and a stub nvidia-smi (GPUs 0 and 1).
+# a temporary env file and experiment, and the stub nvidia-smi (GPUs 0 and 1, with
+# 81000 and 1000 MiB free).
 
-bats_require_minimum_version 1.5.0
-bats_load_library bats-support
-bats_load_library bats-assert
+load test_helper
 
 GOOD_ROW='{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}'
 
 setup() {
-  SOURCE_ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
-  REPO="$BATS_TEST_TMPDIR/repo"
-  mkdir -p "$REPO"
-  cp -r "$SOURCE_ROOT/scripts" "$SOURCE_ROOT/configs" "$SOURCE_ROOT/env" "$REPO/"
+  common_setup
+  SOURCE_ROOT="$SRC_ROOT"
   make_venv_stamp "$REPO/env/requirements-cpu.lock"
-  make_gpu_stub
+  export STUB_GPU_COUNT=2 STUB_GPU_FREE_MIB=81000,1000
   EXP=t-preflight
   EXP_DIR="$REPO/configs/$EXP"
   DATA="$BATS_TEST_TMPDIR/data.jsonl"
@@ -22,11 +19,11 @@ setup() {
   printf '%s\n' "$GOOD_ROW" "$GOOD_ROW" "$GOOD_ROW" >"$DATA"
   write_env_file
   export ENV_FILE="$BATS_TEST_TMPDIR/test.env" EXP
-  unset DATASET GPU SERVE_PORT SWANLAB_TOKEN SWANLAB_MODE DRY_RUN MODEL SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT SWANLAB_API_HOST
 }
 
 teardown() {
   if [[ -n "${HTTP_PID:-}" ]]; then kill "$HTTP_PID" 2>/dev/null || true; wait "$HTTP_PID" 2>/dev/null || true; fi
+  common_teardown
 }
 
 # The venv stamp scripts/setup-env.sh writes (no .venv/bin, so PATH is left alone).
@@ -34,22 +31,6 @@ make_venv_stamp() {
   mkdir -p "$REPO/.venv"
   sha256sum "$1" | cut -d' ' -f1 >"$REPO/.venv/.lab-lock.sha256"
 }
-
-make_gpu_stub() {
-  mkdir -p "$BATS_TEST_TMPDIR/bin"
-  cat >"$BATS_TEST_TMPDIR/bin/nvidia-smi" <<'EOF'
-#!/usr/bin/env bash
-case "$*" in
-  -L) printf 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)\nGPU 1: NVIDIA H100 80GB HBM3 (UUID: GPU-1)\n' ;;
-  *--query-gpu=index,memory.free*) printf '0, 81000\n1, 1000\n' ;;
-  *) exit 1 ;;
-esac
-EOF
-  chmod +x "$BATS_TEST_TMPDIR/bin/nvidia-smi"
-  PATH="$BATS_TEST_TMPDIR/bin:$PATH"
-}
-
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 write_env_file() {
   cat >"$BATS_TEST_TMPDIR/test.env" <<EOF
@@ -226,7 +207,7 @@ preflight() { run "$REPO/scripts/preflight.sh"; }
   preflight
   assert_failure
   assert_output --partial "configs/$EXP/sft.yaml: 'train_type' is not a flag of swift sft"
-  assert_output --partial "accepted names: configs/swift-sft-args.txt"
+  assert_output --partial "accepted names: env/swift-sft-args.txt"
 }
 
 @test "an unknown flag in export.yaml fails too" {

@@ -1,13 +1,14 @@
 #!/usr/bin/env bats
-# make report / make status on fixture run dirs, with a temp env file (GPU=cpu),
-# temp output roots and a temp state dir: nothing is written into the repo.
+# make report on fixture run dirs and results, with a temp env file (GPU=cpu), temp
+# output roots, state dir and report dir: nothing is written into the repo.
 
-bats_require_minimum_version 1.5.0
+load test_helper
 
 setup() {
-  bats_load_library bats-support
-  bats_load_library bats-assert
-  REPO="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+  load_assertions
+  clean_environment
+  use_project_python
+  REPO="$SRC_ROOT"
   FIXTURES="$REPO/tests/fixtures"
   TMP="$BATS_TEST_TMPDIR"
   mkdir -p "$TMP/output" "$TMP/results"
@@ -22,37 +23,9 @@ RESULTS_ROOT=$TMP/results
 CACHE_ROOT=$TMP/cache
 EOF
   export ENV_FILE="$TMP/test.env" EXP=smoke LAB_STATE_DIR="$TMP/state" REPORT_DIR="$TMP/report"
-  unset DRY_RUN OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT GPU
 }
 
 use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
-
-@test "status: clear message when no run exists yet" {
-  run "$REPO/scripts/status.sh"
-  assert_success
-  assert_output --partial "no run yet (start it with: make train EXP=smoke)"
-  assert_output --partial "server:      not running"
-}
-
-@test "status: a finished run shows its steps, losses and time" {
-  use_run ok
-  run "$REPO/scripts/status.sh"
-  assert_success
-  assert_output --partial "finished: step 4/4 in 67.5s, train_loss 7.9128"
-  assert_output --partial "train loss:  7.8750 (step 4/4)"
-  assert_output --partial "eval loss:   7.9600 (step 4/4)"
-  assert_output --partial "GPU memory:  12.5 GiB"
-}
-
-@test "status: a run in progress with a cut-off last line shows the time left" {
-  use_run inprogress
-  run "$REPO/scripts/status.sh"
-  assert_success
-  assert_output --partial "step 3/4 (75%)"
-  assert_output --partial "train loss:  7.8500 (step 3/4)"
-  assert_output --partial "eval loss:   7.9500 (step 2/4)"
-  assert_output --partial "time left:   20s"
-}
 
 @test "report: a fixture run gives report/<exp>.md without placeholders, charts and manifest" {
   use_run ok
@@ -100,10 +73,4 @@ use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
   assert_line "    --git-commit \"\$(git rev-parse HEAD)\" \\"
   assert_line "    --cpu-cores \"\$(nproc)\""
   [[ ! -e "$TMP/report" && ! -e "$TMP/state" ]]
-}
-
-@test "status: DRY_RUN=1 prints what it reads" {
-  DRY_RUN=1 run "$REPO/scripts/status.sh"
-  assert_success
-  assert_line "python scripts/py/runparse.py progress $TMP/output/smoke"
 }

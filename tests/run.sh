@@ -13,15 +13,18 @@ log() { printf '[test %4ds] %s\n' "$(($(date +%s) - START_SECONDS))" "$*" >&2; }
 # start must each be their own (tests/state.bats and tests/smoke/inputs.bats check the lock).
 unset LAB_RUN_OWNER
 
-# bats, its libraries and shellcheck come from the distribution (Debian: bats
-# bats-assert bats-support bats-file shellcheck); installed here when we are root.
+# bats, its libraries, GNU parallel (bats --jobs), shellcheck and headless Chromium
+# (the dashboard test) come from the distribution (Debian: bats bats-assert
+# bats-support bats-file parallel shellcheck chromium); installed here when we are root.
 ensure_test_tools() {
   local missing=()
   command -v bats >/dev/null || missing+=(bats)
   [[ -d /usr/lib/bats/bats-assert ]] || missing+=(bats-assert bats-support bats-file)
+  command -v parallel >/dev/null || missing+=(parallel)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)
+  command -v chromium >/dev/null || missing+=(chromium)
   ((${#missing[@]} == 0)) && return 0
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     log "installing ${missing[*]}"
@@ -48,9 +51,11 @@ run_bats() {
   passed=$((passed + $(bats --count "$@")))
 }
 
+# The stubbed suites are independent of each other (each test has its own repo copy
+# and free ports): two at a time on two cores.
 log "bats"
 mapfile -t suites < <(find tests -maxdepth 1 -name '*.bats' | sort)
-run_bats "${suites[@]}"
+run_bats --jobs "$(nproc)" "${suites[@]}"
 
 log "pytest"
 if compgen -G 'tests/test_*.py' >/dev/null; then
@@ -74,6 +79,9 @@ if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local 2>&1 | tee "$smok
   exit 1
 fi
 SMOKE_LOG="$smoke_log" run_bats tests/smoke/outputs.bats
+
+log "SwanLab's local dashboard in headless Chromium (real smoke runs)"
+run_bats tests/smoke/dashboard.bats
 
 log "server API key (real smoke server)"
 run_bats tests/smoke/api_key.bats

@@ -1,26 +1,14 @@
 #!/usr/bin/env bats
 # make runbook: the printed script, and the GPU runbook run against the stubs
-# (swift, evalscope, curl, nvidia-smi). The smoke runbook runs for real in
-# tests/check_repro.sh (make test).
+# (swift, evalscope, curl, nvidia-smi, python's SwanLab logger). The smoke runbook
+# runs for real in tests/check_repro.sh (make test).
 
 load test_helper
 
 setup() {
   common_setup
   CFG="configs/$DEFAULT_EXP"
-  # evalscope: tests/eval-stubs/stub, which logs into a folder of its own.
-  mkdir -p "$TMP/log" "$TMP/eval-stub"
-  ln -s "$SRC_ROOT/tests/eval-stubs/stub" "$TMP/eval-stub/evalscope"
-  printf '#!/usr/bin/env bash\nSTUB_LOG=%q exec %q "$@"\n' "$TMP/log" "$TMP/eval-stub/evalscope" >"$STUBS/evalscope"
-  chmod +x "$STUBS/evalscope"
-  # The report's Python (matplotlib and PyYAML): the project venv's.
-  if [[ -n "${LAB_PYTHON:-}" ]]; then
-    printf '#!/usr/bin/env bash\nexec %q "$@"\n' "$LAB_PYTHON" >"$STUBS/python"
-    chmod +x "$STUBS/python"
-  fi
-  STUB_LOG_DIR="$TMP/log"
-  # The runbook runs in a checkout: the report's template and git.
-  mkdir -p report && cp "$SRC_ROOT/report/template.zh.md" report/
+  # The runbook runs in a checkout.
   git init -q . && git add -A && git -c user.name=t -c user.email=t@t commit -qm t
 }
 
@@ -30,7 +18,7 @@ teardown() {
 }
 
 @test "make runbook GPU=0,1,2,3 on a machine without nvidia-smi: the GPU profile, both venvs, every step once, in order" {
-  rm "$STUBS/nvidia-smi"
+  unstub_tool nvidia-smi
   write_env "SWANLAB_TOKEN=sk-RUNBOOK-SECRET"
   run --separate-stderr make runbook GPU=0,1,2,3
   assert_success
@@ -62,7 +50,7 @@ teardown() {
   port="$(free_port)"
   write_env "SERVE_PORT=$port"
   mkdir -p .venv-lmdeploy/bin
-  ln -s "$SRC_ROOT/tests/stub.bash" .venv-lmdeploy/bin/swift
+  ln -s "$SRC_ROOT/tests/stubs/stub" .venv-lmdeploy/bin/swift
   make runbook GPU=0,1,2,3 >runbook.sh
   STUB_CURL_WAIT_SERVED=5 run bash runbook.sh train
   assert_success
@@ -80,7 +68,7 @@ teardown() {
   assert_line "argv: deploy $CFG/deploy.yaml --model $EXPORT_DIR --served_model_name $DEFAULT_EXP --host 127.0.0.1 --port $port --lmdeploy_tp 4"
   run stub_call swift 4
   assert_line "argv: deploy $CFG/deploy.yaml --model openai-mirror/gpt-oss-20b --served_model_name $DEFAULT_EXP-base --host 127.0.0.1 --port $((port + 1)) --lmdeploy_tp 4"
-  assert_equal "$(find "$STUB_LOG_DIR" -name 'evalscope.[0-9]*' ! -name '*.env' | wc -l)" 6
+  assert_equal "$(stub_calls evalscope)" 6
   assert_file_exist "report/$DEFAULT_EXP.md"
   assert_file_not_exist "$EXPORT_DIR.partial"
   run jq -c . "$EXPORT_DIR/config.json"
@@ -93,7 +81,7 @@ teardown() {
 @test "the runbook moves an earlier run's outputs aside instead of mixing them" {
   write_env "SERVE_PORT=$(free_port)"
   mkdir -p .venv-lmdeploy/bin "$RUN_DIR"
-  ln -s "$SRC_ROOT/tests/stub.bash" .venv-lmdeploy/bin/swift
+  ln -s "$SRC_ROOT/tests/stubs/stub" .venv-lmdeploy/bin/swift
   echo old >"$RUN_DIR/marker"
   make runbook GPU=6 >runbook.sh
   STUB_CURL_WAIT_SERVED=5 run bash runbook.sh train

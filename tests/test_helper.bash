@@ -1,39 +1,58 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # TMP, REPO, RUN_DIR, ... are read by the .bats files
-# Shared setup for the bats tests. Each test gets, under $BATS_TEST_TMPDIR:
-#   repo/    a copy of the repo's Makefile, scripts/, configs/ and env/, so a test's
-#            .state/, pid files and stamps never touch the real checkout (and no
+# The one helper every suite loads (`load test_helper`, from tests/smoke: `load
+# ../test_helper`). Two kinds of setup:
+#
+# common_setup, for the suites on stubs. Each test gets, under $BATS_TEST_TMPDIR:
+#   repo/    a copy of the repo's Makefile, scripts/, configs/, env/ and report/, so a
+#            test's .state/, pid files and stamps never touch the real checkout (and no
 #            .venv there shadows the stubs on PATH)
-#   stubs/   swift, nvidia-smi and curl (all tests/stub.bash), first on PATH
+#   stubs/   swift, evalscope, nvidia-smi, curl and python, all tests/stubs/stub, first
+#            on PATH (stub_tools adds more)
 #   out/     OUTPUT_ROOT, EXPORT_ROOT, RESULTS_ROOT, CACHE_ROOT of the test env file
-#   stub.log what the stubs were called with (see tests/stub.bash)
-# Load it with `load test_helper` and call common_setup from setup().
+#   stub.log what the stubs were called with (see tests/stubs/stub)
+#
+# smoke_setup, for the suites on the real smoke run's outputs (tests/smoke/, run by
+# tests/run.sh after make smoke): the repo itself, EXP=smoke, env/smoke.env.
 
 SRC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEFAULT_EXP=gpt-oss-20b-sft-v1
+bats_require_minimum_version 1.5.0
 
-common_setup() {
+load_assertions() {
   bats_load_library bats-support
   bats_load_library bats-assert
   bats_load_library bats-file
+}
 
-  # Nothing from the caller's environment (or an outer make) may leak into a test.
+# Nothing from the caller's environment (or an outer make) may leak into a test.
+clean_environment() {
   unset GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE NO_PROXY no_proxy SERVE_HOST SERVE_PORT \
     SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT \
     ENV_FILE EXP DRY_RUN CHECKPOINT SKIP_GPU_CHECK SWANLAB_API_KEY CUDA_VISIBLE_DEVICES \
     NPROC_PER_NODE MAKEFLAGS MAKELEVEL MFLAGS STEP_NAME REPO_ROOT LAB_RUN_OWNER SWANLAB_API_HOST SKIP_REMOTE_CHECKS \
-    REMOTE_CHECK_TIMEOUT
+    REMOTE_CHECK_TIMEOUT REPLACE_CHANGED LAB_STATE_DIR REPORT_DIR
+}
+
+# The project venv's Python reads the configs (PyYAML) and renders the report.
+use_project_python() {
+  if [[ -x "$SRC_ROOT/.venv/bin/python" ]]; then export LAB_PYTHON="$SRC_ROOT/.venv/bin/python"; fi
+}
+
+common_setup() {
+  load_assertions
+  clean_environment
 
   TMP="$BATS_TEST_TMPDIR"
   REPO="$TMP/repo"
   mkdir -p "$REPO"
-  cp -R "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$REPO/"
-  rm -f "$REPO/env/local.env"
+  cp -R "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$SRC_ROOT/report" "$REPO/"
+  rm -f "$REPO/env/local.env" "$REPO"/report/*.md.tmp
+  find "$REPO/report" -maxdepth 1 -type f ! -name 'template*' -delete
 
   STUBS="$TMP/stubs"
   mkdir -p "$STUBS"
-  local tool
-  for tool in swift nvidia-smi curl; do ln -s "$SRC_ROOT/tests/stub.bash" "$STUBS/$tool"; done
+  stub_tools swift evalscope nvidia-smi curl python
   PATH="$STUBS:$PATH"
   export PATH
   export STUB_LOG="$TMP/stub.log" STUB_STATE="$TMP"
@@ -42,13 +61,32 @@ common_setup() {
 
   # Fast failure paths: no step waits long for a server that never comes.
   export DEPLOY_TIMEOUT=10 HEALTH_TIMEOUT=0 STOP_TIMEOUT=5
-  # The fingerprints read the configs with PyYAML: the project venv's Python.
-  if [[ -x "$SRC_ROOT/.venv/bin/python" ]]; then export LAB_PYTHON="$SRC_ROOT/.venv/bin/python"; fi
+  use_project_python
 
   OUT="$TMP/out"
   RUN_DIR="$OUT/output/$DEFAULT_EXP"
   EXPORT_DIR="$OUT/export/$DEFAULT_EXP"
   cd "$REPO" || return 1
+}
+
+# stub_tools NAME...: NAME on PATH is tests/stubs/stub (common_setup puts the usual
+# ones there). Copies, not links: a test that replaces one cannot touch the original.
+stub_tools() {
+  local tool
+  for tool in "$@"; do cp -f "$SRC_ROOT/tests/stubs/stub" "$STUBS/$tool"; done
+}
+
+# unstub_tool NAME: NAME is not on PATH at all (as on a machine without it).
+unstub_tool() { rm -f "$STUBS/$1"; }
+
+smoke_setup() {
+  load_assertions
+  clean_environment
+  use_project_python
+  cd "$SRC_ROOT" || return 1
+  export EXP=smoke ENV_FILE=env/smoke.env
+  RUN_DIR=output/smoke
+  EXPORT_DIR=export/smoke
 }
 
 common_teardown() {
@@ -98,6 +136,16 @@ stub_call() {
 # stub_calls NAME: how many times NAME was called.
 stub_calls() { grep -cx "== $1" "$STUB_LOG" || true; }
 
+# stub_args NAME [N]: the arguments of that call, one a line.
+stub_args() { stub_call "$@" | sed -n 's/^arg: //p'; }
+
+# stub_arg NAME N FLAG: the value following FLAG in that call's arguments.
+stub_arg() { stub_args "$1" "$2" | sed -n "/^$3\$/{n;p;q}"; }
+
+# stub_serves NAME...: the stub curl answers /models with these names (a server we
+# did not start, or one the deploy stub started earlier).
+stub_serves() { printf '%s\n' "$@" >"$STUB_STATE/served"; }
+
 # make_checkpoint DIR STEP [partial]: a checkpoint as ms-swift writes it; "partial"
 # leaves out trainer_state.json, as an interrupted save does.
 make_checkpoint() {
@@ -124,17 +172,21 @@ free_port() {
   done
 }
 
+# wait_for_port PORT [TENTHS]: polls until something listens on 127.0.0.1:PORT (default 5 s).
+wait_for_port() {
+  local i
+  for ((i = 0; i < ${2:-50}; i++)); do
+    (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # start_listener PORT: a tiny HTTP server on 127.0.0.1:PORT (LISTENER_PID), stopped in teardown.
 start_listener() {
   python3 -m http.server "$1" --bind 127.0.0.1 >/dev/null 2>&1 &
   LISTENER_PID=$!
-  local i
-  for ((i = 0; i < 50; i++)); do
-    if (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "listener on port $1 did not start" >&2
-  return 1
+  wait_for_port "$1" || { echo "listener on port $1 did not start" >&2; return 1; }
 }
 
 # wait_for_file FILE [TENTHS]: polls until FILE exists (default 5 s).

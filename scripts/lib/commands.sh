@@ -12,12 +12,16 @@ LOCATION_FLAGS=(--output_dir --swanlab_mode --swanlab_project --swanlab_exp_name
 LOCATION_ENV=(CUDA_VISIBLE_DEVICES HF_HOME MODELSCOPE_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE
   TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME SWANLAB_API_HOST MASTER_PORT)
 
+# The experiment's local SwanLab runs, training and evaluations alike: what
+# `make dashboard` shows and `swanlab sync` uploads.
+swanlab_log_dir() { printf '%s/swanlog' "$RESULTS_DIR"; }
+
 # build_train_cmd: `swift sft` of configs/$EXP/sft.yaml. SWANLAB_RUN_ID_FILE, when
 # set and present, makes a resumed training continue the same SwanLab run.
 build_train_cmd() {
   reset_cmd
   add_common_tool_env
-  CMD_ENV+=("SWANLAB_LOG_DIR=$RUN_DIR/swanlog")
+  CMD_ENV+=("SWANLAB_LOG_DIR=$(swanlab_log_dir)")
   if [[ -n "${SWANLAB_RUN_ID_FILE:-}" && -f "$SWANLAB_RUN_ID_FILE" ]]; then
     CMD_ENV+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
   fi

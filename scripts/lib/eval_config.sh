@@ -153,10 +153,9 @@ build_eval_result_cmd() {
 # when set, resumes that run (make's evaluations of one model come in several steps).
 build_eval_log_cmd() {
   reset_cmd
-  local mode=offline
-  if [[ "$SWANLAB_MODE" == cloud ]]; then mode=cloud; CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
+  if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
   CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$SERVED_NAME-eval"
-    --group "$EXP" --mode "$mode" --log-dir "$RESULTS_DIR/swanlog")
+    --group "$EXP" --mode "$SWANLAB_MODE" --log-dir "$(swanlab_log_dir)")
   if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
 }

@@ -1,14 +1,14 @@
 """Log a model's evaluation results (overall and per-subject accuracy, question counts)
 to SwanLab: one process and one SwanLab run for all the benchmarks given.
 
-Usage: python scripts/py/log_eval_swanlab.py --project P --name N --mode cloud|offline
+Usage: python scripts/py/log_eval_swanlab.py --project P --name N --mode cloud|local
        --log-dir DIR [--run-id ID] [--group G] RESULT.json...
 RESULT.json is what scripts/py/eval_result.py accepted (lab-eval.json): only checked
 results reach SwanLab. EvalScope 1.14 cannot report to SwanLab itself. With --run-id
 the run is resumed (resume="allow"), so the evaluations of one model made by several
 `make eval-*` land in one run. In cloud mode the key comes from the SWANLAB_API_KEY
-environment variable only; offline mode writes DIR/run-*/ (upload later with
-`swanlab sync -p P DIR/run-...`).
+environment variable only; local mode writes DIR/run-*/ and the dashboard's index
+DIR/runs.swanlab (`make dashboard`; upload later with `swanlab sync -p P DIR/run-...`).
 """
 import argparse
 import json
@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("results", nargs="+", metavar="RESULT.json")
     parser.add_argument("--project", required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--mode", choices=["cloud", "offline"], default="offline")
+    parser.add_argument("--mode", choices=["cloud", "local"], default="local")
     parser.add_argument("--log-dir", required=True)
     parser.add_argument("--run-id", default=None)
     parser.add_argument("--group", default=None)
@@ -65,7 +65,7 @@ def main() -> int:
         kwargs.update(id=args.run_id, resume="allow")
     if args.group:
         kwargs["group"] = args.group
-    mode = "online" if args.mode == "cloud" else "offline"
+    mode = "online" if args.mode == "cloud" else "local"
     swanlab.init(project=args.project, name=args.name, config=run_config(results), mode=mode,
                  log_dir=args.log_dir, settings=swanlab.Settings(interactive=False), **kwargs)
     swanlab.log(logged)

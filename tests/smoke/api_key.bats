@@ -3,15 +3,13 @@
 # shows up in no process listing and no log. Needs export/smoke and .venv, so
 # tests/run.sh runs it after make smoke.
 
-bats_require_minimum_version 1.5.0
+load ../test_helper
 
 setup() {
-  bats_load_library bats-support
-  bats_load_library bats-assert
-  cd "$BATS_TEST_DIRNAME/../.." || return 1
-  export EXP=smoke ENV_FILE=env/smoke.env LAB_STATE_DIR="$BATS_TEST_TMPDIR/state"
+  smoke_setup
+  export LAB_STATE_DIR="$BATS_TEST_TMPDIR/state"
   export SERVE_API_KEY="lab-fake-serve-key-$RANDOM$RANDOM"
-  SERVE_PORT=$((20000 + RANDOM % 20000))
+  SERVE_PORT="$(free_port)"
   export SERVE_PORT
 }
 

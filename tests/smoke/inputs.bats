@@ -3,7 +3,7 @@
 # their inputs with the real tools. Runs last: it retrains the smoke model with
 # another learning rate, then puts the config back.
 
-bats_require_minimum_version 1.5.0
+load ../test_helper
 
 setup_file() {
   cd "$BATS_TEST_DIRNAME/../.." || return 1
@@ -18,13 +18,7 @@ teardown_file() {
   make stop EXP=smoke ENV_FILE=env/smoke.env >/dev/null 2>&1 || true
 }
 
-setup() {
-  bats_load_library bats-support
-  bats_load_library bats-assert
-  cd "$BATS_TEST_DIRNAME/../.." || return 1
-  export EXP=smoke ENV_FILE=env/smoke.env
-  unset LAB_RUN_OWNER MAKEFLAGS MAKELEVEL # each make here is a top-level make with a lock of its own
-}
+setup() { smoke_setup; } # each make here is a top-level make with a lock of its own
 
 teardown() {
   if [[ -n "${MAKE_PID:-}" ]]; then kill -KILL -- "-$MAKE_PID" 2>/dev/null || true; fi

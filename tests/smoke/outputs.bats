@@ -2,15 +2,9 @@
 # Checks what a real `make smoke` run wrote (run by tests/run.sh after it).
 # SMOKE_LOG: everything the run printed; FAKE_TOKEN: the key planted in it.
 
-bats_require_minimum_version 1.5.0
+load ../test_helper
 
-setup() {
-  bats_load_library bats-support
-  bats_load_library bats-assert
-  cd "$BATS_TEST_DIRNAME/../.." || return 1
-  RUN_DIR=output/smoke
-  EXPORT_DIR=export/smoke
-}
+setup() { smoke_setup; }
 
 @test "training finished with its final summary and a complete last checkpoint" {
   run jq -e -s 'any(.[]; has("train_runtime") and has("train_loss"))' "$RUN_DIR/logging.jsonl"
@@ -37,6 +31,20 @@ setup() {
   logged="$(.venv/bin/python -c 'import sys; print(repr(open(sys.argv[1], encoding="utf-8").read()))' configs/smoke/system.txt)"
   run grep -cF "default_system: $logged" .state/server/deploy.log
   assert_output 1
+}
+
+@test "training logged its numbers to SwanLab without one ERROR line (ms-swift's progress strings dropped)" {
+  run grep -cE '\| ERROR +\| swanlab' "$SMOKE_LOG"
+  assert_output 0
+  run "$LAB_PYTHON" -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print("\n".join(name for (name,) in db.execute(
+    "select t.name from tag t join experiment e on t.experiment_id = e.id where e.name = ?", ("smoke",))))' \
+    results/smoke/swanlog/runs.swanlab
+  assert_success
+  assert_line train/loss
+  assert_line eval/loss
+  refute_line --partial global_step/max_steps
 }
 
 @test "the export is a merged safetensors model without quantization_config" {

@@ -3,13 +3,11 @@
 # by running train.sh again: the global step continues from that checkpoint.
 # Needs the tiny model (build/tiny-gpt-oss) and .venv, so tests/run.sh runs it after make smoke.
 
-bats_require_minimum_version 1.5.0
+load ../test_helper
 
 setup() {
-  bats_load_library bats-support
-  bats_load_library bats-assert
-  cd "$BATS_TEST_DIRNAME/../.." || return 1
-  export EXP=smoke ENV_FILE=env/smoke.env OUTPUT_ROOT="$BATS_TEST_TMPDIR/output"
+  smoke_setup
+  export OUTPUT_ROOT="$BATS_TEST_TMPDIR/output" RESULTS_ROOT="$BATS_TEST_TMPDIR/results"
   RUN_DIR="$OUTPUT_ROOT/smoke"
   # shellcheck source=../../scripts/lib/common.sh
   source scripts/lib/common.sh
@@ -55,7 +53,7 @@ wait_for_complete_checkpoint() {
   refute_output ""
   # Both parts logged to the same SwanLab run id (a cloud run continues; locally one folder each).
   run_id="$(cat "$RUN_DIR/swanlab-run-id")"
-  run find "$RUN_DIR/swanlog" -maxdepth 1 -name "run-*-$run_id"
+  run find "$RESULTS_ROOT/smoke/swanlog" -maxdepth 1 -name "run-*-$run_id"
   assert_equal "${#lines[@]}" 2
   run jq -e --argjson step "$step" '.global_step == 16 and (.log_history | map(select(.step == ($step + 1) and .loss)) | length) >= 1' \
     "$RUN_DIR/checkpoint-16/trainer_state.json"

@@ -1,6 +1,6 @@
 """Stand-in for the ModelScope and Hugging Face hub APIs and SwanLab's login, on 127.0.0.1.
 
-Usage: python tests/remote-stubs/hub_server.py PORT LOG
+Usage: python tests/stubs/hub_server.py PORT LOG
 Serves the requests scripts/py/check_remote.py makes. A repo's name decides the answer:
   missing*  404 (Hugging Face: X-Error-Code RepoNotFound)
   private*  401 without a token, 403 with one

@@ -1,0 +1,89 @@
+#!/usr/bin/env bats
+# The Makefile as a whole: make all's dry run (every hyperparameter of the lab's report,
+# ms-swift 4.6 flags only), the wiring of its targets, and paths with spaces end to end.
+
+load test_helper
+
+setup() {
+  common_setup
+  CFG="configs/$DEFAULT_EXP"
+}
+teardown() { common_teardown; }
+
+SECRET=sk-test-SECRET-123
+
+# ---------------------------------------------------------------- make all, dry run
+
+@test "make all GPU=6 DRY_RUN=1: every hyperparameter of the report, ms-swift 4.6 flags only" {
+  write_env "SWANLAB_TOKEN=$SECRET"
+  run make all GPU=6 DRY_RUN=1
+  assert_success
+  local setting
+  for setting in "lora_rank: 16" "lora_alpha: 64" "target_modules: all-linear" "learning_rate: 1.0e-4" \
+    "per_device_train_batch_size: 4" "gradient_accumulation_steps: 8" "max_length: 3072" \
+    "warmup_ratio: 0.1" "router_aux_loss_coef: 1.0e-3" "eval_steps: 100" "save_steps: 100" \
+    "save_total_limit: 3" "logging_steps: 20" "torch_dtype: bfloat16" "num_train_epochs: 1" \
+    "tuner_type: lora" "split_dataset_ratio: 0.02" "seed: 42" \
+    "lmdeploy_session_len: 2048" "lmdeploy_cache_max_entry_count: 0.1" \
+    "merge_lora: true" "safe_serialization: true" "max_shard_size: 2GB"; do
+    assert_line --regexp "^#   ${setting//./\\.}( |\$)"
+  done
+  # Each step's command, on the GPU given on the command line.
+  assert_line "CUDA_VISIBLE_DEVICES=6 HF_HOME=$OUT/cache/huggingface MODELSCOPE_CACHE=$OUT/cache/modelscope SWANLAB_LOG_DIR=$OUT/results/$DEFAULT_EXP/swanlog SWANLAB_API_KEY=\"\$SWANLAB_TOKEN\" swift sft $CFG/sft.yaml \\"
+  assert_line "CUDA_VISIBLE_DEVICES=6 HF_HOME=$OUT/cache/huggingface MODELSCOPE_CACHE=$OUT/cache/modelscope swift export $CFG/export.yaml \\"
+  assert_line "    --adapters $RUN_DIR/last-checkpoint \\"
+  assert_line --partial "c.pop(\"quantization_config\", None)"
+  assert_line "CUDA_VISIBLE_DEVICES=6 HF_HOME=$OUT/cache/huggingface MODELSCOPE_CACHE=$OUT/cache/modelscope setsid .venv-lmdeploy/bin/swift deploy $CFG/deploy.yaml \\"
+  assert_line --partial "curl --noproxy '*' http://127.0.0.1:8000/v1/chat/completions -H 'Content-Type: application/json' -d "
+  # No flag that ms-swift 4.6 / lmdeploy 0.11 removed, outside the comments.
+  local commands
+  commands="$(grep -v '^#' <<<"$output")"
+  assert_equal "$(grep -cE -- '--train_type|--ckpt_dir|--model_dir|--tp( |$)|--session-len|--cache-max-entry-count' <<<"$commands")" 0
+  refute_output --partial SECRET
+  # A dry run runs nothing.
+  assert_equal "$(stub_calls swift)" 0
+  assert_equal "$(stub_calls curl)" 0
+  assert_file_not_exist "$REPO/.state"
+}
+
+@test "the configs use no option that ms-swift 4.6 removed" {
+  run grep -nE '^(train_type|ckpt_dir|model_dir|tp|session_len|cache_max_entry_count):' "$REPO"/configs/*/*.yaml
+  assert_failure
+  run grep -nE '^lmdeploy_cache_max_entry_count: 0(\.0*)?$' "$REPO"/configs/*/deploy.yaml
+  assert_failure
+}
+
+# ---------------------------------------------------------------- Makefile wiring
+
+@test "make eval-ceval DRY_RUN=1 reaches the eval script (the stamp rule is not skipped as phony)" {
+  write_env GPU=cpu
+  # A stand-in eval script: this test is about the Makefile, not the evaluation.
+  printf '#!/usr/bin/env bash\necho "eval.sh called with: $*"\n' >scripts/eval.sh
+  chmod +x scripts/eval.sh
+  run make eval-ceval DRY_RUN=1
+  assert_success
+  assert_output --partial "eval.sh called with: ceval"
+  assert_line --partial "swift deploy $CFG/deploy.yaml \\"
+  assert_line "curl --noproxy '*' http://127.0.0.1:8000/v1/models"
+}
+
+# ---------------------------------------------------------------- paths with spaces
+
+@test "paths with spaces: each path reaches swift as one argument, and the runbook quotes it" {
+  local root="$TMP/data disk/lab runs"
+  write_env_raw GPU=6 "OUTPUT_ROOT=$root/output" "EXPORT_ROOT=$root/export" "RESULTS_ROOT=$root/results" \
+    "CACHE_ROOT=$root/cache" "SWANLAB_PROJECT=p"
+  run scripts/train.sh
+  assert_success
+  run stub_call swift
+  assert_line "arg: $root/output/$DEFAULT_EXP"
+  assert_line "env: SWANLAB_LOG_DIR=$root/results/$DEFAULT_EXP/swanlog"
+  run scripts/export.sh
+  assert_success
+  assert_file_exist "$root/export/$DEFAULT_EXP/config.json"
+  run stub_call swift
+  assert_line "arg: $root/output/$DEFAULT_EXP/checkpoint-4"
+  run env DRY_RUN=1 scripts/train.sh
+  assert_success
+  assert_line "    --output_dir '$root/output/$DEFAULT_EXP' \\"
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bats
+# make status on fixture run dirs (the report's own parser, scripts/py/runparse.py),
+# with a temp env file (GPU=cpu), temp output roots and state dir.
+
+load test_helper
+
+setup() {
+  load_assertions
+  clean_environment
+  use_project_python
+  REPO="$SRC_ROOT"
+  FIXTURES="$REPO/tests/fixtures"
+  TMP="$BATS_TEST_TMPDIR"
+  mkdir -p "$TMP/output" "$TMP/results"
+  cat >"$TMP/test.env" <<EOF
+GPU=cpu
+SWANLAB_MODE=local
+SERVE_HOST=127.0.0.1
+SERVE_PORT=1
+OUTPUT_ROOT=$TMP/output
+EXPORT_ROOT=$TMP/export
+RESULTS_ROOT=$TMP/results
+CACHE_ROOT=$TMP/cache
+EOF
+  export ENV_FILE="$TMP/test.env" EXP=smoke LAB_STATE_DIR="$TMP/state" REPORT_DIR="$TMP/report"
+}
+
+use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
+
+@test "status: clear message when no run exists yet" {
+  run "$REPO/scripts/status.sh"
+  assert_success
+  assert_output --partial "no run yet (start it with: make train EXP=smoke)"
+  assert_output --partial "server:      not running"
+}
+
+@test "status: a finished run shows its steps, losses and time" {
+  use_run ok
+  run "$REPO/scripts/status.sh"
+  assert_success
+  assert_output --partial "finished: step 4/4 in 67.5s, train_loss 7.9128"
+  assert_output --partial "train loss:  7.8750 (step 4/4)"
+  assert_output --partial "eval loss:   7.9600 (step 4/4)"
+  assert_output --partial "GPU memory:  12.5 GiB"
+}
+
+@test "status: a run in progress with a cut-off last line shows the time left" {
+  use_run inprogress
+  run "$REPO/scripts/status.sh"
+  assert_success
+  assert_output --partial "step 3/4 (75%)"
+  assert_output --partial "train loss:  7.8500 (step 3/4)"
+  assert_output --partial "eval loss:   7.9500 (step 2/4)"
+  assert_output --partial "time left:   20s"
+}
+
+@test "status: DRY_RUN=1 prints what it reads" {
+  DRY_RUN=1 run "$REPO/scripts/status.sh"
+  assert_success
+  assert_line "python scripts/py/runparse.py progress $TMP/output/smoke"
+}
