@@ -72,7 +72,9 @@ main() {
   if is_dry_run; then
     INPUTS_DIR="$(mktemp -d)"
     trap 'rm -rf "$INPUTS_DIR"' EXIT
-  else
+  elif ((NODE_RANK == 0)); then
+    # The nodes of rank > 0 are part of rank 0's run (and its make may run elsewhere,
+    # where its pid means nothing): only rank 0 takes the lock.
     acquire_run_lock "$*"
   fi
   # shellcheck source=lib/server.sh
