@@ -70,7 +70,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop eval-ceval eval-cmmlu eval-base eval-app \
-	report status all smoke test lint clean runbook
+	report status all smoke test lint clean runbook sbatch
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -131,6 +131,9 @@ eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
 
 runbook: ## Print the whole experiment as one bash script: make runbook [EXP=] [GPU=] [ENV_FILE=] > runbook.sh
 	@PREREQ_CMD='$(PREREQ_CMD)' scripts/runbook.sh
+
+sbatch: ## Print a Slurm batch script of the experiment: make sbatch [GPU=0,1,2,3] [NNODES=2] > job.sh; SUBMIT=1 submits it
+	@scripts/sbatch.sh
 
 report: ## Write report/$(EXP).md (Chinese) from the run's own files (a no-op when they did not change)
 	scripts/report.sh
