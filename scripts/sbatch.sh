@@ -145,7 +145,9 @@ submit() {
   mkdir -p "$(dirname "$file")"
   print_script | write_atomically "$file"
   log "wrote $(repo_relative "$file"); submitting it from $REPO_ROOT"
-  cd "$REPO_ROOT" && sbatch "$file"
+  # sbatch hands its environment to the job: not this make's (its command line in MAKEFLAGS
+  # would override the job's own settings, e.g. GPU, in every make of the job).
+  cd "$REPO_ROOT" && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u LAB_RUN_OWNER -u SUBMIT sbatch "$file"
 }
 
 main() {

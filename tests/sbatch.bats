@@ -97,6 +97,9 @@ SECRET=sk-SBATCH-SECRET-42
   assert_equal "$(stub_call sbatch | grep '^argv:')" "argv: $REPO/.state/$DEFAULT_EXP/sbatch.sh"
   run cat "$TMP/sbatch-script"
   assert_line "#SBATCH --nodes=2"
+  # The job gets no make command line of ours (it would override the job's GPU in every make).
+  run grep -E '^(MAKEFLAGS|MFLAGS|MAKELEVEL|LAB_RUN_OWNER|SUBMIT)=' "$TMP/sbatch-env"
+  assert_failure
   rm "$STUBS/sbatch"
   run make sbatch GPU=0,1,2,3 NNODES=2 SUBMIT=1
   assert_failure

@@ -226,9 +226,11 @@ stub_scontrol() {
   printf '%s\n' "${hosts[@]}"
 }
 
-# sbatch FILE: keeps a copy of the script in $STUB_STATE/sbatch-script and answers as sbatch does.
+# sbatch FILE: keeps a copy of the script in $STUB_STATE/sbatch-script and the environment
+# it would hand to the job in sbatch-env, and answers as sbatch does.
 stub_sbatch() {
   cp "${@: -1}" "$STUB_STATE/sbatch-script"
+  env >"$STUB_STATE/sbatch-env"
   printf 'Submitted batch job 4242\n'
 }
 
