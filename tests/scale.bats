@@ -233,6 +233,17 @@ train_digest() {
   assert_equal "$(stub_calls swift)" 0
 }
 
+@test "DeepSpeed on one GPU is launched through torchrun too (one process), from the env file or sft.yaml" {
+  write_env GPU=6
+  DEEPSPEED=zero2 DRY_RUN=1 run scripts/train.sh
+  assert_success
+  assert_line --partial "SWANLAB_LOG_DIR=$RUN_DIR/swanlog NPROC_PER_NODE=1 MASTER_PORT=29500 swift sft"
+  printf 'deepspeed: zero2\n' >>"$CFG/sft.yaml"
+  DRY_RUN=1 run scripts/train.sh
+  assert_success
+  assert_line --partial "SWANLAB_LOG_DIR=$RUN_DIR/swanlog NPROC_PER_NODE=1 MASTER_PORT=29500 swift sft"
+}
+
 @test "DeepSpeed with stubs: swift sft gets --deepspeed from the env file" {
   write_env GPU=0,1,2,3 DEEPSPEED=zero3
   run scripts/train.sh

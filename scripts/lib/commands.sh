@@ -39,15 +39,20 @@ build_train_cmd() {
   if [[ -n "${SWANLAB_RUN_ID_FILE:-}" && -f "$SWANLAB_RUN_ID_FILE" ]]; then
     CMD_ENV+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
   fi
-  # swift runs torchrun when NPROC_PER_NODE or NNODES is set (swift/cli/main.py).
+  check_deepspeed_setting
+  load_sft_config
+  # swift runs torchrun when NPROC_PER_NODE or NNODES is set (swift/cli/main.py). DeepSpeed
+  # needs it even on one GPU: without torchrun's RANK, WORLD_SIZE, ... its init looks for
+  # MPI (mpi4py, not in the lock).
   if ((NNODES > 1)); then CMD_ENV+=("NNODES=$NNODES" "NODE_RANK=$NODE_RANK" "MASTER_ADDR=$MASTER_ADDR"); fi
-  if ((NPROC > 1 || NNODES > 1)); then CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT"); fi
+  if ((NPROC > 1 || NNODES > 1)) || [[ -n "${SFT_CONFIG[deepspeed]:-${DEEPSPEED:-}}" ]]; then
+    CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT")
+  fi
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR"
     --swanlab_mode "$SWANLAB_MODE" --swanlab_project "$SWANLAB_PROJECT" --swanlab_exp_name "$EXP")
   if [[ -n "${MODEL:-}" ]]; then CMD+=(--model "$MODEL"); fi
   if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
-  check_deepspeed_setting
   if [[ -n "${DEEPSPEED:-}" && -z "${SFT_CONFIG[deepspeed]:-}" ]]; then CMD+=(--deepspeed "$DEEPSPEED"); fi
   if [[ "$GPU" == cpu ]]; then CMD+=(--use_cpu true); fi
 }
