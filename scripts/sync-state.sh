@@ -67,8 +67,20 @@ print_stale_stamps() {
   done
 }
 
+# A node of rank > 0 takes part in rank 0's training and nothing else: the rest of the
+# pipeline runs once, on rank 0's node, on the outputs all nodes share.
+refuse_other_steps_on_other_nodes() {
+  ((NODE_RANK > 0)) || return 0
+  local goal
+  for goal in "$@"; do
+    [[ "$goal" == train ]] || die "NODE_RANK=$NODE_RANK: a node of rank > 0 only trains (make train), not 'make $goal'" \
+      "run make $goal on the node of rank 0 (NODE_RANK=0) once the training is done"
+  done
+}
+
 main() {
   SKIP_SECRET_CHECKS=1 SKIP_GPU_CHECK=1 load_env
+  refuse_other_steps_on_other_nodes "$@"
   if is_dry_run; then
     INPUTS_DIR="$(mktemp -d)"
     trap 'rm -rf "$INPUTS_DIR"' EXIT

@@ -176,6 +176,18 @@ train_digest() {
   assert_file_not_exist "$RUN_DIR/lab-inputs.json"
 }
 
+@test "a node of rank > 0 only trains: make all or make export there is refused before any step" {
+  two_nodes_env
+  NODE_RANK=1 run make all
+  assert_failure
+  assert_line "[state] error: NODE_RANK=1: a node of rank > 0 only trains (make train), not 'make all'"
+  assert_line "[state] fix: run make all on the node of rank 0 (NODE_RANK=0) once the training is done"
+  run make export NODE_RANK=1
+  assert_failure
+  assert_line --partial "not 'make export'"
+  assert_equal "$(stub_calls swift)" 0
+}
+
 # ---------------------------------------------------------------- settings
 
 @test "node settings are checked: NNODES, NODE_RANK within NNODES, MASTER_ADDR required with several nodes, MASTER_PORT" {
