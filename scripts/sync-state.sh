@@ -46,7 +46,8 @@ stamp_holds() {
 # and every valid stamp gets the same time, so make's own timestamps agree.
 sync_stamps() {
   local name now stamp
-  now="$(date +%s)"
+  now="$(date +%s.%N)" # to the nanosecond: make compares sub-second times, and a whole second
+  # could leave a stamp older than a prerequisite written earlier in the same second
   mkdir -p "$STATE_DIR/$EXP"
   for name in "${STAMPS[@]}"; do
     stamp="$STATE_DIR/$EXP/$name.done"
