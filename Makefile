@@ -36,7 +36,8 @@ STEP_GOALS := train export deploy deploy-base serve eval-ceval eval-cmmlu eval-b
 # Make 4.3's $(shell) does not see command-line variables: the settings are passed
 # along (never a secret: the sync needs none).
 SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASET OUTPUT_ROOT EXPORT_ROOT \
-	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED
+	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED \
+	NNODES NODE_RANK MASTER_ADDR DEEPSPEED
 sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
 ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
 ifneq ($(DRY_RUN),1)
@@ -69,7 +70,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop eval-ceval eval-cmmlu eval-base eval-app dashboard \
-	report status all smoke test lint clean runbook
+	report status all smoke test lint clean runbook sbatch
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -133,6 +134,9 @@ dashboard: ## SwanLab's local dashboard on 127.0.0.1 over the experiment's local
 
 runbook: ## Print the whole experiment as one bash script: make runbook [EXP=] [GPU=] [ENV_FILE=] > runbook.sh
 	@PREREQ_CMD='$(PREREQ_CMD)' scripts/runbook.sh
+
+sbatch: ## Print a Slurm batch script of the experiment: make sbatch [GPU=0,1,2,3] [NNODES=2] > job.sh; SUBMIT=1 submits it
+	@scripts/sbatch.sh
 
 report: ## Write report/$(EXP).md (Chinese) from the run's own files (a no-op when they did not change)
 	scripts/report.sh

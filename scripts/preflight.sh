@@ -303,7 +303,34 @@ check_port_free() {
 check_ports() {
   check_port_free SERVE_PORT "$SERVE_PORT"
   check_port_free "SERVE_PORT (+ 1, the base model's server)" "$((10#$SERVE_PORT + 1))"
-  if ((NPROC > 1)); then check_port_free MASTER_PORT "$MASTER_PORT"; fi
+  # Rank 0's torchrun listens on MASTER_PORT; the other nodes connect to it (check_master).
+  if ((NODE_RANK == 0 && (NPROC > 1 || NNODES > 1))); then check_port_free MASTER_PORT "$MASTER_PORT"; fi
+}
+
+# A node of rank > 0 waits for rank 0's rendezvous port: rank 0's torchrun opens it
+# seconds after its make train starts, and the nodes of a job do not start at the
+# same instant. Last, and only when every other check passed: a failure is reported at once.
+check_master() {
+  ((NODE_RANK > 0 && FAILED_CHECKS == 0)) || return 0
+  # shellcheck source=lib/nodes.sh
+  source "$REPO_ROOT/scripts/lib/nodes.sh"
+  if wait_for_master; then
+    log "rank 0's torchrun answers at $MASTER_ADDR:$MASTER_PORT"
+    return 0
+  fi
+  fail "node rank $NODE_RANK: nothing answers at $MASTER_ADDR:$MASTER_PORT (rank 0's torchrun) after ${MASTER_WAIT_TIMEOUT:-900}s" \
+    "start make train with NODE_RANK=0 on the node at MASTER_ADDR (same EXP, NNODES, MASTER_PORT), check that this node reaches it (firewall), or wait longer with MASTER_WAIT_TIMEOUT=<seconds>"
+}
+
+# DeepSpeed, when DEEPSPEED or sft.yaml asks for it: the venv can import it (the GPU
+# lock pins it; it compiles its ops when first used).
+check_deepspeed() {
+  local setting="${DEEPSPEED:-$(sft_setting deepspeed)}" python="$VENV_DIR/bin/python" out
+  [[ -n "$setting" && -x "$python" ]] || return 0 # check_venvs reports a missing venv
+  if ! out="$("$python" -c 'import deepspeed' 2>&1)"; then
+    fail "DeepSpeed ($setting) is asked for, but 'import deepspeed' fails in $(repo_relative "$VENV_DIR"): $(tail -n 1 <<<"$out")" \
+      "run make env with a GPU profile (env/requirements-gpu.lock pins deepspeed); the README's DeepSpeed section says what a node needs"
+  fi
 }
 
 # check_venv DIR LOCK: the venv was built from this lock (scripts/setup-env.sh's stamp).
@@ -329,6 +356,9 @@ main() {
   source "$REPO_ROOT/scripts/lib/server.sh" # needs load_env's paths
   begin_step
   load_sft_config
+  # shellcheck source=lib/commands.sh
+  source "$REPO_ROOT/scripts/lib/commands.sh"
+  check_deepspeed_setting # DEEPSPEED against sft.yaml's deepspeed: fatal at once, like load_env's checks
   local command
   for command in sft export deploy; do
     check_config_flags "$command"
@@ -346,6 +376,8 @@ main() {
     fi
     check_ports
     check_venvs
+    check_deepspeed
+    check_master
   fi
   if ((FAILED_CHECKS > 0)); then
     die "$FAILED_CHECKS check(s) failed for $EXP (see above)" "fix each one as its message says, then rerun make preflight"

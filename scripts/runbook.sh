@@ -193,6 +193,8 @@ print_report() {
 main() {
   export DRY_RUN=1 # everything below is printed, nothing runs
   SKIP_GPU_CHECK=1 load_env
+  ((NNODES == 1)) || die "make runbook is the script of one machine, but NNODES=$NNODES" \
+    "for several nodes print a Slurm batch script (make sbatch NNODES=$NNODES), or run make train NODE_RANK=<rank> on each node"
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh"
   # shellcheck source=lib/eval_config.sh

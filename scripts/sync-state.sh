@@ -46,7 +46,8 @@ stamp_holds() {
 # and every valid stamp gets the same time, so make's own timestamps agree.
 sync_stamps() {
   local name now stamp
-  now="$(date +%s)"
+  now="$(date +%s.%N)" # to the nanosecond: make compares sub-second times, and a whole second
+  # could leave a stamp older than a prerequisite written earlier in the same second
   mkdir -p "$STATE_DIR/$EXP"
   for name in "${STAMPS[@]}"; do
     stamp="$STATE_DIR/$EXP/$name.done"
@@ -67,12 +68,26 @@ print_stale_stamps() {
   done
 }
 
+# A node of rank > 0 takes part in rank 0's training and nothing else: the rest of the
+# pipeline runs once, on rank 0's node, on the outputs all nodes share.
+refuse_other_steps_on_other_nodes() {
+  ((NODE_RANK > 0)) || return 0
+  local goal
+  for goal in "$@"; do
+    [[ "$goal" == train ]] || die "NODE_RANK=$NODE_RANK: a node of rank > 0 only trains (make train), not 'make $goal'" \
+      "run make $goal on the node of rank 0 (NODE_RANK=0) once the training is done"
+  done
+}
+
 main() {
   SKIP_SECRET_CHECKS=1 SKIP_GPU_CHECK=1 load_env
+  refuse_other_steps_on_other_nodes "$@"
   if is_dry_run; then
     INPUTS_DIR="$(mktemp -d)"
     trap 'rm -rf "$INPUTS_DIR"' EXIT
-  else
+  elif ((NODE_RANK == 0)); then
+    # The nodes of rank > 0 are part of rank 0's run (and its make may run elsewhere,
+    # where its pid means nothing): only rank 0 takes the lock.
     acquire_run_lock "$*"
   fi
   # shellcheck source=lib/server.sh

@@ -4,6 +4,8 @@
 # lab-train.json. Same inputs: a finished run is kept, an interrupted one resumes
 # from its last complete checkpoint. Other inputs: the run is not touched, and the
 # step stops naming what changed, unless REPLACE_CHANGED=1 moves it aside (kept).
+# On several nodes (NNODES > 1) every node runs this with its NODE_RANK; rank 0 alone
+# decides about the run dir and records it (lib/nodes.sh).
 set -euo pipefail
 export STEP_NAME=train
 # shellcheck source=lib/common.sh
@@ -14,6 +16,8 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
 # shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/nodes.sh
+source "$REPO_ROOT/scripts/lib/nodes.sh"
 
 # The SwanLab run id of this run dir, made once, random: a fresh run dir is a new run.
 ensure_swanlab_run_id() {
@@ -50,14 +54,50 @@ mark_finished() {
     write_atomically "$RUN_DIR/lab-train.json"
 }
 
+# A node of rank > 0 trains with rank 0: it waits for rank 0's torchrun (which opens
+# its port only after rank 0 recorded the inputs and chose the checkpoint), checks that
+# its own inputs are the same, and resumes from the checkpoint rank 0 resumes from.
+train_on_other_node() {
+  if step_done train; then
+    log "training of $EXP already finished with these inputs in $(repo_relative "$RUN_DIR")"
+    return 0
+  fi
+  if [[ "${STEP_STATUS[train]}" == partial ]] && training_finished "$RUN_DIR"; then
+    log "training of $EXP had finished; rank 0 records it"
+    return 0
+  fi
+  wait_for_master || die "rank 0's torchrun does not answer at $MASTER_ADDR:$MASTER_PORT after ${MASTER_WAIT_TIMEOUT:-900}s" \
+    "start make train with NODE_RANK=0 on the node at MASTER_ADDR (same EXP, NNODES and MASTER_PORT); MASTER_WAIT_TIMEOUT=<seconds> waits longer"
+  read_first_node_record
+  if [[ "$FIRST_NODE_DIGEST" != "${STEP_DIGEST[train]}" ]]; then
+    write_node_record "$NODE_RANK" "" false
+    log "what differs between rank 0's inputs (left) and this node's (right):"
+    describe_input_changes "$RUN_DIR/lab-inputs.json" "$(inputs_file train)" >&2
+    die "the training inputs of node rank $NODE_RANK differ from rank 0's ($(repo_relative "$RUN_DIR")/lab-inputs.json): the nodes would not train one model" \
+      "give every node the same checkout, configs, dataset, model, lock and GPU count, then run make train on each again; stop rank 0's training first (under Slurm, srun --kill-on-bad-exit does)"
+  fi
+  write_node_record "$NODE_RANK" "" true
+  build_train_cmd
+  if [[ -n "$FIRST_NODE_RESUME" ]]; then
+    log "resuming from $FIRST_NODE_RESUME, as rank 0"
+    CMD+=(--resume_from_checkpoint "$FIRST_NODE_RESUME")
+  fi
+  run_cmd
+  log "node rank $NODE_RANK done; rank 0 records the finished run"
+}
+
 main() {
   load_env
+  if ((NODE_RANK > 0)); then export STEP_NAME="train-node$NODE_RANK"; fi
   begin_step
   SWANLAB_RUN_ID_FILE="$RUN_DIR/swanlab-run-id"
   if is_dry_run; then
     build_train_cmd
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/sft.yaml"
-    if [[ ! -f "$SWANLAB_RUN_ID_FILE" ]]; then
+    if ((NODE_RANK > 0)); then
+      printf "# node rank %s of %s: waits for rank 0's torchrun at %s:%s, checks that its inputs are rank 0's, then runs\n" \
+        "$NODE_RANK" "$NNODES" "$MASTER_ADDR" "$MASTER_PORT"
+    elif [[ ! -f "$SWANLAB_RUN_ID_FILE" ]]; then
       printf '# a real run also sets SWANLAB_RUN_ID (a new id, kept in %s) and SWANLAB_RESUME=allow\n' \
         "$(display_path "$SWANLAB_RUN_ID_FILE")"
     fi
@@ -69,6 +109,10 @@ main() {
   # shellcheck source=lib/fingerprint.sh
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   compute_inputs train
+  if ((NODE_RANK > 0)); then
+    train_on_other_node
+    return 0
+  fi
   case "${STEP_STATUS[train]}" in
     done)
       log "training of $EXP already finished with these inputs in $(repo_relative "$RUN_DIR")"
@@ -89,11 +133,21 @@ main() {
   build_train_cmd
   record_inputs train "$RUN_DIR"
   print_cmd | write_atomically "$RUN_DIR/lab-command.txt"
+  if is_multi_node; then
+    # An earlier run's node records go; the other nodes write theirs once this node's torchrun answers.
+    rm -f "$RUN_DIR"/lab-node-*.json
+    write_node_record 0 "$checkpoint"
+  fi
   if [[ -n "$checkpoint" ]]; then
     log "resuming from $checkpoint (same inputs)"
     CMD+=(--resume_from_checkpoint "$checkpoint")
   fi
-  run_cmd
+  local status=0
+  run_cmd || status=$?
+  if ((status != 0)); then
+    if is_multi_node; then report_mismatched_nodes; fi
+    exit "$status"
+  fi
   training_finished "$RUN_DIR" || die "swift sft exited without its final summary in $RUN_DIR/logging.jsonl" \
     "read the log above; 'make train' resumes from the last complete checkpoint"
   mark_finished

@@ -96,4 +96,7 @@ passed=$((passed + 1))
 log "outputs bound to their inputs (real smoke: evaluation cache, a changed hyperparameter)"
 run_bats tests/smoke/inputs.bats
 
+log "two nodes on one machine (real smoke training: two make train, NNODES=2, CPU, gloo)"
+run_bats tests/smoke/multinode.bats
+
 printf 'tests: %d passed, 0 failed\n' "$passed"

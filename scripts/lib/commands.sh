@@ -7,10 +7,28 @@
 # Flags and environment values that say where a step writes or reports, not what
 # it computes: recorded with the command, left out of its inputs' fingerprint
 # (the model and dataset behind --model/--dataset are fingerprinted by content).
+# Which node is which (NODE_RANK) and where they meet (MASTER_ADDR, MASTER_PORT) are
+# locations; NNODES and NPROC_PER_NODE are inputs: their product, the world size,
+# sets the global batch and so the number of steps and the result. --deepspeed is an
+# input too: the ZeRO stage changes how gradients are reduced and where the optimizer
+# runs, so the numbers differ in their last digits.
 LOCATION_FLAGS=(--output_dir --swanlab_mode --swanlab_project --swanlab_exp_name --adapters --work-dir
   --api-url --api-key --host --port --model --dataset --served_model_name --exist_ok --use-cache)
 LOCATION_ENV=(CUDA_VISIBLE_DEVICES HF_HOME MODELSCOPE_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE
-  TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME SWANLAB_API_HOST MASTER_PORT)
+  TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME SWANLAB_API_HOST MASTER_PORT
+  NODE_RANK MASTER_ADDR)
+
+# The config is the truth: sft.yaml's `deepspeed:` runs as written. DEEPSPEED (env
+# file or make command line) adds --deepspeed only when the config names none; one
+# that contradicts the config is an error, never an override.
+check_deepspeed_setting() {
+  [[ -n "${DEEPSPEED:-}" ]] || return 0
+  load_sft_config
+  local configured="${SFT_CONFIG[deepspeed]:-}"
+  [[ -z "$configured" || "$configured" == "$DEEPSPEED" ]] && return 0
+  die "DEEPSPEED=$DEEPSPEED (env file $(repo_relative "$ENV_FILE") or the make command line) contradicts 'deepspeed: $configured' in configs/$EXP/sft.yaml" \
+    "the config is the truth: remove DEEPSPEED, or change 'deepspeed' in configs/$EXP/sft.yaml"
+}
 
 # The experiment's local SwanLab runs, training and evaluations alike: what
 # `make dashboard` shows and `swanlab sync` uploads.
@@ -25,12 +43,21 @@ build_train_cmd() {
   if [[ -n "${SWANLAB_RUN_ID_FILE:-}" && -f "$SWANLAB_RUN_ID_FILE" ]]; then
     CMD_ENV+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
   fi
-  if ((NPROC > 1)); then CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT"); fi
+  check_deepspeed_setting
+  load_sft_config
+  # swift runs torchrun when NPROC_PER_NODE or NNODES is set (swift/cli/main.py). DeepSpeed
+  # needs it even on one GPU: without torchrun's RANK, WORLD_SIZE, ... its init looks for
+  # MPI (mpi4py, not in the lock).
+  if ((NNODES > 1)); then CMD_ENV+=("NNODES=$NNODES" "NODE_RANK=$NODE_RANK" "MASTER_ADDR=$MASTER_ADDR"); fi
+  if ((NPROC > 1 || NNODES > 1)) || [[ -n "${SFT_CONFIG[deepspeed]:-${DEEPSPEED:-}}" ]]; then
+    CMD_ENV+=("NPROC_PER_NODE=$NPROC" "MASTER_PORT=$MASTER_PORT")
+  fi
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   CMD=(swift sft "$EXP_DIR/sft.yaml" --output_dir "$RUN_DIR"
     --swanlab_mode "$SWANLAB_MODE" --swanlab_project "$SWANLAB_PROJECT" --swanlab_exp_name "$EXP")
   if [[ -n "${MODEL:-}" ]]; then CMD+=(--model "$MODEL"); fi
   if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
+  if [[ -n "${DEEPSPEED:-}" && -z "${SFT_CONFIG[deepspeed]:-}" ]]; then CMD+=(--deepspeed "$DEEPSPEED"); fi
   if [[ "$GPU" == cpu ]]; then CMD+=(--use_cpu true); fi
 }
 

@@ -7,8 +7,11 @@
 # Every key an env file may set; env/example.env documents each one.
 ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE SWANLAB_API_HOST NO_PROXY SERVE_HOST SERVE_PORT
   SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT
-  SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT REPLACE_CHANGED)
+  SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT REPLACE_CHANGED NNODES NODE_RANK MASTER_ADDR DEEPSPEED
+  JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE)
 REMOTE_CHECKS=(swanlab hub)
+# ms-swift 4.6's DeepSpeed presets (swift/config/<name>.json); a JSON file of one's own goes in sft.yaml.
+DEEPSPEED_PRESETS=(zero0 zero1 zero2 zero3 zero2_offload zero3_offload)
 DEFAULT_EXP=gpt-oss-20b-sft-v1
 
 is_env_key() {
@@ -97,6 +100,41 @@ validate_port() {
   die "SERVE_PORT='$SERVE_PORT' is not a port number" "set SERVE_PORT to a number from 1 to 65534, e.g. 8000 (the base model's server uses SERVE_PORT + 1)"
 }
 
+# NNODES nodes train together (torchrun's rendezvous at MASTER_ADDR:MASTER_PORT, served
+# by the node of NODE_RANK 0); one node needs none of them.
+validate_nodes() {
+  NNODES="${NNODES:-1}"
+  NODE_RANK="${NODE_RANK:-0}"
+  MASTER_PORT="${MASTER_PORT:-29500}"
+  if [[ ! "$NNODES" =~ ^[0-9]{1,4}$ ]] || ((10#$NNODES < 1)); then
+    die "NNODES='$NNODES' is not a number of nodes" "set NNODES=1 (this machine alone) or the number of nodes that train together, e.g. NNODES=2"
+  fi
+  NNODES=$((10#$NNODES))
+  if [[ ! "$NODE_RANK" =~ ^[0-9]{1,4}$ ]] || ((10#$NODE_RANK >= NNODES)); then
+    die "NODE_RANK='$NODE_RANK' is not a node rank from 0 to $((NNODES - 1)) (NNODES=$NNODES)" \
+      "set NODE_RANK to this node's rank: 0 on the node at MASTER_ADDR, 1 to $((NNODES - 1)) on the others"
+  fi
+  NODE_RANK=$((10#$NODE_RANK))
+  if [[ ! "$MASTER_PORT" =~ ^[0-9]{1,5}$ ]] || ((10#$MASTER_PORT < 1 || 10#$MASTER_PORT > 65535)); then
+    die "MASTER_PORT='$MASTER_PORT' is not a port number" "set MASTER_PORT to a number from 1 to 65535, e.g. 29500"
+  fi
+  ((NNODES > 1)) || return 0
+  [[ -n "${MASTER_ADDR:-}" ]] || die "NNODES=$NNODES but MASTER_ADDR is empty" \
+    "set MASTER_ADDR to the address of the node of rank 0, the same on every node"
+  [[ "$MASTER_ADDR" =~ ^[A-Za-z0-9._:-]+$ ]] ||
+    die "MASTER_ADDR='$MASTER_ADDR' is not a host name or address" "set MASTER_ADDR to the host name or IP address of the node of rank 0"
+}
+
+# DEEPSPEED: one of ms-swift's presets, for GPU training.
+validate_deepspeed() {
+  [[ -n "${DEEPSPEED:-}" ]] || return 0
+  local preset
+  for preset in "${DEEPSPEED_PRESETS[@]}"; do [[ "$DEEPSPEED" != "$preset" ]] || break; done
+  [[ "$DEEPSPEED" == "$preset" ]] || die "DEEPSPEED='$DEEPSPEED' is not a DeepSpeed preset of ms-swift" \
+    "use one of: ${DEEPSPEED_PRESETS[*]}, or leave it empty (a JSON config of your own: 'deepspeed: path.json' in sft.yaml)"
+  [[ "$GPU" != cpu ]] || die "DEEPSPEED=$DEEPSPEED needs GPUs, but GPU=cpu" "leave DEEPSPEED empty for a CPU run, or set GPU to the GPUs to train on"
+}
+
 is_loopback_host() { [[ "$1" == 127.* || "$1" == localhost || "$1" == ::1 ]]; }
 
 # cloud when a token is set, local otherwise; SWANLAB_MODE forces one.
@@ -154,7 +192,8 @@ load_env() {
   validate_remote_settings
   SWANLAB_PROJECT="${SWANLAB_PROJECT:-multi-model-psychology}"
   NO_PROXY="${NO_PROXY:-127.0.0.1,localhost,::1}"
-  MASTER_PORT="${MASTER_PORT:-29500}"
+  validate_nodes
+  validate_deepspeed
   OFFLINE="${OFFLINE:-0}"
 
   OUTPUT_ROOT="$(abs_path "${OUTPUT_ROOT:-output}")"

@@ -4,7 +4,7 @@
 # benchmark, shared by scripts/eval.sh and the fingerprints (lib/fingerprint.sh).
 # Source after env.sh, load_env and server.sh's resolve_served_model.
 
-BENCH_KEYS=(dataset group subsets limit few_shot local_path max_tokens temperature)
+BENCH_KEYS=(dataset group subsets limit few_shot local_path max_tokens temperature eval_batch_size)
 # Written last into a benchmark's results folder (scripts/py/eval_result.py), after
 # EvalScope's report was checked and the metrics were logged to SwanLab.
 EVAL_DONE_FILE=lab-eval.json
@@ -43,7 +43,7 @@ select_benchmarks() {
 
 # read_bench BENCH: checks the benchmark's settings and sets BENCH, DATASET_NAME,
 # SUBSETS (empty = all), LIMIT, FEW_SHOT, LOCAL_PATH (absolute, or empty),
-# MAX_TOKENS, TEMPERATURE.
+# MAX_TOKENS, TEMPERATURE, EVAL_BATCH_SIZE (per serving GPU, or empty).
 read_bench() {
   local bench="$1" key where="configs/$EXP/eval.yaml, section $1"
   BENCH="$bench"
@@ -64,6 +64,8 @@ read_bench() {
   [[ -z "$FEW_SHOT" || "$FEW_SHOT" =~ ^[0-9]+$ ]] || die "$where: few_shot '$FEW_SHOT' is not a number" "e.g. few_shot: 5"
   [[ "$MAX_TOKENS" =~ ^[1-9][0-9]*$ ]] || die "$where: max_tokens '$MAX_TOKENS' is not a positive number" "set max_tokens in defaults or the section"
   [[ "$TEMPERATURE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$where: temperature '$TEMPERATURE' is not a number" "use temperature: 0"
+  EVAL_BATCH_SIZE="$(bench_setting "$bench" eval_batch_size)"
+  [[ -z "$EVAL_BATCH_SIZE" || "$EVAL_BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$EVAL_BATCH_SIZE' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
   LOCAL_PATH="$(bench_setting "$bench" local_path)"
   if [[ -n "$LOCAL_PATH" ]]; then
     LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
@@ -129,6 +131,10 @@ build_eval_cmd() {
   CMD=(evalscope eval --eval-type openai_api --api-url "$(api_base)" --api-key "$api_key"
     --model "$SERVED_NAME" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
   if [[ -n "$LIMIT" ]]; then CMD+=(--limit "$LIMIT"); fi
+  # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
+  # EvalScope's own default (8) is left implicit.
+  local batch=$((${EVAL_BATCH_SIZE:-8} * NPROC))
+  if ((batch != 8)); then CMD+=(--eval-batch-size "$batch"); fi
   CMD+=(--generation-config "$GENERATION_CONFIG" --work-dir "$WORK_DIR" --no-timestamp)
 }
 

@@ -14,8 +14,18 @@
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
 declare -A STEP_DIGEST=() STEP_STATUS=()
 
-# INPUTS_DIR: elsewhere for a read-only look (make status).
-inputs_dir() { printf '%s' "${INPUTS_DIR:-$STATE_DIR/$EXP/inputs}"; }
+# INPUTS_DIR: elsewhere for a read-only look (make status). A node of rank > 0 keeps
+# its own: on a checkout the nodes share, it must never overwrite rank 0's, which rank
+# 0 records with the run (and its inputs may differ: train.sh compares them).
+inputs_dir() {
+  if [[ -n "${INPUTS_DIR:-}" ]]; then
+    printf '%s' "$INPUTS_DIR"
+  elif ((${NODE_RANK:-0} > 0)); then
+    printf '%s/%s/inputs-node%s' "$STATE_DIR" "$EXP" "$NODE_RANK"
+  else
+    printf '%s/%s/inputs' "$STATE_DIR" "$EXP"
+  fi
+}
 inputs_file() { printf '%s/%s.json' "$(inputs_dir)" "$1"; }
 
 # The spec is read by fingerprint.py: one `key<TAB>value` a line, a `step` line

@@ -144,6 +144,9 @@ def step_inputs(step: dict, repo: Repo, digests: dict) -> dict:
         system = content.get("system")
         if isinstance(system, str) and system.endswith(".txt"):
             files.append(system)
+        deepspeed = content.get("deepspeed")  # a DeepSpeed config of one's own (a preset is in the lock)
+        if isinstance(deepspeed, str) and deepspeed.endswith(".json"):
+            files.append(deepspeed)
     inputs["files"] = {repo.rel(repo.path(f)): repo.tree(f) for f in files}
     if step.get("settings"):
         inputs["settings"] = step["settings"]

@@ -1,0 +1,168 @@
+#!/usr/bin/env bats
+# shellcheck disable=SC2016 # single-quoted $ is what the printed script and the stubs hold
+# make sbatch: the printed Slurm batch script, and that script run end to end against
+# stub sbatch, srun and scontrol (tests/stubs/stub) with stub swift, evalscope and curl:
+# two "nodes" on this machine train together, then the first runs the rest.
+
+load test_helper
+
+setup() {
+  common_setup
+  CFG="configs/$DEFAULT_EXP"
+  stub_tools srun scontrol sbatch
+}
+
+teardown() {
+  pkill -KILL -f "$REPO/.venv-lmdeploy/bin/swift" 2>/dev/null || true
+  common_teardown
+}
+
+SECRET=sk-SBATCH-SECRET-42
+
+@test "make sbatch GPU=0,1,2,3 NNODES=2: 2 nodes x 4 GPUs, one task each, the job's settings from the env file, no secret" {
+  write_env "SWANLAB_TOKEN=$SECRET" JOB_PARTITION=gpu JOB_ACCOUNT=psy-lab JOB_TIME_LIMIT=2-00:00:00
+  run --separate-stderr make sbatch GPU=0,1,2,3 NNODES=2 OUTPUT_ROOT=/shared/output
+  assert_success
+  refute_output --partial "$SECRET"
+  assert_equal "${lines[0]}" "#!/usr/bin/env bash"
+  assert_line "#SBATCH --job-name=$DEFAULT_EXP"
+  assert_line "#SBATCH --nodes=2"
+  assert_line "#SBATCH --ntasks-per-node=1"
+  assert_line "#SBATCH --gres=gpu:4"
+  assert_line "#SBATCH --cpus-per-task=32"
+  assert_line "#SBATCH --time=2-00:00:00"
+  assert_line "#SBATCH --partition=gpu"
+  assert_line "#SBATCH --account=psy-lab"
+  assert_line "#SBATCH --output=slurm-%x-%j.out"
+  # Directives before the first command, or sbatch ignores them.
+  run awk '/^#SBATCH/ && seen { bad = 1 } !/^#/ && NF { seen = 1 } END { exit bad }' <<<"$output"
+  assert_success
+  run --separate-stderr make sbatch GPU=0,1,2,3 NNODES=2 OUTPUT_ROOT=/shared/output
+  assert_line "# SWANLAB_TOKEN: read from the env file, or exported before sbatch (sbatch passes the environment on)."
+  assert_line "export EXP=$DEFAULT_EXP ENV_FILE=$ENV_FILE GPU=0,1,2,3 NNODES=2 MASTER_PORT=29500 OUTPUT_ROOT=/shared/output"
+  assert_line 'mapfile -t nodes < <(scontrol show hostnames "$SLURM_JOB_NODELIST")'
+  assert_line 'export MASTER_ADDR="${nodes[0]}"'
+  assert_line "make env preflight"
+  assert_line "srun \\"
+  assert_line "    --nodes=2 \\"
+  assert_line "    --gres=gpu:4 \\"
+  assert_line "    --kill-on-bad-exit=1 \\"
+  assert_line --partial "bash -c 'NODE_RANK=\"\$SLURM_NODEID\" GPU=\"\${CUDA_VISIBLE_DEVICES:-\$GPU}\" exec make train'"
+  assert_line "make all eval-base report"
+  bash -n <<<"$output"
+}
+
+@test "make sbatch: empty job settings leave their lines out; JOB_CPUS_PER_NODE sets the CPUs of the job and of srun" {
+  write_env JOB_CPUS_PER_NODE=48
+  run --separate-stderr make sbatch GPU=6
+  assert_success
+  assert_line "#SBATCH --nodes=1"
+  assert_line "#SBATCH --gres=gpu:1"
+  assert_line "#SBATCH --cpus-per-task=48"
+  assert_line "    --cpus-per-task=48 \\"
+  refute_line --partial "#SBATCH --time"
+  refute_line --partial "#SBATCH --partition"
+  refute_line --partial "#SBATCH --account"
+  refute_line --partial "SWANLAB_TOKEN"
+  run --separate-stderr make sbatch GPU=cpu NNODES=2
+  assert_success
+  refute_line --partial "--gres"
+  refute_line --partial "CUDA_VISIBLE_DEVICES"
+  assert_line --partial "bash -c 'NODE_RANK=\"\$SLURM_NODEID\" exec make train'"
+}
+
+@test "make sbatch: job settings Slurm would reject are refused with the fix" {
+  write_env JOB_TIME_LIMIT=2days
+  run make sbatch GPU=6
+  assert_failure
+  assert_line "[sbatch] error: JOB_TIME_LIMIT='2days' is not a Slurm time limit"
+  write_env_raw "JOB_PARTITION=gpu partition"
+  run make sbatch GPU=6
+  assert_failure
+  assert_line "[sbatch] error: JOB_PARTITION='gpu partition' is not a Slurm PARTITION name"
+  SUBMIT=yes run make sbatch GPU=6 ENV_FILE="$SRC_ROOT/env/example.env"
+  assert_failure
+  assert_line "[sbatch] error: SUBMIT='yes' is not 0 or 1"
+}
+
+@test "make sbatch SUBMIT=1 writes .state/<exp>/sbatch.sh and submits it; without sbatch on PATH it says where to run it" {
+  write_env
+  run make sbatch GPU=0,1,2,3 NNODES=2 SUBMIT=1
+  assert_success
+  assert_line "Submitted batch job 4242"
+  assert_line "[sbatch] wrote .state/$DEFAULT_EXP/sbatch.sh; submitting it from $REPO"
+  assert_equal "$(stub_call sbatch | grep '^argv:')" "argv: $REPO/.state/$DEFAULT_EXP/sbatch.sh"
+  run cat "$TMP/sbatch-script"
+  assert_line "#SBATCH --nodes=2"
+  # The job gets no make command line of ours (it would override the job's GPU in every make).
+  run grep -E '^(MAKEFLAGS|MFLAGS|MAKELEVEL|LAB_RUN_OWNER|SUBMIT)=' "$TMP/sbatch-env"
+  assert_failure
+  unstub_tool sbatch
+  run make sbatch GPU=0,1,2,3 NNODES=2 SUBMIT=1
+  assert_failure
+  assert_line "[sbatch] error: SUBMIT=1, but sbatch is not on PATH (no Slurm client on this machine)"
+}
+
+@test "the batch script outside a Slurm job stops at once" {
+  write_env
+  make sbatch GPU=6 >job.sh
+  run bash job.sh
+  assert_failure
+  assert_output --partial "SLURM_JOB_NODELIST: run this through sbatch"
+}
+
+# The GPU profile's venvs as make env leaves them (their stamps), lmdeploy's swift the stub;
+# the tools the rest of the pipeline calls: evalscope, the report's python; a git checkout.
+prepare_cluster_checkout() {
+  mkdir -p .venv .venv-lmdeploy/bin
+  sha256sum env/requirements-gpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  sha256sum env/requirements-lmdeploy.lock | cut -d' ' -f1 >.venv-lmdeploy/.lab-lock.sha256
+  cp "$SRC_ROOT/tests/stubs/stub" .venv-lmdeploy/bin/swift
+  # What this run needs of the disk is not what a gpt-oss-20b run needs.
+  printf 'GPU_FREE_MIB_PER_GPU=61440\nDISK_OUTPUT_GIB=0\nDISK_EXPORT_GIB=0\nDISK_CACHE_GIB=0\n' >"$CFG/requirements.env"
+  git init -q . && git add -A && git -c user.name=t -c user.email=t@t commit -qm t
+}
+
+@test "the batch script run end to end against stub Slurm: both nodes train with their rank and Slurm's GPUs, the first node runs the rest, no server left" {
+  local serve_port master_port
+  serve_port="$(free_port)"
+  master_port="$(free_port)"
+  write_env "SERVE_PORT=$serve_port" "MASTER_PORT=$master_port" SKIP_REMOTE_CHECKS=swanlab,hub
+  prepare_cluster_checkout
+  make sbatch GPU=0,1,2,3 NNODES=2 >job.sh
+  # Slurm gave the job GPUs 4-7 on each node; the stub hosts are this machine's loopback.
+  SLURM_JOB_NODELIST='node[1-2]' SLURM_JOB_ID=7 CUDA_VISIBLE_DEVICES=4,5,6,7 STUB_SLURM_GPUS=4,5,6,7 \
+    STUB_CURL_WAIT_SERVED=5 run bash job.sh
+  assert_success
+  assert_equal "$(stub_call srun | grep -c '^arg: --nodes=2$')" 1
+  # Training: rank 0, then rank 1 (which starts its swift once rank 0's answers).
+  local rank block
+  for rank in 0 1; do
+    block="$(stub_call swift "$((rank + 1))")"
+    grep -qx "argv: sft $REPO/$CFG/sft.yaml --output_dir $RUN_DIR --swanlab_mode local --swanlab_project multi-model-psychology --swanlab_exp_name $DEFAULT_EXP" <<<"$block"
+    grep -qx "env: NODE_RANK=$rank" <<<"$block"
+    grep -qx "env: NNODES=2" <<<"$block"
+    grep -qx "env: MASTER_ADDR=127.0.0.1" <<<"$block"
+    grep -qx "env: MASTER_PORT=$master_port" <<<"$block"
+    grep -qx "env: NPROC_PER_NODE=4" <<<"$block"
+    grep -qx "env: CUDA_VISIBLE_DEVICES=4,5,6,7" <<<"$block"
+  done
+  assert_equal "$(jq -r .matches_rank_0 "$RUN_DIR/lab-node-1.json")" true
+  # The rest, once, on the first node.
+  run stub_call swift 3
+  assert_line "argv: export $REPO/$CFG/export.yaml --adapters $RUN_DIR/checkpoint-4 --output_dir $EXPORT_DIR.partial --exist_ok true"
+  run stub_call swift 4
+  assert_line "path: $REPO/.venv-lmdeploy/bin/swift"
+  assert_line --partial "--lmdeploy_tp 4"
+  run stub_call swift 5
+  assert_line --partial "--served_model_name $DEFAULT_EXP-base"
+  assert_equal "$(stub_calls swift)" 5
+  assert_equal "$(stub_calls evalscope)" 6
+  assert_equal "$(stub_arg evalscope 1 --eval-batch-size)" 32
+  assert_file_exist ".state/$DEFAULT_EXP/eval-cmmlu.done"
+  assert_file_exist ".state/$DEFAULT_EXP/eval-base.done"
+  run grep -c '未运行' "report/$DEFAULT_EXP.md"
+  assert_output 0
+  run pgrep -f "$REPO/.venv-lmdeploy/bin/swift deploy"
+  assert_failure
+}
