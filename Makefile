@@ -11,6 +11,10 @@ EXP ?= gpt-oss-20b-sft-v1
 export EXP
 CONFIG_DIR := configs/$(EXP)
 STATE := .state/$(EXP)
+# The evaluation groups (the `group` of a benchmark in eval.yaml, else its name), each
+# a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
+EVAL_GROUPS := ceval cmmlu psych dialog perf
+EVAL_STAMPS := $(EVAL_GROUPS:%=$(STATE)/eval-%.done)
 TRAIN_PREREQS :=
 EVAL_BASE_PREREQS :=
 PREREQ_CMD :=
@@ -31,13 +35,13 @@ export LAB_RUN_OWNER
 # a time) and removes every stamp whose outputs were not made from the current inputs
 # (configs, dataset, model, lock, upstream outputs: scripts/lib/fingerprint.sh), so
 # make redoes exactly the steps whose inputs changed.
-STEP_GOALS := train export deploy deploy-base serve eval-ceval eval-cmmlu eval-base report all experiment \
+STEP_GOALS := train export deploy deploy-base serve $(EVAL_GROUPS:%=eval-%) eval-base report all experiment \
 	experiment-with-base
 # Make 4.3's $(shell) does not see command-line variables: the settings are passed
 # along (never a secret: the sync needs none).
 SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASET OUTPUT_ROOT EXPORT_ROOT \
 	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED \
-	NNODES NODE_RANK MASTER_ADDR DEEPSPEED
+	NNODES NODE_RANK MASTER_ADDR DEEPSPEED JUDGE_API_URL JUDGE_MODEL
 sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
 ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
 ifneq ($(DRY_RUN),1)
@@ -60,7 +64,7 @@ ifeq ($(DRY_RUN),1)
 mark_done = true
 # `make all`'s runbook shows deploy and health once, before the evaluations.
 ensure_served = $(if $(filter all experiment experiment-with-base,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
-ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
+ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(EVAL_STAMPS) $(STATE)/eval-base.done
 .PHONY: $(if $(filter ALL,$(STALE_STAMPS)),$(ALL_STAMPS),$(filter $(ALL_STAMPS),$(STALE_STAMPS)))
 else
 mark_done = @mkdir -p $(@D) && touch $@
@@ -69,7 +73,7 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop eval-ceval eval-cmmlu eval-base eval-app dashboard \
+.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-base eval-app dashboard \
 	report status all smoke test lint clean runbook sbatch
 
 help: ## List the targets
@@ -108,17 +112,21 @@ stop: ## Stop the server and its child processes
 	scripts/stop.sh
 
 # Each evaluation makes sure the fine-tuned model is served and healthy first.
-# `scripts/eval.sh cmmlu` also runs the benchmarks of group cmmlu (cmmlu-psych).
+# `scripts/eval.sh --group cmmlu` runs the benchmarks of group cmmlu (cmmlu, cmmlu-psych).
 # A static pattern rule: make skips implicit rules for .PHONY targets (DRY_RUN=1).
 eval-ceval: $(STATE)/eval-ceval.done ## C-Eval with EvalScope against the served model
 eval-cmmlu: $(STATE)/eval-cmmlu.done ## CMMLU (and its psychology subset) against the served model
-$(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done: $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
+eval-psych: $(STATE)/eval-psych.done ## Psychology knowledge: MMLU, MMLU-Pro, MMLU-Redux, SuperGPQA psychology
+eval-dialog: $(STATE)/eval-dialog.done ## Counselling replies on held-out conversations: BLEU/ROUGE, the LLM judge
+eval-perf: $(STATE)/eval-perf.done ## Serving speed (evalscope perf) at the configured concurrency levels
+$(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
 	$(ensure_served)
-	scripts/eval.sh $*
+	scripts/eval.sh --group $*
 	$(mark_done)
 
+# After training: the held-out conversations come from the run's split.
 eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
-$(STATE)/eval-base.done: $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
+$(STATE)/eval-base.done: $(STATE)/train.done $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
 	scripts/stop.sh
 	scripts/deploy.sh --base
 	scripts/health.sh --base
@@ -154,12 +162,12 @@ all: ## The whole experiment: train, export, deploy, health, evaluations, report
 # Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
 # `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in its own session).
 # Each evaluation deploys the model when it runs; the runbook shows deploy once, here.
-experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done
+experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(EVAL_STAMPS)
 	scripts/report.sh
 
 # The experiment, then the base model's evaluations, then one report of both.
 experiment-with-base: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) \
-	$(STATE)/eval-ceval.done $(STATE)/eval-cmmlu.done $(STATE)/eval-base.done
+	$(EVAL_STAMPS) $(STATE)/eval-base.done
 	scripts/report.sh
 
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make eval-ceval / eval-cmmlu / eval-base: EvalScope against the served model.
-#   scripts/eval.sh [--base] BENCH...|all
+#   scripts/eval.sh [--base] BENCH...|all|--group GROUP
 # BENCH is a benchmark of configs/$EXP/eval.yaml, or a group: `cmmlu` also runs
-# every benchmark with `group: cmmlu` (cmmlu-psych). Results of one benchmark go
+# every benchmark with `group: cmmlu` (cmmlu-psych). `--group GROUP` (make eval-GROUP)
+# runs the group's benchmarks, none when eval.yaml has none in it. Results of one benchmark go
 # to $RESULTS_DIR/<served name>/<bench>/. EvalScope's report is checked
 # (scripts/py/eval_result.py: accuracy, question count, subjects; a rejected one
 # leaves lab-eval-rejected.json), the checked results of this run go to SwanLab in
@@ -20,7 +21,7 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
 
-usage() { die "usage: scripts/eval.sh [--base] BENCH...|all" "BENCH is one of: ${BENCHMARKS[*]:-see configs/\$EXP/eval.yaml}"; }
+usage() { die "usage: scripts/eval.sh [--base] BENCH...|all|--group GROUP" "BENCH is one of: ${BENCHMARKS[*]:-see configs/\$EXP/eval.yaml}"; }
 
 # The subjects EvalScope knows for a hub dataset (empty if it cannot tell).
 known_subjects() {
@@ -34,21 +35,45 @@ check_subjects() {
   local bench="$1" known subject
   expected_question_count
   [[ -n "$LOCAL_PATH" ]] || ((${#SUBSETS[@]} > 0)) || return 0
-  if [[ -n "$LOCAL_PATH" ]]; then known="$(local_subjects)"; else known="$(known_subjects)"; fi
-  if [[ -z "$known" ]]; then
+  if [[ -n "$LOCAL_PATH" ]]; then known="$(printf '%s\n' "${!LOCAL_COUNTS[@]}")"; else known="$(known_subjects)"; fi
+  if [[ -z "${known//[[:space:]]/}" ]]; then
     warn "cannot list the subjects of $DATASET_NAME; skipping the subject check"
     return 0
   fi
   for subject in "${SUBSETS[@]}"; do
     grep -qxF "$subject" <<<"$known" || die "$bench: unknown subject '$subject' in configs/$EXP/eval.yaml" \
-      "use subjects $DATASET_NAME has: $(paste -sd' ' - <<<"$known" | cut -c1-300)"
+      "use subjects $DATASET_NAME has: $(sort <<<"$known" | paste -sd' ' - | cut -c1-300)"
   done
+}
+
+# The rows of a source: heldout benchmark, built from the training's held-out split.
+build_heldout_rows() {
+  [[ -n "$HELDOUT_ROWS" ]] || return 0
+  [[ -f "$RUN_DIR/val_dataset.jsonl" ]] || die "$BENCH: the training's held-out split $(display_path "$RUN_DIR/val_dataset.jsonl") is not there" \
+    "run 'make train EXP=$EXP' first (it needs split_dataset_ratio > 0 in configs/$EXP/sft.yaml)"
+  build_heldout_cmd
+  run_cmd || die "$BENCH: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
+  build_eval_cmd "$BENCH"
+  read_local_counts
+}
+
+# A judged benchmark without a judge in the env file: recorded as skipped with these
+# inputs (the judge is one of them), so it runs once a judge is configured.
+skip_unjudged() {
+  local step="$1"
+  log "$BENCH on $SERVED_NAME: no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
+  mkdir -p "$WORK_DIR"
+  record_inputs "$step" "$WORK_DIR"
+  jq -nc --arg digest "${STEP_DIGEST[$step]}" --arg bench "$BENCH" --arg model "$SERVED_NAME" \
+    '{inputs_digest: $digest, benchmark: $bench, model: $model, score: null, skipped: "no judge configured"}' |
+    write_atomically "$WORK_DIR/$EVAL_DONE_FILE"
 }
 
 # Resuming: EvalScope re-asks only the questions without a cached prediction.
 # Without --use-cache it would append duplicates; with it on a fresh dir it fails.
+# A perf run has no cache: it measures again.
 has_cached_predictions() { compgen -G "$WORK_DIR/predictions/*/*.jsonl" >/dev/null; }
-add_resume_flag() { if has_cached_predictions; then CMD+=(--use-cache "$WORK_DIR"); fi; }
+add_resume_flag() { if [[ "$KIND" != perf ]] && has_cached_predictions; then CMD+=(--use-cache "$WORK_DIR"); fi; }
 
 # Folder of results made from other inputs (or of unknown origin): kept aside,
 # never resumed (EvalScope would mix models or settings, or refuse the cache).
@@ -100,7 +125,13 @@ run_bench() {
   read_bench "$bench"
   build_eval_cmd "$bench"
   if is_dry_run; then
-    printf '# %s: %s on %s, limit %s per subject\n' "$bench" "$DATASET_NAME" "$SERVED_NAME" "${LIMIT:-none}"
+    describe_bench
+    if judge_unconfigured; then printf '# (skipped: no judge configured, JUDGE_MODEL)\n'; return 0; fi
+    if [[ -n "$HELDOUT_ROWS" ]]; then
+      build_heldout_cmd
+      run_cmd
+      build_eval_cmd "$bench"
+    fi
     add_resume_flag
     run_cmd
     expected_question_count
@@ -112,17 +143,22 @@ run_bench() {
   local step
   step="$(eval_step_name "$bench")"
   if step_done "$step"; then
-    log "$bench on $SERVED_NAME already finished: $(jq -r '"accuracy \(.score) on \(.num) questions"' "$WORK_DIR/$EVAL_DONE_FILE")"
+    log "$bench on $SERVED_NAME already finished: $(jq -r 'if .skipped then "skipped (\(.skipped))"
+      elif .kind == "perf" then "serving speed at concurrency \([.levels[].parallel] | map(tostring) | join(", "))"
+      elif .score == null then "no score (no valid verdict of the judge)"
+      else "\(.metric) \(.score) on \(.num) questions" end' "$WORK_DIR/$EVAL_DONE_FILE")"
     return 0
   fi
-  check_subjects "$bench"
   set_aside_other_results "$bench"
   rm -f "$WORK_DIR/$EVAL_DONE_FILE" "$WORK_DIR/$EVAL_PENDING_FILE"
+  if judge_unconfigured; then skip_unjudged "$step"; return 0; fi
+  build_heldout_rows
+  [[ "$KIND" == perf ]] || check_subjects "$bench"
   record_inputs "$step" "$WORK_DIR"
   print_cmd | write_atomically "$WORK_DIR/lab-command.txt"
   add_resume_flag
   if [[ " ${CMD[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
-  rm -f "$(report_file)" # EvalScope rewrites it from the cache; an old one must not pass for new
+  rm -rf "$(report_file)" # EvalScope rewrites it (from the cache); an old one must not pass for new
   started="$(date +%s)"
   run_cmd || die "evalscope failed on $bench" \
     "read the log above; rerunning make resumes from the predictions cached in $(display_path "$WORK_DIR") (same model and settings)"
@@ -164,7 +200,13 @@ main() {
   resolve_served_model "$BASE_FLAG"
   SERVE_STEP=serve
   if [[ -n "$BASE_FLAG" ]]; then SERVE_STEP=serve-base; fi
-  select_benchmarks "$@"
+  if [[ "$1" == --group ]]; then
+    (($# == 2)) || usage
+    select_group "$2"
+    if ((${#SELECTED[@]} == 0)); then log "configs/$EXP/eval.yaml has no benchmark in group $2: nothing to do"; return 0; fi
+  else
+    select_benchmarks "$@"
+  fi
   if ! is_dry_run; then
     if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"

@@ -168,8 +168,17 @@ print_serve_and_evaluate() {
   for bench in "${BENCHMARKS[@]}"; do
     read_bench "$bench"
     build_eval_cmd "$bench"
-    printf '# %s: %s, limit %s per subject; then its report is checked\n' "$bench" "$DATASET_NAME" "${LIMIT:-none}"
+    if judge_unconfigured; then
+      printf '# %s: scored by an LLM judge; none is configured (JUDGE_MODEL, JUDGE_API_URL): skipped\n' "$bench"
+      continue
+    fi
+    describe_bench
     print_move_aside "$WORK_DIR"
+    if [[ -n "$HELDOUT_ROWS" ]]; then
+      build_heldout_cmd
+      print_cmd
+      build_eval_cmd "$bench"
+    fi
     print_cmd
     expected_question_count
     build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE"

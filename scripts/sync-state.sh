@@ -21,13 +21,22 @@ stamp_steps() {
     train | export) printf '%s\n' "$1" ;;
     eval-base) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-base-%s\n' "$EXP" "$bench"; done ;;
     eval-*)
-      select_benchmarks "${1#eval-}" 2>/dev/null || return 0
+      select_group "${1#eval-}"
       for bench in "${SELECTED[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done
       ;;
   esac
 }
 
-STAMPS=(train export eval-ceval eval-cmmlu eval-base)
+# The stamps: train, export, one per evaluation group of eval.yaml (make eval-<group>), eval-base.
+set_stamps() {
+  local bench group
+  STAMPS=(train export)
+  for bench in "${BENCHMARKS[@]}"; do
+    group="eval-$(bench_group "$bench")"
+    [[ " ${STAMPS[*]} " == *" $group "* ]] || STAMPS+=("$group")
+  done
+  if ((${#BENCHMARKS[@]} > 0)); then STAMPS+=(eval-base); fi
+}
 
 # stamp_holds STAMP: all its steps are done with the current inputs. Sets
 # FIRST_NOT_DONE to the first step that is not.
@@ -35,7 +44,6 @@ stamp_holds() {
   local steps step
   mapfile -t steps < <(stamp_steps "$1")
   FIRST_NOT_DONE=""
-  ((${#steps[@]} > 0)) || return 1
   for step in "${steps[@]}"; do
     step_done "$step" || { FIRST_NOT_DONE="$step"; return 1; }
   done
@@ -97,6 +105,7 @@ main() {
   # shellcheck source=lib/fingerprint.sh
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   compute_experiment_inputs
+  set_stamps
   if is_dry_run; then print_stale_stamps; else sync_stamps; fi
 }
 

@@ -64,7 +64,7 @@ else
   cat "$WORK/diff.txt" >&2
   exit 1
 fi
-weights() { sha256sum <"$1/output/smoke/checkpoint-16/adapter_model.safetensors" | cut -d' ' -f1; }
+weights() { sha256sum <"$1/output/smoke/last-checkpoint/adapter_model.safetensors" | cut -d' ' -f1; }
 [[ "$(weights "$REPO_ROOT")" == "$(weights "$TREE")" ]] || fail "the two runs' final LoRA weights differ"
 echo "check_repro: identical final LoRA weights (sha256 $(weights "$REPO_ROOT"))"
 

@@ -13,6 +13,8 @@ setup() {
   SMOKE_ENV="$TMP/smoke.env"
   printf '%s\n' GPU=cpu SWANLAB_PROJECT=lab-smoke SWANLAB_MODE=local SERVE_PORT=8031 OFFLINE=1 >"$SMOKE_ENV"
   stub_serves "$DEFAULT_EXP"
+  heldout_split "$REPO/output/$DEFAULT_EXP"
+  heldout_split "$REPO/output/smoke"
   # Trained and exported with the current inputs, and served by our server.
   mark_done train export serving
   EXP=smoke ENV_FILE="$SMOKE_ENV" mark_done train export
@@ -127,10 +129,13 @@ $(jq -r .run_id "$RESULTS/gpt-oss-20b-sft-v1/lab-swanlab-run.json")"
   serve_base
   run scripts/eval.sh --base all
   assert_success
-  assert_equal "$(stub_calls evalscope)" 3
+  # 7 multiple-choice benchmarks, the held-out dialogs, perf; the judged ones wait for a judge.
+  assert_equal "$(stub_calls evalscope)" 9
   assert_equal "$(stub_arg evalscope 1 --model)" gpt-oss-20b-sft-v1-base
-  assert_equal "$(stub_arg evalscope 3 --model)" gpt-oss-20b-sft-v1-base
+  assert_equal "$(stub_arg evalscope 9 --model)" gpt-oss-20b-sft-v1-base
   assert_file_exist "$RESULTS/gpt-oss-20b-sft-v1-base/cmmlu-psych/lab-eval.json"
+  assert_line "[eval] dialog-judge on gpt-oss-20b-sft-v1-base: no judge configured (JUDGE_MODEL in ${ENV_FILE#"$REPO"/}); skipped"
+  assert_equal "$(jq -r .skipped "$RESULTS/gpt-oss-20b-sft-v1-base/crisis-judge/lab-eval.json")" "no judge configured"
 }
 
 @test "smoke experiment: local datasets, their subjects, offline, limit 4" {
@@ -276,15 +281,15 @@ $REPO/results/smoke/smoke/ceval
 @test "unknown benchmark: fails naming the configured ones" {
   run scripts/eval.sh mmlu
   assert_failure
-  assert_output --partial "unknown benchmark 'mmlu' (configs/gpt-oss-20b-sft-v1/eval.yaml has: ceval cmmlu cmmlu-psych)"
+  assert_output --partial "unknown benchmark 'mmlu' (configs/gpt-oss-20b-sft-v1/eval.yaml has: ceval cmmlu cmmlu-psych mmlu-psych"
   assert_equal "$(stub_calls evalscope)" 0
 }
 
 @test "unknown subject: fails before asking the server (hub and local data)" {
-  sed -i 's/subsets: \[professional_psychology,/subsets: [psychology,/' "configs/$DEFAULT_EXP/eval.yaml"
+  sed -i 's/subsets: \[professional_psychology, college_education,/subsets: [psychologie, college_education,/' "configs/$DEFAULT_EXP/eval.yaml"
   run scripts/eval.sh cmmlu-psych
   assert_failure
-  assert_output --partial "unknown subject 'psychology'"
+  assert_output --partial "unknown subject 'psychologie'"
   sed -i 's/subsets: \[professional_psychology,/subsets: [education,/' configs/smoke/eval.yaml
   serve_smoke
   eval_smoke cmmlu-psych
@@ -323,9 +328,13 @@ $REPO/results/smoke/smoke/ceval
 @test "DRY_RUN=1 prints the commands, the checks and the SwanLab logging, and runs nothing" {
   DRY_RUN=1 run --separate-stderr scripts/eval.sh all
   assert_success
-  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope eval' <<<"$output")" 3
-  assert_equal "$(grep -c -- '--limit 100' <<<"$output")" 3
-  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 3
+  # 7 multiple-choice benchmarks and the held-out dialogs; perf; two judged ones skipped (no judge).
+  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope eval' <<<"$output")" 8
+  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope perf' <<<"$output")" 1
+  assert_equal "$(grep -c -- '--limit 100' <<<"$output")" 7
+  assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 2
+  assert_equal "$(grep -c 'python scripts/py/heldout_set.py' <<<"$output")" 2
+  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 9
   assert_equal "$(grep -c 'python scripts/py/log_eval_swanlab.py' <<<"$output")" 1
   assert_line --partial "--api-url http://127.0.0.1:8000/v1"
   assert_line --partial "--work-dir results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/cmmlu-psych"

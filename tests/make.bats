@@ -62,7 +62,7 @@ SECRET=sk-test-SECRET-123
   chmod +x scripts/eval.sh
   run make eval-ceval DRY_RUN=1
   assert_success
-  assert_output --partial "eval.sh called with: ceval"
+  assert_line "eval.sh called with: --group ceval"
   assert_line --partial "swift deploy $CFG/deploy.yaml \\"
   assert_line "curl --noproxy '*' http://127.0.0.1:8000/v1/models"
 }

@@ -40,7 +40,12 @@ teardown() {
   assert_equal "$(grep -c ' swift sft ' <<<"$output")" 1
   assert_equal "$(grep -c ' swift export ' <<<"$output")" 1
   assert_equal "$(grep -c 'scripts/py/report.py' <<<"$output")" 1
-  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 6
+  # Per model: 7 multiple-choice benchmarks and the held-out dialogs; perf; the judged ones
+  # are skipped without a judge, saying so.
+  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 16
+  assert_equal "$(grep -c ' evalscope perf \\$' <<<"$output")" 2
+  assert_equal "$(grep -c 'scripts/py/heldout_set.py' <<<"$output")" 4
+  assert_equal "$(grep -c '^# [a-z-]*-judge: scored by an LLM judge; none is configured' <<<"$output")" 4
   assert_equal "$(grep -c '^stop_server$' <<<"$output")" 2
   bash -n <<<"$output"
 }
@@ -68,7 +73,7 @@ teardown() {
   assert_line "argv: deploy $CFG/deploy.yaml --model $EXPORT_DIR --served_model_name $DEFAULT_EXP --host 127.0.0.1 --port $port --lmdeploy_tp 4"
   run stub_call swift 4
   assert_line "argv: deploy $CFG/deploy.yaml --model openai-mirror/gpt-oss-20b --served_model_name $DEFAULT_EXP-base --host 127.0.0.1 --port $((port + 1)) --lmdeploy_tp 4"
-  assert_equal "$(stub_calls evalscope)" 6
+  assert_equal "$(stub_calls evalscope)" 18
   assert_file_exist "report/$DEFAULT_EXP.md"
   assert_file_not_exist "$EXPORT_DIR.partial"
   run jq -c . "$EXPORT_DIR/config.json"

@@ -157,7 +157,8 @@ prepare_cluster_checkout() {
   run stub_call swift 5
   assert_line --partial "--served_model_name $DEFAULT_EXP-base"
   assert_equal "$(stub_calls swift)" 5
-  assert_equal "$(stub_calls evalscope)" 6
+  # Per model: 7 multiple-choice benchmarks, the held-out dialogs, perf (no judge configured).
+  assert_equal "$(stub_calls evalscope)" 18
   assert_equal "$(stub_arg evalscope 1 --eval-batch-size)" 32
   assert_file_exist ".state/$DEFAULT_EXP/eval-cmmlu.done"
   assert_file_exist ".state/$DEFAULT_EXP/eval-base.done"

@@ -20,6 +20,12 @@ teardown() {
 
 stamps() { find ".state/$DEFAULT_EXP" -maxdepth 1 -name '*.done' -printf '%f\n' 2>/dev/null | sort | paste -sd' ' -; }
 
+# The steps of the base model's evaluations: every benchmark of eval.yaml on <exp>-base.
+base_evals() {
+  "$LAB_PYTHON" -c 'import sys, yaml; print(" ".join(f"eval-{sys.argv[2]}-base-{b}" for b in yaml.safe_load(open(sys.argv[1]))["benchmarks"]))' \
+    "$CFG/eval.yaml" "$DEFAULT_EXP"
+}
+
 @test "finished work: make train export runs no tool and keeps the stamps" {
   mark_done train export
   run make train export
@@ -29,7 +35,8 @@ stamps() { find ".state/$DEFAULT_EXP" -maxdepth 1 -name '*.done' -printf '%f\n' 
 }
 
 @test "a changed training key: the training and export stamps go, the base evaluations stay" {
-  mark_done train export eval-"$DEFAULT_EXP"-base-ceval eval-"$DEFAULT_EXP"-base-cmmlu eval-"$DEFAULT_EXP"-base-cmmlu-psych
+  # shellcheck disable=SC2046 # one step a word
+  mark_done train export $(base_evals)
   run scripts/sync-state.sh train
   assert_success
   assert_equal "$(stamps)" "eval-base.done export.done train.done"
@@ -42,8 +49,8 @@ stamps() { find ".state/$DEFAULT_EXP" -maxdepth 1 -name '*.done' -printf '%f\n' 
 }
 
 @test "a changed evaluation setting: only the evaluations' stamps go" {
-  mark_done train export eval-"$DEFAULT_EXP"-ceval eval-"$DEFAULT_EXP"-base-ceval eval-"$DEFAULT_EXP"-base-cmmlu \
-    eval-"$DEFAULT_EXP"-base-cmmlu-psych
+  # shellcheck disable=SC2046 # one step a word
+  mark_done train export eval-"$DEFAULT_EXP"-ceval $(base_evals)
   run scripts/sync-state.sh all
   assert_equal "$(stamps)" "eval-base.done eval-ceval.done export.done train.done"
   sed -i 's/^  limit: 100 /  limit: 10 /' "$CFG/eval.yaml"

@@ -50,7 +50,7 @@ def test_an_accepted_report_becomes_the_result(work):
 @pytest.mark.parametrize("change,extra,reason", [
     (None, ["--expected-num", "999"], "expected 999"),
     (None, ["--subject", "philosophy"], "subject 'philosophy' has no results"),
-    (lambda r: r["metrics"][0].update(score=1.5), [], "no accuracy in [0, 1]"),
+    (lambda r: r["metrics"][0].update(score=1.5), [], "no score in [0, 1]"),
     (lambda r: r.update(metrics=[]), [], "not an EvalScope report"),
 ])
 def test_a_bad_report_is_rejected_with_its_reason_and_no_result(work, capsys, change, extra, reason):

@@ -32,7 +32,8 @@ clean_environment() {
     ENV_FILE EXP DRY_RUN CHECKPOINT SKIP_GPU_CHECK SWANLAB_API_KEY CUDA_VISIBLE_DEVICES \
     NPROC_PER_NODE MAKEFLAGS MAKELEVEL MFLAGS STEP_NAME REPO_ROOT LAB_RUN_OWNER SWANLAB_API_HOST SKIP_REMOTE_CHECKS \
     REMOTE_CHECK_TIMEOUT REPLACE_CHANGED LAB_STATE_DIR REPORT_DIR NNODES NODE_RANK MASTER_ADDR DEEPSPEED \
-    JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE SUBMIT SLURM_JOB_NODELIST SLURM_NODEID
+    JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE SUBMIT SLURM_JOB_NODELIST SLURM_NODEID \
+    JUDGE_API_URL JUDGE_MODEL JUDGE_API_KEY
 }
 
 # The project venv's Python reads the configs (PyYAML) and renders the report.
@@ -56,7 +57,7 @@ common_setup() {
   stub_tools swift evalscope nvidia-smi curl python
   PATH="$STUBS:$PATH"
   export PATH
-  export STUB_LOG="$TMP/stub.log" STUB_STATE="$TMP"
+  export STUB_LOG="$TMP/stub.log" STUB_STATE="$TMP" STUB_HELDOUT="$SRC_ROOT/tests/fixtures/heldout/val_dataset.jsonl"
   export STUB_GPU_COUNT=8
   : >"$STUB_LOG"
 
@@ -157,6 +158,12 @@ make_checkpoint() {
   if [[ "${3:-}" != partial ]]; then
     printf '{"global_step": %d, "log_history": []}\n' "$2" >"$1/trainer_state.json"
   fi
+}
+
+# heldout_split RUN_DIR: the held-out split ms-swift leaves in a run dir (3 conversations).
+heldout_split() {
+  mkdir -p "$1"
+  cp "$STUB_HELDOUT" "$1/val_dataset.jsonl"
 }
 
 # mark_done STEP...: STEP's outputs recorded as made from the current inputs

@@ -13,7 +13,8 @@
 # input too: the ZeRO stage changes how gradients are reduced and where the optimizer
 # runs, so the numbers differ in their last digits.
 LOCATION_FLAGS=(--output_dir --swanlab_mode --swanlab_project --swanlab_exp_name --adapters --work-dir
-  --api-url --api-key --host --port --model --dataset --served_model_name --exist_ok --use-cache)
+  --api-url --api-key --host --port --model --dataset --served_model_name --exist_ok --use-cache
+  --url --outputs-dir)
 LOCATION_ENV=(CUDA_VISIBLE_DEVICES HF_HOME MODELSCOPE_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE
   TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME SWANLAB_API_HOST MASTER_PORT
   NODE_RANK MASTER_ADDR)

@@ -8,7 +8,7 @@
 ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE SWANLAB_API_HOST NO_PROXY SERVE_HOST SERVE_PORT
   SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT
   SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT REPLACE_CHANGED NNODES NODE_RANK MASTER_ADDR DEEPSPEED
-  JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE)
+  JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE JUDGE_API_URL JUDGE_MODEL)
 REMOTE_CHECKS=(swanlab hub)
 # ms-swift 4.6's DeepSpeed presets (swift/config/<name>.json); a JSON file of one's own goes in sft.yaml.
 DEEPSPEED_PRESETS=(zero0 zero1 zero2 zero3 zero2_offload zero3_offload)
@@ -162,6 +162,22 @@ validate_remote_settings() {
   fi
 }
 
+# The LLM judge of the judged benchmarks: JUDGE_MODEL at JUDGE_API_URL (an OpenAI-compatible
+# API; its key only as JUDGE_API_KEY in the environment), or JUDGE_MODEL=served.
+validate_judge() {
+  JUDGE_MODEL="${JUDGE_MODEL:-}" JUDGE_API_URL="${JUDGE_API_URL:-}"
+  if [[ -n "$JUDGE_API_URL" && -z "$JUDGE_MODEL" ]]; then
+    die "JUDGE_API_URL is set but JUDGE_MODEL is empty" "set JUDGE_MODEL to the judge's model name at $JUDGE_API_URL, or empty both"
+  fi
+  if [[ -n "$JUDGE_MODEL" && "$JUDGE_MODEL" != served && ! "$JUDGE_API_URL" =~ ^https?://[^[:space:]]+$ ]]; then
+    die "JUDGE_MODEL=$JUDGE_MODEL needs JUDGE_API_URL, an http(s) address of an OpenAI-compatible API (without one EvalScope would call a hosted model)" \
+      "set JUDGE_API_URL (e.g. http://127.0.0.1:9000/v1), or empty JUDGE_MODEL to skip the judged benchmarks"
+  fi
+  if [[ "$JUDGE_MODEL" == served && -n "$JUDGE_API_URL" ]]; then
+    die "JUDGE_MODEL=served judges with the served model itself, but JUDGE_API_URL is set too" "empty JUDGE_API_URL, or name the judge's model in JUDGE_MODEL"
+  fi
+}
+
 abs_path() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$REPO_ROOT" "$1"; fi; }
 
 load_env() {
@@ -190,6 +206,7 @@ load_env() {
   if [[ "${SKIP_SECRET_CHECKS:-0}" == 1 && "${SWANLAB_MODE:-}" == cloud ]]; then SWANLAB_MODE=local; fi
   resolve_swanlab_mode
   validate_remote_settings
+  validate_judge
   SWANLAB_PROJECT="${SWANLAB_PROJECT:-multi-model-psychology}"
   NO_PROXY="${NO_PROXY:-127.0.0.1,localhost,::1}"
   validate_nodes

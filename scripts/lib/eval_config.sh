@@ -4,7 +4,8 @@
 # benchmark, shared by scripts/eval.sh and the fingerprints (lib/fingerprint.sh).
 # Source after env.sh, load_env and server.sh's resolve_served_model.
 
-BENCH_KEYS=(dataset group subsets limit few_shot local_path max_tokens temperature eval_batch_size)
+BENCH_KEYS=(dataset group kind subsets limit few_shot local_path source rows judge max_tokens temperature
+  eval_batch_size parallel number)
 # Written last into a benchmark's results folder (scripts/py/eval_result.py), after
 # EvalScope's report was checked and the metrics were logged to SwanLab.
 EVAL_DONE_FILE=lab-eval.json
@@ -24,6 +25,13 @@ load_eval_config() {
   ((${#BENCHMARKS[@]} > 0)) || die "configs/$EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
 }
 
+# bench_group BENCH: the group make evaluates it in (make eval-<group>): its `group`, else its name.
+bench_group() {
+  local group
+  group="$(bench_setting "$1" group)"
+  printf '%s' "${group:-$1}"
+}
+
 # select_benchmarks ARG...: fills SELECTED from names, groups or `all`.
 select_benchmarks() {
   SELECTED=()
@@ -31,7 +39,7 @@ select_benchmarks() {
   for arg in "$@"; do
     found=0
     for bench in "${BENCHMARKS[@]}"; do
-      if [[ "$arg" == all || "$arg" == "$bench" || "$arg" == "$(bench_setting "$bench" group)" ]]; then
+      if [[ "$arg" == all || "$arg" == "$bench" || "$arg" == "$(bench_group "$bench")" ]]; then
         [[ " ${SELECTED[*]} " == *" $bench "* ]] || SELECTED+=("$bench")
         found=1
       fi
@@ -41,17 +49,31 @@ select_benchmarks() {
   done
 }
 
-# read_bench BENCH: checks the benchmark's settings and sets BENCH, DATASET_NAME,
-# SUBSETS (empty = all), LIMIT, FEW_SHOT, LOCAL_PATH (absolute, or empty),
-# MAX_TOKENS, TEMPERATURE, EVAL_BATCH_SIZE (per serving GPU, or empty).
+# select_group GROUP: fills SELECTED with the benchmarks make evaluates in GROUP (none is fine).
+select_group() {
+  SELECTED=()
+  local bench
+  for bench in "${BENCHMARKS[@]}"; do
+    if [[ "$(bench_group "$bench")" == "$1" ]]; then SELECTED+=("$bench"); fi
+  done
+}
+
+# read_bench BENCH: checks the benchmark's settings and sets BENCH, KIND (eval or
+# perf), DATASET_NAME, SUBSETS (empty = all), LIMIT, FEW_SHOT, LOCAL_PATH (absolute,
+# or empty), HELDOUT_ROWS (a set built from the run's held-out split, or empty),
+# JUDGE_TEMPLATE (the judge's rubric, or empty), MAX_TOKENS, TEMPERATURE,
+# EVAL_BATCH_SIZE (per serving GPU, or empty), PERF_PARALLEL and PERF_NUMBER (perf).
 read_bench() {
   local bench="$1" key where="configs/$EXP/eval.yaml, section $1"
   BENCH="$bench"
   while read -r key; do
     [[ " ${BENCH_KEYS[*]} " == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
   done < <(for key in "${!EVAL_SETTINGS[@]}"; do [[ "$key" != "$bench".* ]] || printf '%s\n' "${key#"$bench".}"; done)
+  KIND="$(bench_setting "$bench" kind)"
+  KIND="${KIND:-eval}"
+  [[ "$KIND" == eval || "$KIND" == perf ]] || die "$where: kind '$KIND' is neither eval nor perf" "kind: eval (EvalScope's eval, the default) or kind: perf (evalscope perf)"
   DATASET_NAME="$(bench_setting "$bench" dataset)"
-  [[ -n "$DATASET_NAME" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
+  [[ "$KIND" == perf || -n "$DATASET_NAME" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
   local subsets
   subsets="$(bench_setting "$bench" subsets)"
   SUBSETS=()
@@ -66,34 +88,89 @@ read_bench() {
   [[ "$TEMPERATURE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$where: temperature '$TEMPERATURE' is not a number" "use temperature: 0"
   EVAL_BATCH_SIZE="$(bench_setting "$bench" eval_batch_size)"
   [[ -z "$EVAL_BATCH_SIZE" || "$EVAL_BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$EVAL_BATCH_SIZE' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
-  LOCAL_PATH="$(bench_setting "$bench" local_path)"
-  if [[ -n "$LOCAL_PATH" ]]; then
-    LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
-    # EvalScope takes a path that does not exist for a hub id and fails late, offline.
-    [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
-      "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
-    # `all` means every subject of the local copy: EvalScope would ask for all of its own.
-    if ((${#SUBSETS[@]} == 0)); then mapfile -t SUBSETS < <(local_subjects); fi
-    ((${#SUBSETS[@]} > 0)) || die "$where: no subjects found in $(display_path "$LOCAL_PATH")" \
-      "it needs a README.md with a configs: block (C-Eval) or a test.jsonl with a category column (CMMLU)"
-  fi
+  read_bench_source "$where"
+  read_bench_judge "$where"
+  read_bench_perf "$where"
   # EvalScope's JSON arguments, made once per benchmark (build_eval_cmd runs per model).
+  # A judged benchmark is scored by the judge alone (its rows have no BLEU/ROUGE fallback).
   DATASET_ARGS="$(jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" \
-    --args '{($name): ({}
+    --arg judged "${JUDGE_TEMPLATE:+1}" --args '{($name): ({}
       + (if $ARGS.positional == [] then {} else {subset_list: $ARGS.positional} end)
       + (if $few_shot == "" then {} else {few_shot_num: ($few_shot | tonumber)} end)
-      + (if $local_path == "" then {} else {local_path: $local_path} end))}' "${SUBSETS[@]}")"
+      + (if $local_path == "" then {} else {local_path: $local_path} end)
+      + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}")"
   GENERATION_CONFIG="{\"max_tokens\":$MAX_TOKENS,\"temperature\":$TEMPERATURE}"
 }
 
-# The subjects a local copy holds: C-Eval style (one config per subject in the
-# README front matter) or CMMLU style (one test file, subject in `category`).
-local_subjects() {
-  if [[ -f "$LOCAL_PATH/test.jsonl" ]]; then
-    jq -r '.category' "$LOCAL_PATH/test.jsonl" | sort -u
-  else
-    sed -n 's/^- config_name:[[:space:]]*//p' "$LOCAL_PATH/README.md" 2>/dev/null | grep -vx default || true
-  fi
+# Where the questions come from: a local copy (local_path), the run's held-out split
+# (source: heldout; built at evaluation time into HELDOUT_DIR), or the hub (neither).
+read_bench_source() {
+  local where="$1" source
+  source="$(bench_setting "$BENCH" source)"
+  LOCAL_PATH="$(bench_setting "$BENCH" local_path)"
+  HELDOUT_ROWS="" EXPECTED_NUM=""
+  LOCAL_COUNTS=()
+  case "$source" in
+    "") ;;
+    heldout)
+      [[ -z "$LOCAL_PATH" ]] || die "$where: both local_path and source: heldout" "keep one: the held-out rows are built from the training's val_dataset.jsonl"
+      HELDOUT_ROWS="$(bench_setting "$BENCH" rows)"
+      [[ "$HELDOUT_ROWS" =~ ^[1-9][0-9]*$ ]] || die "$where: rows '$HELDOUT_ROWS' is not a positive number" \
+        "rows: how many held-out conversations to ask (e.g. rows: 100)"
+      LOCAL_PATH="$RESULTS_DIR/heldout/$BENCH"
+      SUBSETS=(dialog)
+      LIMIT="" # rows is how many
+      return 0
+      ;;
+    *) die "$where: source '$source' is not known" "source: heldout (rows from the run's held-out split), or a local_path" ;;
+  esac
+  [[ -n "$LOCAL_PATH" ]] || return 0
+  LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
+  # EvalScope takes a path that does not exist for a hub id and fails late, offline.
+  [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
+    "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
+  read_local_counts
+  ((${#LOCAL_COUNTS[@]} > 0)) || die "$where: no subjects found in $(display_path "$LOCAL_PATH")" \
+    "it needs one of the layouts scripts/py/local_set.py lists (C-Eval, CMMLU, MMLU, MMLU-Pro, general_qa)"
+  # `all` means every subject of the local copy: EvalScope would ask for all of its own.
+  if ((${#SUBSETS[@]} == 0)); then mapfile -t SUBSETS < <(printf '%s\n' "${!LOCAL_COUNTS[@]}" | sort); fi
+}
+
+# LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
+declare -gA LOCAL_COUNTS=()
+read_local_counts() {
+  local subject count
+  LOCAL_COUNTS=()
+  [[ -d "$LOCAL_PATH" ]] || return 0
+  while IFS=$'\t' read -r subject count; do
+    [[ -n "$subject" ]] && LOCAL_COUNTS["$subject"]="$count"
+  done < <("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" "$LOCAL_PATH" 2>/dev/null || true)
+}
+
+# judge: the rubric (a prompt template file) an LLM judge scores the replies with, when
+# the env file names one (JUDGE_MODEL, JUDGE_API_URL); without one the benchmark is skipped.
+read_bench_judge() {
+  local where="$1"
+  JUDGE_TEMPLATE="$(bench_setting "$BENCH" judge)"
+  [[ -n "$JUDGE_TEMPLATE" ]] || return 0
+  JUDGE_TEMPLATE="$(abs_path "$JUDGE_TEMPLATE")"
+  [[ -f "$JUDGE_TEMPLATE" ]] || die "$where: judge rubric $(display_path "$JUDGE_TEMPLATE") not found" \
+    "restore it (git checkout -- $(display_path "$JUDGE_TEMPLATE")) or fix judge"
+}
+
+# kind: perf: `evalscope perf` at the concurrency levels in parallel, number requests each.
+read_bench_perf() {
+  local where="$1" value
+  PERF_PARALLEL=() PERF_NUMBER=()
+  [[ "$KIND" == perf ]] || return 0
+  mapfile -t PERF_PARALLEL < <(config_items "$(bench_setting "$BENCH" parallel)")
+  mapfile -t PERF_NUMBER < <(config_items "$(bench_setting "$BENCH" number)")
+  ((${#PERF_PARALLEL[@]} > 0 && ${#PERF_PARALLEL[@]} == ${#PERF_NUMBER[@]})) ||
+    die "$where: parallel and number must be lists of the same length" "e.g. parallel: [1, 4, 8] and number: [16, 64, 128]"
+  for value in "${PERF_PARALLEL[@]}" "${PERF_NUMBER[@]}"; do
+    [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$where: '$value' in parallel or number is not a positive number" "use whole numbers"
+  done
+  [[ -n "$HELDOUT_ROWS" ]] || die "$where: a perf benchmark needs source: heldout" "its prompts are the held-out conversations"
 }
 
 # expected_question_count: sets EXPECTED_NUM, the questions a run of the benchmark
@@ -102,43 +179,96 @@ expected_question_count() {
   local subject count
   EXPECTED_NUM=""
   [[ -n "$LOCAL_PATH" ]] || return 0
+  ((${#LOCAL_COUNTS[@]} > 0)) || read_local_counts
   EXPECTED_NUM=0
   for subject in "${SUBSETS[@]}"; do
-    count="$(local_question_count "$subject")"
+    count="${LOCAL_COUNTS[$subject]:-}"
     [[ -n "$count" ]] || { EXPECTED_NUM=""; return 0; }
     if [[ -n "$LIMIT" ]] && ((count > LIMIT)); then count="$LIMIT"; fi
     EXPECTED_NUM=$((EXPECTED_NUM + count))
   done
 }
 
-# Questions of one subject in a local copy (empty when the layout is unknown).
-local_question_count() {
-  if [[ -f "$LOCAL_PATH/test.jsonl" ]]; then
-    jq -c --arg s "$1" 'select(.category == $s)' "$LOCAL_PATH/test.jsonl" | wc -l
-  elif [[ -f "$LOCAL_PATH/$1/val.jsonl" ]]; then
-    grep -c . "$LOCAL_PATH/$1/val.jsonl"
-  fi
+# The judge of the benchmark read last (JUDGE_TEMPLATE): JUDGE_MODEL at JUDGE_API_URL,
+# or with JUDGE_MODEL=served the served model itself (a placeholder that exercises the
+# path: its scores mean nothing). Empty when no judge is configured. The judge replies
+# with at most the benchmark's max_tokens.
+judge_config() {
+  [[ -n "$JUDGE_TEMPLATE" && -n "${JUDGE_MODEL:-}" ]] || return 0
+  local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
+  if [[ "$JUDGE_MODEL" == served ]]; then model="$SERVED_NAME" url="$(api_base)"; fi
+  jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "$MAX_TOKENS" --rawfile template "$JUDGE_TEMPLATE" \
+    '{strategy: "llm", models: [{model_id: $model, api_url: $url,
+      generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}],
+      contract: {score_type: "numeric", prompt_template: $template}}'
+}
+
+# evalscope, or the launcher that hands it the keys it has no environment variable for
+# (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge), so no key is ever in argv.
+evalscope_command() {
+  local needs_keys=0
+  if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_keys=1; CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY); fi
+  if [[ -n "$(judge_config)" && -n "${JUDGE_API_KEY:-}" ]]; then needs_keys=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
+  if ((needs_keys)); then CMD=(python "$REPO_ROOT/scripts/py/evalscope_with_keys.py"); else CMD=(evalscope); fi
+}
+
+# build_heldout_cmd: the rows of a source: heldout benchmark, from the training's
+# held-out split (never trained on), into LOCAL_PATH.
+build_heldout_cmd() {
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl" --rows "$HELDOUT_ROWS"
+    --out "$LOCAL_PATH")
 }
 
 build_eval_cmd() {
-  local bench="$1"
+  local bench="$1" judge
   WORK_DIR="$RESULTS_DIR/$SERVED_NAME/$bench"
   reset_cmd
   add_common_tool_env
+  if [[ "$KIND" == perf ]]; then build_perf_cmd; return 0; fi
   # The key travels in the environment: EvalScope reads EVALSCOPE_API_KEY when --api-key is empty.
   local api_key=EMPTY
   if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; CMD_SECRET_ENV+=(EVALSCOPE_API_KEY=SERVE_API_KEY); fi
-  CMD=(evalscope eval --eval-type openai_api --api-url "$(api_base)" --api-key "$api_key"
+  evalscope_command
+  CMD+=(eval --eval-type openai_api --api-url "$(api_base)" --api-key "$api_key"
     --model "$SERVED_NAME" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
   if [[ -n "$LIMIT" ]]; then CMD+=(--limit "$LIMIT"); fi
   # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
   # EvalScope's own default (8) is left implicit.
   local batch=$((${EVAL_BATCH_SIZE:-8} * NPROC))
   if ((batch != 8)); then CMD+=(--eval-batch-size "$batch"); fi
+  judge="$(judge_config)"
+  if [[ -n "$judge" ]]; then CMD+=(--judge "$judge"); fi
   CMD+=(--generation-config "$GENERATION_CONFIG" --work-dir "$WORK_DIR" --no-timestamp)
 }
 
-report_file() { printf '%s/reports/%s/%s.json' "$WORK_DIR" "$SERVED_NAME" "$DATASET_NAME"; }
+# build_perf_cmd: `evalscope perf` against the served model, the held-out conversations
+# as prompts (one JSON message list a line), at each concurrency level.
+build_perf_cmd() {
+  evalscope_command
+  CMD+=(perf --api openai --url "$(api_base)/chat/completions" --model "$SERVED_NAME"
+    --dataset line_by_line --dataset-path "$LOCAL_PATH/prompts.txt"
+    --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}" --max-tokens "$MAX_TOKENS"
+    --temperature "$TEMPERATURE" --outputs-dir "$WORK_DIR" --name perf --no-timestamp)
+}
+
+# describe_bench: a comment line saying what the benchmark read last asks of $SERVED_NAME.
+describe_bench() {
+  if [[ "$KIND" == perf ]]; then
+    printf '# %s: evalscope perf on %s, %s requests at concurrency %s\n' "$BENCH" "$SERVED_NAME" "${PERF_NUMBER[*]}" "${PERF_PARALLEL[*]}"
+  elif [[ -n "$HELDOUT_ROWS" ]]; then
+    printf '# %s: %s on %s, %s held-out conversations%s\n' "$BENCH" "$DATASET_NAME" "$SERVED_NAME" "$HELDOUT_ROWS" "${JUDGE_TEMPLATE:+, judged}"
+  else
+    printf '# %s: %s on %s, limit %s per subject%s\n' "$BENCH" "$DATASET_NAME" "$SERVED_NAME" "${LIMIT:-none}" "${JUDGE_TEMPLATE:+, judged}"
+  fi
+}
+
+# judge_unconfigured: the benchmark read last needs a judge and the env file names none.
+judge_unconfigured() { [[ -n "$JUDGE_TEMPLATE" && -z "${JUDGE_MODEL:-}" ]]; }
+
+report_file() {
+  if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$SERVED_NAME" "$DATASET_NAME"; fi
+}
 
 # build_eval_result_cmd OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
 # benchmark built last (build_eval_cmd, expected_question_count) and writes its result
@@ -147,9 +277,15 @@ build_eval_result_cmd() {
   reset_cmd
   CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file)" --benchmark "$BENCH"
     --model "$SERVED_NAME" --config "configs/$EXP/eval.yaml" --out "$1")
+  if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
+  if [[ -n "$JUDGE_TEMPLATE" ]]; then
+    CMD+=(--judged --judge-model "$JUDGE_MODEL")
+    # The served model judging itself only exercises the path.
+    if [[ "$JUDGE_MODEL" == served ]]; then CMD+=(--judge-placeholder); fi
+  fi
   local subject
-  for subject in "${SUBSETS[@]}"; do CMD+=(--subject "$subject"); done
+  [[ "$KIND" == perf ]] || for subject in "${SUBSETS[@]}"; do CMD+=(--subject "$subject"); done
   if [[ -n "${2:-}" ]]; then CMD+=(--inputs-digest "$2"); fi
   if [[ -n "${3:-}" ]]; then CMD+=(--seconds "$3"); fi
 }

@@ -101,7 +101,14 @@ spec_evals() {
       build_eval_cmd "$bench"
       spec_line step "$(eval_step_name "$bench")"
       spec_cmd
-      if [[ -n "$LOCAL_PATH" ]]; then spec_line file "$LOCAL_PATH"; fi
+      if [[ -n "$HELDOUT_ROWS" ]]; then
+        # Built from the training's held-out split when it runs: made from that and the builder.
+        spec_line file "$RUN_DIR/val_dataset.jsonl"
+        spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
+        spec_line setting "rows=$HELDOUT_ROWS"
+      elif [[ -n "$LOCAL_PATH" ]]; then
+        spec_line file "$LOCAL_PATH"
+      fi
       spec_line upstream "serve${base:+-base}"
       # The model itself, so a record says which export (or base model) it scored.
       if [[ -n "$base" ]]; then spec_line upstream base-model; else spec_line upstream export; fi
@@ -146,6 +153,8 @@ fingerprint_spec() {
   local word
   for word in "${LOCATION_FLAGS[@]}"; do spec_line location_flag "$word"; done
   for word in "${LOCATION_ENV[@]}"; do spec_line location_env "$word"; done
+  # Paths under the output roots are where things are, not what they are.
+  for word in OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT; do spec_line location_root "$word=${!word}"; done
   spec_train
   if [[ "$groups" == *" export "* || "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then spec_export; fi
   if [[ "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then

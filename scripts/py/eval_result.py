@@ -1,13 +1,17 @@
 """Checks one EvalScope report and records it as the evaluation's result.
 
   eval_result.py --report REPORT.json --benchmark B --model SERVED --config CONFIG
-                 --out RESULT.json [--expected-num N] [--subject S ...]
+                 --out RESULT.json [--expected-num N] [--subject S ...] [--judged]
                  [--inputs-digest D] [--seconds S]
+  eval_result.py --perf --report PERF_DIR --parallel P... --number N... (and the above)
 
 Accepted (exit 0): an accuracy in [0, 1], N questions scored when N is given, and
 every listed subject present. RESULT.json is then written atomically:
-  {inputs_digest, benchmark, dataset, model, metric, score, num,
-   subsets: [{name, score, num}], eval_seconds, report}
+  {inputs_digest, benchmark, dataset, model, metric, score, num, metrics: {label: score},
+   subsets: [{name, score, num}], judge, eval_seconds, report}
+(the primary metric's label, score and subjects; every metric of the report by label).
+With --perf, --report is an `evalscope perf` output folder and the result holds one
+entry per concurrency level (throughput, TTFT, latency p50/p99) instead of a score.
 Rejected (exit 1): the reason and the fix go to stderr, RESULT.json is not
 written, and a rejection record goes to lab-eval-rejected.json beside it, so the
 report shows the evaluation as rejected, never as a score.
@@ -49,6 +53,38 @@ def subsets_of(metric: dict) -> list[dict]:
             for s in (category or {}).get("subsets") or [] if not s.get("is_aggregate")]
 
 
+DIMENSION_ORDER = ("ngram", "variant", "statistic")
+
+
+def metric_label(metric: dict) -> str:
+    """'accuracy', 'bleu-4', 'rouge-1-f1', 'rouge-l-recall': the metric's name and dimensions."""
+    identity = metric.get("identity") or {}
+    name = metric.get("name") or identity.get("name") or "score"
+    dims = identity.get("dimensions") or {}
+    keys = [k for k in DIMENSION_ORDER if k in dims] + sorted(k for k in dims if k not in DIMENSION_ORDER)
+    return "-".join([str(name).lower()] + [str(dims[k]).lower() for k in keys])
+
+
+def primary_metric(report: dict, metrics: list[dict]) -> dict:
+    """The report's primary metric (general_qa has thirteen; its first is BLEU-1), else the first."""
+    wanted = report.get("primary_metric_identity")
+    for metric in metrics:
+        if wanted and metric.get("identity") == wanted:
+            return metric
+    return metrics[0]
+
+
+def judge_facts(report: dict) -> dict | None:
+    summary = report.get("judge_summary")
+    if not isinstance(summary, dict):
+        return None
+    return {k: summary.get(k) for k in ("status", "scored", "coverage", "valid_observations", "failures")}
+
+
+def is_score(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
+
+
 def check(report_path: Path, args) -> dict:
     """The result of an accepted report; raises Rejected naming what is wrong."""
     rerun = "read the log above; rerunning make resumes from the cached predictions"
@@ -57,25 +93,72 @@ def check(report_path: Path, args) -> dict:
                        f"check the subjects and local_path in {args.config} and the log above")
     try:
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        metric = report["metrics"][0]
-    except (ValueError, KeyError, IndexError, TypeError):
+        metrics = report["metrics"]
+        assert isinstance(metrics, list)
+    except (ValueError, KeyError, TypeError, AssertionError):
         raise Rejected(f"{args.report_shown} is not an EvalScope report with metrics", rerun) from None
-    score, num = metric.get("score"), metric.get("num")
-    if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0 <= score <= 1:
-        raise Rejected(f"{args.report_shown} has no accuracy in [0, 1] (score {score!r})", rerun)
+    judge = judge_facts(report)
+    if args.judged:
+        judge = {**(judge or {}), "model": args.judge_model, "placeholder": args.judge_placeholder}
+    result = {"inputs_digest": args.inputs_digest, "benchmark": args.benchmark,
+              "dataset": report.get("dataset_name"), "model": args.model, "eval_seconds": args.seconds,
+              "report": args.report_shown, "judge": judge}
+    if not metrics:
+        # A judge whose every reply failed to parse leaves no score: recorded as such.
+        if args.judged:
+            return {**result, "metric": None, "score": None, "num": 0, "metrics": {}, "subsets": []}
+        raise Rejected(f"{args.report_shown} is not an EvalScope report with metrics", rerun)
+    primary = primary_metric(report, metrics)
+    score, num = primary.get("score"), primary.get("num")
+    if not is_score(score):
+        raise Rejected(f"{args.report_shown} has no score in [0, 1] (score {score!r})", rerun)
     if args.expected_num is not None and num != args.expected_num:
         raise Rejected(f"scored {num} questions, expected {args.expected_num}", rerun)
-    subsets = subsets_of(metric)
+    subsets = subsets_of(primary)
     names = {s["name"] for s in subsets}
     for subject in args.subject:
         if subject not in names:
             raise Rejected(f"subject '{subject}' has no results in {args.report_shown}",
                            f"check that {report.get('dataset_name') or 'the dataset'} has subject '{subject}' ({args.config})")
-    return {"inputs_digest": args.inputs_digest, "benchmark": args.benchmark,
-            "dataset": report.get("dataset_name"), "model": args.model,
-            "metric": metric.get("name") or (metric.get("identity") or {}).get("name"),
-            "score": score, "num": num, "subsets": subsets, "eval_seconds": args.seconds,
-            "report": args.report_shown}
+    return {**result, "metric": metric_label(primary), "score": score, "num": num,
+            "metrics": {metric_label(m): m.get("score") for m in metrics if is_score(m.get("score"))},
+            "subsets": subsets}
+
+
+PERCENTILE_KEYS = {"latency_s": "Latency (s)", "ttft_ms": "TTFT (ms)"}
+
+
+def check_perf(perf_dir: Path, args) -> dict:
+    """The serving-speed result of an `evalscope perf` run: one entry per concurrency level."""
+    levels = []
+    for parallel, number in zip(args.parallel, args.number):
+        level_dir = perf_dir / f"parallel_{parallel}_number_{number}"
+        try:
+            summary = json.loads((level_dir / "benchmark_summary.json").read_text(encoding="utf-8"))
+            percentiles = json.loads((level_dir / "benchmark_percentile.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise Rejected(f"evalscope perf wrote no summary for concurrency {parallel} ({level_dir})",
+                           "read the log above; rerun make to measure again") from None
+        ok, failed = summary.get("Success Requests"), summary.get("Failed Requests")
+        tokens = summary.get("Avg Output Tokens") or 0
+        # A reply without tokens counts as a success in evalscope perf: not a measurement.
+        if ok != number or failed or tokens <= 0:
+            raise Rejected(f"concurrency {parallel}: {ok} of {number} requests answered with tokens "
+                           f"({failed} failed, {tokens} output tokens on average)",
+                           "read the server log; rerun make to measure again")
+        by_percentile = {row.get("Percentiles"): row for row in percentiles if isinstance(row, dict)}
+        level = {"parallel": parallel, "number": number,
+                 "output_tok_s": summary.get("Output Throughput (tok/s)"),
+                 "requests_s": summary.get("Req Throughput (req/s)"),
+                 "avg_ttft_ms": summary.get("Avg TTFT (ms)"), "avg_latency_s": summary.get("Avg Latency (s)"),
+                 "avg_output_tokens": tokens}
+        for key, column in PERCENTILE_KEYS.items():
+            for label, name in (("p50", "50%"), ("p99", "99%")):
+                level[f"{key}_{label}"] = (by_percentile.get(name) or {}).get(column)
+        levels.append(level)
+    return {"inputs_digest": args.inputs_digest, "benchmark": args.benchmark, "kind": "perf", "model": args.model,
+            "metric": None, "score": None, "num": sum(args.number), "metrics": {}, "subsets": [],
+            "levels": levels, "eval_seconds": args.seconds, "report": args.report_shown}
 
 
 def main(argv=None) -> int:
@@ -89,6 +172,12 @@ def main(argv=None) -> int:
     parser.add_argument("--subject", action="append", default=[], help="a subject that must have results")
     parser.add_argument("--inputs-digest", default=None, help="the evaluation's fingerprint")
     parser.add_argument("--seconds", type=float, default=None, help="wall time of the EvalScope run")
+    parser.add_argument("--judged", action="store_true", help="an LLM judge scored it: no valid verdict is no score")
+    parser.add_argument("--judge-model", default=None, help="the judge's model name (served: the model itself)")
+    parser.add_argument("--judge-placeholder", action="store_true", help="the judge only exercises the path")
+    parser.add_argument("--perf", action="store_true", help="--report is an `evalscope perf` output folder")
+    parser.add_argument("--parallel", type=int, nargs="*", default=[], help="perf: the concurrency levels")
+    parser.add_argument("--number", type=int, nargs="*", default=[], help="perf: the requests at each level")
     args = parser.parse_args(argv)
 
     report_path, out = Path(args.report), Path(args.out)
@@ -96,7 +185,7 @@ def main(argv=None) -> int:
     args.report_shown = args.report[len(root):] if args.report.startswith(root) else args.report
     rejected_path = out.parent / REJECTED_NAME
     try:
-        result = check(report_path, args)
+        result = check_perf(report_path, args) if args.perf else check(report_path, args)
     except Rejected as rejected:
         write_json_atomically(rejected_path, {
             "inputs_digest": args.inputs_digest, "benchmark": args.benchmark, "model": args.model,
@@ -108,8 +197,14 @@ def main(argv=None) -> int:
         rejected_path.unlink()
     write_json_atomically(out, result)
     seconds = f" in {args.seconds:g}s" if args.seconds is not None else ""
-    print(f"[eval] {args.benchmark} on {args.model}: accuracy {result['score']:g} on {result['num']} questions{seconds}",
-          file=sys.stderr)
+    if args.perf:
+        best = max(result["levels"], key=lambda level: level["output_tok_s"] or 0)
+        outcome = f"{best['output_tok_s']:g} output tok/s at concurrency {best['parallel']}"
+    elif result["score"] is None:
+        outcome = f"no judged score ({(result.get('judge') or {}).get('failures') or 'no valid verdict'})"
+    else:
+        outcome = f"{result['metric']} {result['score']:g} on {result['num']} questions"
+    print(f"[eval] {args.benchmark} on {args.model}: {outcome}{seconds}", file=sys.stderr)
     return 0
 
 

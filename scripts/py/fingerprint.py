@@ -59,8 +59,11 @@ def canonical(value) -> str:
 
 
 class Repo:
-    def __init__(self, root: str, hub_revisions: str | None):
+    def __init__(self, root: str, hub_revisions: str | None, location_roots: list[str] | None = None):
         self.root = Path(root)
+        # NAME=PATH of the output roots: a path under one is named by the root, not the disk.
+        self.roots = sorted((tuple(item.split("=", 1)) for item in location_roots or [] if "=" in item),
+                            key=lambda pair: -len(pair[1]))
         self.hub = {}
         if hub_revisions and Path(hub_revisions).is_file():
             try:
@@ -73,9 +76,14 @@ class Repo:
         return p if p.is_absolute() else self.root / p
 
     def rel(self, path: Path | str) -> str:
-        text = str(path)
-        prefix = str(self.root) + os.sep
-        return text[len(prefix):] if text.startswith(prefix) else text
+        return self.located(str(path))
+
+    def located(self, text: str) -> str:
+        """TEXT with the repo root left out and an output root's path replaced by its name."""
+        for name, root in self.roots:
+            if root:
+                text = text.replace(root.rstrip(os.sep) + os.sep, f"${{{name}}}{os.sep}")
+        return text.replace(str(self.root) + os.sep, "")
 
     def config(self, name: str) -> dict:
         path = self.path(name)
@@ -203,7 +211,7 @@ LIST_KEYS = {"arg": "argv", "env": "cmd_env", "secret_env": "secret_env", "confi
 
 
 def read_spec(lines) -> dict:
-    spec: dict = {"steps": [], "location_flag": [], "location_env": []}
+    spec: dict = {"steps": [], "location_flag": [], "location_env": [], "location_root": []}
     step = None
     for number, line in enumerate(lines, 1):
         line = line.rstrip("\n")
@@ -215,7 +223,7 @@ def read_spec(lines) -> dict:
         if key == "step":
             step = {"name": value}
             spec["steps"].append(step)
-        elif key in ("location_flag", "location_env"):
+        elif key in ("location_flag", "location_env", "location_root"):
             spec[key].append(value)
         elif step is None:
             spec[key] = value
@@ -236,10 +244,9 @@ def compared_command(step: dict, spec: dict, repo: Repo) -> None:
         elif word in flags:
             skip = True
         else:
-            argv.append(word.replace(str(repo.root) + os.sep, ""))
+            argv.append(repo.located(word))
     step["argv"] = argv
-    step["env"] = [pair.replace(str(repo.root) + os.sep, "") for pair in step.get("cmd_env", [])
-                   if pair.split("=", 1)[0] not in names]
+    step["env"] = [repo.located(pair) for pair in step.get("cmd_env", []) if pair.split("=", 1)[0] not in names]
     settings = step.get("settings")
     if isinstance(settings, list):
         step["settings"] = dict(item.split("=", 1) for item in settings)
@@ -254,7 +261,7 @@ def printed_command(step: dict, repo: Repo) -> str:
 def compute(spec_path: str) -> int:
     text = sys.stdin.read() if spec_path == "-" else Path(spec_path).read_text()
     spec = read_spec(text.splitlines())
-    repo = Repo(spec["repo"], spec.get("hub_revisions"))
+    repo = Repo(spec["repo"], spec.get("hub_revisions"), spec["location_root"])
     out_dir = Path(spec["out_dir"]) if spec.get("out_dir") else None
     digests: dict = {}
     for step in spec["steps"]:

@@ -16,13 +16,35 @@ import os
 import sys
 
 
+PERF_KEYS = ("output_tok_s", "requests_s", "avg_ttft_ms", "ttft_ms_p50", "ttft_ms_p99", "avg_latency_s",
+             "latency_s_p50", "latency_s_p99")
+
+
 def result_metrics(result: dict) -> dict:
-    """The metrics of one checked result, under its benchmark's name."""
+    """The numbers of one checked result, under its benchmark's name: the primary score
+    (accuracy for multiple choice) and count, every other metric (BLEU, ROUGE), each
+    subject, a judge's coverage, a perf run's figures per concurrency level."""
     bench = result["benchmark"]
-    logged = {f"{bench}/accuracy": result["score"], f"{bench}/num": result["num"]}
+    logged = {}
+    if isinstance(result.get("score"), (int, float)):
+        name = "accuracy" if result.get("metric") in (None, "accuracy") else "score"
+        logged[f"{bench}/{name}"] = result["score"]
+    if isinstance(result.get("num"), (int, float)) and result.get("kind") != "perf":
+        logged[f"{bench}/num"] = result["num"]
+    for label, value in (result.get("metrics") or {}).items():
+        if label != result.get("metric") or label != "accuracy":
+            logged[f"{bench}/{label}"] = value
     for subset in result.get("subsets") or []:
-        logged[f"{bench}/subject/{subset['name']}/accuracy"] = subset["score"]
-        logged[f"{bench}/subject/{subset['name']}/num"] = subset["num"]
+        if len(result.get("subsets") or []) > 1 or result.get("metric") == "accuracy":
+            logged[f"{bench}/subject/{subset['name']}/accuracy"] = subset["score"]
+            logged[f"{bench}/subject/{subset['name']}/num"] = subset["num"]
+    judge = result.get("judge") or {}
+    if isinstance(judge.get("coverage"), (int, float)):
+        logged[f"{bench}/judge_coverage"] = judge["coverage"]
+    for level in result.get("levels") or []:
+        for key in PERF_KEYS:
+            if isinstance(level.get(key), (int, float)):
+                logged[f"{bench}/concurrency_{level['parallel']}/{key}"] = level[key]
     return logged
 
 
@@ -30,7 +52,8 @@ def run_config(results: list[dict]) -> dict:
     return {
         "model": results[0].get("model"),
         "benchmarks": {r["benchmark"]: {"dataset": r.get("dataset"), "metric": r.get("metric"),
-                                        "subjects": sorted(s["name"] for s in r.get("subsets") or [])}
+                                        "subjects": sorted(s["name"] for s in r.get("subsets") or []),
+                                        "judged": r.get("judge") is not None}
                        for r in results},
     }
 

@@ -20,6 +20,7 @@ import platform
 import re
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 
 import jinja2
@@ -182,6 +183,8 @@ def train_results(run: rp.TrainRun) -> dict:
     runtime = rp.to_number(summary.get("train_runtime"))
     best = min(evals, key=lambda e: e[1]) if evals else None
     minimum = min(losses, key=lambda e: e[1]) if losses else None
+    # eval_on_start: the held-out loss of the base model, before any step, on the same tokens.
+    base_eval = next((loss for step, loss in evals if step == 0), None)
     return {
         "finished": run.finished,
         "step": run.step,
@@ -197,6 +200,8 @@ def train_results(run: rp.TrainRun) -> dict:
         "final_eval_loss_step": evals[-1][0] if evals else None,
         "best_eval_loss": best[1] if best else None,
         "best_eval_loss_step": best[0] if best else None,
+        "base_eval_loss": base_eval,
+        "eval_loss_drop": base_eval - evals[-1][1] if base_eval is not None and len(evals) > 1 else None,
         "train_runtime_s": runtime,
         "elapsed_s": run.elapsed_s,
         "train_samples_per_second": rp.to_number(summary.get("train_samples_per_second")),
@@ -215,8 +220,23 @@ def train_results(run: rp.TrainRun) -> dict:
 
 # ---------------------------------------------------------------- evaluation facts
 
+def section_of(key: str, section: dict) -> str:
+    """Which part of the report a benchmark belongs to: perf (serving speed), judge (an
+    LLM judge's scores), dialog (BLEU/ROUGE of replies), psych (psychology knowledge:
+    group psych, or a psychology subset such as cmmlu-psych), knowledge (the rest)."""
+    if section.get("kind") == "perf":
+        return "perf"
+    if section.get("judge"):
+        return "judge"
+    if section.get("dataset") == "general_qa":
+        return "dialog"
+    if section.get("group") == "psych" or "psych" in key:
+        return "psych"
+    return "knowledge"
+
+
 def read_benchmarks(eval_config: Path | None) -> list[dict]:
-    """The benchmarks of the experiment's eval.yaml, in its order: key, dataset, group."""
+    """The benchmarks of the experiment's eval.yaml, in its order: key, dataset, group, section."""
     if not eval_config or not eval_config.is_file():
         return []
     config = yaml.safe_load(eval_config.read_text(encoding="utf-8")) or {}
@@ -226,6 +246,7 @@ def read_benchmarks(eval_config: Path | None) -> list[dict]:
         section = {**defaults, **(config.get(key) or {})}
         group = section.get("group") or key
         benchmarks.append({"key": key, "dataset": section.get("dataset"), "group": group,
+                           "section": section_of(key, section), "heldout": section.get("source") == "heldout",
                            "target": f"make eval-{group}"})
     return benchmarks
 
@@ -343,15 +364,18 @@ class Report:
                     result["command"] = scrub(result["command"])
                 record = self.records.get(f"eval-{served}-{bench['key']}")
                 upstream, digest = expected[side]
+                result["examples"] = rp.read_dialog_replies(results / served / bench["key"], served) \
+                    if bench["section"] == "dialog" and result["state"] == "done" else {}
                 if (result["state"] != "not_run" and record and digest is not None
                         and ((record.get("inputs") or {}).get("upstream") or {}).get(upstream) != digest):
-                    result = {**result, "state": "other_model", "score": None, "num": None, "subjects": [], "command": None}
+                    result = {**result, "state": "other_model", "score": None, "num": None, "subjects": [], "command": None,
+                              "metrics": {}, "levels": [], "examples": {}}
                 if result["state"] != "done":
                     self.notes.append(rp.note("eval_" + result["state"], benchmark=bench["key"], side=side,
                                               target=result["target"], reason=result.get("reason")))
                 entry[side] = result
-            done = entry["tuned"]["state"] == entry["base"]["state"] == "done"
-            entry["difference"] = entry["tuned"]["score"] - entry["base"]["score"] if done else None
+            scores = (entry["tuned"]["score"], entry["base"]["score"])
+            entry["difference"] = scores[0] - scores[1] if None not in scores else None
             entry["subjects"] = compare_subjects(entry["tuned"], entry["base"])
             benchmarks.append(entry)
         return benchmarks
@@ -388,6 +412,22 @@ class Report:
             rows.append({"id": item, "local": path is not None, "rows": count_lines(path) if path else None,
                          "sha256": hashes.get(rel(path, self.root)) if path else None})
         return rows
+
+    def dialog_examples(self, count: int = 3) -> list[dict]:
+        """Side by side, for the first held-out conversations both models answered:
+        the user's last turn, the lab's reply, the base model's and the fine-tuned one's."""
+        for bench in self.benchmarks:
+            if bench["section"] != "dialog":
+                continue
+            tuned, base = bench["tuned"].get("examples") or {}, bench["base"].get("examples") or {}
+            rows = []
+            for index in sorted(set(tuned) & set(base))[:count]:
+                rows.append({"benchmark": bench["key"], "index": index, "user": tuned[index]["user"],
+                             "reference": tuned[index]["reference"], "base": base[index]["reply"],
+                             "tuned": tuned[index]["reply"]})
+            if rows:
+                return rows
+        return []
 
     def served_commands(self) -> dict:
         """The last deploy command of each served model (steps.jsonl), and its health checks."""
@@ -468,6 +508,7 @@ class Report:
                        "command": scrub(self.export["command"]) if self.export.get("command") else None},
             "served": self.served_commands(),
             "benchmarks": self.benchmarks,
+            "examples": self.dialog_examples(),
             "results_dir": rel(self.args.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
                            "on_gpu": bool(self.gpus)},
@@ -481,7 +522,8 @@ class Report:
 
     def manifest(self, facts: dict) -> dict:
         def result(side):
-            return {k: side.get(k) for k in ("state", "score", "num", "metric", "subjects", "path", "reason") if k in side}
+            return {k: side.get(k) for k in ("state", "score", "num", "metric", "metrics", "subjects", "levels", "judge",
+                                               "path", "reason") if k in side}
         return {
             "schema": 2,
             "experiment": self.exp,
@@ -545,6 +587,10 @@ def render(template_path: Path, facts: dict) -> str:
         raise SystemExit(f"report: {template_path}:{error.lineno}: template error: {error.message}")
     except jinja2.UndefinedError as error:
         raise SystemExit(f"report: {template_path}: {error.message} (the facts are listed in scripts/py/report.py, Report.facts)")
+    except (TypeError, ValueError) as error:
+        line = next((frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+                     if frame.filename == str(template_path)), "?")
+        raise SystemExit(f"report: {template_path}:{line}: {error} (a filter got a missing value: test it with `is none` first)")
     for marker in UNFILLED_MARKERS:
         if marker in text:
             raise SystemExit(f"report: the rendered report still contains {marker}; remove it from {template_path}")
@@ -587,7 +633,8 @@ def main(argv=None) -> int:
 
     out = Path(args.out_dir)
     plot_loss(report.run, out / f"{args.exp}-loss.png")
-    plot_accuracy(report.benchmarks, args.exp, out / f"{args.exp}-accuracy.png")
+    plot_accuracy([b for b in report.benchmarks if b["section"] in ("knowledge", "psych")], args.exp,
+                  out / f"{args.exp}-accuracy.png")
     manifest = report.manifest(facts)
     write_atomic(out / f"{args.exp}.manifest.json",
                  (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))

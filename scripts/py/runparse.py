@@ -423,24 +423,33 @@ EVAL_REJECTED = "lab-eval-rejected.json"
 def read_eval_result(work_dir: Path) -> dict:
     """What became of one evaluation (one benchmark on one served model), from the
     files scripts/eval.sh (or the runbook) leaves in its results folder:
-      done         lab-eval.json: the checked score, count, subjects
+      done         lab-eval.json: the checked score, count, subjects (every metric; a perf
+                   run's levels; a judged run's verdict summary, its score None when the
+                   judge gave no valid verdict)
+      skipped      lab-eval.json of a judged benchmark with no judge configured
       rejected     lab-eval-rejected.json: EvalScope's report failed the check (reason)
       interrupted  started (lab-inputs.json or a result not yet logged) but not finished
       not_run      nothing there
     Scores come only from lab-eval.json, never from EvalScope's own report."""
     command_path = work_dir / "lab-command.txt"
     command = command_path.read_text(encoding="utf-8", errors="replace").strip() if command_path.is_file() else None
-    result = {"state": "not_run", "score": None, "num": None, "metric": None, "subjects": [], "eval_seconds": None,
-              "reason": None, "command": command, "path": None}
+    result = {"state": "not_run", "score": None, "num": None, "metric": None, "metrics": {}, "subjects": [],
+              "levels": [], "judge": None, "eval_seconds": None, "reason": None, "command": command, "path": None}
     done = work_dir / EVAL_DONE
     if done.is_file():
         record, _ = read_json_object(done)
-        if record and isinstance(record.get("score"), (int, float)):
+        record = record or {}
+        if record.get("skipped"):
+            return {**result, "state": "skipped", "reason": record["skipped"]}
+        score = record.get("score")
+        if isinstance(score, (int, float)) or record.get("kind") == "perf" or record.get("judge") is not None \
+                or "score" in record:
             subjects = [{"name": s.get("name"), "score": to_number(s.get("score")), "num": s.get("num")}
                         for s in record.get("subsets") or []]
-            return {**result, "state": "done", "score": float(record["score"]), "num": record.get("num"),
-                    "metric": record.get("metric"), "subjects": subjects, "eval_seconds": record.get("eval_seconds"),
-                    "path": str(done)}
+            return {**result, "state": "done", "score": float(score) if isinstance(score, (int, float)) else None,
+                    "num": record.get("num"), "metric": record.get("metric"), "metrics": record.get("metrics") or {},
+                    "subjects": subjects, "levels": record.get("levels") or [], "judge": record.get("judge"),
+                    "eval_seconds": record.get("eval_seconds"), "path": str(done)}
     rejected = work_dir / EVAL_REJECTED
     if rejected.is_file():
         record, _ = read_json_object(rejected)
@@ -448,6 +457,23 @@ def read_eval_result(work_dir: Path) -> dict:
     if (work_dir / "lab-inputs.json").is_file() or (work_dir / "lab-eval.pending.json").is_file():
         return {**result, "state": "interrupted"}
     return result
+
+
+def read_dialog_replies(work_dir: Path, served: str) -> dict:
+    """{index: {user, reference, reply}} of a general_qa run: EvalScope's reviews hold the
+    conversation (ending with the model's reply) and the reference."""
+    replies = {}
+    for path in sorted((work_dir / "reviews" / served).glob("*.jsonl")):
+        rows, _ = read_jsonl(path)
+        for row in rows:
+            messages = row.get("messages") or []
+            users = [m.get("content") for m in messages if m.get("role") == "user"]
+            reply = messages[-1].get("content") if messages and messages[-1].get("role") == "assistant" else None
+            target = row.get("target")
+            reference = target[0] if isinstance(target, list) and target else target
+            if isinstance(row.get("index"), int) and users and reply is not None:
+                replies[row["index"]] = {"user": users[-1], "reference": reference, "reply": reply}
+    return replies
 
 
 def dataset_files(datasets: Any, repo_root: Path) -> list[Path]:

@@ -79,15 +79,15 @@ teardown() {
 @test "a changed training hyperparameter: retrained; args.json, the report and the manifest agree with it" {
   local base_marker=results/smoke/smoke-base/ceval/lab-eval.json before
   before="$(sha256sum "$base_marker")"
-  sed -i 's/^learning_rate: 1.0e-3$/learning_rate: 1.5e-3/' configs/smoke/sft.yaml
+  sed -i 's/^learning_rate: 1.0e-2$/learning_rate: 1.5e-2/' configs/smoke/sft.yaml
   run make train export report
   assert_success
   assert_line "[state] train: its inputs changed since it ran (train); make redoes it"
   assert_line --regexp "^\[train\] output/smoke was made from other inputs; moved it to output/smoke\.replaced-[0-9T]+Z \(REPLACE_CHANGED=1\)$"
-  assert_equal "$(jq .learning_rate output/smoke/args.json)" 0.0015
-  run grep -F "| \`learning_rate\` | \`0.0015\` |" report/smoke.md
+  assert_equal "$(jq .learning_rate output/smoke/args.json)" 0.015
+  run grep -F "| \`learning_rate\` | \`0.015\` |" report/smoke.md
   assert_success
-  assert_equal "$(jq '.fingerprints.train.inputs.configs["configs/smoke/sft.yaml"].content.learning_rate' report/smoke.manifest.json)" 0.0015
+  assert_equal "$(jq '.fingerprints.train.inputs.configs["configs/smoke/sft.yaml"].content.learning_rate' report/smoke.manifest.json)" 0.015
   assert_equal "$(jq -r .files.config.sha256 report/smoke.manifest.json)" "$(sha256sum configs/smoke/sft.yaml | cut -d' ' -f1)"
   assert_equal "$(jq -c .inputs_changed_since report/smoke.manifest.json)" "[]"
   # The fine-tuned model's scores belong to the old export: not shown; the base model's stay.
@@ -98,6 +98,6 @@ teardown() {
   cp "$BATS_FILE_TMPDIR/sft.yaml" configs/smoke/sft.yaml
   run make report
   assert_success
-  run grep -F "\`train: configs/smoke/sft.yaml: learning_rate: 0.0015 -> 0.001\`" report/smoke.md
+  run grep -F "\`train: configs/smoke/sft.yaml: learning_rate: 0.015 -> 0.01\`" report/smoke.md
   assert_success
 }

@@ -48,14 +48,18 @@ wait_for_complete_checkpoint() {
   assert_success
   # The resumed run's first logged step is the one after the checkpoint, not step 1.
   step="${resumed_from##*-}"
-  run jq -r --arg next "$((step + 1))/16" 'select(."global_step/max_steps" == $next) | .loss' "$RUN_DIR/logging.jsonl"
+  local total
+  total="$(jq -r 'select(."global_step/max_steps") | ."global_step/max_steps"' "$RUN_DIR/logging.jsonl" | tail -n 1)"
+  total="${total#*/}"
+  run jq -r --arg next "$((step + 1))/$total" 'select(."global_step/max_steps" == $next) | .loss' "$RUN_DIR/logging.jsonl"
   assert_success
   refute_output ""
   # Both parts logged to the same SwanLab run id (a cloud run continues; locally one folder each).
   run_id="$(cat "$RUN_DIR/swanlab-run-id")"
   run find "$RESULTS_ROOT/smoke/swanlog" -maxdepth 1 -name "run-*-$run_id"
   assert_equal "${#lines[@]}" 2
-  run jq -e --argjson step "$step" '.global_step == 16 and (.log_history | map(select(.step == ($step + 1) and .loss)) | length) >= 1' \
-    "$RUN_DIR/checkpoint-16/trainer_state.json"
+  run jq -e --argjson step "$step" --argjson total "$total" \
+    '.global_step == $total and (.log_history | map(select(.step == ($step + 1) and .loss)) | length) >= 1' \
+    "$RUN_DIR/checkpoint-$total/trainer_state.json"
   assert_success
 }
