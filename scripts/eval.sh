@@ -57,6 +57,37 @@ build_heldout_rows() {
   read_local_counts
 }
 
+# The server's session length: deploy.yaml's lmdeploy_session_len (lmdeploy, on GPUs) or
+# max_length, else the served model's max_position_embeddings; empty when unknown.
+read_session_limit() {
+  local -A deploy=()
+  load_config "$EXP_DIR/deploy.yaml" deploy
+  SESSION_LIMIT="${deploy[max_length]:-}"
+  if [[ "$GPU" != cpu && -n "${deploy[lmdeploy_session_len]:-}" ]]; then SESSION_LIMIT="${deploy[lmdeploy_session_len]}"; fi
+  if [[ -z "$SESSION_LIMIT" && -f "$SERVED_MODEL/config.json" ]]; then
+    SESSION_LIMIT="$(jq -r '.max_position_embeddings // empty' "$SERVED_MODEL/config.json")"
+  fi
+  SESSION_SYSTEM="${deploy[system]:-}"
+  if [[ -n "$SESSION_SYSTEM" && "$SESSION_SYSTEM" == *.txt ]]; then SESSION_SYSTEM="$(abs_path "$SESSION_SYSTEM")"; else SESSION_SYSTEM=""; fi
+}
+
+# Stops before the first question when the benchmark's longest prompt plus max_tokens
+# would not fit the server's session (measured with the served model's tokenizer, on a
+# local question set; a hub set is only known to EvalScope).
+check_session_budget() {
+  [[ -n "$LOCAL_PATH" && -d "$LOCAL_PATH" && -f "$SERVED_MODEL/tokenizer.json" ]] || return 0
+  [[ -n "${SESSION_LIMIT+x}" ]] || read_session_limit
+  [[ "$SESSION_LIMIT" =~ ^[0-9]+$ ]] || return 0
+  local saved=("${CMD[@]}") saved_env=("${CMD_ENV[@]}") saved_secrets=("${CMD_SECRET_ENV[@]}") budget
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$SERVED_MODEL" --session-len "$SESSION_LIMIT")
+  if [[ -n "$SESSION_SYSTEM" ]]; then CMD+=(--system "$SESSION_SYSTEM"); fi
+  CMD+=(--set "$BENCH" "$LOCAL_PATH" "${FEW_SHOT:-0}" "$MAX_TOKENS")
+  budget="$(run_cmd)" || exit 1 # prompt_budget.py named both numbers and the fix
+  log "$BENCH: longest prompt about $(cut -f2 <<<"$budget") tokens + $MAX_TOKENS to generate, within the session length $SESSION_LIMIT"
+  CMD=("${saved[@]}") CMD_ENV=("${saved_env[@]}") CMD_SECRET_ENV=("${saved_secrets[@]}")
+}
+
 # A judged benchmark without a judge in the env file: recorded as skipped with these
 # inputs (the judge is one of them), so it runs once a judge is configured.
 skip_unjudged() {
@@ -154,6 +185,7 @@ run_bench() {
   if judge_unconfigured; then skip_unjudged "$step"; return 0; fi
   build_heldout_rows
   [[ "$KIND" == perf ]] || check_subjects "$bench"
+  check_session_budget
   record_inputs "$step" "$WORK_DIR"
   print_cmd | write_atomically "$WORK_DIR/lab-command.txt"
   add_resume_flag

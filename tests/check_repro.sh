@@ -37,10 +37,13 @@ echo "check_repro: the smoke runbook, as pasted, in $TREE (port $PORT)" >&2
 
 # Both models evaluated on every shipped question, a report, no server left.
 for served in smoke smoke-base; do
-  for bench in ceval:12 cmmlu:16 cmmlu-psych:12; do
+  for bench in ceval:12 cmmlu:16 cmmlu-psych:12 mmlu-psych:8 mmlu-pro-psych:4 dialog:7; do
     name="${bench%%:*}"
-    num="$(jq -r '.metrics[0].num' "$TREE/results/smoke/$served/$name/reports/$served/${name%%-*}.json" 2>/dev/null || echo none)"
+    num="$(jq -r .num "$TREE/results/smoke/$served/$name/lab-eval.json" 2>/dev/null || echo none)"
     [[ "$num" == "${bench#*:}" ]] || fail "$served $name: $num questions scored, expected ${bench#*:}"
+  done
+  for bench in dialog-judge crisis-judge perf; do
+    [[ -f "$TREE/results/smoke/$served/$bench/lab-eval.json" ]] || fail "$served $bench: no checked result"
   done
 done
 [[ -s "$TREE/report/smoke.md" && -f "$TREE/report/smoke-loss.png" ]] || fail "the runbook wrote no report"

@@ -172,6 +172,23 @@ assert_no_swift() { assert_equal "$(stub_calls swift)" 0; }
   assert_line "[train] fix: use cloud, local, or leave it empty (cloud when a token is set)"
 }
 
+@test "a judge without its API, an API without a judge, and served with an API are refused" {
+  write_env GPU=cpu JUDGE_MODEL=qwen-judge
+  run scripts/train.sh
+  assert_failure
+  assert_line "[train] error: JUDGE_MODEL=qwen-judge needs JUDGE_API_URL, an http(s) address of an OpenAI-compatible API (without one EvalScope would call a hosted model)"
+  assert_line "[train] fix: set JUDGE_API_URL (e.g. http://127.0.0.1:9000/v1), or empty JUDGE_MODEL to skip the judged benchmarks"
+  write_env GPU=cpu JUDGE_API_URL=http://127.0.0.1:9000/v1
+  run scripts/train.sh
+  assert_failure
+  assert_line "[train] error: JUDGE_API_URL is set but JUDGE_MODEL is empty"
+  write_env GPU=cpu JUDGE_MODEL=served JUDGE_API_URL=http://127.0.0.1:9000/v1
+  run scripts/train.sh
+  assert_failure
+  assert_line "[train] error: JUDGE_MODEL=served judges with the served model itself, but JUDGE_API_URL is set too"
+  assert_no_swift
+}
+
 @test "non-loopback SERVE_HOST without SERVE_API_KEY" {
   write_env GPU=cpu SERVE_HOST=0.0.0.0
   run scripts/deploy.sh

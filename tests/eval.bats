@@ -381,3 +381,72 @@ $REPO/results/smoke/smoke/ceval
 --outputs
 $REPO/results/.evalscope-app"
 }
+
+@test "a configured judge: --judge names the model, its API and the rubric; its key only in the launcher's environment" {
+  printf '%s\n' JUDGE_MODEL=judge-7b JUDGE_API_URL=http://127.0.0.1:9901/v1 >>"$ENV_FILE"
+  JUDGE_API_KEY=judge-secret-789 run scripts/eval.sh crisis-judge
+  assert_success
+  refute_output --partial judge-secret-789
+  run grep -c judge-secret-789 "$STUB_LOG"
+  assert_output 0
+  # No evalscope on PATH was run: the launcher runs it in-process with the key.
+  assert_equal "$(stub_calls evalscope)" 0
+  local call
+  call="$(stub_calls python)"
+  while [[ "$(stub_args python "$call" | head -n 1)" != */evalscope_with_keys.py ]]; do call=$((call - 1)); done
+  run stub_call python "$call"
+  assert_line "env: JUDGE_API_KEY sha256=$(printf '%s' judge-secret-789 | sha256sum | cut -d' ' -f1)"
+  run stub_arg python "$call" --judge
+  assert_output --partial '"model_id":"judge-7b","api_url":"http://127.0.0.1:9901/v1"'
+  assert_output --partial '危机干预督导'
+  run stub_arg python "$call" --dataset-args
+  assert_output --partial '"metric_list":["acc"],"primary_metric":"acc"'
+}
+
+@test "JUDGE_MODEL=served: the served model judges its own replies, recorded as a placeholder" {
+  printf '%s\n' JUDGE_MODEL=served >>"$ENV_FILE"
+  run scripts/eval.sh dialog-judge
+  assert_success
+  run stub_arg evalscope 1 --judge
+  assert_output --partial '"model_id":"gpt-oss-20b-sft-v1","api_url":"http://127.0.0.1:8000/v1"'
+  run jq -c .judge "$RESULTS/gpt-oss-20b-sft-v1/dialog-judge/lab-eval.json"
+  assert_output --partial '"model":"served","placeholder":true'
+}
+
+@test "the held-out conversations: built from the run's split, asked of the model, and perf with them as prompts" {
+  run scripts/eval.sh dialog perf
+  assert_success
+  assert_line --partial "[eval] 3 held-out conversations from "
+  run stub_arg evalscope 1 --dataset-args
+  assert_output "{\"general_qa\":{\"subset_list\":[\"dialog\"],\"local_path\":\"$RESULTS/heldout/dialog\"}}"
+  run stub_args evalscope 1
+  refute_line -- --limit
+  assert_equal "$(jq .num "$RESULTS/gpt-oss-20b-sft-v1/dialog/lab-eval.json")" 3
+  run stub_arg evalscope 2 --dataset-path
+  assert_output "$RESULTS/heldout/perf/prompts.txt"
+  assert_equal "$(jq -c '[.levels[].parallel]' "$RESULTS/gpt-oss-20b-sft-v1/perf/lab-eval.json")" "[1,4,8]"
+}
+
+@test "the held-out evaluations before any training: a clear stop" {
+  rm "$REPO/output/$DEFAULT_EXP/val_dataset.jsonl"
+  run scripts/eval.sh dialog
+  assert_failure
+  assert_line "[eval] error: dialog: the training's held-out split output/gpt-oss-20b-sft-v1/val_dataset.jsonl is not there"
+  assert_line --partial "[eval] fix: run 'make train EXP=gpt-oss-20b-sft-v1' first"
+}
+
+@test "a prompt longer than the server's session: stopped before the first question, naming both numbers" {
+  serve_smoke
+  "$LAB_PYTHON" -c 'import sys
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+tok = Tokenizer(models.BPE()); tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+tok.train_from_iterator(["abc"], trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+tok.save(sys.argv[1])' "$REPO/export/smoke/tokenizer.json"
+  printf 'max_length: 300\n' >>configs/smoke/deploy.yaml
+  EXP=smoke ENV_FILE="$SMOKE_ENV" mark_done serving
+  eval_smoke ceval
+  assert_failure
+  assert_line --regexp "^\[eval\] error: ceval: its longest prompt is about [0-9]+ tokens and the model may generate 16 more: [0-9]+ > the server's session length 300$"
+  assert_line --partial "[eval] fix: raise the session length in deploy.yaml"
+  assert_equal "$(stub_calls evalscope)" 0
+}

@@ -24,7 +24,7 @@ SECRET=sk-test-SECRET-123
     "warmup_ratio: 0.1" "router_aux_loss_coef: 1.0e-3" "eval_steps: 100" "save_steps: 100" \
     "save_total_limit: 3" "logging_steps: 20" "torch_dtype: bfloat16" "num_train_epochs: 1" \
     "tuner_type: lora" "split_dataset_ratio: 0.02" "seed: 42" \
-    "lmdeploy_session_len: 2048" "lmdeploy_cache_max_entry_count: 0.1" \
+    "lmdeploy_session_len: 8192" "lmdeploy_cache_max_entry_count: 0.5" \
     "merge_lora: true" "safe_serialization: true" "max_shard_size: 2GB"; do
     assert_line --regexp "^#   ${setting//./\\.}( |\$)"
   done

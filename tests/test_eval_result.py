@@ -84,3 +84,58 @@ def test_swanlab_metrics_come_from_the_checked_result(work):
     assert metrics["ceval/accuracy"] == result["score"] and metrics["ceval/num"] == result["num"]
     assert {f"ceval/subject/{s}/accuracy" for s in SUBJECTS} <= set(metrics)
     assert log_eval_swanlab.run_config([result])["benchmarks"]["ceval"]["subjects"] == SUBJECTS
+
+
+def test_the_primary_metric_of_a_multi_metric_report_and_every_metric_by_label(work):
+    tmp, report = work
+    metric = lambda name, dims, score: {"name": None, "identity": {"name": name, "dimensions": dims}, "score": score,
+                                        "num": 7, "categories": [{"name": ["default"], "subsets": [{"name": "dialog", "score": score, "num": 7}]}]}
+    report.write_text(json.dumps({
+        "dataset_name": "general_qa",
+        "primary_metric_identity": {"name": "rouge", "aggregation": "mean", "dimensions": {"statistic": "recall", "variant": "l"}},
+        "metrics": [metric("bleu", {"ngram": 1}, 0.1), metric("rouge", {"ngram": 1, "statistic": "f1"}, 0.2),
+                    {**metric("rouge", {"statistic": "recall", "variant": "l"}, 0.3),
+                     "identity": {"name": "rouge", "aggregation": "mean", "dimensions": {"statistic": "recall", "variant": "l"}}}]}))
+    assert check(work, "--expected-num", "7", "--subject", "dialog") == 0
+    result = json.loads((tmp / "lab-eval.json").read_text())
+    assert (result["metric"], result["score"], result["num"]) == ("rouge-l-recall", 0.3, 7)
+    assert result["metrics"] == {"bleu-1": 0.1, "rouge-1-f1": 0.2, "rouge-l-recall": 0.3}
+
+
+def test_a_judge_without_a_valid_verdict_leaves_no_score_not_a_failure(work):
+    tmp, report = work
+    report.write_text(json.dumps({"dataset_name": "general_qa", "metrics": [], "judge_summary": None}))
+    assert check(work, "--judged", "--judge-model", "served", "--judge-placeholder") == 0
+    result = json.loads((tmp / "lab-eval.json").read_text())
+    assert result["score"] is None and result["judge"] == {"model": "served", "placeholder": True}
+    # Without --judged, a report without metrics is rejected.
+    assert check(work) == 1
+
+
+def perf_run(tmp, tokens=16, answered=None):
+    for parallel, number in ((1, 4), (2, 8)):
+        level = tmp / "perf" / f"parallel_{parallel}_number_{number}"
+        level.mkdir(parents=True)
+        (level / "benchmark_summary.json").write_text(json.dumps({
+            "Success Requests": number if answered is None else answered, "Failed Requests": 0,
+            "Output Throughput (tok/s)": 100.0 * parallel, "Req Throughput (req/s)": 5.0, "Avg TTFT (ms)": 20.0,
+            "Avg Latency (s)": 0.2, "Avg Output Tokens": tokens}))
+        (level / "benchmark_percentile.json").write_text(json.dumps([
+            {"Percentiles": "50%", "Latency (s)": 0.2, "TTFT (ms)": 20.0}, {"Percentiles": "99%", "Latency (s)": 0.4, "TTFT (ms)": 41.0}]))
+    return ["--perf", "--report", str(tmp / "perf"), "--benchmark", "perf", "--model", "smoke", "--config", "c",
+            "--out", str(tmp / "lab-eval.json"), "--parallel", "1", "2", "--number", "4", "8"]
+
+
+def test_a_perf_run_becomes_one_entry_per_concurrency_level(tmp_path):
+    assert eval_result.main(perf_run(tmp_path)) == 0
+    result = json.loads((tmp_path / "lab-eval.json").read_text())
+    assert [(level["parallel"], level["output_tok_s"], level["ttft_ms_p99"]) for level in result["levels"]] == [(1, 100.0, 41.0), (2, 200.0, 41.0)]
+    metrics = log_eval_swanlab.result_metrics(result)
+    assert metrics["perf/concurrency_2/output_tok_s"] == 200.0 and "perf/num" not in metrics
+
+
+@pytest.mark.parametrize("tokens,answered", [(0, None), (16, 3)])
+def test_a_perf_run_with_unanswered_or_empty_replies_is_rejected(tmp_path, tokens, answered):
+    assert eval_result.main(perf_run(tmp_path, tokens, answered)) == 1
+    assert not (tmp_path / "lab-eval.json").exists()
+    assert "requests answered with tokens" in json.loads((tmp_path / "lab-eval-rejected.json").read_text())["reason"]

@@ -82,22 +82,24 @@ print("\n".join(name for (name,) in db.execute(
   assert_output ""
 }
 
-# served-name bench questions: what the shipped local datasets must give.
+# served-name bench questions: what the shipped local datasets (and the run's 7
+# held-out conversations) must give.
 EXPECTED_EVALS=(
-  "smoke ceval 12" "smoke cmmlu 16" "smoke cmmlu-psych 12"
-  "smoke-base ceval 12" "smoke-base cmmlu 16" "smoke-base cmmlu-psych 12"
+  "smoke ceval 12" "smoke cmmlu 16" "smoke cmmlu-psych 12" "smoke mmlu-psych 8" "smoke mmlu-pro-psych 4"
+  "smoke dialog 7"
+  "smoke-base ceval 12" "smoke-base cmmlu 16" "smoke-base cmmlu-psych 12" "smoke-base mmlu-psych 8"
+  "smoke-base mmlu-pro-psych 4" "smoke-base dialog 7"
 )
 
-@test "every evaluation scored all shipped questions, accuracy within [0, 1], no duplicates" {
-  local entry served bench want dataset report
+@test "every evaluation scored all shipped questions, a score within [0, 1], no duplicates" {
+  local entry served bench want result
   for entry in "${EXPECTED_EVALS[@]}"; do
     read -r served bench want <<<"$entry"
-    dataset="${bench%-psych}"
-    report="results/smoke/$served/$bench/reports/$served/$dataset.json"
-    [[ -f "results/smoke/$served/$bench/lab-eval.json" ]] || fail "$served/$bench did not finish"
-    run jq -r '.metrics[0].num' "$report"
+    result="results/smoke/$served/$bench/lab-eval.json"
+    [[ -f "$result" ]] || fail "$served/$bench did not finish"
+    run jq -r .num "$result"
     assert_output "$want"
-    run jq -e '.metrics[0].score >= 0 and .metrics[0].score <= 1' "$report"
+    run jq -e '.score >= 0 and .score <= 1' "$result"
     assert_success
     # One prediction per question, even after a resume.
     run bash -c "jq -r '\"\\(input_filename) \\(.index)\"' results/smoke/$served/$bench/predictions/$served/*.jsonl | sort | uniq -d | wc -l"
@@ -105,6 +107,51 @@ EXPECTED_EVALS=(
     run bash -c "cat results/smoke/$served/$bench/predictions/$served/*.jsonl | wc -l"
     assert_output "$want"
   done
+}
+
+@test "the fine-tuning shows: held-out loss at least 1 nat below the base model's, ROUGE on held-out replies above it" {
+  local base final
+  base="$(jq -r 'select(.eval_loss != null and ."global_step/max_steps" != null) | .eval_loss' "$RUN_DIR/logging.jsonl" | head -n 1)"
+  final="$(jq -r 'select(.eval_loss != null and ."global_step/max_steps" != null) | .eval_loss' "$RUN_DIR/logging.jsonl" | tail -n 1)"
+  run jq -r 'select(.eval_loss != null and ."global_step/max_steps" != null) | ."global_step/max_steps"' "$RUN_DIR/logging.jsonl"
+  assert_line --regexp '^0/[0-9]+$' # eval_on_start: the base model's loss, before any step
+  awk -v base="$base" -v final="$final" 'BEGIN { exit !(base - final >= 1.0) }' ||
+    fail "held-out loss $base -> $final: less than 1 nat"
+  local metric tuned untuned
+  for metric in rouge-l-f1 rouge-l-recall; do
+    tuned="$(jq -r --arg m "$metric" '.metrics[$m]' results/smoke/smoke/dialog/lab-eval.json)"
+    untuned="$(jq -r --arg m "$metric" '.metrics[$m]' results/smoke/smoke-base/dialog/lab-eval.json)"
+    awk -v t="$tuned" -v b="$untuned" 'BEGIN { exit !(t > b) }' || fail "$metric: fine-tuned $tuned, base $untuned"
+  done
+  run grep -F "基座 $(printf '%.4f' "$base") → 微调后 $(printf '%.4f' "$final")" report/smoke.md
+  assert_success
+}
+
+@test "the judge path ran against the local server for both models, marked as a placeholder" {
+  local served bench
+  for served in smoke smoke-base; do
+    for bench in dialog-judge crisis-judge; do
+      run jq -r '"\(.judge.model) \(.judge.placeholder)"' "results/smoke/$served/$bench/lab-eval.json"
+      assert_output "served true"
+      run grep -F -- '--judge' "results/smoke/$served/$bench/lab-command.txt"
+      assert_output --partial '"api_url":"http://127.0.0.1:'
+      assert_output --partial "\"model_id\":\"$served\""
+    done
+  done
+  run grep -c '占位：被评测的模型自己评审' report/smoke.md
+  assert_output 2
+}
+
+@test "serving speed of both models at each concurrency level, with tokens, in the report" {
+  local served
+  for served in smoke smoke-base; do
+    run jq -r '.levels[] | "\(.parallel) \(.number) \(.output_tok_s > 0) \(.requests_s > 0) \(.ttft_ms_p99 != null)"' \
+      "results/smoke/$served/perf/lab-eval.json"
+    assert_output $'1 4 true true true\n2 8 true true true'
+  done
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
+  run grep -cE '^\| (基座|微调后)（`smoke(-base)?`） \| [12] \| [48] \| [0-9]' report/smoke.md
+  assert_output 4
 }
 
 @test "the report has every value filled, both charts, and a manifest with commit and hashes" {

@@ -1,0 +1,88 @@
+"""The evaluation sets' helpers: the held-out rows, the local layouts, the prompt budget,
+the keys evalscope gets in-process, the dialog replies the report shows."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts" / "py"))
+
+import evalscope_with_keys  # noqa: E402
+import heldout_set  # noqa: E402
+import local_set  # noqa: E402
+import prompt_budget  # noqa: E402
+import runparse as rp  # noqa: E402
+
+VAL = REPO / "tests" / "fixtures" / "heldout" / "val_dataset.jsonl"
+
+
+def test_heldout_rows_end_at_the_last_user_turn_with_the_lab_reply_as_answer(tmp_path):
+    assert heldout_set.main(["--val", str(VAL), "--rows", "2", "--out", str(tmp_path)]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "dialog.jsonl").read_text().splitlines()]
+    assert len(rows) == 2
+    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant", "user"]
+    assert rows[0]["answer"].startswith("可以试着在睡前")
+    prompts = [json.loads(line) for line in (tmp_path / "prompts.txt").read_text().splitlines()]
+    assert prompts == [row["messages"] for row in rows]
+
+
+def test_heldout_rows_need_the_split(tmp_path, capsys):
+    assert heldout_set.main(["--val", str(tmp_path / "none.jsonl"), "--rows", "2", "--out", str(tmp_path / "o")]) == 1
+    assert "train first" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("folder,expected", [
+    ("configs/smoke/data/ceval", {"basic_medicine": 8, "education_science": 8, "high_school_biology": 8}),
+    ("configs/smoke/data/cmmlu", {"college_education": 8, "high_school_biology": 8, "professional_psychology": 8, "sociology": 8}),
+    ("configs/smoke/data/mmlu", {"professional_psychology": 4, "high_school_psychology": 4}),
+    ("configs/smoke/data/mmlu_pro", {"psychology": 4}),
+    ("configs/judge/crisis", {"crisis": 8}),
+])
+def test_local_sets_in_every_layout(folder, expected):
+    assert dict(local_set.subjects(REPO / folder)) == expected
+
+
+def tiny_tokenizer(folder: Path) -> Path:
+    """A byte-level tokenizer: the prompt budget counts tokens, any tokenizer will do."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.train_from_iterator(["abc"], trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_the_prompt_budget_names_both_numbers_when_a_prompt_cannot_fit(tmp_path, capsys):
+    tokenizer = tiny_tokenizer(tmp_path / "tok")
+    ceval = str(REPO / "configs" / "smoke" / "data" / "ceval")
+    assert prompt_budget.main(["--tokenizer", str(tokenizer), "--session-len", "100000", "--set", "ceval", ceval, "5", "16"]) == 0
+    prompt = int(capsys.readouterr().out.split("\t")[1])
+    assert prompt > prompt_budget.TEMPLATE_TOKENS
+    assert prompt_budget.main(["--tokenizer", str(tokenizer), "--session-len", str(prompt + 15), "--set", "ceval", ceval, "5", "16"]) == 1
+    err = capsys.readouterr().err
+    assert f"about {prompt} tokens" in err and f"{prompt + 16} > the server's session length {prompt + 15}" in err
+
+
+def test_keys_reach_evalscope_in_process_only():
+    judge = json.dumps({"strategy": "llm", "models": [{"model_id": "j", "api_url": "http://127.0.0.1:1/v1"}]})
+    argv = evalscope_with_keys.with_keys(["eval", "--judge", judge], "serve-k", "judge-k")
+    assert json.loads(argv[2])["models"][0]["api_key"] == "judge-k" and "serve-k" not in argv
+    assert evalscope_with_keys.with_keys(["perf", "--url", "u"], "serve-k", "")[-2:] == ["--api-key", "serve-k"]
+    assert evalscope_with_keys.with_keys(["eval"], "", "") == ["eval"]
+
+
+def test_dialog_replies_side_by_side_and_a_skipped_judge(tmp_path):
+    reviews = tmp_path / "dialog" / "reviews" / "smoke"
+    reviews.mkdir(parents=True)
+    (reviews / "general_qa_dialog.jsonl").write_text(json.dumps({
+        "index": 3, "target": ["参考"], "messages": [{"role": "user", "content": "你好"},
+                                                    {"role": "assistant", "content": "回复"}]}, ensure_ascii=False) + "\n")
+    assert rp.read_dialog_replies(tmp_path / "dialog", "smoke") == {3: {"user": "你好", "reference": "参考", "reply": "回复"}}
+    skipped = tmp_path / "judge"
+    skipped.mkdir()
+    (skipped / "lab-eval.json").write_text(json.dumps({"inputs_digest": "d", "score": None, "skipped": "no judge configured"}))
+    assert rp.read_eval_result(skipped)["state"] == "skipped"
