@@ -81,6 +81,20 @@ stub_tools() {
 # unstub_tool NAME: NAME is not on PATH at all (as on a machine without it).
 unstub_tool() { rm -f "$STUBS/$1"; }
 
+# smoke_copy DIR: a copy of the checkout with the real smoke run's outputs (times kept,
+# so make's stamps still hold) and the project venv, for suites that change configs or
+# outputs: the real checkout, which other suites read meanwhile, stays as it is.
+smoke_copy() {
+  mkdir -p "$1"
+  cp -a "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$SRC_ROOT/report" "$SRC_ROOT/build" "$1/"
+  local dir
+  for dir in output/smoke export/smoke results/smoke .state/smoke; do
+    mkdir -p "$1/$(dirname "$dir")"
+    cp -a "$SRC_ROOT/$dir" "$1/$dir"
+  done
+  ln -s "$SRC_ROOT/.venv" "$1/.venv"
+}
+
 smoke_setup() {
   load_assertions
   clean_environment
