@@ -260,19 +260,20 @@ assert_key_not_leaked() {
 
 @test "smoke: make train in cloud mode with a rejected key stops in preflight within 10 s, before swift runs" {
   start_hub
-  mkdir -p "$REPO/build/tiny-gpt-oss" "$BATS_TEST_TMPDIR/stubs"
+  mkdir -p "$REPO/build/tiny-gpt-oss"
   echo '{}' >"$REPO/build/tiny-gpt-oss/config.json" # as make builds it before preflight
-  printf '#!/usr/bin/env bash\ntouch "%s/swift-ran"\n' "$BATS_TEST_TMPDIR" >"$BATS_TEST_TMPDIR/stubs/swift"
-  chmod +x "$BATS_TEST_TMPDIR/stubs/swift"
+  STUBS="$BATS_TEST_TMPDIR/stubs" && mkdir -p "$STUBS" && stub_tools swift
+  export STUB_LOG="$BATS_TEST_TMPDIR/stub.log" && : >"$STUB_LOG"
   unset ENV_FILE EXP LAB_STATE_DIR
   cd "$REPO"
   SECONDS=0
-  PATH="$BATS_TEST_TMPDIR/stubs:$PATH" run make train EXP=smoke ENV_FILE=env/smoke.env SWANLAB_MODE=cloud \
+  PATH="$STUBS:$PATH" run make train EXP=smoke ENV_FILE=env/smoke.env SWANLAB_MODE=cloud \
     SWANLAB_TOKEN="$FAKE_KEY" SWANLAB_API_HOST="$HUB_URL" SERVE_PORT="$(free_port)"
   assert_failure
   ((SECONDS < 10))
   assert_output --partial "[preflight] error: SwanLab at $HUB_URL rejected the key (HTTP 401)"
   assert_output --partial "[preflight] fix: check SWANLAB_TOKEN"
-  [[ ! -e "$BATS_TEST_TMPDIR/swift-ran" && ! -e "$REPO/.state/smoke/train.done" ]]
+  assert_equal "$(stub_calls swift)" 0
+  assert_file_not_exist "$REPO/.state/smoke/train.done"
   assert_key_not_leaked
 }

@@ -321,15 +321,12 @@ preflight_env() {
 @test "preflight: DeepSpeed asked for, the venv must import it" {
   preflight_env gpu GPU=0,1 DEEPSPEED=zero2
   # The venv's python: no deepspeed module, then one.
-  printf '#!/usr/bin/env bash\nif [[ "$*" == "-c import deepspeed" ]]; then [[ -f %q ]] && exit 0; echo "ModuleNotFoundError: No module named '"'"'deepspeed'"'"'" >&2; exit 1; fi\nexec python3 "$@"\n' \
-    "$TMP/deepspeed-installed" | sed "s|^exec python3|exec ${LAB_PYTHON:-python3}|" >.venv/bin/python
-  chmod +x .venv/bin/python
+  cp "$SRC_ROOT/tests/stubs/stub" .venv/bin/python
   mkdir -p .venv-lmdeploy && sha256sum env/requirements-lmdeploy.lock | cut -d' ' -f1 >.venv-lmdeploy/.lab-lock.sha256
   EXP=smoke run scripts/preflight.sh
   assert_failure
   assert_line "[preflight] error: DeepSpeed (zero2) is asked for, but 'import deepspeed' fails in .venv: ModuleNotFoundError: No module named 'deepspeed'"
-  touch "$TMP/deepspeed-installed"
-  EXP=smoke run scripts/preflight.sh
+  STUB_DEEPSPEED=1 EXP=smoke run scripts/preflight.sh
   assert_success
   refute_line --partial "import deepspeed"
 }

@@ -60,7 +60,8 @@ print("\n".join(name for (name,) in db.execute(
   run grep -E '\[health\] ok: smoke at http://127.0.0.1:[0-9]+/v1 answered: .+' "$SMOKE_LOG"
   assert_success
   [[ ! -e .state/server/pid ]]
-  run pgrep -f 'swift/cli/deploy.py'
+  # This checkout's servers only (the runbook's clean tree runs its own meanwhile).
+  run pgrep -f "$SRC_ROOT/.venv/.*swift/cli/deploy.py"
   assert_failure
 }
 
