@@ -102,9 +102,14 @@ skip_unjudged() {
 
 # Resuming: EvalScope re-asks only the questions without a cached prediction.
 # Without --use-cache it would append duplicates; with it on a fresh dir it fails.
-# A perf run has no cache: it measures again.
+# --rerun-review: EvalScope refuses a cache whose identity differs in anything, the
+# server's address and absolute paths included (another port, a moved checkout); the
+# fingerprints already proved these predictions come from the same model and settings,
+# so they are reused and only the scoring is redone. A perf run has no cache.
 has_cached_predictions() { compgen -G "$WORK_DIR/predictions/*/*.jsonl" >/dev/null; }
-add_resume_flag() { if [[ "$KIND" != perf ]] && has_cached_predictions; then CMD+=(--use-cache "$WORK_DIR"); fi; }
+add_resume_flag() {
+  if [[ "$KIND" != perf ]] && has_cached_predictions; then CMD+=(--use-cache "$WORK_DIR" --rerun-review); fi
+}
 
 # Folder of results made from other inputs (or of unknown origin): kept aside,
 # never resumed (EvalScope would mix models or settings, or refuse the cache).

@@ -49,7 +49,7 @@ teardown() {
   assert_failure
   assert_line --regexp "^\[state\] error: another make works on smoke: pid $holder, 'make eval-base', since "
 
-  wait "$MAKE_PID"
+  wait "$MAKE_PID" || { cat "$BATS_TEST_TMPDIR/eval-base.log"; false; }
   MAKE_PID=
   run cat "$BATS_TEST_TMPDIR/eval-base.log"
   assert_line "[eval] cmmlu: resuming from the cached predictions in $base/cmmlu"
