@@ -4,28 +4,7 @@
 
 load test_helper
 
-setup() {
-  load_assertions
-  clean_environment
-  use_project_python
-  REPO="$SRC_ROOT"
-  FIXTURES="$REPO/tests/fixtures"
-  TMP="$BATS_TEST_TMPDIR"
-  mkdir -p "$TMP/output" "$TMP/results"
-  cat >"$TMP/test.env" <<EOF
-GPU=cpu
-SWANLAB_MODE=local
-SERVE_HOST=127.0.0.1
-SERVE_PORT=1
-OUTPUT_ROOT=$TMP/output
-EXPORT_ROOT=$TMP/export
-RESULTS_ROOT=$TMP/results
-CACHE_ROOT=$TMP/cache
-EOF
-  export ENV_FILE="$TMP/test.env" EXP=smoke LAB_STATE_DIR="$TMP/state" REPORT_DIR="$TMP/report"
-}
-
-use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
+setup() { fixture_setup; }
 
 @test "status: clear message when no run exists yet" {
   run "$REPO/scripts/status.sh"

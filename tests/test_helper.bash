@@ -95,6 +95,24 @@ smoke_copy() {
   ln -s "$SRC_ROOT/.venv" "$1/.venv"
 }
 
+# fixture_setup, for the suites on fixture runs (report, status): the repo's own scripts
+# with a temp env file (GPU=cpu), temp output roots, state and report dirs; use_run NAME
+# puts tests/fixtures/runs/NAME/smoke in place as the smoke run.
+fixture_setup() {
+  load_assertions
+  clean_environment
+  use_project_python
+  REPO="$SRC_ROOT"
+  FIXTURES="$REPO/tests/fixtures"
+  TMP="$BATS_TEST_TMPDIR"
+  mkdir -p "$TMP/output" "$TMP/results"
+  printf '%s\n' GPU=cpu SWANLAB_MODE=local SERVE_HOST=127.0.0.1 SERVE_PORT=1 "OUTPUT_ROOT=$TMP/output" \
+    "EXPORT_ROOT=$TMP/export" "RESULTS_ROOT=$TMP/results" "CACHE_ROOT=$TMP/cache" >"$TMP/test.env"
+  export ENV_FILE="$TMP/test.env" EXP=smoke LAB_STATE_DIR="$TMP/state" REPORT_DIR="$TMP/report"
+}
+
+use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
+
 smoke_setup() {
   load_assertions
   clean_environment
