@@ -184,7 +184,7 @@ variants: ## Regenerate every variant's configs from its variant.yaml (after edi
 sweep: ## Each experiment's whole pipeline in turn: make sweep EXPS="a b c" [KEEP_GOING=1] [WITH_BASE=1]
 	MAKE='$(MAKE)' scripts/sweep.sh
 
-compare: ## report/compare-<a>-<b>-....md (Chinese) side by side: make compare EXPS="a b c"
+compare: ## Experiments side by side in report/compare-<a>-<b>-....md (Chinese): make compare EXPS="a b c"
 	scripts/compare.sh
 
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server

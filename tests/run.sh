@@ -99,4 +99,7 @@ run_bats tests/smoke/inputs.bats
 log "two nodes on one machine (real smoke training: two make train, NNODES=2, CPU, gloo)"
 run_bats tests/smoke/multinode.bats
 
+log "variants (real smoke: smoke-experts trains the experts; smoke-r4's pipeline, then make compare with smoke)"
+run_bats tests/smoke/variants.bats
+
 printf 'tests: %d passed, 0 failed\n' "$passed"
