@@ -3,6 +3,7 @@
 # stubs (swift, evalscope, curl, python's SwanLab logger). Two small variants of the
 # default experiment (one benchmark each, made with make new-exp) keep it quick.
 
+# shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
 load test_helper
 
 setup() {
@@ -28,8 +29,8 @@ summary_line() { printf '^  %s +%s +%s$' "$1" "$2" "$3"; }
 @test "two experiments: each whole pipeline in turn, one server at a time, a summary; run again, no tool runs" {
   run --separate-stderr make sweep EXPS="sweep-a sweep-b"
   assert_success
-  assert_line --regexp "$(summary_line sweep-a done report/sweep-a.md)"
-  assert_line --regexp "$(summary_line sweep-b done report/sweep-b.md)"
+  assert_line --regexp "$(summary_line sweep-a 'done' report/sweep-a.md)"
+  assert_line --regexp "$(summary_line sweep-b 'done' report/sweep-b.md)"
   assert_line "sweep of 2 experiment(s): 0 failed"
   assert_file_exist report/sweep-a.md
   assert_file_exist report/sweep-b.md
@@ -46,7 +47,7 @@ summary_line() { printf '^  %s +%s +%s$' "$1" "$2" "$3"; }
   : >"$STUB_LOG"
   run --separate-stderr make sweep EXPS="sweep-a sweep-b"
   assert_success
-  assert_line --regexp "$(summary_line sweep-b done report/sweep-b.md)"
+  assert_line --regexp "$(summary_line sweep-b 'done' report/sweep-b.md)"
   assert_equal "$(stub_calls swift)" 0
   assert_equal "$(stub_calls evalscope)" 0
 }
@@ -54,7 +55,7 @@ summary_line() { printf '^  %s +%s +%s$' "$1" "$2" "$3"; }
 @test "a failing experiment stops the sweep: the next is not reached; the exit status says it" {
   run --separate-stderr make sweep EXPS="sweep-a sweep-bad sweep-b"
   assert_failure
-  assert_line --regexp "$(summary_line sweep-a done report/sweep-a.md)"
+  assert_line --regexp "$(summary_line sweep-a 'done' report/sweep-a.md)"
   assert_line --regexp "$(summary_line sweep-bad 'failed at train' —)"
   assert_line --regexp "$(summary_line sweep-b 'not reached' —)"
   assert_line "sweep of 3 experiment(s): 1 failed"
@@ -69,7 +70,7 @@ summary_line() { printf '^  %s +%s +%s$' "$1" "$2" "$3"; }
   run --separate-stderr make sweep EXPS="sweep-bad sweep-a" KEEP_GOING=1
   assert_failure
   assert_line --regexp "$(summary_line sweep-bad 'failed at train' —)"
-  assert_line --regexp "$(summary_line sweep-a done report/sweep-a.md)"
+  assert_line --regexp "$(summary_line sweep-a 'done' report/sweep-a.md)"
   grep -q 'going on (KEEP_GOING=1)' <<<"$stderr"
 }
 
