@@ -611,26 +611,36 @@ def cmd_grid(root: Path, rules: Rules, args) -> int:
         if names.count(name) > 1:
             raise VariantError(f"GRID makes the name {name} twice",
                                "a zipped axis is named after its first key: put the key whose values differ first")
-    created, kept = [], []
+    # A variant that runs these very settings may exist already, under this name or another
+    # (gpt-oss-20b-sft-len2048 is the grid's gpt-oss-20b-sft-v1-len2048): it is kept, not
+    # duplicated. What runs: the configs; requirements.env only states what a run needs.
+    def runs(overrides: dict) -> str:
+        return repr(sorted((s, sorted(v.items())) for s, v in overrides.items() if s != "requirements"))
+    existing = {}
+    for other in variant_names(root):
+        variant = read_variant(root, other)
+        if variant["from"] == args.base:
+            existing.setdefault(runs(variant["overrides"]), other)
+    created, kept, todo, order = [], [], [], []
     for name, overrides in plan:
-        folder = configs(root) / name
-        if (folder / VARIANT_FILE).is_file():
-            existing = read_variant(root, name)
-            if existing["from"] == args.base and existing["overrides"] == overrides:
-                kept.append(name)
-                continue
+        same = existing.get(runs(overrides))
+        order.append(same or name)
+        if same:
+            kept.append(same)
+            continue
         check_new(root, rules, args.base, name, overrides)
+        todo.append((name, overrides))
     why = args.why or f"one factor of the grid \"{args.grid}\" over {args.base}, the others at its values (make new-grid)"
-    for name, overrides in plan:
-        if name not in kept:
-            create_variant(root, rules, args.base, name, overrides, why)
-            created.append(name)
+    for name, overrides in todo:
+        create_variant(root, rules, args.base, name, overrides, why)
+        created.append(name)
     for item in skipped:
         print(f"{PREFIX} {item}: the base's own value(s); {args.base} is that run", file=sys.stderr)
     for name in kept:
-        print(f"{PREFIX} configs/{name}/ exists with the same settings: kept", file=sys.stderr)
+        print(f"{PREFIX} configs/{name}/ exists with these settings: kept", file=sys.stderr)
     print(f"{PREFIX} grid over {args.base}: {len(created)} created, {len(kept)} kept"
-          + (f"; run them: make sweep EXPS=\"{' '.join(created + kept)}\"" if created or kept else ""), file=sys.stderr)
+          + (f"; run them: make sweep EXPS=\"{' '.join(order)}\"" if plan else ""),
+          file=sys.stderr)
     return 0
 
 
