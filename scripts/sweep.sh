@@ -14,6 +14,9 @@ export STEP_NAME=sweep
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 MAKE_CMD="${MAKE:-make}"
+# Each experiment's make is a top-level make of its own: it holds that experiment's run lock
+# while it runs, not for the whole sweep (lib/runlock.sh).
+unset LAB_RUN_OWNER
 REPORTS="${REPORT_DIR:-$REPO_ROOT/report}"
 declare -A RESULT=()
 EXPERIMENTS=()
@@ -62,7 +65,8 @@ print_summary() {
   printf '  %-*s  %-28s  %s\n' "$width" experiment result report
   for exp in "${EXPERIMENTS[@]}"; do
     report="—"
-    if [[ "${RESULT[$exp]:-}" != "not reached" && -f "$REPORTS/$exp.md" ]]; then report="$(repo_relative "$REPORTS/$exp.md")"; fi
+    # Only a finished experiment's report is its sweep's: another one may be of an earlier run.
+    if [[ "${RESULT[$exp]:-}" == "done" && -f "$REPORTS/$exp.md" ]]; then report="$(repo_relative "$REPORTS/$exp.md")"; fi
     printf '  %-*s  %-28s  %s\n' "$width" "$exp" "${RESULT[$exp]:-not reached}" "$report"
   done
 }

@@ -3,7 +3,7 @@ beta (trained, one evaluation rejected, some not run) and gamma (never trained, 
 more). tests/fixtures/compare/: runs/<exp> (run dirs), evals/<exp> (results), configs/<exp>,
 reports/ (alpha's report and manifest)."""
 
-import struct
+import shutil
 import sys
 from pathlib import Path
 
@@ -132,7 +132,6 @@ def test_the_shortened_name_is_said_in_the_file(tmp_path, monkeypatch):
 
 def test_a_file_that_is_not_json_names_itself(tmp_path, capsys):
     runs = tmp_path / "runs"
-    import shutil
     shutil.copytree(FIXTURES / "runs", runs)
     (runs / "beta" / "logging.jsonl").write_text('{"loss": 1}\nnot json\n{"loss": 2}\n')
     status, _ = run_compare(tmp_path, runs=runs)
@@ -153,8 +152,3 @@ def test_an_unknown_fact_in_the_template_is_an_error(tmp_path, capsys):
 @pytest.mark.parametrize("value,text", [(1e-4, "0.0001"), (True, "true"), ([1, "a"], '[1, "a"]'), ("x", "x")])
 def test_config_values_as_cells(value, text):
     assert compare.shown(value) == text
-
-
-def png_size(path):
-    data = path.read_bytes()
-    return struct.unpack(">II", data[16:24])

@@ -45,7 +45,8 @@ EOF
 
 @test "make all EXP=smoke-r4, then make compare EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked" {
   local port started
-  port="$(free_port)"
+  # A free port whose next one is free too (preflight checks the base model's, SERVE_PORT + 1).
+  until port="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do :; done
   make stop EXP=smoke-r4 >/dev/null 2>&1 # one server at a time: none of an earlier run
   started=$SECONDS
   run make all EXP=smoke-r4 SERVE_PORT="$port"
