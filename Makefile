@@ -74,7 +74,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-base eval-app dashboard \
-	report status all smoke test lint clean runbook sbatch
+	report status all smoke test lint clean runbook sbatch new-exp new-grid variants sweep compare
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -170,6 +170,23 @@ experiment-with-base: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$
 	$(EVAL_STAMPS) $(STATE)/eval-base.done
 	scripts/report.sh
 
+# Variants and comparisons (README): a variant is configs/<name>/variant.yaml plus the
+# native configs generated from its base's; a sweep runs experiments one after another.
+new-exp: ## A variant of an experiment: make new-exp FROM=<exp> NAME=<name> SET="lora_rank=32 lora_alpha=128" [CONFIG=sft] [WHY=...]
+	scripts/variants.sh new
+
+new-grid: ## One variant per value of each axis: make new-grid FROM=<exp> GRID="lora_rank=4,8+lora_alpha=16,32 max_length=1024,2048"
+	scripts/variants.sh grid
+
+variants: ## Regenerate every variant's configs from its variant.yaml (after editing one, or its base)
+	scripts/variants.sh generate
+
+sweep: ## Each experiment's whole pipeline in turn: make sweep EXPS="a b c" [KEEP_GOING=1] [WITH_BASE=1]
+	MAKE='$(MAKE)' scripts/sweep.sh
+
+compare: ## Experiments side by side in report/compare-<a>-<b>-....md (Chinese): make compare EXPS="a b c"
+	scripts/compare.sh
+
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
 	trap '$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit 130' INT TERM; \
 	status=0; $(MAKE) experiment-with-base EXP=smoke ENV_FILE=env/smoke.env || status=$$?; \
@@ -181,6 +198,7 @@ lint: ## shellcheck every shell file
 test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
 	tests/run.sh
 
-clean: ## Remove step stamps, the smoke run's outputs and the tiny model (never other experiments' outputs)
+# The smoke experiment's variants (configs/smoke-*, e.g. smoke-r4) are smoke runs too.
+clean: ## Remove step stamps, the outputs of the smoke run and its variants (smoke-*), the tiny model (never other experiments' outputs)
 	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke output/smoke.replaced-* export/smoke \
-	  results/smoke results/smoke/*/*.replaced-*
+	  results/smoke results/smoke/*/*.replaced-* output/smoke-* export/smoke-* results/smoke-*

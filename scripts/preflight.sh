@@ -9,9 +9,14 @@ export STEP_NAME=preflight
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 # shellcheck source=lib/env.sh
 source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/config_keys.sh
+source "$REPO_ROOT/scripts/lib/config_keys.sh"
+# shellcheck source=lib/eval_config.sh
+source "$REPO_ROOT/scripts/lib/eval_config.sh"
+# shellcheck source=lib/variants.sh
+source "$REPO_ROOT/scripts/lib/variants.sh"
 
 FAILED_CHECKS=0
-REQUIREMENT_KEYS=(GPU_FREE_MIB_PER_GPU DISK_OUTPUT_GIB DISK_EXPORT_GIB DISK_CACHE_GIB)
 
 # fail MESSAGE FIX: reports a failed check and goes on with the next one.
 fail() {
@@ -47,15 +52,8 @@ check_config_flags() {
   done
 }
 
-# Machine settings: the scripts pass them as flags from the env file, so a config
-# that also set them would be silently overridden. KEY:SETTING pairs per command.
-declare -A MACHINE_KEYS=(
-  [sft]="output_dir:OUTPUT_ROOT swanlab_mode:SWANLAB_MODE swanlab_project:SWANLAB_PROJECT swanlab_exp_name:EXP use_cpu:GPU"
-  [export]="adapters:CHECKPOINT output_dir:EXPORT_ROOT"
-  [deploy]="model:EXPORT_ROOT served_model_name:EXP host:SERVE_HOST port:SERVE_PORT lmdeploy_tp:GPU"
-)
-
-# check_machine_keys COMMAND: configs/$EXP/COMMAND.yaml sets none of them.
+# check_machine_keys COMMAND: configs/$EXP/COMMAND.yaml sets none of the machine settings
+# (MACHINE_KEYS, lib/config_keys.sh): the flag would silently override the config.
 check_machine_keys() {
   local command="$1" config="$EXP_DIR/$1.yaml" pair keys
   [[ -f "$config" ]] || return 0
@@ -65,6 +63,20 @@ check_machine_keys() {
     fail "$(repo_relative "$config") sets '${pair%%:*}', which the scripts set from ${pair#*:} (the env file or the make command line); the flag would silently override the config" \
       "remove '${pair%%:*}' from $(repo_relative "$config") and set ${pair#*:} instead"
   done
+}
+
+# A variant's configs are generated from its variant.yaml and its base's configs
+# (make variants): a hand edit, or a base changed since, would run something its
+# variant.yaml does not say.
+check_variant_files() {
+  is_variant "$EXP" || return 0
+  local line problems
+  problems="$(variant_py generate --check "$EXP" 2>&1)" && return 0
+  while IFS= read -r line; do
+    [[ "$line" == "[variants] error: "* ]] || continue
+    fail "${line#"[variants] error: "}" \
+      "edit configs/$EXP/variant.yaml (never the generated files), then run make variants and commit both"
+  done <<<"$problems"
 }
 
 # The experiment's needs (configs/$EXP/requirements.env), read without executing it.
@@ -360,10 +372,11 @@ main() {
   source "$REPO_ROOT/scripts/lib/commands.sh"
   check_deepspeed_setting # DEEPSPEED against sft.yaml's deepspeed: fatal at once, like load_env's checks
   local command
-  for command in sft export deploy; do
+  for command in "${SWIFT_CONFIGS[@]}"; do
     check_config_flags "$command"
     check_machine_keys "$command"
   done
+  check_variant_files
   check_datasets
   if is_dry_run; then
     log "dry run: checked the configs and the dataset; SwanLab, hubs, GPU memory, disk, ports and venv are checked on a real run"

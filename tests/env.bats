@@ -211,7 +211,7 @@ assert_no_swift() { assert_equal "$(stub_calls swift)" 0; }
   EXP=nope run scripts/train.sh
   assert_failure
   assert_line "[train] error: experiment 'nope' has no config (configs/nope/sft.yaml)"
-  assert_line "[train] fix: pick one of: gpt-oss-20b-sft-v1 smoke"
+  assert_line "[train] fix: pick one of: $(find configs -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -)"
   assert_no_swift
 }
 

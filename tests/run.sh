@@ -113,6 +113,9 @@ run_bats tests/smoke/inputs.bats
 log "two nodes on one machine (real smoke training: two make train, NNODES=2, CPU, gloo)"
 run_bats tests/smoke/multinode.bats
 
+log "variants (real smoke: smoke-experts trains the experts; smoke-r4's pipeline, then make compare with smoke)"
+run_bats tests/smoke/variants.bats
+
 log "waiting for the fast lane and the runbook"
 side_status=0
 wait "$SIDE_PID" || side_status=$?

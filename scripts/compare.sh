@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make compare EXPS="a b c": report/compare-a-b-c.md (Chinese), its loss and score charts,
+# experiments side by side: the configuration keys that differ, the training summaries, every
+# benchmark with its difference to the first experiment, each one's provenance. Each
+# experiment's paths are gathered the way scripts/report.sh gathers them (load_env per
+# experiment: the same env file, roots and names); scripts/py/compare.py reads them with the
+# report's own parser and renders report/compare.zh.md. An experiment without a config is an
+# error; one never trained shows as not run. DRY_RUN=1 prints the command.
+set -euo pipefail
+export STEP_NAME=compare
+# shellcheck source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
+
+COMPARE_TEMPLATE="$REPO_ROOT/report/compare.zh.md"
+
+# check_experiments NAME...: two or more experiments, each with a config, each once.
+check_experiments() {
+  local exp named=" "
+  (($# >= 2)) || die "make compare needs two or more experiments (EXPS='$*')" \
+    'name them: make compare EXPS="gpt-oss-20b-sft-v1 gpt-oss-20b-sft-r32" (the first is the reference)'
+  for exp in "$@"; do
+    [[ "$exp" =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] || die "EXPS: '$exp' is not a valid experiment name" \
+      "use the names of folders in configs/"
+    [[ -f "$REPO_ROOT/configs/$exp/sft.yaml" ]] || die "EXPS: experiment '$exp' has no config (configs/$exp/sft.yaml)" \
+      "pick from: $(find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -)"
+    [[ "$named" != *" $exp "* ]] || die "EXPS names '$exp' twice" "name each experiment once"
+    named+="$exp "
+  done
+}
+
+main() {
+  local exps exp
+  read -ra exps <<<"${EXPS:-}"
+  check_experiments "${exps[@]}"
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/compare.py")
+  for exp in "${exps[@]}"; do
+    EXP="$exp" SKIP_GPU_CHECK=1 load_env # the same env file for each: its values stay, the paths follow EXP
+    CMD+=(--exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR" --results-dir "$RESULTS_DIR"
+      --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml" --eval-config "$EXP_DIR/eval.yaml"
+      --manifest "$REPORT_DIR/$EXP.manifest.json" --report-md "$REPORT_DIR/$EXP.md")
+  done
+  CMD+=(--template "$COMPARE_TEMPLATE" --out-dir "$REPORT_DIR" --deploy-venv "$DEPLOY_VENV_DIR"
+    --env-file "$(repo_relative "$ENV_FILE")")
+  if is_dry_run; then
+    # shellcheck disable=SC2016 # printed for the shell that runs it
+    CMD+=(--git-commit "$(shell_expr '"$(git rev-parse HEAD)"')")
+    print_cmd
+    return 0
+  fi
+  CMD+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)")
+  require_command python
+  mkdir -p "$REPORT_DIR"
+  local status=0 written
+  # Not run_cmd: that records the command in one experiment's steps.jsonl, and a comparison is none of theirs.
+  print_cmd | sed 's/^/+ /' >&2
+  written="$("${CMD[@]}")" || status=$?
+  ((status == 0)) || die "could not write the comparison (exit $status)" "read the error above"
+  log "done: $(repo_relative "$written") (and its -loss.png, -scores.png)"
+}
+
+main "$@"

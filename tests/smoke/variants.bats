@@ -1,0 +1,92 @@
+#!/usr/bin/env bats
+# The smoke experiment's variants, for real (run by tests/run.sh after the other real
+# suites, so the smoke run and the tiny model exist): smoke-experts trains LoRA on the
+# fused expert parameters (its adapter holds them, trained), and smoke-r4's whole pipeline
+# followed by make compare EXPS="smoke smoke-r4" writes the comparison with its charts.
+# The server of smoke-r4 listens on a free port (a location, not an input: nothing redone).
+
+load ../test_helper
+
+setup() { smoke_setup; }
+
+# adapter_tensors RUN_DIR: name, shape and whether it is all zeros, of each tensor of the
+# last checkpoint's adapter.
+adapter_tensors() {
+  "$LAB_PYTHON" - "$1/$(readlink "$1/last-checkpoint")/adapter_model.safetensors" <<'EOF'
+import sys
+from safetensors.torch import load_file
+for name, tensor in sorted(load_file(sys.argv[1]).items()):
+    print(name, list(tensor.shape), "zero" if not tensor.abs().sum().item() else "nonzero")
+EOF
+}
+
+@test "smoke-experts: make train puts LoRA on the fused experts (target_parameters), and trains it" {
+  run make train EXP=smoke-experts
+  assert_success
+  run jq -c '[.target_parameters, .lora_dropout]' output/smoke-experts/args.json
+  assert_output '[["mlp.experts.gate_up_proj","mlp.experts.down_proj"],0]'
+  run adapter_tensors output/smoke-experts
+  assert_success
+  # Per layer, peft wraps gate_up_proj (experts.base_layer: 64 -> 2 x 128 over 4 experts at rank 16)
+  # and down_proj (experts: 128 -> 64); the B matrices start at zero, so nonzero means trained.
+  local layer
+  for layer in 0 1; do
+    assert_line "base_model.model.model.layers.$layer.mlp.experts.base_layer.lora_A.weight [64, 64] nonzero"
+    assert_line "base_model.model.model.layers.$layer.mlp.experts.base_layer.lora_B.weight [256, 64] nonzero"
+    assert_line "base_model.model.model.layers.$layer.mlp.experts.lora_A.weight [64, 128] nonzero"
+    assert_line "base_model.model.model.layers.$layer.mlp.experts.lora_B.weight [64, 64] nonzero"
+  done
+  assert_equal "$(grep -c experts <<<"$output")" 8
+  # The attention's LoRA is still there; the smoke run's adapter has no expert tensor.
+  assert_line "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight [16, 64] nonzero"
+  run adapter_tensors output/smoke
+  refute_output --partial experts
+}
+
+@test "make all EXP=smoke-r4, then make compare EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked" {
+  local port started
+  # A free port whose next one is free too (preflight checks the base model's, SERVE_PORT + 1).
+  until port="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do :; done
+  make stop EXP=smoke-r4 >/dev/null 2>&1 # one server at a time: none of an earlier run
+  started=$SECONDS
+  run make all EXP=smoke-r4 SERVE_PORT="$port"
+  make stop EXP=smoke-r4 >/dev/null 2>&1 || true
+  assert_success
+  echo "# make all EXP=smoke-r4: $((SECONDS - started)) s" >&3
+  assert_file_exist report/smoke-r4.md
+  run jq -r .lora_rank output/smoke-r4/args.json
+  assert_output 4
+
+  run make compare EXPS="smoke smoke-r4"
+  assert_success
+  local md=report/compare-smoke-smoke-r4.md
+  assert_file_exist "$md"
+  run cat "$md"
+  assert_line "# 实验对比：\`smoke\`、\`smoke-r4\`"
+  assert_line "| \`smoke\` | \`build/tiny-gpt-oss\` | 已完成 | [smoke.md](smoke.md) |"
+  assert_line "| \`smoke-r4\` | \`build/tiny-gpt-oss\` | 已完成 | [smoke-r4.md](smoke-r4.md) |"
+  assert_line "| 训练（sft.yaml） | \`lora_rank\` | \`16\` | \`4\` |"
+  assert_line "| 训练（sft.yaml） | \`lora_alpha\` | \`64\` | \`16\` |"
+  # Only keys that differ: every row of the table has two different values, and keys the
+  # two share are not there.
+  local rows
+  rows="$(sed -n '/^## 2\. 配置差异/,/^## 3\./p' "$md" | grep '^| [^配-]' || true)"
+  [[ -n "$rows" ]]
+  while IFS='|' read -r _ _ key a b _; do
+    [[ "$a" != "$b" ]] || fail "the key $key is listed but equal in both: $a"
+  done <<<"$rows"
+  refute_line --partial "\`max_length\`"
+  refute_line --partial "\`target_modules\`"
+  refute_line --partial "\`model\`"
+  # Training results of both, from their own runs.
+  assert_line --regexp '^\| 总步数 \| 32 / 32 \| 32 / 32 \|$'
+  assert_line --regexp '^\| 验证 loss，基座 → 微调后 \| 8\.[0-9]{4} → [0-9.]+（下降 [0-9.]+） \| 8\.[0-9]{4} → [0-9.]+（下降 [0-9.]+） \|$'
+  # Both charts linked, written, PNGs.
+  local png
+  assert_line "![loss 曲线对比](compare-smoke-smoke-r4-loss.png)"
+  assert_line "![评测得分对比](compare-smoke-smoke-r4-scores.png)"
+  for png in compare-smoke-smoke-r4-loss.png compare-smoke-smoke-r4-scores.png; do
+    run od -An -tx1 -N8 "report/$png"
+    assert_output " 89 50 4e 47 0d 0a 1a 0a"
+  done
+}
