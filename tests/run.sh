@@ -13,6 +13,12 @@ log() { printf '[test %4ds] %s\n' "$(($(date +%s) - START_SECONDS))" "$*" >&2; }
 # start must each be their own (tests/state.bats and tests/smoke/inputs.bats check the lock).
 unset LAB_RUN_OWNER
 
+# Two lanes share the cores, each with a torch process at times (training, the server):
+# one OpenMP thread each, or their spinning threads starve one another. Measured on 2
+# cores: two smoke trainings at once took 157 s with 2 threads each, 29 s with 1; alone,
+# 22 s with 2 and 27 s with 1 (the tiny model gains little from a second thread).
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
 # bats, its libraries, GNU parallel (bats --jobs), shellcheck and headless Chromium
 # (the dashboard test) come from the distribution (Debian: bats bats-assert
 # bats-support bats-file parallel shellcheck chromium); installed here when we are root.
