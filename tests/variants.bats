@@ -79,7 +79,8 @@ variants() { find configs -mindepth 2 -maxdepth 2 -name variant.yaml -printf '%h
   yaml_equals configs/gpt-oss-20b-sft-experts/sft.yaml "$CFG/sft.yaml" \
     '{**b, "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"], "lora_dropout": 0}'
   yaml_equals configs/smoke-experts/sft.yaml configs/smoke/sft.yaml \
-    '{**b, "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"], "lora_dropout": 0}'
+    '{**b, "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"], "lora_dropout": 0, "num_train_epochs": 1}'
+  yaml_equals configs/smoke-r4/eval.yaml configs/smoke/eval.yaml '{**b, "benchmarks": ["ceval", "cmmlu", "dialog"]}'
   local exp
   for exp in gpt-oss-20b-sft-r32 gpt-oss-20b-sft-len2048 gpt-oss-20b-sft-experts; do
     for file in export.yaml deploy.yaml eval.yaml; do yaml_equals "configs/$exp/$file" "$CFG/$file" b; done
