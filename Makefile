@@ -43,9 +43,11 @@ SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASE
 	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED \
 	NNODES NODE_RANK MASTER_ADDR DEEPSPEED JUDGE_API_URL JUDGE_MODEL
 sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
-ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
+# `make all` is `make experiment` under a trap: its sub-make syncs, once.
+SYNC_GOALS := $(filter-out all,$(filter $(STEP_GOALS),$(MAKECMDGOALS)))
+ifneq ($(SYNC_GOALS),)
 ifneq ($(DRY_RUN),1)
-SYNC_STATUS := $(shell LAB_RUN_OWNER=$(LAB_RUN_OWNER) $(sync_env) scripts/sync-state.sh $(filter $(STEP_GOALS),$(MAKECMDGOALS)) >&2; echo $$?)
+SYNC_STATUS := $(shell LAB_RUN_OWNER=$(LAB_RUN_OWNER) $(sync_env) scripts/sync-state.sh $(SYNC_GOALS) >&2; echo $$?)
 ifneq ($(SYNC_STATUS),0)
 $(error stopped before any step; see above)
 endif
@@ -157,7 +159,7 @@ serve: $(STATE)/export.done
 	scripts/health.sh
 
 all: ## The whole experiment: train, export, deploy, health, evaluations, report
-	trap 'scripts/stop.sh; exit 130' INT TERM; $(MAKE) experiment
+	@trap 'scripts/stop.sh; exit 130' INT TERM; $(MAKE) experiment
 
 # Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
 # `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in its own session).

@@ -90,6 +90,7 @@ refuse_other_steps_on_other_nodes() {
   ((NODE_RANK > 0)) || return 0
   local goal
   for goal in "$@"; do
+    [[ "$goal" == experiment ]] && goal=all # make all's sub-make
     [[ "$goal" == train ]] || die "NODE_RANK=$NODE_RANK: a node of rank > 0 only trains (make train), not 'make $goal'" \
       "run make $goal on the node of rank 0 (NODE_RANK=0) once the training is done"
   done
