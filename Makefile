@@ -15,6 +15,8 @@ STATE := .state/$(EXP)
 # a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
 EVAL_GROUPS := ceval cmmlu psych dialog perf
 EVAL_STAMPS := $(EVAL_GROUPS:%=$(STATE)/eval-%.done)
+# The fine-tuned model's whole evaluation, as one step of `make all` (see its rule).
+EVALS_STAMP := $(STATE)/evals.done
 TRAIN_PREREQS :=
 EVAL_BASE_PREREQS :=
 PREREQ_CMD :=
@@ -35,7 +37,7 @@ export LAB_RUN_OWNER
 # a time) and removes every stamp whose outputs were not made from the current inputs
 # (configs, dataset, model, lock, upstream outputs: scripts/lib/fingerprint.sh), so
 # make redoes exactly the steps whose inputs changed.
-STEP_GOALS := train export deploy deploy-base serve $(EVAL_GROUPS:%=eval-%) eval-base report all experiment \
+STEP_GOALS := train export deploy deploy-base serve $(EVAL_GROUPS:%=eval-%) evals eval-base report all experiment \
 	experiment-with-base
 # Make 4.3's $(shell) does not see command-line variables: the settings are passed
 # along (never a secret: the sync needs none).
@@ -66,7 +68,7 @@ ifeq ($(DRY_RUN),1)
 mark_done = true
 # `make all`'s runbook shows deploy and health once, before the evaluations.
 ensure_served = $(if $(filter all experiment experiment-with-base,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
-ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(EVAL_STAMPS) $(STATE)/eval-base.done
+ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(EVAL_STAMPS) $(EVALS_STAMP) $(STATE)/eval-base.done
 .PHONY: $(if $(filter ALL,$(STALE_STAMPS)),$(ALL_STAMPS),$(filter $(ALL_STAMPS),$(STALE_STAMPS)))
 else
 mark_done = @mkdir -p $(@D) && touch $@
@@ -75,7 +77,7 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-base eval-app dashboard \
+.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) evals eval-base eval-app dashboard \
 	report status all smoke test lint clean runbook sbatch new-exp new-grid variants sweep compare
 
 help: ## List the targets
@@ -126,6 +128,16 @@ $(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.ya
 	scripts/eval.sh --group $*
 	$(mark_done)
 
+# The whole experiment evaluates the fine-tuned model in one eval.sh, every benchmark of
+# eval.yaml not yet finished, and logs them to SwanLab in one process, as the runbook and
+# eval-base do (a process per group cost about 2 s each). Its stamp holds when every
+# benchmark is finished, however it was run (make eval-<group> or this).
+evals: $(EVALS_STAMP) ## Every benchmark of eval.yaml against the served fine-tuned model (what make all runs)
+$(EVALS_STAMP): $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
+	$(ensure_served)
+	scripts/eval.sh all
+	$(mark_done)$(if $(filter 1,$(DRY_RUN)),, $(EVAL_STAMPS))
+
 # After training: the held-out conversations come from the run's split.
 eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
 $(STATE)/eval-base.done: $(STATE)/train.done $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
@@ -164,12 +176,12 @@ all: ## The whole experiment: train, export, deploy, health, evaluations, report
 # Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
 # `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in its own session).
 # Each evaluation deploys the model when it runs; the runbook shows deploy once, here.
-experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(EVAL_STAMPS)
+experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(EVALS_STAMP)
 	scripts/report.sh
 
 # The experiment, then the base model's evaluations, then one report of both.
 experiment-with-base: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) \
-	$(EVAL_STAMPS) $(STATE)/eval-base.done
+	$(EVALS_STAMP) $(STATE)/eval-base.done
 	scripts/report.sh
 
 # Variants and comparisons (README): a variant is configs/<name>/variant.yaml plus the

@@ -19,6 +19,7 @@ stamp_steps() {
   local bench
   case "$1" in
     train | export) printf '%s\n' "$1" ;;
+    evals) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done ;;
     eval-base) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-base-%s\n' "$EXP" "$bench"; done ;;
     eval-*)
       select_group "${1#eval-}"
@@ -27,7 +28,8 @@ stamp_steps() {
   esac
 }
 
-# The stamps: train, export, one per evaluation group of eval.yaml (make eval-<group>), eval-base.
+# The stamps: train, export, one per evaluation group of eval.yaml (make eval-<group>),
+# evals (all of them, make all's), eval-base.
 set_stamps() {
   local bench group
   STAMPS=(train export)
@@ -35,7 +37,7 @@ set_stamps() {
     group="eval-$(bench_group "$bench")"
     [[ " ${STAMPS[*]} " == *" $group "* ]] || STAMPS+=("$group")
   done
-  if ((${#BENCHMARKS[@]} > 0)); then STAMPS+=(eval-base); fi
+  if ((${#BENCHMARKS[@]} > 0)); then STAMPS+=(evals eval-base); fi
 }
 
 # stamp_holds STAMP: all its steps are done with the current inputs. Sets
@@ -60,7 +62,7 @@ sync_stamps() {
   for name in "${STAMPS[@]}"; do
     stamp="$STATE_DIR/$EXP/$name.done"
     if stamp_holds "$name"; then touch -d "@$now" "$stamp"; continue; fi
-    if [[ -f "$stamp" && -n "$FIRST_NOT_DONE" ]]; then
+    if [[ -f "$stamp" && -n "$FIRST_NOT_DONE" && "$name" != evals ]]; then # evals: its groups say it
       log "$name: $([[ "${STEP_STATUS[$FIRST_NOT_DONE]:-none}" == none ]] && echo 'its outputs are gone' || echo 'its inputs changed since it ran') ($FIRST_NOT_DONE); make redoes it"
     fi
     rm -f "$stamp"
@@ -68,7 +70,7 @@ sync_stamps() {
   # A group of the Makefile that eval.yaml gives no benchmark (a variant that evaluates less)
   # has nothing to do: its stamp, once made, holds; left older than export.done it would make
   # make serve the model again to evaluate nothing.
-  for stamp in "$STATE_DIR/$EXP"/eval-*.done; do
+  for stamp in "$STATE_DIR/$EXP"/eval-*.done "$STATE_DIR/$EXP/evals.done"; do
     [[ -f "$stamp" ]] || continue
     name="$(basename "$stamp" .done)"
     [[ " ${STAMPS[*]} " == *" $name "* ]] || touch -d "@$now" "$stamp"
