@@ -39,17 +39,18 @@ check_experiments() {
   done
 }
 
-# failed_target LOG: the make target that failed, from make's own error line
-# (make: *** [Makefile:N: .state/<exp>/train.done] Error 1).
+# failed_target LOG: where it failed, "at <make target>" from make's own error line
+# (make: *** [Makefile:N: .state/<exp>/train.done] Error 1), or "before any step".
 failed_target() {
   local target
   target="$(sed -n 's/.*\*\*\* \[[^]]*:[0-9]*: \([^]]*\)\] .*/\1/p' "$1" | head -n 1)"
   target="${target##*/}"
   target="${target%.done}"
   case "$target" in
-    "") if grep -q 'stopped before any step' "$1"; then echo "before any step"; else echo "? (see the output above)"; fi ;;
-    experiment | experiment-with-base) echo report ;; # their own recipe is the report
-    *) echo "$target" ;;
+    "" | all) # make all's own line follows its sub-make's
+      if grep -q 'stopped before any step' "$1"; then echo "before any step"; else echo "at ? (see the output above)"; fi ;;
+    experiment | experiment-with-base) echo "at report" ;; # their own recipe is the report
+    *) echo "at $target" ;;
   esac
 }
 
@@ -109,7 +110,7 @@ main() {
     if ((status == 0)); then
       RESULT[$exp]="done"
     else
-      RESULT[$exp]="failed at $(failed_target "$MAKE_LOG")"
+      RESULT[$exp]="failed $(failed_target "$MAKE_LOG")"
       failed=1
       log "$exp: ${RESULT[$exp]} (exit $status)$([[ "${KEEP_GOING:-0}" == 1 ]] && echo '; going on (KEEP_GOING=1)')"
     fi

@@ -74,11 +74,19 @@ summary_line() { printf '^  %s +%s +%s$' "$1" "$2" "$3"; }
   grep -q 'going on (KEEP_GOING=1)' <<<"$stderr"
 }
 
-@test "a failure after training is named by its make target" {
+@test "a failure after training is named by its make target (make all evaluates in one step, make evals)" {
   export STUB_EVAL_FAIL=1
   run --separate-stderr make sweep EXPS="sweep-a"
   assert_failure
-  assert_line --regexp "$(summary_line sweep-a 'failed at eval-ceval' —)"
+  assert_line --regexp "$(summary_line sweep-a 'failed at evals' —)"
+}
+
+@test "a config make cannot read fails the experiment before any step, and says so" {
+  printf 'lora_rank: [\n' >>configs/sweep-a/sft.yaml
+  run --separate-stderr make sweep EXPS="sweep-a"
+  assert_failure
+  assert_line --regexp "$(summary_line sweep-a 'failed before any step' —)"
+  assert_equal "$(stub_calls swift)" 0
 }
 
 @test "WITH_BASE=1 runs experiment-with-base; DRY_RUN=1 prints the makes and runs nothing" {
