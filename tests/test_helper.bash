@@ -203,11 +203,15 @@ heldout_split() {
 # as the step writes them when it succeeds. Run in the test's repo copy.
 mark_done() { "$SRC_ROOT/tests/lib/mark-done.sh" "$@"; }
 
-# free_port: a TCP port on 127.0.0.1 nothing listens on.
+# free_port: a TCP port on 127.0.0.1 nothing listens on, below the kernel's ephemeral
+# range: a client connection of another test (or of the smoke run beside it) is given
+# ports from that range and could take the port before our server binds it.
 free_port() {
-  local port
+  local port low=32768 _high
+  read -r low _high </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  ((low > 20000 + 4096)) || low=60000 # an unusual range: fall back to the old one
   while :; do
-    port=$((20000 + RANDOM % 40000))
+    port=$((20000 + RANDOM % (low - 20000)))
     if ! (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then printf '%s\n' "$port"; return 0; fi
   done
 }
