@@ -92,17 +92,19 @@ print_steps_status() {
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   INPUTS_DIR="$(mktemp -d)" # a look only: nothing of .state changes
   trap 'rm -rf "$INPUTS_DIR"' EXIT
-  local step changes
+  local step changes steps=(train export) bench width=28
   compute_experiment_inputs
+  for bench in "${BENCHMARKS[@]}"; do steps+=("eval-$EXP-$bench" "eval-$EXP-base-$bench"); done
+  for step in "${steps[@]}"; do ((${#step} < width)) || width=$((${#step} + 1)); done
   printf 'steps:\n'
-  for step in train export $(for b in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s eval-%s-base-%s ' "$EXP" "$b" "$EXP" "$b"; done); do
+  for step in "${steps[@]}"; do
     case "${STEP_STATUS[$step]:-none}" in
-      done) printf '  %-28s done, up to date\n' "$step" ;;
-      partial) printf '  %-28s started with the current inputs, not finished (make resumes it)\n' "$step" ;;
-      unknown) printf '  %-28s has outputs without a record of their inputs (make redoes it)\n' "$step" ;;
-      none) printf '  %-28s not run\n' "$step" ;;
+      done) printf '  %-*s done, up to date\n' "$width" "$step" ;;
+      partial) printf '  %-*s started with the current inputs, not finished (make resumes it)\n' "$width" "$step" ;;
+      unknown) printf '  %-*s has outputs without a record of their inputs (make redoes it)\n' "$width" "$step" ;;
+      none) printf '  %-*s not run\n' "$width" "$step" ;;
       changed)
-        printf '  %-28s done, but its inputs changed since:\n' "$step"
+        printf '  %-*s done, but its inputs changed since:\n' "$width" "$step"
         changes="$(describe_input_changes "$(step_record "$step")" "$(inputs_file "$step")" | grep -v '^  upstream\.' || true)"
         printf '%s\n' "${changes:-  (a step it builds on)}" | head -n 5 | sed 's/^/  /'
         ;;
