@@ -21,6 +21,11 @@ setup() { fixture_setup; }
   assert_output --partial "train loss:  7.8750 (step 4/4)"
   assert_output --partial "eval loss:   7.9600 (step 4/4)"
   assert_output --partial "GPU memory:  12.5 GiB"
+  # The steps' states in one column, as wide as the longest step name.
+  assert_line --regexp '^  eval-smoke-base-mmlu-pro-psych +[a-z]'
+  local columns
+  columns="$(sed -n '/^steps:$/,/^server:/p' <<<"$output" | grep '^  [a-z]' | awk '{ print index($0, " " $2) }' | sort -u)"
+  assert_equal "$(wc -l <<<"$columns")" 1
 }
 
 @test "status: a run in progress with a cut-off last line shows the time left" {
