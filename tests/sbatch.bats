@@ -160,6 +160,8 @@ prepare_cluster_checkout() {
   # Per model: 7 multiple-choice benchmarks, the held-out dialogs, perf (no judge configured).
   assert_equal "$(stub_calls evalscope)" 18
   assert_equal "$(stub_arg evalscope 1 --eval-batch-size)" 32
+  # make all evaluates each model in one step (make evals, eval-base): one SwanLab process each.
+  assert_equal "$(grep -c '^arg: .*/log_eval_swanlab\.py$' "$STUB_LOG")" 2
   assert_file_exist ".state/$DEFAULT_EXP/eval-cmmlu.done"
   assert_file_exist ".state/$DEFAULT_EXP/eval-base.done"
   run grep -c '未运行' "report/$DEFAULT_EXP.md"
