@@ -19,17 +19,9 @@ COMPARE_TEMPLATE="$REPO_ROOT/report/compare.zh.md"
 
 # check_experiments NAME...: two or more experiments, each with a config, each once.
 check_experiments() {
-  local exp named=" "
   (($# >= 2)) || die "make compare needs two or more experiments (EXPS='$*')" \
     'name them: make compare EXPS="gpt-oss-20b-sft-v1 gpt-oss-20b-sft-r32" (the first is the reference)'
-  for exp in "$@"; do
-    [[ "$exp" =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] || die "EXPS: '$exp' is not a valid experiment name" \
-      "use the names of folders in configs/"
-    [[ -f "$REPO_ROOT/configs/$exp/sft.yaml" ]] || die "EXPS: experiment '$exp' has no config (configs/$exp/sft.yaml)" \
-      "pick from: $(find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -)"
-    [[ "$named" != *" $exp "* ]] || die "EXPS names '$exp' twice" "name each experiment once"
-    named+="$exp "
-  done
+  check_exps "$@"
 }
 
 main() {

@@ -25,18 +25,10 @@ MAKE_LOG="" # the stderr of the make running now, for the target that failed
 
 # check_experiments: EXPS names experiments with a config, each once.
 check_experiments() {
-  local exp named=" "
   read -ra EXPERIMENTS <<<"${EXPS:-}"
   ((${#EXPERIMENTS[@]} > 0)) || die "EXPS is empty: no experiment to run" \
     'name them: make sweep EXPS="gpt-oss-20b-sft-v1 gpt-oss-20b-sft-r32" (folders of configs/)'
-  for exp in "${EXPERIMENTS[@]}"; do
-    [[ "$exp" =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] || die "EXPS: '$exp' is not a valid experiment name" \
-      "use the names of folders in configs/"
-    [[ -f "$REPO_ROOT/configs/$exp/sft.yaml" ]] || die "EXPS: experiment '$exp' has no config (configs/$exp/sft.yaml)" \
-      "pick from: $(find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -)"
-    [[ "$named" != *" $exp "* ]] || die "EXPS names '$exp' twice" "name each experiment once"
-    named+="$exp "
-  done
+  check_exps "${EXPERIMENTS[@]}"
 }
 
 # failed_target LOG: where it failed, "at <make target>" from make's own error line

@@ -18,6 +18,25 @@ die() {
 
 is_dry_run() { [[ "${DRY_RUN:-0}" == 1 ]]; }
 
+# Experiments are the folders of configs/ with an sft.yaml; a name is a plain folder name.
+is_experiment_name() { [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]]; }
+experiment_names() { # every experiment, sorted, on one line
+  find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -
+}
+
+# check_exps NAME...: the experiments of EXPS (make sweep, make compare), each a valid name
+# with a config, each named once.
+check_exps() {
+  local exp named=" "
+  for exp in "$@"; do
+    is_experiment_name "$exp" || die "EXPS: '$exp' is not a valid experiment name" "use the names of folders in configs/"
+    [[ -f "$REPO_ROOT/configs/$exp/sft.yaml" ]] || die "EXPS: experiment '$exp' has no config (configs/$exp/sft.yaml)" \
+      "pick from: $(experiment_names)"
+    [[ "$named" != *" $exp "* ]] || die "EXPS names '$exp' twice" "name each experiment once"
+    named+="$exp "
+  done
+}
+
 require_command() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH" "${2:-run 'make env' first}"
 }

@@ -186,10 +186,10 @@ load_env() {
   warn_if_env_file_shared "$ENV_FILE"
 
   EXP="${EXP:-$DEFAULT_EXP}"
-  [[ "$EXP" =~ ^[A-Za-z0-9_][A-Za-z0-9._-]*$ ]] || die "EXP='$EXP' is not a valid experiment name" "use the name of a folder in configs/: letters, digits, '.', '_' or '-', not starting with '.'"
+  is_experiment_name "$EXP" || die "EXP='$EXP' is not a valid experiment name" "use the name of a folder in configs/: letters, digits, '.', '_' or '-', not starting with '.'"
   EXP_DIR="$REPO_ROOT/configs/$EXP"
   [[ -f "$EXP_DIR/sft.yaml" ]] || die "experiment '$EXP' has no config (configs/$EXP/sft.yaml)" \
-    "pick one of: $(find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -)"
+    "pick one of: $(experiment_names)"
 
   validate_gpu
   # make env only picks a profile, so it may run before the driver is set up.
