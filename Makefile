@@ -71,7 +71,8 @@ ensure_served = $(if $(filter all experiment experiment-with-base,$(MAKECMDGOALS
 ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(EVAL_STAMPS) $(EVALS_STAMP) $(STATE)/eval-base.done
 .PHONY: $(if $(filter ALL,$(STALE_STAMPS)),$(ALL_STAMPS),$(filter $(ALL_STAMPS),$(STALE_STAMPS)))
 else
-mark_done = @mkdir -p $(@D) && touch $@
+# $(call mark_done,FILE...) also marks the FILEs done (make evals: the groups it finished).
+mark_done = @mkdir -p $(@D) && touch $@ $(1)
 ensure_served = scripts/deploy.sh && scripts/health.sh
 endif
 # Steps share one server and one port: never run two at once, even under -j.
@@ -136,7 +137,7 @@ evals: $(EVALS_STAMP) ## Every benchmark of eval.yaml against the served fine-tu
 $(EVALS_STAMP): $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
 	$(ensure_served)
 	scripts/eval.sh all
-	$(mark_done)$(if $(filter 1,$(DRY_RUN)),, $(EVAL_STAMPS))
+	$(call mark_done,$(EVAL_STAMPS))
 
 # After training: the held-out conversations come from the run's split.
 eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
