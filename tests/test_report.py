@@ -223,6 +223,23 @@ def test_report_from_finished_run(tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
+def test_the_manifest_records_the_configured_evaluations_not_those_set_aside(tmp_path):
+    import shutil
+    results = tmp_path / "evalscope"
+    shutil.copytree(FIXTURES / "evalscope", results)
+    runs = results / "smoke" / "smoke"
+    (runs / "ceval" / "lab-inputs.json").write_text('{"digest": "now"}')
+    (runs / "ceval.replaced-20261201T000000Z").mkdir()
+    (runs / "ceval.replaced-20261201T000000Z" / "lab-inputs.json").write_text('{"digest": "before"}')
+    (runs / "not-in-eval-yaml").mkdir()
+    (runs / "not-in-eval-yaml" / "lab-inputs.json").write_text('{"digest": "other"}')
+    status, out = run_report(tmp_path, results=results)
+    assert status == 0
+    fingerprints = json.loads((out / "smoke.manifest.json").read_text())["fingerprints"]
+    assert fingerprints["eval-smoke-ceval"] == {"digest": "now"}
+    assert not [key for key in fingerprints if "replaced" in key or "not-in-eval-yaml" in key]
+
+
 def test_report_never_holds_a_secret_value(tmp_path):
     steps = tmp_path / "steps.jsonl"
     steps.write_text(json.dumps({"time": "t", "step": "train", "event": "command",

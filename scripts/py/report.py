@@ -293,9 +293,13 @@ class Report:
     def _read_records(self) -> dict:
         records = {"train": fp.read_json(Path(self.args.run_dir) / "lab-inputs.json"),
                    "export": fp.read_json(Path(self.args.export_dir) / "lab-inputs.json")}
+        # The evaluations of eval.yaml on both models, as the report shows them; not the folders
+        # set aside (<bench>.replaced-<time>) or of a benchmark no longer configured.
         results = Path(self.args.results_dir)
-        for path in sorted(results.glob("*/*/lab-inputs.json")) if results.is_dir() else []:
-            records[f"eval-{path.parent.parent.name}-{path.parent.name}"] = fp.read_json(path)
+        for bench in read_benchmarks(Path(self.args.eval_config) if self.args.eval_config else None):
+            for _, suffix in SIDES:
+                served = f"{self.exp}{suffix}"
+                records[f"eval-{served}-{bench['key']}"] = fp.read_json(results / served / bench["key"] / "lab-inputs.json")
         return {k: v for k, v in records.items() if v}
 
     def current_inputs(self, step: str) -> dict | None:
