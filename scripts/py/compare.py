@@ -42,12 +42,12 @@ SCORE_SECTIONS = ("knowledge", "psych", "dialog", "judge", "perf")
 DIALOG_METRICS = ("rouge-l-f1", "bleu-4")
 
 
-def output_stem(names: list[str]) -> str:
-    stem = "compare-" + "-".join(names)
+def output_stem(names: list[str], prefix: str = "compare") -> str:
+    stem = f"{prefix}-" + "-".join(names)
     if len(stem) <= MAX_STEM:
         return stem
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
-    return f"compare-{names[0]}-and-{len(names) - 1}-more-{digest}"
+    return f"{prefix}-{names[0]}-and-{len(names) - 1}-more-{digest}"
 
 
 def shown(value) -> str:
