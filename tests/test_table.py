@@ -98,3 +98,10 @@ def test_latex_is_booktabs_with_the_best_in_bold(tmp_path):
 
 def test_tex_escape():
     assert table.tex_escape("a_b & 50% #1 {x}") == r"a\_b \& 50\% \#1 \{x\}"
+
+
+def test_a_placeholder_judges_score_is_no_value():
+    judged = {"state": "done", "score": 0.8, "metrics": {}, "judge": {"model": "served", "placeholder": True}}
+    assert table.checked_value(judged, "score") == (None, "placeholder")
+    assert table.checked_value({**judged, "judge": {"model": "gpt-x"}}, "score") == (0.8, "done")
+    assert table.empty("done")["why"] == {"state": "no_value", "target": None, "reason": None}

@@ -64,7 +64,20 @@ def columns(experiments: list) -> list[dict]:
 
 
 def empty(state: str, target: str | None = None, reason: str | None = None) -> dict:
-    return {"value": None, "why": {"state": state, "target": target, "reason": reason}, "significant": None}
+    """A cell without a value, and why (one footnote per distinct why): the make target for what
+    can be run or resumed, the reason of a rejection; a finished run without a value is no_value."""
+    state = "no_value" if state == "done" else state
+    why = {"state": state, "target": target if state in ("not_run", "interrupted", "other_model") else None,
+           "reason": reason if state == "rejected" else None}
+    return {"value": None, "why": why, "significant": None}
+
+
+def checked_value(result: dict, measure: str) -> tuple[float | None, str]:
+    """A result's value of a measure and its state; a placeholder judge's score (the served model
+    judging itself, to exercise the path) is no value for a thesis."""
+    if result["state"] == "done" and (result.get("judge") or {}).get("placeholder"):
+        return None, "placeholder"
+    return rep.measure_cell(result, measure)["value"], result["state"]
 
 
 def base_cell(exps: list, col: dict) -> dict:
@@ -74,7 +87,7 @@ def base_cell(exps: list, col: dict) -> dict:
         bench = e.benchmark(col["key"])
         if bench is None:
             continue
-        value = rep.measure_cell(bench["base"], col["measure"])["value"]
+        value, _ = checked_value(bench["base"], col["measure"])
         if value is not None:
             return {"value": value, "why": None, "significant": None, "source": e.name,
                     "scores": rep.question_scores(bench["base"], f"{e.name}-base", bench["dataset"])}
@@ -82,16 +95,17 @@ def base_cell(exps: list, col: dict) -> dict:
     if first is None:
         return empty("absent")
     e, bench = first
-    return empty(bench["base"]["state"], f"{rep.BASE_TARGET} EXP={e.name}", bench["base"].get("reason"))
+    return empty(checked_value(bench["base"], col["measure"])[1], f"{rep.BASE_TARGET} EXP={e.name}",
+                 bench["base"].get("reason"))
 
 
 def tuned_cell(e, col: dict, base: dict) -> dict:
     bench = e.benchmark(col["key"])
     if bench is None:
         return empty("absent")
-    value = rep.measure_cell(bench["tuned"], col["measure"])["value"]
+    value, state = checked_value(bench["tuned"], col["measure"])
     if value is None:
-        return empty(bench["tuned"]["state"], f"{bench['target']} EXP={e.name}", bench["tuned"].get("reason"))
+        return empty(state, f"{bench['target']} EXP={e.name}", bench["tuned"].get("reason"))
     significant = None
     if base.get("scores"):
         binary = col["section"] in rep.CHOICE_SECTIONS and col["measure"] == "score"
@@ -118,11 +132,11 @@ def table_rows(experiments: list, cols: list[dict]) -> list[dict]:
 
 
 def mark_best_and_notes(rows: list[dict], cols: list[dict]) -> list[dict]:
-    """Bold: the highest value of each column with two or more values. Each empty cell gets the
+    """Bold: the highest value of each column whose values differ. Each empty cell gets the
     number of its footnote (one per distinct reason, numbered in reading order)."""
     for index in range(len(cols)):
         values = [r["cells"][index]["value"] for r in rows if r["cells"][index]["value"] is not None]
-        best = max(values) if len(values) > 1 else None
+        best = max(values) if len(set(values)) > 1 else None
         for r in rows:
             cell = r["cells"][index]
             cell["best"] = best is not None and cell["value"] is not None and abs(cell["value"] - best) < 1e-12
