@@ -49,10 +49,11 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value: b and c are the two kinds of discordant pairs."""
     n = b + c
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
-    return min(1.0, 2 * tail / 2 ** n)
+    tail, term = 0, 1  # sum of C(n, i) for i <= min(b, c), in exact integers, each term from the last
+    for i in range(min(b, c) + 1):
+        tail += term
+        term = term * (n - i) // (i + 1)
+    return min(1.0, 2 * tail / 2 ** n)  # int / int: correctly rounded, however large
 
 
 def newcombe_paired(a: int, b: int, c: int, d: int, z: float = Z95) -> tuple[float, float]:
