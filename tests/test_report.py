@@ -306,14 +306,21 @@ sys.path.insert(0, str(REPO / "tests"))
 import md_check  # noqa: E402
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The report of the finished fixture run, rendered once for the tests that only read it."""
+    status, out = run_report(tmp_path_factory.mktemp("finished"))
+    assert status == 0
+    return out
+
+
 def summary_of(text):
     """The report's lines before its first numbered section."""
     return text.split("\n## 1. ", 1)[0].splitlines()
 
 
-def test_the_summary_comes_first_and_answers_with_every_benchmark(tmp_path):
-    status, out = run_report(tmp_path)
-    assert status == 0
+def test_the_summary_comes_first_and_answers_with_every_benchmark(finished):
+    out = finished
     text = (out / "smoke.md").read_text()
     summary = summary_of(text)
     assert summary[:3] == ["# smoke 实验报告", "", "## 摘要"]
@@ -336,8 +343,8 @@ def test_the_summary_comes_first_and_answers_with_every_benchmark(tmp_path):
     assert "**验证集 loss**：微调后 7.9600（无训练前的基座评估）" in text
 
 
-def test_every_difference_carries_its_interval_and_test(tmp_path):
-    _, out = run_report(tmp_path)
+def test_every_difference_carries_its_interval_and_test(finished):
+    out = finished
     text = (out / "smoke.md").read_text()
     # per subject: basic_medicine 4 vs 2 right of 8, 2 discordant questions one way: p = 2/2^2
     assert "| `basic_medicine` | 8 | 50.00% | 25.00% | +25.00 [-12.57, +53.92] | 不显著（p=0.500） |" in text
@@ -370,14 +377,14 @@ def test_answer_mode_and_cut_off_answers_are_in_the_summary_when_recorded(tmp_pa
     assert not any("C-Eval（基座）：0" in line for line in summary)
 
 
-def test_without_recorded_replies_no_answer_mode_or_cut_off_is_shown(tmp_path):
-    _, out = run_report(tmp_path)
+def test_without_recorded_replies_no_answer_mode_or_cut_off_is_shown(finished):
+    out = finished
     summary = "\n".join(summary_of((out / "smoke.md").read_text()))
     assert "回答方式" not in summary and "截断" not in summary
 
 
-def test_the_appendix_holds_every_command_and_the_report_links_each_step(tmp_path):
-    _, out = run_report(tmp_path)
+def test_the_appendix_holds_every_command_and_the_report_links_each_step(finished):
+    out = finished
     text, appendix = (out / "smoke.md").read_text(), (out / "smoke.appendix.md").read_text()
     steps = rp.read_steps(FIXTURES / "state" / "smoke" / "steps.jsonl")
     for command in steps["commands"]:
@@ -406,8 +413,8 @@ def test_the_check_finds_a_row_run_into_the_next_and_template_syntax():
         "line 6: a table row outside any table (it does not render)"]
 
 
-def test_the_html_report_is_one_self_contained_page(tmp_path):
-    _, out = run_report(tmp_path)
+def test_the_html_report_is_one_self_contained_page(finished):
+    out = finished
     page = (out / "smoke.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
     assert page.count('src="data:image/png;base64,') == 2  # the loss and accuracy charts
