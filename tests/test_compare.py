@@ -93,7 +93,7 @@ def test_every_benchmark_with_its_difference_to_the_first(tmp_path):
     # columns: benchmark, measure, alpha, beta, diff, gamma, diff
     # alpha 9/24, beta 12/24 on the same questions, 5 right only for beta and 2 only for alpha:
     # McNemar p = 2 (C(7,0) + C(7,1) + C(7,2)) / 2^7 = 58/128; Newcombe's interval as in the report.
-    assert row(rows, "| C-Eval | 准确率 |")[2:] == ["37.50%", "50.00%", "+12.50 [-9.49, +32.57]，不显著（p=0.453）",
+    assert row(rows, "| C-Eval | 准确率 |")[2:] == ["37.50%", "50.00%", "+12.50 [-9.49, +32.57]，不显著（p=0.453），24 题",
                                                  "未运行（make eval-ceval）", "—"]
     assert row(rows, "| CMMLU | 准确率 |")[2:] == ["25.00%", "已拒绝", "—", "不在其 eval.yaml 中", "—"]
     assert row(rows, "| 留出对话的咨询回复 | ROUGE-L F1 |")[2:4] == ["0.1500", "未运行（make eval-dialog）"]

@@ -91,7 +91,7 @@ EOF
   done
   # Each difference to smoke carries the paired test, on the C-Eval questions both answered.
   run cat "$md"
-  assert_line --regexp '^\| C-Eval \| 准确率 \| [0-9.]+% \| [0-9.]+% \| [+-][0-9.]+ \[-?[0-9.]+, \+?[0-9.]+\]，(不显著|显著)（p[=<][0-9.]+） \|$'
+  assert_line --regexp '^\| C-Eval \| 准确率 \| [0-9.]+% \| [0-9.]+% \| [+-][0-9.]+ \[-?[0-9.]+, \+?[0-9.]+\]，(不显著|显著)（p[=<][0-9.]+），12 题 \|$'
 
   # The thesis's table of both: the base model once (smoke's base evaluations), each fine-tuned model.
   run make table EXPS="smoke smoke-r4"
