@@ -42,7 +42,8 @@ teardown() {
   assert_equal "$(grep -c 'scripts/py/report.py' <<<"$output")" 1
   # Per model: 7 multiple-choice benchmarks and the held-out dialogs; perf; the judged ones
   # are skipped without a judge, saying so.
-  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 16
+  # Through the launcher that scores only gpt-oss's final channel.
+  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 16
   assert_equal "$(grep -c ' evalscope perf \\$' <<<"$output")" 2
   assert_equal "$(grep -c 'scripts/py/heldout_set.py' <<<"$output")" 4
   assert_equal "$(grep -c '^# [a-z-]*-judge: scored by an LLM judge; none is configured' <<<"$output")" 4

@@ -377,6 +377,8 @@ class Report:
                 if result["state"] != "done":
                     self.notes.append(rp.note("eval_" + result["state"], benchmark=bench["key"], side=side,
                                               target=result["target"], reason=result.get("reason")))
+                elif (result.get("replies") or {}).get("fix"):
+                    self.notes.append(rp.note("cut_off", benchmark=bench["key"], side=side, **result["replies"]))
                 entry[side] = result
             scores = (entry["tuned"]["score"], entry["base"]["score"])
             entry["difference"] = scores[0] - scores[1] if None not in scores else None
@@ -432,6 +434,15 @@ class Report:
             if rows:
                 return rows
         return []
+
+    def answer_mode(self) -> str | None:
+        """How the models were asked to answer: eval.yaml's answer_mode, as the evaluations recorded it."""
+        recorded = {b[side].get("answer_mode") for b in self.benchmarks for side, _ in SIDES} - {None}
+        if len(recorded) == 1:
+            return recorded.pop()
+        path = Path(self.args.eval_config) if self.args.eval_config else None
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+        return ((config or {}).get("defaults") or {}).get("answer_mode")
 
     def served_commands(self) -> dict:
         """The last deploy command of each served model (steps.jsonl), and its health checks."""
@@ -512,6 +523,7 @@ class Report:
                        "command": scrub(self.export["command"]) if self.export.get("command") else None},
             "served": self.served_commands(),
             "benchmarks": self.benchmarks,
+            "answer_mode": self.answer_mode(),
             "examples": self.dialog_examples(),
             "results_dir": rel(self.args.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
@@ -527,7 +539,7 @@ class Report:
     def manifest(self, facts: dict) -> dict:
         def result(side):
             return {k: side.get(k) for k in ("state", "score", "num", "metric", "metrics", "subjects", "levels", "judge",
-                                               "path", "reason") if k in side}
+                                               "path", "reason", "answer_mode", "replies") if k in side}
         return {
             "schema": 2,
             "experiment": self.exp,
