@@ -223,6 +223,47 @@ set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1
   assert_equal "$(stub_calls evalscope)" 0
 }
 
+@test "base_extra_modes: the base model in another answer mode too, in its own results folder and SwanLab run" {
+  printf 'base_extra_modes: [reasoning-medium]\n' >>"configs/$DEFAULT_EXP/eval.yaml"
+  serve_base
+  run scripts/eval.sh --base ceval
+  assert_success
+  assert_line "[eval] $DEFAULT_EXP-base in answer mode reasoning-medium as well (base_extra_modes), into results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium"
+  assert_equal "$(stub_calls evalscope)" 2
+  # The same served model, asked to reason first, scored into its own folder.
+  assert_equal "$(stub_arg evalscope 2 --model)" "$DEFAULT_EXP-base"
+  assert_equal "$(stub_arg evalscope 2 --work-dir)" "$RESULTS/$DEFAULT_EXP-base@reasoning-medium/ceval"
+  assert_equal "$(stub_arg evalscope 2 --generation-config)" \
+    '{"max_tokens":1024,"temperature":0,"extra_body":{"chat_template_kwargs":{"reasoning_effort":"medium"}}}'
+  assert_equal "$(stub_arg evalscope 1 --work-dir)" "$RESULTS/$DEFAULT_EXP-base/ceval"
+  run jq -r .answer_mode "$RESULTS/$DEFAULT_EXP-base@reasoning-medium/ceval/lab-eval.json" "$RESULTS/$DEFAULT_EXP-base/ceval/lab-eval.json"
+  assert_output $'reasoning-medium\nfinal'
+  # One SwanLab run per evaluated side.
+  local calls
+  mapfile -t calls < <(swanlab_calls)
+  assert_equal "${#calls[@]}" 2
+  assert_equal "$(stub_arg python "${calls[1]}" --name)" "$DEFAULT_EXP-base@reasoning-medium-eval"
+  # The fine-tuned model is evaluated in eval.yaml's answer_mode only; nothing finished is redone.
+  stub_serves "$DEFAULT_EXP"
+  mark_done serving
+  run scripts/eval.sh ceval
+  assert_success
+  serve_base
+  run scripts/eval.sh --base ceval
+  assert_success
+  assert_line "[eval] ceval on $DEFAULT_EXP-base@reasoning-medium already finished: accuracy 0.5 on 24 questions"
+  assert_equal "$(stub_calls evalscope)" 3
+}
+
+@test "base_extra_modes: a mode that is not a gpt-oss answer mode is refused" {
+  serve_base
+  printf 'base_extra_modes: [plain]\n' >>"configs/$DEFAULT_EXP/eval.yaml"
+  run scripts/eval.sh --base ceval
+  assert_failure
+  assert_output --partial "configs/$DEFAULT_EXP/eval.yaml: base_extra_modes has 'plain'"
+  assert_equal "$(stub_calls evalscope)" 0
+}
+
 @test "a finished evaluation is not run again" {
   run scripts/eval.sh ceval
   assert_success

@@ -104,3 +104,18 @@ teardown() {
   assert_failure
   assert_output "runbook: no step 'nonsense' (steps: environment preflight train export serve serve_base report)"
 }
+
+@test "the GPU runbook asks both models in eval.yaml's answer mode, and the base model in each of base_extra_modes too" {
+  sed -i 's/^# base_extra_modes: \[reasoning-medium\]$/base_extra_modes: [reasoning-medium]/' "$CFG/eval.yaml"
+  run --separate-stderr make runbook GPU=6
+  assert_success
+  # The final channel prefilled for both models, the base model reasoning first as well.
+  assert_equal "$(grep -c 'chat_template_kwargs":{"response_prefix":"<|channel|>final<|message|>"}' <<<"$output")" 18
+  assert_equal "$(grep -c '"reasoning_effort":"medium"' <<<"$output")" 9
+  assert_line "# $DEFAULT_EXP-base in answer mode reasoning-medium as well (eval.yaml: base_extra_modes)"
+  assert_line --partial "--work-dir results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium/ceval"
+  assert_line --partial "--name $DEFAULT_EXP-base@reasoning-medium-eval"
+  # What each reply did is counted from the evaluation's own folder.
+  assert_line --partial "--replies-dir results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium/ceval"
+  bash -n <<<"$output"
+}

@@ -16,12 +16,12 @@ import runparse as rp  # noqa: E402
 
 
 def run_report(tmp_path, run="ok", results=FIXTURES / "evalscope", steps=FIXTURES / "state" / "smoke" / "steps.jsonl",
-               export=None, template=REPO / "report" / "template.zh.md"):
+               export=None, template=REPO / "report" / "template.zh.md", eval_config=REPO / "configs" / "smoke" / "eval.yaml"):
     out = tmp_path / "out"
     argv = ["--exp", "smoke", "--run-dir", str(FIXTURES / "runs" / run / "smoke"),
             "--export-dir", str(export or tmp_path / "no-export"), "--results-dir", str(results / "smoke"),
             "--steps", str(steps), "--config", str(REPO / "configs" / "smoke" / "sft.yaml"),
-            "--eval-config", str(REPO / "configs" / "smoke" / "eval.yaml"),
+            "--eval-config", str(eval_config),
             "--lock-file", str(REPO / "env" / "requirements-cpu.lock"),
             "--template", str(template), "--out-dir", str(out),
             "--git-commit", "abc123", "--git-dirty", "1", "--cpu-cores", "2"]
@@ -292,3 +292,47 @@ def test_an_unfilled_marker_is_an_error(tmp_path, capsys):
     status, _ = run_report(tmp_path, template=template)
     assert status == 2
     assert "[待补充]" in capsys.readouterr().err
+
+
+def table_rows_with_other_widths(text: str) -> list[str]:
+    """Rows of a Markdown table whose cell count differs from their table's header."""
+    bad, width = [], None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = line.replace("\\|", "").count("|")
+        if width is None:
+            width = cells
+        elif cells != width:
+            bad.append(line)
+    return bad
+
+
+def test_the_base_model_in_an_extra_answer_mode_is_its_own_column_and_cut_offs_are_flagged(tmp_path):
+    import shutil
+    results = tmp_path / "evalscope"
+    shutil.copytree(FIXTURES / "evalscope", results)
+    eval_config = tmp_path / "eval.yaml"
+    eval_config.write_text((REPO / "configs/smoke/eval.yaml").read_text() + "base_extra_modes: [reasoning-medium]\n")
+    replies = {"asked": 24, "final": 20, "cut_off": 3, "no_answer": 4, "cut_off_share": 0.125, "cut_off_limit": 0.02,
+               "max_tokens": 1024, "tokens": {"mean": 700.5, "p95": 1024, "max": 1024},
+               "analysis_tokens": {"mean": 690.0, "p95": 1020, "max": 1024}, "final_tokens": {"mean": 10.5, "p95": 20, "max": 30},
+               "longest_prompt": 3000, "fix": {"max_tokens": 2048, "session_len": 5048}}
+    extra = results / "smoke" / "smoke-base@reasoning-medium" / "ceval"
+    extra.mkdir(parents=True)
+    (extra / "lab-eval.json").write_text(json.dumps({
+        "benchmark": "ceval", "model": "smoke-base", "metric": "accuracy", "score": 0.5, "num": 24, "subsets": [],
+        "answer_mode": "reasoning-medium", "replies": replies}))
+    status, out = run_report(tmp_path, results=results, eval_config=eval_config)
+    assert status == 0
+    text = (out / "smoke.md").read_text()
+    assert "| 基准 | 基座（smoke-base） | 微调后（smoke） | 差值 | 基座，作答方式 reasoning-medium（smoke-base@reasoning-medium） |" in text
+    assert "| C-Eval | 25.00% | 37.50% | +12.50 个百分点 | 50.00% |" in text
+    assert "| CMMLU 心理学子集 | 未运行（make eval-base） | 50.00% | — | 未运行（make eval-base） |" in text
+    assert "| C-Eval | 基座（reasoning-medium） | 24 | 20 | 3 ⚠ | 4 | 700.5 / 1024 | 690.0 / 1020 | 10.5 / 20 |" in text
+    assert ("C-Eval（基座（reasoning-medium））：3 / 24 条回复被 max_tokens（1024）截断（12.50%，超过 2.00%）；"
+            "修正：在 configs/smoke/eval.yaml 中把 max_tokens 提高到 2048，这需要至少 5,048 token 的会话长度") in text
+    assert table_rows_with_other_widths(text) == []
+    manifest = json.loads((out / "smoke.manifest.json").read_text())
+    assert manifest["results"]["eval"]["ceval"]["base@reasoning-medium"]["score"] == 0.5

@@ -30,7 +30,25 @@ load_eval_config() {
   load_config "$EVAL_CONFIG" EVAL_SETTINGS
   mapfile -t BENCHMARKS < <(config_items "${EVAL_SETTINGS[benchmarks]:-}")
   ((${#BENCHMARKS[@]} > 0)) || die "configs/$EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
+  mapfile -t BASE_EXTRA_MODES < <(config_items "${EVAL_SETTINGS[base_extra_modes]:-}")
+  local mode
+  for mode in "${BASE_EXTRA_MODES[@]}"; do
+    [[ "$mode" != plain && " ${ANSWER_MODES[*]} " == *" $mode "* ]] || die "configs/$EXP/eval.yaml: base_extra_modes has '$mode'" \
+      "list answer modes the base model is evaluated in besides answer_mode: final, reasoning-low, reasoning-medium or reasoning-high"
+  done
+  MODE_OVERRIDE=""
 }
+
+# set_evaluation_modes [--base]: EVALUATION_MODES, the answer modes a model is evaluated
+# in: eval.yaml's answer_mode (""), and for the base model each of base_extra_modes too.
+set_evaluation_modes() {
+  EVALUATION_MODES=("")
+  if [[ "${1:-}" == --base ]]; then EVALUATION_MODES+=("${BASE_EXTRA_MODES[@]}"); fi
+}
+
+# result_name: the results folder of $SERVED_NAME in the mode being evaluated: the served
+# name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
+result_name() { printf '%s%s' "$SERVED_NAME" "${MODE_OVERRIDE:+@$MODE_OVERRIDE}"; }
 
 # bench_group BENCH: the group make evaluates it in (make eval-<group>): its `group`, else its name.
 bench_group() {
@@ -110,26 +128,34 @@ read_bench() {
       + (if $few_shot == "" then {} else {few_shot_num: ($few_shot | tonumber)} end)
       + (if $local_path == "" then {} else {local_path: $local_path} end)
       + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}")"
-  GENERATION_CONFIG="$(jq -nc --argjson max_tokens "$MAX_TOKENS" --argjson temperature "$TEMPERATURE" \
-    --argjson kwargs "$CHAT_TEMPLATE_KWARGS" '{max_tokens: $max_tokens, temperature: $temperature}
-      + (if $kwargs == {} then {} else {extra_body: {chat_template_kwargs: $kwargs}} end)')"
+  apply_answer_mode
 }
 
-# read_bench_answer_mode WHERE: sets ANSWER_MODE, CHAT_TEMPLATE_KWARGS (what every request
-# of the benchmark carries to ms-swift's template, as JSON) and REPLIES (harmony: only the
-# final channel is scored, scripts/py/evalscope_lab.py; plain: the reply as it is).
+# read_bench_answer_mode WHERE: checks the benchmark's answer_mode (CONFIGURED_ANSWER_MODE).
 read_bench_answer_mode() {
   local where="$1"
-  ANSWER_MODE="$(bench_setting "$BENCH" answer_mode)"
-  [[ -n "$ANSWER_MODE" ]] || die "$where: no answer_mode" \
+  CONFIGURED_ANSWER_MODE="$(bench_setting "$BENCH" answer_mode)"
+  [[ -n "$CONFIGURED_ANSWER_MODE" ]] || die "$where: no answer_mode" \
     "add 'answer_mode: final' to the defaults of configs/$EXP/eval.yaml (or reasoning-medium, or plain for a model without gpt-oss channels)"
-  [[ " ${ANSWER_MODES[*]} " == *" $ANSWER_MODE "* ]] || die "$where: answer_mode '$ANSWER_MODE' is not known" "use one of: ${ANSWER_MODES[*]}"
+  [[ " ${ANSWER_MODES[*]} " == *" $CONFIGURED_ANSWER_MODE "* ]] ||
+    die "$where: answer_mode '$CONFIGURED_ANSWER_MODE' is not known" "use one of: ${ANSWER_MODES[*]}"
+}
+
+# apply_answer_mode: for the benchmark read last, in MODE_OVERRIDE or its answer_mode, sets
+# ANSWER_MODE, CHAT_TEMPLATE_KWARGS (what every request carries to ms-swift's template, as
+# JSON), REPLIES (harmony: only the final channel is scored, scripts/py/evalscope_lab.py;
+# plain: the reply as it is) and GENERATION_CONFIG.
+apply_answer_mode() {
+  ANSWER_MODE="${MODE_OVERRIDE:-$CONFIGURED_ANSWER_MODE}"
   REPLIES=harmony
   case "$ANSWER_MODE" in
     final) CHAT_TEMPLATE_KWARGS='{"response_prefix":"<|channel|>final<|message|>"}' ;;
     reasoning-*) CHAT_TEMPLATE_KWARGS="{\"reasoning_effort\":\"${ANSWER_MODE#reasoning-}\"}" ;;
     plain) CHAT_TEMPLATE_KWARGS='{}' REPLIES=plain ;;
   esac
+  GENERATION_CONFIG="{\"max_tokens\":$MAX_TOKENS,\"temperature\":$TEMPERATURE"
+  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then GENERATION_CONFIG+=",\"extra_body\":{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"; fi
+  GENERATION_CONFIG+="}"
 }
 
 # Where the questions come from: a local copy (local_path), the run's held-out split
@@ -259,7 +285,7 @@ build_heldout_cmd() {
 
 build_eval_cmd() {
   local bench="$1" judge
-  WORK_DIR="$RESULTS_DIR/$SERVED_NAME/$bench"
+  WORK_DIR="$RESULTS_DIR/$(result_name)/$bench"
   reset_cmd
   add_common_tool_env
   if [[ "$KIND" == perf ]]; then build_perf_cmd; return 0; fi
@@ -346,7 +372,7 @@ build_eval_log_cmd() {
   reset_cmd
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
-  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$SERVED_NAME-eval"
+  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$(result_name)-eval"
     --group "$EXP" --mode "$SWANLAB_MODE" --log-dir "$(swanlab_log_dir)")
   if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
 }

@@ -251,6 +251,15 @@ def read_benchmarks(eval_config: Path | None) -> list[dict]:
     return benchmarks
 
 
+def extra_base_sides(eval_config: Path | None) -> list[dict]:
+    """The base model in each answer mode of eval.yaml's base_extra_modes, a side of its own:
+    {side: base@MODE, suffix: -base@MODE, mode} (its results in results/<exp>/<exp>-base@MODE)."""
+    if not eval_config or not eval_config.is_file():
+        return []
+    modes = (yaml.safe_load(eval_config.read_text(encoding="utf-8")) or {}).get("base_extra_modes") or []
+    return [{"side": f"base@{mode}", "suffix": f"-base@{mode}", "mode": mode} for mode in modes]
+
+
 def compare_subjects(tuned: dict, base: dict) -> list[dict]:
     names = []
     for result in (tuned, base):
@@ -279,6 +288,9 @@ class Report:
         self.run = rp.read_run(Path(args.run_dir))
         self.export = rp.read_export(Path(args.export_dir))
         self.steps = rp.read_steps(Path(args.steps))
+        self.extra_sides = extra_base_sides(Path(args.eval_config) if args.eval_config else None)
+        # Every side evaluated: the fine-tuned model, the base model, the base model in each extra mode.
+        self.sides = list(SIDES) + [(extra["side"], extra["suffix"]) for extra in self.extra_sides]
         self.records = self._read_records()
         self.train = train_results(self.run)
         self.versions = package_versions(Path(args.deploy_venv) if args.deploy_venv else None)
@@ -297,7 +309,7 @@ class Report:
         # set aside (<bench>.replaced-<time>) or of a benchmark no longer configured.
         results = Path(self.args.results_dir)
         for bench in read_benchmarks(Path(self.args.eval_config) if self.args.eval_config else None):
-            for _, suffix in SIDES:
+            for _, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
                 records[f"eval-{served}-{bench['key']}"] = fp.read_json(results / served / bench["key"] / "lab-inputs.json")
         return {k: v for k, v in records.items() if v}
@@ -359,7 +371,7 @@ class Report:
         benchmarks = []
         for bench in read_benchmarks(Path(self.args.eval_config) if self.args.eval_config else None):
             entry = dict(bench)
-            for side, suffix in SIDES:
+            for side, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
                 result = rp.read_eval_result(results / served / bench["key"])
                 result["served"] = served
@@ -367,7 +379,7 @@ class Report:
                 if result.get("command"):
                     result["command"] = scrub(result["command"])
                 record = self.records.get(f"eval-{served}-{bench['key']}")
-                upstream, digest = expected[side]
+                upstream, digest = expected["tuned" if side == "tuned" else "base"]
                 result["examples"] = rp.read_dialog_replies(results / served / bench["key"], served) \
                     if bench["section"] == "dialog" and result["state"] == "done" else {}
                 if (result["state"] != "not_run" and record and digest is not None
@@ -524,6 +536,10 @@ class Report:
             "served": self.served_commands(),
             "benchmarks": self.benchmarks,
             "answer_mode": self.answer_mode(),
+            "extra_sides": [{**extra, "served": f"{self.exp}{extra['suffix']}"} for extra in self.extra_sides],
+            # The evaluated sides in the order the tables list them: base, base in each extra mode, fine-tuned.
+            "eval_sides": [{"side": side, "served": f"{self.exp}{suffix}"}
+                           for side, suffix in self.sides[1:] + self.sides[:1]],
             "examples": self.dialog_examples(),
             "results_dir": rel(self.args.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
@@ -565,7 +581,7 @@ class Report:
             "export": {k: v for k, v in facts["export"].items() if k in ("dir", "exists", "checkpoint", "params")},
             "results": {
                 "train": self.train,
-                "eval": {b["key"]: {"tuned": result(b["tuned"]), "base": result(b["base"]), "difference": b["difference"]}
+                "eval": {b["key"]: {**{side: result(b[side]) for side, _ in self.sides}, "difference": b["difference"]}
                          for b in self.benchmarks},
             },
             "missing": facts["notes"],
@@ -656,6 +672,12 @@ def main(argv=None) -> int:
                  (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
     write_atomic(out / f"{args.exp}.md", text.encode("utf-8"))
     for item in manifest["missing"]:
+        if item["kind"] == "cut_off":
+            print(f"report: flagged: {item['benchmark']} ({item['side']}): {item['cut_off']} of {item['asked']} replies "
+                  f"cut off at max_tokens {item['max_tokens']}; fix: max_tokens {item['fix']['max_tokens']}"
+                  + (f", session length {item['fix']['session_len']}" if item["fix"].get("session_len") else ""),
+                  file=sys.stderr)
+            continue
         print("report: missing: " + ", ".join(f"{k}={v}" for k, v in item.items() if v is not None), file=sys.stderr)
     print(out / f"{args.exp}.md")
     return 0
