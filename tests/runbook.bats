@@ -119,3 +119,18 @@ teardown() {
   assert_line --partial "--replies-dir results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium/ceval"
   bash -n <<<"$output"
 }
+
+@test "the runbook holds nothing of the machine that printed it: pip's find-links folders are found when it runs" {
+  mkdir -p "$TMP/wheels-here" "$TMP/wheels-there"
+  PIP_FIND_LINKS="$TMP/wheels-here" run --separate-stderr make runbook GPU=6
+  assert_success
+  refute_output --partial "$TMP/wheels-here"
+  assert_line --partial '--requirement env/requirements-gpu.lock "${FIND_LINKS[@]}"'
+  # The resolver, run as the runbook runs it on another machine, finds that machine's folder.
+  local resolver
+  resolver="$(grep -A2 '^FIND_LINKS=(); ' <<<"$output")"
+  run env PIP_FIND_LINKS="$TMP/wheels-there $TMP/missing" bash -euo pipefail -c "$resolver"$'\nprintf "%s\\n" "${FIND_LINKS[@]}"'
+  assert_success
+  assert_output "--find-links
+$TMP/wheels-there"
+}
