@@ -70,6 +70,7 @@ install_venv() {
   if [[ "${RUNBOOK:-0}" == 1 ]]; then
     # The folders of the machine that runs the runbook, not of the one that printed it.
     print_find_links_resolver
+    # shellcheck disable=SC2016 # expanded when the runbook runs
     CMD+=("$(shell_expr '"${FIND_LINKS[@]}"')")
   else
     while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)

@@ -125,6 +125,7 @@ teardown() {
   PIP_FIND_LINKS="$TMP/wheels-here" run --separate-stderr make runbook GPU=6
   assert_success
   refute_output --partial "$TMP/wheels-here"
+  # shellcheck disable=SC2016 # the runbook's own expansion, as printed
   assert_line --partial '--requirement env/requirements-gpu.lock "${FIND_LINKS[@]}"'
   # The resolver, run as the runbook runs it on another machine, finds that machine's folder.
   local resolver
