@@ -189,10 +189,19 @@ fingerprint_spec() {
 
 # compute_inputs GROUP...: writes .state/$EXP/inputs/<step>.json (only when changed)
 # and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
+# The spec is kept in .state/<exp>/cache/ and reused while nothing it is made from changed
+# (fingerprint.py spec_key): a finished make builds no command.
 compute_inputs() {
-  local spec result name digest status
-  spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
-  result="$("$(config_python)" "$FINGERPRINT_PY" compute - <<<"$spec")" ||
+  local spec result name digest status cache python status_code=0
+  cache="$STATE_DIR/$EXP/cache/spec-${*// /-}.json"
+  python="$(config_python)"
+  result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$*" "$(inputs_dir)")" || status_code=$?
+  if ((status_code == 3)); then
+    spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
+    status_code=0
+    result="$("$python" "$FINGERPRINT_PY" store-spec "$cache" "$REPO_ROOT" "$*" <<<"$spec")" || status_code=$?
+  fi
+  ((status_code == 0)) ||
     die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
   while IFS=$'\t' read -r name digest status; do
     STEP_DIGEST[$name]="$digest"
