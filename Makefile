@@ -45,6 +45,13 @@ SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASE
 	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED \
 	NNODES NODE_RANK MASTER_ADDR DEEPSPEED JUDGE_API_URL JUDGE_MODEL
 sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
+# A name that is no experiment stops here with the experiment's message, in every mode
+# (a dry run's sync is silent, and make would only say "No rule to make target").
+ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
+ifneq ($(shell scripts/check-exp.sh '$(subst ','\'',$(EXP))' >&2; echo $$?),0)
+$(error stopped before any step; see above)
+endif
+endif
 # `make all` is `make experiment` under a trap: its sub-make syncs, once.
 SYNC_GOALS := $(filter-out all,$(filter $(STEP_GOALS),$(MAKECMDGOALS)))
 ifneq ($(SYNC_GOALS),)

@@ -92,7 +92,7 @@ check_session_budget() {
 # inputs (the judge is one of them), so it runs once a judge is configured.
 skip_unjudged() {
   local step="$1"
-  log "$BENCH on $SERVED_NAME: no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
+  log "$BENCH on $(result_name): no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
   mkdir -p "$WORK_DIR"
   record_inputs "$step" "$WORK_DIR"
   jq -nc --arg digest "${STEP_DIGEST[$step]}" --arg bench "$BENCH" --arg model "$SERVED_NAME" \
@@ -119,10 +119,10 @@ set_aside_other_results() {
   [[ -d "$WORK_DIR" ]] || return 0
   move_aside "$WORK_DIR"
   if [[ "$status" == changed && -f "$MOVED_TO/lab-inputs.json" ]]; then
-    log "$bench on $SERVED_NAME: the results in $(display_path "$WORK_DIR") were made from other inputs:"
+    log "$bench on $(result_name): the results in $(display_path "$WORK_DIR") were made from other inputs:"
     describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$(eval_step_name "$bench")")" >&2
   else
-    log "$bench on $SERVED_NAME: $(display_path "$WORK_DIR") has no record of what it was made from"
+    log "$bench on $(result_name): $(display_path "$WORK_DIR") has no record of what it was made from"
   fi
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
 }
@@ -134,7 +134,8 @@ EVAL_PENDING_FILE=lab-eval.pending.json
 # The SwanLab run of the served model: kept in its results folder and made anew when
 # another build is served, so the evaluations of one model land in one run.
 eval_swanlab_run_id() {
-  local file="$RESULTS_DIR/$SERVED_NAME/lab-swanlab-run.json" digest="$1" id
+  local file digest="$1" id
+  file="$RESULTS_DIR/$(result_name)/lab-swanlab-run.json"
   id="$(jq -r --arg d "$digest" 'select(.served_digest == $d) | .run_id' "$file" 2>/dev/null || true)"
   if [[ -z "$id" ]]; then
     # Letters and digits only: SwanLab rewrites other characters in its folder names.
@@ -158,7 +159,7 @@ log_finished_to_swanlab() {
 
 run_bench() {
   local bench="$1" started elapsed
-  read_bench "$bench"
+  read_bench "$bench" # in MODE_OVERRIDE, when set
   build_eval_cmd "$bench"
   if is_dry_run; then
     describe_bench
@@ -179,7 +180,7 @@ run_bench() {
   local step
   step="$(eval_step_name "$bench")"
   if step_done "$step"; then
-    log "$bench on $SERVED_NAME already finished: $(jq -r 'if .skipped then "skipped (\(.skipped))"
+    log "$bench on $(result_name) already finished: $(jq -r 'if .skipped then "skipped (\(.skipped))"
       elif .kind == "perf" then "serving speed at concurrency \([.levels[].parallel] | map(tostring) | join(", "))"
       elif .score == null then "no score (no valid verdict of the judge)"
       else "\(.metric) \(.score) on \(.num) questions" end' "$WORK_DIR/$EVAL_DONE_FILE")"
@@ -235,6 +236,7 @@ main() {
     compute_inputs eval
   fi
   resolve_served_model "$BASE_FLAG"
+  set_evaluation_modes "$BASE_FLAG"
   SERVE_STEP=serve
   if [[ -n "$BASE_FLAG" ]]; then SERVE_STEP=serve-base; fi
   if [[ "$1" == --group ]]; then
@@ -248,12 +250,23 @@ main() {
     if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
     fi
-    local bench pending=0
-    for bench in "${SELECTED[@]}"; do
-      step_done "$(eval_step_name "$bench")" || pending=1
+    local bench mode pending=0
+    for mode in "${EVALUATION_MODES[@]}"; do
+      MODE_OVERRIDE="$mode"
+      for bench in "${SELECTED[@]}"; do
+        step_done "$(eval_step_name "$bench")" || pending=1
+      done
     done
     ((pending == 0)) || check_server
   fi
+  for mode in "${EVALUATION_MODES[@]}"; do evaluate_in_mode "$mode"; done
+}
+
+# evaluate_in_mode MODE: the selected benchmarks in that answer mode ("": eval.yaml's),
+# into their own results folders (result_name), logged to SwanLab in one process.
+evaluate_in_mode() {
+  MODE_OVERRIDE="$1"
+  if [[ -n "$MODE_OVERRIDE" ]]; then log "$SERVED_NAME in answer mode $MODE_OVERRIDE as well (base_extra_modes), into $(display_path "$RESULTS_DIR/$(result_name)")"; fi
   FINISHED_DIRS=() DRY_RUN_RESULTS=()
   for bench in "${SELECTED[@]}"; do run_bench "$bench"; done
   if is_dry_run; then

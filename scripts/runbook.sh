@@ -164,7 +164,19 @@ print_serve_and_evaluate() {
   printf 'SERVER_PID=$!\n'
   printf 'wait_for_server %s "$SERVER_PID" %s\n' "$SERVED_NAME" "$(display_path "$SERVER_LOG_FILE")"
   printf 'health %s\n' "$SERVED_NAME"
+  local mode
+  set_evaluation_modes "${1:-}"
+  for mode in "${EVALUATION_MODES[@]}"; do print_evaluations "$mode"; done
+  printf 'stop_server\n'
+  close_step
+}
+
+# print_evaluations MODE: every benchmark of $SERVED_NAME in that answer mode ("": eval.yaml's),
+# then their checked results to SwanLab.
+print_evaluations() {
   local bench results=()
+  MODE_OVERRIDE="$1"
+  if [[ -n "$MODE_OVERRIDE" ]]; then printf '# %s in answer mode %s as well (eval.yaml: base_extra_modes)\n' "$SERVED_NAME" "$MODE_OVERRIDE"; fi
   for bench in "${BENCHMARKS[@]}"; do
     read_bench "$bench"
     build_eval_cmd "$bench"
@@ -185,11 +197,9 @@ print_serve_and_evaluate() {
     print_cmd
     results+=("$WORK_DIR/$EVAL_DONE_FILE")
   done
-  printf '# the checked results of %s to SwanLab, one run\n' "$SERVED_NAME"
+  printf '# the checked results of %s to SwanLab, one run\n' "$(result_name)"
   build_eval_log_cmd "${results[@]}"
   print_cmd
-  printf 'stop_server\n'
-  close_step
 }
 
 print_report() {

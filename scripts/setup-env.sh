@@ -34,6 +34,18 @@ pip_find_links() {
   done
 }
 
+# print_find_links_resolver: the runbook's line that finds pip's find-links folders
+# when it runs (pip_find_links, as shell), once.
+print_find_links_resolver() {
+  [[ -z "${FIND_LINKS_PRINTED:-}" ]] || return 0
+  FIND_LINKS_PRINTED=1
+  # shellcheck disable=SC2016 # printed for the runbook, expanded when it runs
+  printf '%s\n' '# pip'"'"'s find-links folders on this machine, if any (uv reads neither PIP_FIND_LINKS nor pip'"'"'s config)' \
+    'FIND_LINKS=(); for link in ${PIP_FIND_LINKS:-$(python3 -m pip config get global.find-links 2>/dev/null)}; do' \
+    '  if [[ -d "$link" ]]; then FIND_LINKS+=(--find-links "$link"); fi' \
+    'done'
+}
+
 # install_venv DIR LOCK: (re)creates DIR from LOCK unless its stamp matches.
 install_venv() {
   local dir="$1" lock="$2" stamp digest
@@ -55,7 +67,14 @@ install_venv() {
   # imports again (always, where PYTHONDONTWRITEBYTECODE is set), twice as slow.
   CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --compile-bytecode --requirement "$lock")
   local link
-  while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
+  if [[ "${RUNBOOK:-0}" == 1 ]]; then
+    # The folders of the machine that runs the runbook, not of the one that printed it.
+    print_find_links_resolver
+    # shellcheck disable=SC2016 # expanded when the runbook runs
+    CMD+=("$(shell_expr '"${FIND_LINKS[@]}"')")
+  else
+    while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
+  fi
   run_cmd
   if is_dry_run; then
     printf "sha256sum %s | cut -d' ' -f1 >%s\n" "$(display_path "$lock")" "$(display_path "$stamp")"

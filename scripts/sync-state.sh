@@ -20,7 +20,12 @@ stamp_steps() {
   case "$1" in
     train | export) printf '%s\n' "$1" ;;
     evals) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done ;;
-    eval-base) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-base-%s\n' "$EXP" "$bench"; done ;;
+    eval-base)
+      local mode
+      for mode in "" "${BASE_EXTRA_MODES[@]}"; do
+        for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-base%s-%s\n' "$EXP" "${mode:+@$mode}" "$bench"; done
+      done
+      ;;
     eval-*)
       select_group "${1#eval-}"
       for bench in "${SELECTED[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done

@@ -59,7 +59,12 @@ teardown() { common_teardown; }
   assert_line "| 训练（sft.yaml） | \`model\` | \`openai-mirror/gpt-oss-20b\` | \`Qwen/Qwen3-30B-A3B-Instruct-2507\` |"
   assert_line "| 训练（sft.yaml） | \`template\` | (未设置) | \`qwen3_nothinking\` |"
   refute_line --partial "\`lora_rank\`"
-  refute_line --partial "| 评测（eval.yaml）"
+  # The evaluation differs only in how the replies are scored: gpt-oss's final channel, Qwen3's reply as it is.
+  run grep -F "| 评测（eval.yaml）" "$md"
+  assert_output --partial '"answer_mode": "final"'
+  assert_output --partial '"answer_mode": "plain"'
+  assert_equal "${#lines[@]}" 1
+  run cat "$md"
   refute_output --partial "| 0.00% |"
   run od -An -tx1 -N8 report/compare-gpt-oss-20b-sft-v1-qwen3-30b-a3b-sft-v1-loss.png
   assert_output " 89 50 4e 47 0d 0a 1a 0a" # a PNG

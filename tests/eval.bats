@@ -56,10 +56,15 @@ ceval
 --limit
 100
 --generation-config
-{\"max_tokens\":1024,\"temperature\":0}
+{\"max_tokens\":1024,\"temperature\":0,\"extra_body\":{\"chat_template_kwargs\":{\"response_prefix\":\"<|channel|>final<|message|>\"}}}
 --work-dir
 $RESULTS/gpt-oss-20b-sft-v1/ceval
 --no-timestamp"
+  # Through the launcher that scores only the final channel (scripts/py/evalscope_lab.py).
+  run stub_args python 1
+  assert_line --index 0 "$REPO/scripts/py/evalscope_lab.py"
+  assert_line --index 1 -- --replies
+  assert_line --index 2 harmony
   run stub_call evalscope 1
   assert_line "env: CUDA_VISIBLE_DEVICES=6"
   assert_line "env: HF_HUB_OFFLINE unset"
@@ -159,13 +164,104 @@ ceval
 --limit
 4
 --generation-config
-{\"max_tokens\":16,\"temperature\":0}
+{\"max_tokens\":16,\"temperature\":0,\"extra_body\":{\"chat_template_kwargs\":{\"response_prefix\":\"<|channel|>final<|message|>\"}}}
 --work-dir
 $REPO/results/smoke/smoke/ceval
 --no-timestamp"
   run stub_call evalscope 1
   assert_line "env: HF_DATASETS_OFFLINE=1"
   assert_line "env: CUDA_VISIBLE_DEVICES unset"
+}
+
+# set_answer_mode EXP MODE: eval.yaml's answer_mode, as a user edits it.
+set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1/eval.yaml"; }
+
+@test "answer_mode reasoning-low: every request asks for that effort, perf too, and only final channels are scored" {
+  set_answer_mode "$DEFAULT_EXP" reasoning-low
+  run scripts/eval.sh ceval perf
+  assert_success
+  assert_equal "$(stub_arg evalscope 1 --generation-config)" \
+    '{"max_tokens":1024,"temperature":0,"extra_body":{"chat_template_kwargs":{"reasoning_effort":"low"}}}'
+  assert_equal "$(stub_arg evalscope 2 --extra-args)" '{"chat_template_kwargs":{"reasoning_effort":"low"}}'
+  run jq -r .answer_mode "$RESULTS/gpt-oss-20b-sft-v1/ceval/lab-eval.json"
+  assert_output reasoning-low
+}
+
+@test "answer_mode plain (a model without channels): evalscope itself, the reply as it is" {
+  set_answer_mode "$DEFAULT_EXP" plain
+  run scripts/eval.sh ceval
+  assert_success
+  assert_equal "$(stub_arg evalscope 1 --generation-config)" '{"max_tokens":1024,"temperature":0}'
+  run grep -c evalscope_lab.py "$STUB_LOG"
+  assert_output 0
+}
+
+@test "a changed answer_mode evaluates again: the old results are kept aside, the new requests carry the new mode" {
+  run scripts/eval.sh ceval
+  assert_success
+  set_answer_mode "$DEFAULT_EXP" reasoning-high
+  run scripts/eval.sh ceval
+  assert_success
+  assert_line --partial "were made from other inputs:"
+  assert_line --regexp 'reasoning_effort.*high'
+  assert_equal "$(stub_calls evalscope)" 2
+  assert_equal "$(stub_arg evalscope 2 --generation-config)" \
+    '{"max_tokens":1024,"temperature":0,"extra_body":{"chat_template_kwargs":{"reasoning_effort":"high"}}}'
+}
+
+@test "answer_mode missing or unknown: a clear stop naming the modes" {
+  sed -i '/^  answer_mode: /d' "configs/$DEFAULT_EXP/eval.yaml"
+  run scripts/eval.sh ceval
+  assert_failure
+  assert_output --partial "configs/$DEFAULT_EXP/eval.yaml, section ceval: no answer_mode"
+  assert_output --partial "fix: add 'answer_mode: final'"
+  sed -i 's/^  temperature: 0$/  temperature: 0\n  answer_mode: thinking/' "configs/$DEFAULT_EXP/eval.yaml"
+  run scripts/eval.sh ceval
+  assert_failure
+  assert_output --partial "answer_mode 'thinking' is not known"
+  assert_output --partial "final reasoning-low reasoning-medium reasoning-high plain"
+  assert_equal "$(stub_calls evalscope)" 0
+}
+
+@test "base_extra_modes: the base model in another answer mode too, in its own results folder and SwanLab run" {
+  printf 'base_extra_modes: [reasoning-medium]\n' >>"configs/$DEFAULT_EXP/eval.yaml"
+  serve_base
+  run scripts/eval.sh --base ceval
+  assert_success
+  assert_line "[eval] $DEFAULT_EXP-base in answer mode reasoning-medium as well (base_extra_modes), into results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium"
+  assert_equal "$(stub_calls evalscope)" 2
+  # The same served model, asked to reason first, scored into its own folder.
+  assert_equal "$(stub_arg evalscope 2 --model)" "$DEFAULT_EXP-base"
+  assert_equal "$(stub_arg evalscope 2 --work-dir)" "$RESULTS/$DEFAULT_EXP-base@reasoning-medium/ceval"
+  assert_equal "$(stub_arg evalscope 2 --generation-config)" \
+    '{"max_tokens":1024,"temperature":0,"extra_body":{"chat_template_kwargs":{"reasoning_effort":"medium"}}}'
+  assert_equal "$(stub_arg evalscope 1 --work-dir)" "$RESULTS/$DEFAULT_EXP-base/ceval"
+  run jq -r .answer_mode "$RESULTS/$DEFAULT_EXP-base@reasoning-medium/ceval/lab-eval.json" "$RESULTS/$DEFAULT_EXP-base/ceval/lab-eval.json"
+  assert_output $'reasoning-medium\nfinal'
+  # One SwanLab run per evaluated side.
+  local calls
+  mapfile -t calls < <(swanlab_calls)
+  assert_equal "${#calls[@]}" 2
+  assert_equal "$(stub_arg python "${calls[1]}" --name)" "$DEFAULT_EXP-base@reasoning-medium-eval"
+  # The fine-tuned model is evaluated in eval.yaml's answer_mode only; nothing finished is redone.
+  stub_serves "$DEFAULT_EXP"
+  mark_done serving
+  run scripts/eval.sh ceval
+  assert_success
+  serve_base
+  run scripts/eval.sh --base ceval
+  assert_success
+  assert_line "[eval] ceval on $DEFAULT_EXP-base@reasoning-medium already finished: accuracy 0.5 on 24 questions"
+  assert_equal "$(stub_calls evalscope)" 3
+}
+
+@test "base_extra_modes: a mode that is not a gpt-oss answer mode is refused" {
+  serve_base
+  printf 'base_extra_modes: [plain]\n' >>"configs/$DEFAULT_EXP/eval.yaml"
+  run scripts/eval.sh --base ceval
+  assert_failure
+  assert_output --partial "configs/$DEFAULT_EXP/eval.yaml: base_extra_modes has 'plain'"
+  assert_equal "$(stub_calls evalscope)" 0
 }
 
 @test "a finished evaluation is not run again" {
@@ -329,7 +425,9 @@ $REPO/results/smoke/smoke/ceval
   DRY_RUN=1 run --separate-stderr scripts/eval.sh all
   assert_success
   # 7 multiple-choice benchmarks and the held-out dialogs; perf; two judged ones skipped (no judge).
-  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope eval' <<<"$output")" 8
+  # Through the launcher that scores only gpt-oss's final channel.
+  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 8
+  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 8
   assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope perf' <<<"$output")" 1
   assert_equal "$(grep -c -- '--limit 100' <<<"$output")" 7
   assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 2
@@ -389,11 +487,12 @@ $REPO/results/.evalscope-app"
   refute_output --partial judge-secret-789
   run grep -c judge-secret-789 "$STUB_LOG"
   assert_output 0
-  # No evalscope on PATH was run: the launcher runs it in-process with the key.
-  assert_equal "$(stub_calls evalscope)" 0
+  # No evalscope on PATH was run: the launcher runs it in-process with the key (the stub
+  # launcher logs that run as one evalscope call, with the arguments the launcher was given).
+  assert_equal "$(stub_calls evalscope)" 1
   local call
   call="$(stub_calls python)"
-  while [[ "$(stub_args python "$call" | head -n 1)" != */evalscope_with_keys.py ]]; do call=$((call - 1)); done
+  while [[ "$(stub_args python "$call" | head -n 1)" != */evalscope_lab.py ]]; do call=$((call - 1)); done
   run stub_call python "$call"
   assert_line "env: JUDGE_API_KEY sha256=$(printf '%s' judge-secret-789 | sha256sum | cut -d' ' -f1)"
   run stub_arg python "$call" --judge

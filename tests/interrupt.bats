@@ -23,8 +23,9 @@ teardown() {
 @test "Ctrl-C during make all stops the server it started" {
   write_env GPU=cpu "SERVE_PORT=$(free_port)"
   mark_done train export
-  # A background job inherits SIGINT ignored; a terminal's make would not.
-  setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execvp("make", sys.argv[1:])' \
+  # A background job inherits SIGINT ignored; a terminal's make would not. The test's PATH is
+  # handed through: a pyenv shim puts its own python first, before the stubs.
+  TEST_PATH="$PATH" setsid python3 -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.environ["PATH"] = os.environ.pop("TEST_PATH"); os.execvp("make", sys.argv[1:])' \
     make all >"$TMP/make.log" 2>&1 &
   MAKE_PID=$!
   wait_for_file "$TMP/eval-started" 300 || { cat "$TMP/make.log" >&2; false; }

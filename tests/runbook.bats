@@ -42,7 +42,8 @@ teardown() {
   assert_equal "$(grep -c 'scripts/py/report.py' <<<"$output")" 1
   # Per model: 7 multiple-choice benchmarks and the held-out dialogs; perf; the judged ones
   # are skipped without a judge, saying so.
-  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 16
+  # Through the launcher that scores only gpt-oss's final channel.
+  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 16
   assert_equal "$(grep -c ' evalscope perf \\$' <<<"$output")" 2
   assert_equal "$(grep -c 'scripts/py/heldout_set.py' <<<"$output")" 4
   assert_equal "$(grep -c '^# [a-z-]*-judge: scored by an LLM judge; none is configured' <<<"$output")" 4
@@ -102,4 +103,35 @@ teardown() {
   run bash runbook.sh nonsense
   assert_failure
   assert_output "runbook: no step 'nonsense' (steps: environment preflight train export serve serve_base report)"
+}
+
+@test "the GPU runbook asks both models in eval.yaml's answer mode, and the base model in each of base_extra_modes too" {
+  sed -i 's/^# base_extra_modes: \[reasoning-medium\]$/base_extra_modes: [reasoning-medium]/' "$CFG/eval.yaml"
+  run --separate-stderr make runbook GPU=6
+  assert_success
+  # The final channel prefilled for both models, the base model reasoning first as well.
+  assert_equal "$(grep -c 'chat_template_kwargs":{"response_prefix":"<|channel|>final<|message|>"}' <<<"$output")" 18
+  assert_equal "$(grep -c '"reasoning_effort":"medium"' <<<"$output")" 9
+  assert_line "# $DEFAULT_EXP-base in answer mode reasoning-medium as well (eval.yaml: base_extra_modes)"
+  assert_line --partial "--work-dir results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium/ceval"
+  assert_line --partial "--name $DEFAULT_EXP-base@reasoning-medium-eval"
+  # What each reply did is counted from the evaluation's own folder.
+  assert_line --partial "--replies-dir results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium/ceval"
+  bash -n <<<"$output"
+}
+
+@test "the runbook holds nothing of the machine that printed it: pip's find-links folders are found when it runs" {
+  mkdir -p "$TMP/wheels-here" "$TMP/wheels-there"
+  PIP_FIND_LINKS="$TMP/wheels-here" run --separate-stderr make runbook GPU=6
+  assert_success
+  refute_output --partial "$TMP/wheels-here"
+  # shellcheck disable=SC2016 # the runbook's own expansion, as printed
+  assert_line --partial '--requirement env/requirements-gpu.lock "${FIND_LINKS[@]}"'
+  # The resolver, run as the runbook runs it on another machine, finds that machine's folder.
+  local resolver
+  resolver="$(grep -A2 '^FIND_LINKS=(); ' <<<"$output")"
+  run env PIP_FIND_LINKS="$TMP/wheels-there $TMP/missing" bash -euo pipefail -c "$resolver"$'\nprintf "%s\\n" "${FIND_LINKS[@]}"'
+  assert_success
+  assert_output "--find-links
+$TMP/wheels-there"
 }

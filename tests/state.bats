@@ -70,14 +70,15 @@ base_evals() {
 }
 
 @test "a typo in EXP, or a name with / or ..: every target says so before make looks for rules" {
-  local target exp
-  for target in train all eval-base report env status runbook; do
-    run make "$target" EXP=gpt-oss-20b-sft-v2
+  local target exp dry
+  for target in train all eval-base report env status runbook "all DRY_RUN=1" "train DRY_RUN=1"; do
+    read -r target dry <<<"$target"
+    run make "$target" ${dry:+"$dry"} EXP=gpt-oss-20b-sft-v2
     assert_failure
     assert_line --regexp "^\[[a-z]+\] error: experiment 'gpt-oss-20b-sft-v2' has no config \(configs/gpt-oss-20b-sft-v2/sft.yaml\)$"
     refute_output --partial "No rule to make target"
     for exp in ../configs/smoke smoke/../smoke ..; do
-      run make "$target" EXP="$exp"
+      run make "$target" ${dry:+"$dry"} EXP="$exp"
       assert_failure
       assert_line --regexp "^\[[a-z]+\] error: EXP='${exp//./\\.}' is not a valid experiment name$"
       refute_output --partial "No rule to make target"

@@ -139,3 +139,50 @@ def test_a_perf_run_with_unanswered_or_empty_replies_is_rejected(tmp_path, token
     assert eval_result.main(perf_run(tmp_path, tokens, answered)) == 1
     assert not (tmp_path / "lab-eval.json").exists()
     assert "requests answered with tokens" in json.loads((tmp_path / "lab-eval-rejected.json").read_text())["reason"]
+
+
+def prediction(final, stop="stop", output_tokens=10, input_tokens=50, form="raw"):
+    harmony = {"form": form, "final": final, "analysis": "想一想"}
+    return {"model_output": {"choices": [{"message": {"content": [], "metadata": {"harmony": harmony}},
+                                          "stop_reason": stop}],
+                             "usage": {"output_tokens": output_tokens, "input_tokens": input_tokens}}}
+
+
+def write_rows(folder, rows):
+    folder.mkdir(parents=True)
+    (folder / "ceval_x.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def whitespace_tokenizer(folder):
+    """A tokenizer.json whose tokens are whitespace-separated words (tokenizers' own format)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({"[UNK]": 0}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    folder.mkdir()
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder
+
+
+def test_reply_facts_count_final_channels_cut_offs_and_tokens(tmp_path):
+    work = tmp_path / "work"
+    rows = [prediction("答案 ： A", output_tokens=10), prediction(None, "max_tokens", 64, 80),
+            prediction("", output_tokens=20), prediction("答案 ： B", output_tokens=30)]
+    write_rows(work / "predictions" / "m", rows)
+    reviews = [{"sample_score": {"score": {"extracted_prediction": e}}} for e in ("A", "", "", "B")]
+    write_rows(work / "reviews" / "m", reviews)
+    facts = eval_result.reply_facts(work, 64, 0.02, eval_result.load_tokenizer(str(whitespace_tokenizer(tmp_path / "tok"))))
+    assert (facts["asked"], facts["final"], facts["cut_off"], facts["no_answer"]) == (4, 2, 1, 2)
+    assert facts["tokens"] == {"mean": 31.0, "p95": 64, "max": 64} and facts["longest_prompt"] == 80
+    # Final channels of 3, 0, 0 and 3 words; the rest of each reply is its analysis.
+    assert facts["final_tokens"] == {"mean": 1.5, "p95": 3, "max": 3}
+    assert facts["analysis_tokens"] == {"mean": 29.5, "p95": 64, "max": 64}
+    # 1 of 4 cut off is over 2 %: twice the max_tokens, and the session for the longest prompt.
+    assert facts["cut_off_share"] == 0.25 and facts["fix"] == {"max_tokens": 128, "session_len": 208}
+    assert eval_result.reply_facts(work, 64, 0.3, None)["fix"] is None
+    logged = log_eval_swanlab.result_metrics({"benchmark": "ceval", "replies": facts})
+    assert logged["ceval/replies/cut_off"] == 1 and logged["ceval/replies/final_tokens_p95"] == 3
+
+
+def test_no_predictions_no_reply_facts(tmp_path):
+    assert eval_result.reply_facts(tmp_path, 64, 0.02) is None

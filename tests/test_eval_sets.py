@@ -10,7 +10,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts" / "py"))
 
-import evalscope_with_keys  # noqa: E402
+import evalscope_lab  # noqa: E402
 import heldout_set  # noqa: E402
 import local_set  # noqa: E402
 import prompt_budget  # noqa: E402
@@ -69,10 +69,10 @@ def test_the_prompt_budget_names_both_numbers_when_a_prompt_cannot_fit(tmp_path,
 
 def test_keys_reach_evalscope_in_process_only():
     judge = json.dumps({"strategy": "llm", "models": [{"model_id": "j", "api_url": "http://127.0.0.1:1/v1"}]})
-    argv = evalscope_with_keys.with_keys(["eval", "--judge", judge], "serve-k", "judge-k")
+    argv = evalscope_lab.with_keys(["eval", "--judge", judge], "serve-k", "judge-k")
     assert json.loads(argv[2])["models"][0]["api_key"] == "judge-k" and "serve-k" not in argv
-    assert evalscope_with_keys.with_keys(["perf", "--url", "u"], "serve-k", "")[-2:] == ["--api-key", "serve-k"]
-    assert evalscope_with_keys.with_keys(["eval"], "", "") == ["eval"]
+    assert evalscope_lab.with_keys(["perf", "--url", "u"], "serve-k", "")[-2:] == ["--api-key", "serve-k"]
+    assert evalscope_lab.with_keys(["eval"], "", "") == ["eval"]
 
 
 def test_dialog_replies_side_by_side_and_a_skipped_judge(tmp_path):

@@ -17,12 +17,12 @@ import runparse as rp  # noqa: E402
 
 
 def run_report(tmp_path, run="ok", results=FIXTURES / "evalscope", steps=FIXTURES / "state" / "smoke" / "steps.jsonl",
-               export=None, template=REPO / "report" / "template.zh.md"):
+               export=None, template=REPO / "report" / "template.zh.md", eval_config=REPO / "configs" / "smoke" / "eval.yaml"):
     out = tmp_path / "out"
     argv = ["--exp", "smoke", "--run-dir", str(FIXTURES / "runs" / run / "smoke"),
             "--export-dir", str(export or tmp_path / "no-export"), "--results-dir", str(results / "smoke"),
             "--steps", str(steps), "--config", str(REPO / "configs" / "smoke" / "sft.yaml"),
-            "--eval-config", str(REPO / "configs" / "smoke" / "eval.yaml"),
+            "--eval-config", str(eval_config),
             "--lock-file", str(REPO / "env" / "requirements-cpu.lock"),
             "--template", str(template), "--out-dir", str(out),
             "--git-commit", "abc123", "--git-dirty", "1", "--cpu-cores", "2"]
@@ -350,7 +350,7 @@ def test_every_difference_carries_its_interval_and_test(finished):
     assert "| `basic_medicine` | 8 | 50.00% | 25.00% | +25.00 [-12.57, +53.92] | 不显著（p=0.500） |" in text
     assert "| `high_school_biology` | 8 | 25.00% | 25.00% | +0.00 [-38.47, +38.47] | 不显著（p=1.000） |" in text
     # the replies' table: a difference row under the two models'
-    assert ("| 留出对话的咨询回复 | 差值 [95% CI] | 3 | +0.0000 [+0.0000, +0.0000] | +0.0333 [-0.1000, +0.1000] "
+    assert ("| 留出对话的咨询回复 | 差值（微调后 − 基座）[95% CI] | 3 | +0.0000 [+0.0000, +0.0000] | +0.0333 [-0.1000, +0.1000] "
             "| +0.0000 [+0.0000, +0.0000] | +0.0500 [+0.0500, +0.0500]（显著） | +0.0000 [+0.0000, +0.0000] |") in text
     assert "种子 20261205" in text and "McNemar 精确检验" in text
     paired_stats = json.loads((out / "smoke.manifest.json").read_text())["results"]["eval"]["ceval"]["paired"]["score"]
@@ -365,22 +365,24 @@ def test_answer_mode_and_cut_off_answers_are_in_the_summary_when_recorded(tmp_pa
     for served in ("smoke", "smoke-base"):
         path = results / "smoke" / served / "ceval" / "lab-eval.json"
         record = json.loads(path.read_text())
-        record.update(answer_mode="final", replies={"asked": 24, "final": 20, "cut_off": 3 if served == "smoke" else 0,
-                                                    "no_answer": 1, "max_tokens": 16,
-                                                    "tokens": {"mean": 10, "p95": 16, "max": 16}})
+        cut_off = 3 if served == "smoke" else 0  # 12.5 % of the fine-tuned model's replies: over the 2 % limit
+        record.update(answer_mode="final", replies={
+            "asked": 24, "final": 20, "cut_off": cut_off, "no_answer": 1, "cut_off_share": cut_off / 24,
+            "cut_off_limit": 0.02, "max_tokens": 16, "tokens": {"mean": 10, "p95": 16, "max": 16},
+            "analysis_tokens": None, "final_tokens": None, "longest_prompt": 900,
+            "fix": {"max_tokens": 32, "session_len": 932} if cut_off else None})
         path.write_text(json.dumps(record))
     _, out = run_report(tmp_path, results=results)
     summary = summary_of((out / "smoke.md").read_text())
-    assert summary[4].endswith("CPU，回答方式 final。")
-    assert "- C-Eval（微调后）：3 / 24 个回答在 max_tokens = 16 处被截断" in summary
-    assert "- C-Eval（基座）：1 / 24 个回答没有给出最终答案" in summary
-    assert not any("C-Eval（基座）：0" in line for line in summary)
+    assert summary[4].endswith("CPU，作答方式 `final`。")
+    assert "- 回答在 max_tokens 处被截断：C-Eval（微调后 3/24 ⚠）；⚠ 超过该基准允许的比例，修正见 10.1" in summary
+    assert "- 没有给出最终答案的回答：C-Eval（微调后 1/24，基座 1/24）" in summary
 
 
-def test_without_recorded_replies_no_answer_mode_or_cut_off_is_shown(finished):
-    out = finished
-    summary = "\n".join(summary_of((out / "smoke.md").read_text()))
-    assert "回答方式" not in summary and "截断" not in summary
+def test_without_recorded_replies_no_cut_off_is_shown_and_the_answer_mode_is_eval_yamls(finished):
+    summary = "\n".join(summary_of((finished / "smoke.md").read_text()))
+    assert "截断" not in summary and "没有给出最终答案" not in summary
+    assert "CPU，作答方式 `final`。" in summary  # configs/smoke/eval.yaml's answer_mode
 
 
 def test_the_appendix_holds_every_command_and_the_report_links_each_step(finished):
@@ -420,3 +422,50 @@ def test_the_html_report_is_one_self_contained_page(finished):
     assert page.count('src="data:image/png;base64,') == 2  # the loss and accuracy charts
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing loaded from elsewhere
     assert "<h2>摘要</h2>" in page and page.index("<h2>摘要</h2>") < page.index("<table>")
+
+def table_rows_with_other_widths(text: str) -> list[str]:
+    """Rows of a Markdown table whose cell count differs from their table's header."""
+    bad, width = [], None
+    for line in text.splitlines():
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = line.replace("\\|", "").count("|")
+        if width is None:
+            width = cells
+        elif cells != width:
+            bad.append(line)
+    return bad
+
+
+def test_the_base_model_in_an_extra_answer_mode_is_its_own_column_and_cut_offs_are_flagged(tmp_path):
+    import shutil
+    results = tmp_path / "evalscope"
+    shutil.copytree(FIXTURES / "evalscope", results)
+    eval_config = tmp_path / "eval.yaml"
+    eval_config.write_text((REPO / "configs/smoke/eval.yaml").read_text() + "base_extra_modes: [reasoning-medium]\n")
+    replies = {"asked": 24, "final": 20, "cut_off": 3, "no_answer": 4, "cut_off_share": 0.125, "cut_off_limit": 0.02,
+               "max_tokens": 1024, "tokens": {"mean": 700.5, "p95": 1024, "max": 1024},
+               "analysis_tokens": {"mean": 690.0, "p95": 1020, "max": 1024}, "final_tokens": {"mean": 10.5, "p95": 20, "max": 30},
+               "longest_prompt": 3000, "fix": {"max_tokens": 2048, "session_len": 5048}}
+    extra = results / "smoke" / "smoke-base@reasoning-medium" / "ceval"
+    extra.mkdir(parents=True)
+    (extra / "lab-eval.json").write_text(json.dumps({
+        "benchmark": "ceval", "model": "smoke-base", "metric": "accuracy", "score": 0.5, "num": 24, "subsets": [],
+        "answer_mode": "reasoning-medium", "replies": replies}))
+    status, out = run_report(tmp_path, results=results, eval_config=eval_config)
+    assert status == 0
+    text = (out / "smoke.md").read_text()
+    assert ("| 基准 | 配对题数 | 基座（smoke-base）[95% CI] | 微调后（smoke）[95% CI] | 差值（百分点）[95% CI] | 显著性 "
+            "| 基座，作答方式 reasoning-medium（smoke-base@reasoning-medium） |") in text
+    assert ("| C-Eval | 24 | 25.00% [12.00%, 44.90%] | 37.50% [21.16%, 57.29%] | +12.50 [-6.79, +30.68] "
+            "| 不显著（p=0.375） | 50.00% |") in text
+    assert "| CMMLU 心理学子集 | — | 未运行（make eval-base） | 50.00% | — | — | 未运行（make eval-base） |" in text
+    assert "基座另以 `reasoning-medium` 作答，见 9.3 节" in summary_of(text)[4]
+    assert md_check.problems(text) == []
+    assert "| C-Eval | 基座（reasoning-medium） | 24 | 20 | 3 ⚠ | 4 | 700.5 / 1024 | 690.0 / 1020 | 10.5 / 20 |" in text
+    assert ("C-Eval（基座（reasoning-medium））：3 / 24 条回复被 max_tokens（1024）截断（12.50%，超过 2.00%）；"
+            "修正：在 configs/smoke/eval.yaml 中把 max_tokens 提高到 2048，这需要至少 5,048 token 的会话长度") in text
+    assert table_rows_with_other_widths(text) == []
+    manifest = json.loads((out / "smoke.manifest.json").read_text())
+    assert manifest["results"]["eval"]["ceval"]["base@reasoning-medium"]["score"] == 0.5

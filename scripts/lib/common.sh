@@ -24,6 +24,13 @@ experiment_names() { # every experiment, sorted, on one line
   find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -
 }
 
+# check_experiment NAME: stops unless NAME is an experiment (a plain name with configs/NAME/sft.yaml).
+check_experiment() {
+  is_experiment_name "$1" || die "EXP='$1' is not a valid experiment name" "use the name of a folder in configs/: letters, digits, '.', '_' or '-', not starting with '.'"
+  [[ -f "$REPO_ROOT/configs/$1/sft.yaml" ]] || die "experiment '$1' has no config (configs/$1/sft.yaml)" \
+    "pick one of: $(experiment_names)"
+}
+
 # check_exps NAME...: the experiments of EXPS (make sweep, make compare), each a valid name
 # with a config, each named once.
 check_exps() {

@@ -186,10 +186,8 @@ load_env() {
   warn_if_env_file_shared "$ENV_FILE"
 
   EXP="${EXP:-$DEFAULT_EXP}"
-  is_experiment_name "$EXP" || die "EXP='$EXP' is not a valid experiment name" "use the name of a folder in configs/: letters, digits, '.', '_' or '-', not starting with '.'"
+  check_experiment "$EXP"
   EXP_DIR="$REPO_ROOT/configs/$EXP"
-  [[ -f "$EXP_DIR/sft.yaml" ]] || die "experiment '$EXP' has no config (configs/$EXP/sft.yaml)" \
-    "pick one of: $(experiment_names)"
 
   validate_gpu
   # make env only picks a profile, so it may run before the driver is set up.

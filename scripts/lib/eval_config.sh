@@ -5,7 +5,14 @@
 # Source after env.sh, load_env and server.sh's resolve_served_model.
 
 BENCH_KEYS=(dataset group kind subsets limit few_shot local_path source rows judge max_tokens temperature
-  eval_batch_size parallel number)
+  eval_batch_size parallel number answer_mode cut_off_limit)
+# How the model answers (eval.yaml's answer_mode), and what the requests ask of it:
+#   final               the reply starts in gpt-oss's final channel (ms-swift's per-request
+#                       response_prefix): it answers at once, as fine-tuning on plain replies taught it
+#   reasoning-low|medium|high   it reasons first, at that effort (the `Reasoning:` line of its
+#                       harmony system block; scripts/py/swift_gpt_oss_system.py)
+#   plain               a model without channels (Qwen3): replies are scored as they are
+ANSWER_MODES=(final reasoning-low reasoning-medium reasoning-high plain)
 # Written last into a benchmark's results folder (scripts/py/eval_result.py), after
 # EvalScope's report was checked and the metrics were logged to SwanLab.
 EVAL_DONE_FILE=lab-eval.json
@@ -23,7 +30,25 @@ load_eval_config() {
   load_config "$EVAL_CONFIG" EVAL_SETTINGS
   mapfile -t BENCHMARKS < <(config_items "${EVAL_SETTINGS[benchmarks]:-}")
   ((${#BENCHMARKS[@]} > 0)) || die "configs/$EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
+  mapfile -t BASE_EXTRA_MODES < <(config_items "${EVAL_SETTINGS[base_extra_modes]:-}")
+  local mode
+  for mode in "${BASE_EXTRA_MODES[@]}"; do
+    [[ "$mode" != plain && " ${ANSWER_MODES[*]} " == *" $mode "* ]] || die "configs/$EXP/eval.yaml: base_extra_modes has '$mode'" \
+      "list answer modes the base model is evaluated in besides answer_mode: final, reasoning-low, reasoning-medium or reasoning-high"
+  done
+  MODE_OVERRIDE=""
 }
+
+# set_evaluation_modes [--base]: EVALUATION_MODES, the answer modes a model is evaluated
+# in: eval.yaml's answer_mode (""), and for the base model each of base_extra_modes too.
+set_evaluation_modes() {
+  EVALUATION_MODES=("")
+  if [[ "${1:-}" == --base ]]; then EVALUATION_MODES+=("${BASE_EXTRA_MODES[@]}"); fi
+}
+
+# result_name: the results folder of $SERVED_NAME in the mode being evaluated: the served
+# name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
+result_name() { printf '%s%s' "$SERVED_NAME" "${MODE_OVERRIDE:+@$MODE_OVERRIDE}"; }
 
 # bench_group BENCH: the group make evaluates it in (make eval-<group>): its `group`, else its name.
 bench_group() {
@@ -86,8 +111,12 @@ read_bench() {
   [[ -z "$FEW_SHOT" || "$FEW_SHOT" =~ ^[0-9]+$ ]] || die "$where: few_shot '$FEW_SHOT' is not a number" "e.g. few_shot: 5"
   [[ "$MAX_TOKENS" =~ ^[1-9][0-9]*$ ]] || die "$where: max_tokens '$MAX_TOKENS' is not a positive number" "set max_tokens in defaults or the section"
   [[ "$TEMPERATURE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$where: temperature '$TEMPERATURE' is not a number" "use temperature: 0"
+  CUT_OFF_LIMIT="$(bench_setting "$bench" cut_off_limit)"
+  [[ -z "$CUT_OFF_LIMIT" || "$CUT_OFF_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: cut_off_limit '$CUT_OFF_LIMIT' is not a share below 1" \
+    "the share of replies ended by max_tokens above which the report flags the benchmark, e.g. cut_off_limit: 0.02"
   EVAL_BATCH_SIZE="$(bench_setting "$bench" eval_batch_size)"
   [[ -z "$EVAL_BATCH_SIZE" || "$EVAL_BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$EVAL_BATCH_SIZE' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
+  read_bench_answer_mode "$where"
   read_bench_source "$where"
   read_bench_judge "$where"
   read_bench_perf "$where"
@@ -99,7 +128,34 @@ read_bench() {
       + (if $few_shot == "" then {} else {few_shot_num: ($few_shot | tonumber)} end)
       + (if $local_path == "" then {} else {local_path: $local_path} end)
       + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}")"
-  GENERATION_CONFIG="{\"max_tokens\":$MAX_TOKENS,\"temperature\":$TEMPERATURE}"
+  apply_answer_mode
+}
+
+# read_bench_answer_mode WHERE: checks the benchmark's answer_mode (CONFIGURED_ANSWER_MODE).
+read_bench_answer_mode() {
+  local where="$1"
+  CONFIGURED_ANSWER_MODE="$(bench_setting "$BENCH" answer_mode)"
+  [[ -n "$CONFIGURED_ANSWER_MODE" ]] || die "$where: no answer_mode" \
+    "add 'answer_mode: final' to the defaults of configs/$EXP/eval.yaml (or reasoning-medium, or plain for a model without gpt-oss channels)"
+  [[ " ${ANSWER_MODES[*]} " == *" $CONFIGURED_ANSWER_MODE "* ]] ||
+    die "$where: answer_mode '$CONFIGURED_ANSWER_MODE' is not known" "use one of: ${ANSWER_MODES[*]}"
+}
+
+# apply_answer_mode: for the benchmark read last, in MODE_OVERRIDE or its answer_mode, sets
+# ANSWER_MODE, CHAT_TEMPLATE_KWARGS (what every request carries to ms-swift's template, as
+# JSON), REPLIES (harmony: only the final channel is scored, scripts/py/evalscope_lab.py;
+# plain: the reply as it is) and GENERATION_CONFIG.
+apply_answer_mode() {
+  ANSWER_MODE="${MODE_OVERRIDE:-$CONFIGURED_ANSWER_MODE}"
+  REPLIES=harmony
+  case "$ANSWER_MODE" in
+    final) CHAT_TEMPLATE_KWARGS='{"response_prefix":"<|channel|>final<|message|>"}' ;;
+    reasoning-*) CHAT_TEMPLATE_KWARGS="{\"reasoning_effort\":\"${ANSWER_MODE#reasoning-}\"}" ;;
+    plain) CHAT_TEMPLATE_KWARGS='{}' REPLIES=plain ;;
+  esac
+  GENERATION_CONFIG="{\"max_tokens\":$MAX_TOKENS,\"temperature\":$TEMPERATURE"
+  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then GENERATION_CONFIG+=",\"extra_body\":{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"; fi
+  GENERATION_CONFIG+="}"
 }
 
 # Where the questions come from: a local copy (local_path), the run's held-out split
@@ -203,13 +259,20 @@ judge_config() {
       contract: {score_type: "numeric", prompt_template: $template}}'
 }
 
-# evalscope, or the launcher that hands it the keys it has no environment variable for
-# (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge), so no key is ever in argv.
+# evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
+# harmony (only the final channel is scored) or a key has no environment variable in
+# EvalScope (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge): no key is ever in argv.
 evalscope_command() {
   local needs_keys=0
   if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_keys=1; CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY); fi
   if [[ -n "$(judge_config)" && -n "${JUDGE_API_KEY:-}" ]]; then needs_keys=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
-  if ((needs_keys)); then CMD=(python "$REPO_ROOT/scripts/py/evalscope_with_keys.py"); else CMD=(evalscope); fi
+  if [[ "$KIND" != perf && "$REPLIES" == harmony ]]; then
+    CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
+  elif ((needs_keys)); then
+    CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
+  else
+    CMD=(evalscope)
+  fi
 }
 
 # build_heldout_cmd: the rows of a source: heldout benchmark, from the training's
@@ -222,7 +285,7 @@ build_heldout_cmd() {
 
 build_eval_cmd() {
   local bench="$1" judge
-  WORK_DIR="$RESULTS_DIR/$SERVED_NAME/$bench"
+  WORK_DIR="$RESULTS_DIR/$(result_name)/$bench"
   reset_cmd
   add_common_tool_env
   if [[ "$KIND" == perf ]]; then build_perf_cmd; return 0; fi
@@ -250,6 +313,9 @@ build_perf_cmd() {
     --dataset line_by_line --dataset-path "$LOCAL_PATH/prompts.txt"
     --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}" --max-tokens "$MAX_TOKENS"
     --temperature "$TEMPERATURE" --outputs-dir "$WORK_DIR" --name perf --no-timestamp)
+  # Serving speed in the answer mode the benchmarks use (a prefilled final channel
+  # answers in fewer tokens than reasoning first).
+  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then CMD+=(--extra-args "{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"); fi
 }
 
 # describe_bench: a comment line saying what the benchmark read last asks of $SERVED_NAME.
@@ -279,6 +345,15 @@ build_eval_result_cmd() {
     --model "$SERVED_NAME" --config "configs/$EXP/eval.yaml" --out "$1")
   if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
+  if [[ "$KIND" != perf ]]; then
+    CMD+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")
+    if [[ -n "$CUT_OFF_LIMIT" ]]; then CMD+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi
+    # The fine-tuned model's tokenizer is the base model's: either tells the final channel's tokens.
+    local folder
+    for folder in "$SERVED_MODEL" "$EXPORT_DIR"; do
+      if [[ -f "$folder/tokenizer.json" ]]; then CMD+=(--tokenizer "$folder"); break; fi
+    done
+  fi
   if [[ -n "$JUDGE_TEMPLATE" ]]; then
     CMD+=(--judged --judge-model "$JUDGE_MODEL")
     # The served model judging itself only exercises the path.
@@ -297,7 +372,7 @@ build_eval_log_cmd() {
   reset_cmd
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
-  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$SERVED_NAME-eval"
+  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$(result_name)-eval"
     --group "$EXP" --mode "$SWANLAB_MODE" --log-dir "$(swanlab_log_dir)")
   if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
 }

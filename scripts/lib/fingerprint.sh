@@ -93,43 +93,64 @@ spec_serve() {
 
 # spec_evals: one step per benchmark of eval.yaml and model (fine-tuned, base).
 spec_evals() {
-  local bench base
+  local bench base mode
   for bench in "${BENCHMARKS[@]}"; do
     read_bench "$bench"
     for base in "" --base; do
       resolve_served_model "$base"
-      build_eval_cmd "$bench"
-      spec_line step "$(eval_step_name "$bench")"
-      spec_cmd
-      if [[ -n "$HELDOUT_ROWS" ]]; then
-        # Built from the training's held-out split when it runs: made from that and the builder.
-        spec_line file "$RUN_DIR/val_dataset.jsonl"
-        spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
-        spec_line setting "rows=$HELDOUT_ROWS"
-      elif [[ -n "$LOCAL_PATH" ]]; then
-        spec_line file "$LOCAL_PATH"
-      fi
-      spec_line upstream "serve${base:+-base}"
-      # The model itself, so a record says which export (or base model) it scored.
-      if [[ -n "$base" ]]; then spec_line upstream base-model; else spec_line upstream export; fi
-      spec_outputs "$WORK_DIR" "$EVAL_DONE_FILE"
+      set_evaluation_modes "$base"
+      for mode in "${EVALUATION_MODES[@]}"; do
+        MODE_OVERRIDE="$mode"
+        apply_answer_mode
+        spec_eval "$bench" "$base"
+      done
     done
   done
+  MODE_OVERRIDE=""
 }
 
-eval_step_name() { printf 'eval-%s-%s' "$SERVED_NAME" "$1"; }
+# spec_eval BENCH [--base]: one evaluation, of the benchmark read last, in the mode applied last.
+spec_eval() {
+  local bench="$1" base="${2:-}"
+  build_eval_cmd "$bench"
+  spec_line step "$(eval_step_name "$bench")"
+  spec_cmd
+  if [[ -n "$HELDOUT_ROWS" ]]; then
+    # Built from the training's held-out split when it runs: made from that and the builder.
+    spec_line file "$RUN_DIR/val_dataset.jsonl"
+    spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
+    spec_line setting "rows=$HELDOUT_ROWS"
+  elif [[ -n "$LOCAL_PATH" ]]; then
+    spec_line file "$LOCAL_PATH"
+  fi
+  spec_line upstream "serve${base:+-base}"
+  # The model itself, so a record says which export (or base model) it scored.
+  if [[ -n "$base" ]]; then spec_line upstream base-model; else spec_line upstream export; fi
+  spec_outputs "$WORK_DIR" "$EVAL_DONE_FILE"
+}
+
+# eval_step_name BENCH: the step of BENCH on the model (and mode) being evaluated.
+eval_step_name() { printf 'eval-%s-%s' "$(result_name)" "$1"; }
+
+# evaluated_names: the results folders of the experiment's evaluations: the fine-tuned
+# model, the base model, and the base model in each of base_extra_modes (<exp>-base@MODE).
+evaluated_names() {
+  local mode
+  printf '%s\n' "$EXP" "$EXP-base"
+  for mode in "${BASE_EXTRA_MODES[@]}"; do printf '%s\n' "$EXP-base@$mode"; done
+}
 
 spec_report() {
   local bench served
   spec_line step report
   spec_line read "$RUN_DIR/lab-train.json"
   spec_line read "$EXPORT_DIR/lab-export.json"
-  for served in "$EXP" "$EXP-base"; do
+  while read -r served; do
     for bench in "${BENCHMARKS[@]}"; do
       spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_DONE_FILE"
       spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_REJECTED_FILE"
     done
-  done
+  done < <(evaluated_names)
   spec_line file "$(report_template)"
   spec_line file "$REPO_ROOT/report/appendix.zh.md"
   spec_line file "$REPO_ROOT/report/macros.zh.md"
@@ -141,10 +162,9 @@ spec_report() {
   # The current inputs too: the report says when they differ from what ran.
   spec_line upstream train
   spec_line upstream export
-  for bench in "${BENCHMARKS[@]}"; do
-    spec_line upstream "eval-$EXP-$bench"
-    spec_line upstream "eval-$EXP-base-$bench"
-  done
+  while read -r served; do
+    for bench in "${BENCHMARKS[@]}"; do spec_line upstream "eval-$served-$bench"; done
+  done < <(evaluated_names)
 }
 
 # fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,
@@ -173,10 +193,19 @@ fingerprint_spec() {
 
 # compute_inputs GROUP...: writes .state/$EXP/inputs/<step>.json (only when changed)
 # and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
+# The spec is kept in .state/<exp>/cache/ and reused while nothing it is made from changed
+# (fingerprint.py spec_key): a finished make builds no command.
 compute_inputs() {
-  local spec result name digest status
-  spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
-  result="$("$(config_python)" "$FINGERPRINT_PY" compute - <<<"$spec")" ||
+  local spec result name digest status cache python status_code=0
+  cache="$STATE_DIR/$EXP/cache/spec-${*// /-}.json"
+  python="$(config_python)"
+  result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$*" "$(inputs_dir)")" || status_code=$?
+  if ((status_code == 3)); then
+    spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
+    status_code=0
+    result="$("$python" "$FINGERPRINT_PY" store-spec "$cache" "$REPO_ROOT" "$*" <<<"$spec")" || status_code=$?
+  fi
+  ((status_code == 0)) ||
     die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
   while IFS=$'\t' read -r name digest status; do
     STEP_DIGEST[$name]="$digest"
@@ -192,7 +221,7 @@ compute_experiment_inputs() {
     load_eval_config
     compute_inputs eval "$@"
   else
-    BENCHMARKS=()
+    BENCHMARKS=() BASE_EXTRA_MODES=()
     compute_inputs export "$@"
   fi
 }
@@ -204,6 +233,12 @@ step_record() {
   case "$1" in
     train) printf '%s/lab-inputs.json' "$RUN_DIR" ;;
     export) printf '%s/lab-inputs.json' "$EXPORT_DIR" ;;
+    eval-"$EXP"-base@*)
+      local mode rest="${1#eval-"$EXP"-base@}"
+      for mode in "${BASE_EXTRA_MODES[@]}"; do
+        if [[ "$rest" == "$mode"-* ]]; then printf '%s/%s-base@%s/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "$mode" "${rest#"$mode"-}"; fi
+      done
+      ;;
     eval-"$EXP"-base-*) printf '%s/%s-base/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "${1#eval-"$EXP"-base-}" ;;
     eval-"$EXP"-*) printf '%s/%s/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "${1#eval-"$EXP"-}" ;;
   esac

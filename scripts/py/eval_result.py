@@ -2,14 +2,22 @@
 
   eval_result.py --report REPORT.json --benchmark B --model SERVED --config CONFIG
                  --out RESULT.json [--expected-num N] [--subject S ...] [--judged]
-                 [--inputs-digest D] [--seconds S]
+                 [--inputs-digest D] [--seconds S] [--replies-dir DIR --max-tokens N
+                 [--cut-off-limit SHARE] [--tokenizer DIR]]
   eval_result.py --perf --report PERF_DIR --parallel P... --number N... (and the above)
 
 Accepted (exit 0): an accuracy in [0, 1], N questions scored when N is given, and
 every listed subject present. RESULT.json is then written atomically:
   {inputs_digest, benchmark, dataset, model, metric, score, num, metrics: {label: score},
    subsets: [{name, score, num}], judge, eval_seconds, report}
-(the primary metric's label, score and subjects; every metric of the report by label).
+(the primary metric's label, score and subjects; every metric of the report by label),
+and with --replies-dir (EvalScope's work dir) what a reader needs to trust the score:
+  replies: {asked, final, cut_off, no_answer, cut_off_share, max_tokens, tokens,
+            analysis_tokens, final_tokens, longest_prompt, fix}
+(final: replies with a final channel; cut_off: ended by max_tokens; no_answer: nothing
+to score in the final channel; tokens: generated tokens, mean/p95/max; the analysis and
+final parts apart when a tokenizer tells them apart; fix: when more than cut-off-limit of
+the replies were cut off, the max_tokens and session length that would fit them).
 With --perf, --report is an `evalscope perf` output folder and the result holds one
 entry per concurrency level (throughput, TTFT, latency p50/p99) instead of a score.
 Rejected (exit 1): the reason and the fix go to stderr, RESULT.json is not
@@ -24,10 +32,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+from runparse import message_text
 
 REJECTED_NAME = "lab-eval-rejected.json"
 
@@ -81,6 +92,78 @@ def judge_facts(report: dict) -> dict | None:
     return {k: summary.get(k) for k in ("status", "scored", "coverage", "valid_observations", "failures")}
 
 
+def read_jsonl(folder: Path) -> list[dict]:
+    rows = []
+    for path in sorted(folder.glob("*/*.jsonl")):
+        with path.open(encoding="utf-8") as handle:
+            rows.extend(json.loads(line) for line in handle if line.strip())
+    return rows
+
+
+def spread(values: list[float]) -> dict | None:
+    """Mean, 95th percentile (nearest rank) and maximum; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(0.95 * len(ordered)))
+    return {"mean": round(sum(ordered) / len(ordered), 1), "p95": ordered[rank - 1], "max": ordered[-1]}
+
+
+def session_fix(max_tokens: int, longest_prompt: int | None) -> dict:
+    """Room for the cut-off replies: twice the max_tokens, and the session that needs."""
+    wanted = 2 * max_tokens
+    return {"max_tokens": wanted, "session_len": (longest_prompt or 0) + wanted if longest_prompt else None}
+
+
+def reply_facts(work_dir: Path, max_tokens: int, cut_off_limit: float, tokenizer=None) -> dict | None:
+    """How the replies ended and what of them was scored, from EvalScope's predictions and reviews."""
+    predictions = read_jsonl(work_dir / "predictions")
+    if not predictions:
+        return None
+    extracted = [((r.get("sample_score") or {}).get("score") or {}).get("extracted_prediction")
+                 for r in read_jsonl(work_dir / "reviews")]
+    final = cut_off = 0
+    tokens, analysis_tokens, final_tokens, prompts = [], [], [], []
+    for row in predictions:
+        output = row.get("model_output") or {}
+        choice = (output.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        harmony = (message.get("metadata") or {}).get("harmony")
+        text = harmony.get("final") if harmony else message_text(message)
+        final += bool((text or "").strip())
+        cut_off += choice.get("stop_reason") == "max_tokens"
+        usage = output.get("usage") or {}
+        if usage.get("output_tokens") is not None:
+            tokens.append(usage["output_tokens"])
+            if tokenizer is not None and harmony:
+                # Re-tokenising the decoded text can give a few tokens more than were generated.
+                final_count = min(usage["output_tokens"], len(tokenizer.encode(text or "", add_special_tokens=False).ids))
+                final_tokens.append(final_count)
+                analysis_tokens.append(max(0, usage["output_tokens"] - final_count))
+        if usage.get("input_tokens") is not None:
+            prompts.append(usage["input_tokens"])
+    asked = len(predictions)
+    share = cut_off / asked
+    facts = {"asked": asked, "final": final, "cut_off": cut_off,
+             "no_answer": sum(1 for e in extracted if not str(e or "").strip()) if extracted else asked - final,
+             "cut_off_share": round(share, 4), "cut_off_limit": cut_off_limit, "max_tokens": max_tokens,
+             "tokens": spread(tokens), "analysis_tokens": spread(analysis_tokens),
+             "final_tokens": spread(final_tokens), "longest_prompt": max(prompts) if prompts else None,
+             "fix": None}
+    if share > cut_off_limit:
+        facts["fix"] = session_fix(max_tokens, facts["longest_prompt"])
+    return facts
+
+
+def load_tokenizer(folder: str | None):
+    """The served model's tokenizer (tokenizer.json), to count the final channel's tokens."""
+    if not folder or not (Path(folder) / "tokenizer.json").is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+
+
 def is_score(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
 
@@ -106,7 +189,7 @@ def check(report_path: Path, args) -> dict:
     if not metrics:
         # A judge whose every reply failed to parse leaves no score: recorded as such.
         if args.judged:
-            return {**result, "metric": None, "score": None, "num": 0, "metrics": {}, "subsets": []}
+            return {**with_replies(result, args), "metric": None, "score": None, "num": 0, "metrics": {}, "subsets": []}
         raise Rejected(f"{args.report_shown} is not an EvalScope report with metrics", rerun)
     primary = primary_metric(report, metrics)
     score, num = primary.get("score"), primary.get("num")
@@ -120,9 +203,16 @@ def check(report_path: Path, args) -> dict:
         if subject not in names:
             raise Rejected(f"subject '{subject}' has no results in {args.report_shown}",
                            f"check that {report.get('dataset_name') or 'the dataset'} has subject '{subject}' ({args.config})")
-    return {**result, "metric": metric_label(primary), "score": score, "num": num,
+    return {**with_replies(result, args), "metric": metric_label(primary), "score": score, "num": num,
             "metrics": {metric_label(m): m.get("score") for m in metrics if is_score(m.get("score"))},
             "subsets": subsets}
+
+
+def with_replies(result: dict, args) -> dict:
+    if not args.replies_dir:
+        return result
+    facts = reply_facts(Path(args.replies_dir), args.max_tokens, args.cut_off_limit, load_tokenizer(args.tokenizer))
+    return {**result, "answer_mode": args.answer_mode, "replies": facts}
 
 
 PERCENTILE_KEYS = {"latency_s": "Latency (s)", "ttft_ms": "TTFT (ms)"}
@@ -175,6 +265,12 @@ def main(argv=None) -> int:
     parser.add_argument("--judged", action="store_true", help="an LLM judge scored it: no valid verdict is no score")
     parser.add_argument("--judge-model", default=None, help="the judge's model name (served: the model itself)")
     parser.add_argument("--judge-placeholder", action="store_true", help="the judge only exercises the path")
+    parser.add_argument("--replies-dir", default=None, help="EvalScope's work dir: count how the replies ended")
+    parser.add_argument("--max-tokens", type=int, default=None, help="the max_tokens the replies were given")
+    parser.add_argument("--answer-mode", default=None, help="eval.yaml's answer_mode, recorded with the result")
+    parser.add_argument("--cut-off-limit", type=float, default=0.02,
+                        help="share of cut-off replies above which the result names a fix (default 0.02)")
+    parser.add_argument("--tokenizer", default=None, help="the served model's folder, to count final-channel tokens")
     parser.add_argument("--perf", action="store_true", help="--report is an `evalscope perf` output folder")
     parser.add_argument("--parallel", type=int, nargs="*", default=[], help="perf: the concurrency levels")
     parser.add_argument("--number", type=int, nargs="*", default=[], help="perf: the requests at each level")

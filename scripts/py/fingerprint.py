@@ -5,6 +5,9 @@ upstream output is noticed, and a result is reused only when it provably matches
   fingerprint.py compute SPEC|-      one line per step: NAME<TAB>DIGEST<TAB>STATUS,
                                      writes OUT_DIR/NAME.json only when it changed
   fingerprint.py diff OLD.json NEW.json   what changed, one `what: old -> new` a line
+  fingerprint.py store-spec CACHE ROOT GROUPS     compute (spec on stdin), and keep the spec
+  fingerprint.py compute-cached CACHE ROOT GROUPS OUT_DIR
+                                     compute from the kept spec; exit 3 when it may be stale
 
 The spec comes from scripts/lib/fingerprint.sh, which builds each step's command
 with the same builders the steps run: `key<TAB>value` lines, `step` starting a
@@ -33,6 +36,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -259,7 +263,10 @@ def printed_command(step: dict, repo: Repo) -> str:
 
 
 def compute(spec_path: str) -> int:
-    text = sys.stdin.read() if spec_path == "-" else Path(spec_path).read_text()
+    return compute_text(sys.stdin.read() if spec_path == "-" else Path(spec_path).read_text())
+
+
+def compute_text(text: str) -> int:
     spec = read_spec(text.splitlines())
     repo = Repo(spec["repo"], spec.get("hub_revisions"), spec["location_root"])
     out_dir = Path(spec["out_dir"]) if spec.get("out_dir") else None
@@ -344,9 +351,88 @@ def diff(old_path: str, new_path: str) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- the spec, cached
+# Building the spec runs every command builder in bash (about 0.9 s for the smoke run);
+# its text depends only on the environment, the env file, the repo's code and configs,
+# and whether the paths it names exist. When none of these changed since the spec was
+# stored, the stored spec is the spec (DVC's stat cache, for the spec): a finished make
+# starts no builder. Statuses are always computed afresh from the outputs.
+
+WATCHED = ("Makefile", "scripts", "configs", "env", "report")
+# Set by make, the shell or the lock per process; never read by a command builder.
+VOLATILE_ENV = {"_", "PWD", "OLDPWD", "SHLVL", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "MAKE_TERMOUT",
+                "MAKE_TERMERR", "MAKE_RESTARTS", "LAB_RUN_OWNER", "STEP_NAME", "COLUMNS", "LINES", "INPUTS_DIR",
+                "TMPDIR", "BATS_TMPDIR"}
+
+
+# A file changed less than this long before the spec was stored could change again within
+# the same mtime tick (git's "racy" files): then the spec is not kept.
+RACY_SECONDS = 2.0
+
+
+def spec_key(root: Path, groups: str, spec_text: str) -> tuple[str, int]:
+    """What the spec's text is made from: groups, environment, env file, code and configs
+    (each file's size and mtime), and which of the paths the spec names exist; and the
+    newest mtime (ns) among those files."""
+    newest = 0
+    digest = hashlib.sha256(f"groups={groups}\n".encode())
+    for name in sorted(os.environ):
+        if name not in VOLATILE_ENV and not name.startswith("BASH_FUNC_"):
+            digest.update(f"env {name}={os.environ[name]}\n".encode())
+    watched = [root / name for name in WATCHED]
+    env_file = os.environ.get("ENV_FILE")
+    if env_file:
+        watched.append(Path(env_file) if os.path.isabs(env_file) else root / env_file)
+    for top in watched:
+        for path in [top] if not top.is_dir() else sorted(p for p in top.rglob("*") if "__pycache__" not in p.parts):
+            try:
+                info = path.stat()
+                digest.update(f"file {path} {info.st_size} {info.st_mtime_ns}\n".encode())
+                newest = max(newest, info.st_mtime_ns)
+            except OSError:
+                digest.update(f"absent {path}\n".encode())
+    for line in spec_text.splitlines():
+        key, _, value = line.partition("\t")
+        if key in ("out_dir",) or "/" not in value or "\n" in value or len(value) > 4096:
+            continue
+        candidate = Path(value) if value.startswith("/") else root / value
+        digest.update(f"exists {value} {candidate.exists()}\n".encode())
+    return digest.hexdigest(), newest
+
+
+def without_out_dir(spec_text: str) -> str:
+    return "\n".join(line for line in spec_text.splitlines() if not line.startswith("out_dir\t"))
+
+
+def compute_cached(cache: str, root: str, groups: str, out_dir: str) -> int:
+    """Prints the statuses from the stored spec (exit 0), or exits 3 when it may be stale."""
+    stored = read_json(Path(cache))
+    if not stored or stored.get("key") != spec_key(Path(root), groups, stored.get("spec", ""))[0]:
+        return 3
+    return compute_text(f"out_dir\t{out_dir}\n" + stored["spec"])
+
+
+def store_spec(cache: str, root: str, groups: str) -> int:
+    """Stores the spec on stdin (without its out_dir) with its key, then computes as compute does."""
+    text = sys.stdin.read()
+    spec = without_out_dir(text)
+    path = Path(cache)
+    key, newest = spec_key(Path(root), groups, spec)
+    if time.time_ns() - newest < RACY_SECONDS * 1e9:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_if_changed(path, json.dumps({"key": key, "spec": spec}) + "\n")
+    return compute_text(text)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "compute":
         return compute(argv[1])
+    if len(argv) == 5 and argv[0] == "compute-cached":
+        return compute_cached(*argv[1:])
+    if len(argv) == 4 and argv[0] == "store-spec":
+        return store_spec(*argv[1:])
     if len(argv) == 3 and argv[0] == "diff":
         return diff(argv[1], argv[2])
     print(__doc__, file=sys.stderr)

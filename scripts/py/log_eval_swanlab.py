@@ -1,5 +1,5 @@
-"""Log a model's evaluation results (overall and per-subject accuracy, question counts)
-to SwanLab: one process and one SwanLab run for all the benchmarks given.
+"""Log a model's evaluation results (overall and per-subject accuracy, question counts,
+how the replies ended: final channel, cut off, no answer, generated tokens) to SwanLab: one process and one SwanLab run for all the benchmarks given.
 
 Usage: python scripts/py/log_eval_swanlab.py --project P --name N --mode cloud|local
        --log-dir DIR [--run-id ID] [--group G] RESULT.json...
@@ -41,6 +41,15 @@ def result_metrics(result: dict) -> dict:
     judge = result.get("judge") or {}
     if isinstance(judge.get("coverage"), (int, float)):
         logged[f"{bench}/judge_coverage"] = judge["coverage"]
+    replies = result.get("replies") or {}
+    for key in ("asked", "final", "cut_off", "no_answer", "cut_off_share"):
+        if isinstance(replies.get(key), (int, float)):
+            logged[f"{bench}/replies/{key}"] = replies[key]
+    for part in ("tokens", "analysis_tokens", "final_tokens"):
+        for stat in ("mean", "p95"):
+            value = (replies.get(part) or {}).get(stat)
+            if isinstance(value, (int, float)):
+                logged[f"{bench}/replies/{part}_{stat}"] = value
     for level in result.get("levels") or []:
         for key in PERF_KEYS:
             if isinstance(level.get(key), (int, float)):
@@ -53,7 +62,8 @@ def run_config(results: list[dict]) -> dict:
         "model": results[0].get("model"),
         "benchmarks": {r["benchmark"]: {"dataset": r.get("dataset"), "metric": r.get("metric"),
                                         "subjects": sorted(s["name"] for s in r.get("subsets") or []),
-                                        "judged": r.get("judge") is not None}
+                                        "judged": r.get("judge") is not None,
+                                        "answer_mode": r.get("answer_mode")}
                        for r in results},
     }
 

@@ -262,6 +262,15 @@ def read_benchmarks(eval_config: Path | None) -> list[dict]:
     return benchmarks
 
 
+def extra_base_sides(eval_config: Path | None) -> list[dict]:
+    """The base model in each answer mode of eval.yaml's base_extra_modes, a side of its own:
+    {side: base@MODE, suffix: -base@MODE, mode} (its results in results/<exp>/<exp>-base@MODE)."""
+    if not eval_config or not eval_config.is_file():
+        return []
+    modes = (yaml.safe_load(eval_config.read_text(encoding="utf-8")) or {}).get("base_extra_modes") or []
+    return [{"side": f"base@{mode}", "suffix": f"-base@{mode}", "mode": mode} for mode in modes]
+
+
 def compare_subjects(tuned: dict, base: dict) -> list[dict]:
     names = []
     for result in (tuned, base):
@@ -296,14 +305,13 @@ def measure_cell(result: dict | None, measure: str) -> dict:
     return {"state": "done" if value is not None else "no_value", "value": value}
 
 
-def recorded_extras(result: dict) -> dict:
-    """What a checked result records beside its score, when it does: the replies' counts
-    (asked, cut off at max_tokens, without an answer), the answer mode, a contamination check."""
-    extras = {"replies": None, "answer_mode": None, "contamination": None}
+def recorded_contamination(result: dict):
+    """A contamination check a checked result records beside its score, when it does (none
+    writes one yet: the summary shows it when one does)."""
     if result["state"] != "done" or not result.get("path"):
-        return extras
+        return None
     record, _ = rp.read_json_object(Path(result["path"]))
-    return {key: (record or {}).get(key) for key in extras}
+    return (record or {}).get("contamination")
 
 
 def question_scores(result: dict, served: str, dataset: str | None) -> dict:
@@ -338,6 +346,18 @@ def headline_rows(benchmarks: list[dict]) -> list[dict]:
     return rows
 
 
+def replies_counts(bench: dict, sides, kind: str) -> list[dict]:
+    """Per model, how many of a benchmark's replies were cut off at max_tokens (kind cut_off,
+    over_limit when more than the benchmark allows: the result names a fix) or gave no answer."""
+    counts = []
+    for side, _ in sides:
+        replies = bench[side].get("replies") or {}
+        if rp.to_number(replies.get(kind)):
+            counts.append({"side": side, "count": replies[kind], "asked": replies.get("asked"),
+                           "over_limit": kind == "cut_off" and bool(replies.get("fix"))})
+    return counts
+
+
 def command_owner(entries: list[dict], command: dict) -> dict | None:
     """The step run a recorded command belongs to: the last run of its step open at its time,
     else the entry of the commands of no run just before it, if of the same step."""
@@ -370,6 +390,9 @@ class Report:
         self.run = rp.read_run(Path(args.run_dir))
         self.export = rp.read_export(Path(args.export_dir))
         self.steps = rp.read_steps(Path(args.steps))
+        self.extra_sides = extra_base_sides(Path(args.eval_config) if args.eval_config else None)
+        # Every side evaluated: the fine-tuned model, the base model, the base model in each extra mode.
+        self.sides = list(SIDES) + [(extra["side"], extra["suffix"]) for extra in self.extra_sides]
         self.records = self._read_records()
         self.train = train_results(self.run)
         self.versions = package_versions(Path(args.deploy_venv) if args.deploy_venv else None)
@@ -388,7 +411,7 @@ class Report:
         # set aside (<bench>.replaced-<time>) or of a benchmark no longer configured.
         results = Path(self.args.results_dir)
         for bench in read_benchmarks(Path(self.args.eval_config) if self.args.eval_config else None):
-            for _, suffix in SIDES:
+            for _, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
                 records[f"eval-{served}-{bench['key']}"] = fp.read_json(results / served / bench["key"] / "lab-inputs.json")
         return {k: v for k, v in records.items() if v}
@@ -450,7 +473,7 @@ class Report:
         benchmarks = []
         for bench in read_benchmarks(Path(self.args.eval_config) if self.args.eval_config else None):
             entry = dict(bench)
-            for side, suffix in SIDES:
+            for side, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
                 result = rp.read_eval_result(results / served / bench["key"])
                 result["served"] = served
@@ -458,7 +481,7 @@ class Report:
                 if result.get("command"):
                     result["command"] = scrub(result["command"])
                 record = self.records.get(f"eval-{served}-{bench['key']}")
-                upstream, digest = expected[side]
+                upstream, digest = expected["tuned" if side == "tuned" else "base"]
                 result["examples"] = rp.read_dialog_replies(results / served / bench["key"], served) \
                     if bench["section"] == "dialog" and result["state"] == "done" else {}
                 if (result["state"] != "not_run" and record and digest is not None
@@ -468,7 +491,9 @@ class Report:
                 if result["state"] != "done":
                     self.notes.append(rp.note("eval_" + result["state"], benchmark=bench["key"], side=side,
                                               target=result["target"], reason=result.get("reason")))
-                result["recorded"] = recorded_extras(result)
+                elif (result.get("replies") or {}).get("fix"):
+                    self.notes.append(rp.note("cut_off", benchmark=bench["key"], side=side, **result["replies"]))
+                result["contamination"] = recorded_contamination(result)
                 entry[side] = result
             scores = (entry["tuned"]["score"], entry["base"]["score"])
             entry["difference"] = scores[0] - scores[1] if None not in scores else None
@@ -527,6 +552,15 @@ class Report:
                 return rows
         return []
 
+    def answer_mode(self) -> str | None:
+        """How the models were asked to answer: eval.yaml's answer_mode, as the evaluations recorded it."""
+        recorded = {b[side].get("answer_mode") for b in self.benchmarks for side, _ in SIDES} - {None}
+        if len(recorded) == 1:
+            return recorded.pop()
+        path = Path(self.args.eval_config) if self.args.eval_config else None
+        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+        return ((config or {}).get("defaults") or {}).get("answer_mode")
+
     def served_commands(self) -> dict:
         """The last deploy command of each served model (steps.jsonl), and its health checks."""
         commands, health = {}, {}
@@ -575,16 +609,6 @@ class Report:
         entries.sort(key=lambda e: (e["start"] is None, e["start"] or ""))
         return [{**e, "number": number} for number, e in enumerate(entries, 1)]
 
-    def answer_modes(self) -> list[str]:
-        """How the models were asked to answer (final answer only, or reasoning first): the
-        answer_mode each result records, else eval.yaml's; none when neither says."""
-        modes = [b[side]["recorded"]["answer_mode"] for b in self.benchmarks for side, _ in SIDES]
-        if not any(modes) and self.args.eval_config and Path(self.args.eval_config).is_file():
-            config = yaml.safe_load(Path(self.args.eval_config).read_text(encoding="utf-8")) or {}
-            defaults = config.get("defaults") or {}
-            modes = [{**defaults, **(config.get(b["key"]) or {})}.get("answer_mode") for b in self.benchmarks]
-        return sorted({str(m) for m in modes if m})
-
     def flags(self, input_changes: list[str]) -> list[dict]:
         """What the summary must say is missing or doubtful, most serious first."""
         flags = []
@@ -594,19 +618,19 @@ class Report:
             flags.append({"kind": "not_trained"})
         elif not self.run.finished:
             flags.append({"kind": "unfinished", "step": self.run.step, "max_steps": self.run.max_steps})
+        for kind in ("cut_off", "no_answer"):  # the replies' counts (lab-eval.json replies), one line each
+            items = [{"benchmark": b["key"], "sides": replies_counts(b, self.sides, kind)} for b in self.benchmarks]
+            items = [i for i in items if i["sides"]]
+            if items:
+                flags.append({"kind": kind, "items": items,
+                              "over_limit": any(s["over_limit"] for i in items for s in i["sides"])})
         for bench in self.benchmarks:
-            for side, _ in SIDES:
-                recorded = bench[side]["recorded"]
-                replies = recorded["replies"] or {}
-                for kind in ("cut_off", "no_answer"):
-                    if rp.to_number(replies.get(kind)):
-                        flags.append({"kind": kind, "benchmark": bench["key"], "side": side, "count": replies[kind],
-                                      "asked": replies.get("asked"), "max_tokens": replies.get("max_tokens")})
-                if recorded["contamination"]:
+            for side, _ in self.sides:
+                if bench[side].get("contamination"):
                     flags.append({"kind": "contamination", "benchmark": bench["key"], "side": side,
-                                  "detail": recorded["contamination"]})
+                                  "detail": bench[side]["contamination"]})
         placeholders = [b["key"] for b in self.benchmarks
-                        if any((b[side].get("judge") or {}).get("placeholder") for side, _ in SIDES)]
+                        if any((b[side].get("judge") or {}).get("placeholder") for side, _ in self.sides)]
         if placeholders:
             flags.append({"kind": "placeholder_judge", "benchmarks": placeholders})
         partial = [{"benchmark": b["key"], "measure": m, "n": s["n"], "num": max(s["n_first"], s["n_second"])}
@@ -615,8 +639,8 @@ class Report:
             flags.append({"kind": "partly_paired", "items": partial})
         for state in ("rejected", "interrupted", "other_model", "not_run"):
             # per benchmark, the models it concerns (both, or one) and the targets that make them
-            items = [{"benchmark": b["key"], "sides": [side for side, _ in SIDES if b[side]["state"] == state],
-                      "targets": [b[side]["target"] for side, _ in SIDES if b[side]["state"] == state]}
+            items = [{"benchmark": b["key"], "sides": [side for side, _ in self.sides if b[side]["state"] == state],
+                      "targets": [b[side]["target"] for side, _ in self.sides if b[side]["state"] == state]}
                      for b in self.benchmarks]
             items = [i for i in items if i["sides"]]
             if items:
@@ -627,8 +651,8 @@ class Report:
         return flags
 
     def summary(self, input_changes: list[str]) -> dict:
-        return {"rows": headline_rows(self.benchmarks), "answer_modes": self.answer_modes(),
-                "flags": self.flags(input_changes), "commit": (self.args.git_commit or "unknown")[:12]}
+        return {"rows": headline_rows(self.benchmarks), "flags": self.flags(input_changes),
+                "commit": (self.args.git_commit or "unknown")[:12]}
 
     def notes_all(self) -> list[dict]:
         notes = self.run.notes + self.export.get("notes", []) + self.steps["notes"] + self.notes
@@ -685,6 +709,11 @@ class Report:
                        "command": scrub(self.export["command"]) if self.export.get("command") else None},
             "served": self.served_commands(),
             "benchmarks": self.benchmarks,
+            "answer_mode": self.answer_mode(),
+            "extra_sides": [{**extra, "served": f"{self.exp}{extra['suffix']}"} for extra in self.extra_sides],
+            # The evaluated sides in the order the tables list them: base, base in each extra mode, fine-tuned.
+            "eval_sides": [{"side": side, "served": f"{self.exp}{suffix}"}
+                           for side, suffix in self.sides[1:] + self.sides[:1]],
             "examples": self.dialog_examples(),
             "results_dir": rel(self.args.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
@@ -700,7 +729,7 @@ class Report:
     def manifest(self, facts: dict) -> dict:
         def result(side):
             return {k: side.get(k) for k in ("state", "score", "num", "metric", "metrics", "subjects", "levels", "judge",
-                                               "path", "reason") if k in side}
+                                               "path", "reason", "answer_mode", "replies") if k in side}
         return {
             "schema": 2,
             "experiment": self.exp,
@@ -726,7 +755,7 @@ class Report:
             "export": {k: v for k, v in facts["export"].items() if k in ("dir", "exists", "checkpoint", "params")},
             "results": {
                 "train": self.train,
-                "eval": {b["key"]: {"tuned": result(b["tuned"]), "base": result(b["base"]), "difference": b["difference"],
+                "eval": {b["key"]: {**{side: result(b[side]) for side, _ in self.sides}, "difference": b["difference"],
                                     "paired": b["stats"]}
                          for b in self.benchmarks},
             },
@@ -839,6 +868,12 @@ def main(argv=None) -> int:
     write_atomic(out / facts["html_name"], mdhtml.page(text, out, f"{args.exp} 实验报告").encode("utf-8"))
     write_atomic(out / f"{args.exp}.md", text.encode("utf-8"))
     for item in manifest["missing"]:
+        if item["kind"] == "cut_off":
+            print(f"report: flagged: {item['benchmark']} ({item['side']}): {item['cut_off']} of {item['asked']} replies "
+                  f"cut off at max_tokens {item['max_tokens']}; fix: max_tokens {item['fix']['max_tokens']}"
+                  + (f", session length {item['fix']['session_len']}" if item["fix"].get("session_len") else ""),
+                  file=sys.stderr)
+            continue
         print("report: missing: " + ", ".join(f"{k}={v}" for k, v in item.items() if v is not None), file=sys.stderr)
     print(out / f"{args.exp}.md")
     return 0

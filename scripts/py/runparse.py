@@ -434,7 +434,8 @@ def read_eval_result(work_dir: Path) -> dict:
     command_path = work_dir / "lab-command.txt"
     command = command_path.read_text(encoding="utf-8", errors="replace").strip() if command_path.is_file() else None
     result = {"state": "not_run", "score": None, "num": None, "metric": None, "metrics": {}, "subjects": [],
-              "levels": [], "judge": None, "eval_seconds": None, "reason": None, "command": command, "path": None}
+              "levels": [], "judge": None, "eval_seconds": None, "reason": None, "command": command, "path": None,
+              "replies": None, "answer_mode": None}
     done = work_dir / EVAL_DONE
     if done.is_file():
         record, _ = read_json_object(done)
@@ -449,7 +450,8 @@ def read_eval_result(work_dir: Path) -> dict:
             return {**result, "state": "done", "score": float(score) if isinstance(score, (int, float)) else None,
                     "num": record.get("num"), "metric": record.get("metric"), "metrics": record.get("metrics") or {},
                     "subjects": subjects, "levels": record.get("levels") or [], "judge": record.get("judge"),
-                    "eval_seconds": record.get("eval_seconds"), "path": str(done)}
+                    "eval_seconds": record.get("eval_seconds"), "path": str(done),
+                    "replies": record.get("replies"), "answer_mode": record.get("answer_mode")}
     rejected = work_dir / EVAL_REJECTED
     if rejected.is_file():
         record, _ = read_json_object(rejected)
@@ -457,6 +459,15 @@ def read_eval_result(work_dir: Path) -> dict:
     if (work_dir / "lab-inputs.json").is_file() or (work_dir / "lab-eval.pending.json").is_file():
         return {**result, "state": "interrupted"}
     return result
+
+
+def message_text(message: dict) -> str:
+    """A message's text: a harmony reply split by scripts/py/evalscope_lab.py keeps its
+    final channel as the text part and its analysis as a reasoning part (not shown)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        return "\n".join(part.get("text") or "" for part in content if isinstance(part, dict) and part.get("type") == "text")
+    return content or ""
 
 
 def read_dialog_replies(work_dir: Path, served: str) -> dict:
@@ -468,7 +479,7 @@ def read_dialog_replies(work_dir: Path, served: str) -> dict:
         for row in rows:
             messages = row.get("messages") or []
             users = [m.get("content") for m in messages if m.get("role") == "user"]
-            reply = messages[-1].get("content") if messages and messages[-1].get("role") == "assistant" else None
+            reply = message_text(messages[-1]) if messages and messages[-1].get("role") == "assistant" else None
             target = row.get("target")
             reference = target[0] if isinstance(target, list) and target else target
             if isinstance(row.get("index"), int) and users and reply is not None:

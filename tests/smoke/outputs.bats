@@ -33,6 +33,39 @@ setup() { smoke_setup; }
   assert_output 1
 }
 
+@test "each answer mode's request changes the prompt ms-swift builds: the reasoning effort, or a prefilled final channel" {
+  local prompt=(run --separate-stderr .venv/bin/python tests/lib/served_prompt.py build/tiny-gpt-oss configs/smoke/system.txt)
+  "${prompt[@]}" '{}'
+  assert_output --partial $'Reasoning: medium\n'
+  assert_output --regexp '<\|start\|>assistant$'
+  "${prompt[@]}" '{"reasoning_effort": "low"}'
+  assert_output --partial $'Reasoning: low\n'
+  refute_output --partial 'Reasoning: medium'
+  # The smoke's own answer mode (final), as its evaluations sent it.
+  local kwargs
+  kwargs="$(sed -n "s/.*--generation-config '\(.*\)' .*/\1/p" results/smoke/smoke/ceval/lab-command.txt | jq -c .extra_body.chat_template_kwargs)"
+  assert_equal "$kwargs" '{"response_prefix":"<|channel|>final<|message|>"}'
+  "${prompt[@]}" "$kwargs"
+  assert_output --regexp '<\|start\|>assistant<\|channel\|>final<\|message\|>$'
+}
+
+@test "only final channels were scored: every reply's analysis and final recorded, the counts in lab-eval.json" {
+  local dir=results/smoke/smoke/ceval
+  # The served reply starts in the final channel (ms-swift returns its response_prefix).
+  run jq -r '.model_output.choices[0].message.metadata.harmony.raw[0:27]' "$dir"/predictions/smoke/*.jsonl
+  assert_output --partial '<|channel|>final<|message|>'
+  run jq -r '"\(.answer_mode) \(.replies.asked) \(.replies.max_tokens) \(.replies.final + .replies.cut_off >= 0)"' "$dir/lab-eval.json"
+  assert_output "final 12 16 true"
+  # Its counts are those of the predictions: replies ended by max_tokens, final channels.
+  assert_equal "$(jq -r .replies.cut_off "$dir/lab-eval.json")" \
+    "$(jq -s '[.[] | select(.model_output.choices[0].stop_reason == "max_tokens")] | length' "$dir"/predictions/smoke/*.jsonl)"
+  assert_equal "$(jq -r .replies.final "$dir/lab-eval.json")" \
+    "$(jq -s '[.[] | select((.model_output.choices[0].message.metadata.harmony.final // "") | length > 0)] | length' "$dir"/predictions/smoke/*.jsonl)"
+  # The report's table has a row per benchmark and model with the counts.
+  run grep -c '^| C-Eval | \(基座\|微调后\) | 12 |' "report/smoke.md"
+  assert_output 2
+}
+
 @test "training logged its numbers to SwanLab without one ERROR line (ms-swift's progress strings dropped)" {
   run grep -cE '\| ERROR +\| swanlab' "$SMOKE_LOG"
   assert_output 0
