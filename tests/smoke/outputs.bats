@@ -250,7 +250,7 @@ EXPECTED_EVALS=(
   assert_output ""
   # The counselling table's two models on two lines, and the difference under them.
   # shellcheck disable=SC2016 # backquotes of the Markdown table
-  run grep -cE '^\| 留出对话的咨询回复 \| (基座（`smoke-base`）|微调后（`smoke`）|差值 \[95% CI\]) \| 7 \|' report/smoke.md
+  run grep -cE '^\| 留出对话的咨询回复 \| (基座（`smoke-base`）|微调后（`smoke`）|差值（微调后 − 基座）\[95% CI\]) \| 7 \|' report/smoke.md
   assert_output 3
   # The HTML page: self-contained, both charts embedded.
   run grep -c 'src="data:image/png;base64,' report/smoke.html
