@@ -86,7 +86,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) evals eval-base eval-app dashboard \
-	report status all smoke test lint clean runbook sbatch new-exp new-grid variants sweep compare
+	report status all smoke test lint clean runbook sbatch new-exp new-grid variants sweep compare table
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -208,6 +208,9 @@ sweep: ## Each experiment's whole pipeline in turn: make sweep EXPS="a b c" [KEE
 
 compare: ## Experiments side by side in report/compare-<a>-<b>-....md (Chinese): make compare EXPS="a b c"
 	scripts/compare.sh
+
+table: ## The thesis's results table, report/table-<a>-<b>-....csv/.tex/.md: make table EXPS="a b c"
+	scripts/table.sh
 
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
 	trap '$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit 130' INT TERM; \

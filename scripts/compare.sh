@@ -25,17 +25,12 @@ check_experiments() {
 }
 
 main() {
-  local exps exp
+  local exps
   read -ra exps <<<"${EXPS:-}"
   check_experiments "${exps[@]}"
   reset_cmd
   CMD=(python "$REPO_ROOT/scripts/py/compare.py")
-  for exp in "${exps[@]}"; do
-    EXP="$exp" SKIP_GPU_CHECK=1 load_env # the same env file for each: its values stay, the paths follow EXP
-    CMD+=(--exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR" --results-dir "$RESULTS_DIR"
-      --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml" --eval-config "$EXP_DIR/eval.yaml"
-      --manifest "$REPORT_DIR/$EXP.manifest.json" --report-md "$REPORT_DIR/$EXP.md")
-  done
+  add_experiment_args "${exps[@]}"
   CMD+=(--template "$COMPARE_TEMPLATE" --out-dir "$REPORT_DIR" --deploy-venv "$DEPLOY_VENV_DIR"
     --env-file "$(repo_relative "$ENV_FILE")")
   if is_dry_run; then

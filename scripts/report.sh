@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make report: report/$EXP.md (Chinese), report/$EXP-loss.png, report/$EXP-accuracy.png and
-# report/$EXP.manifest.json from the run's own files. Python only parses and renders
-# (scripts/py/report.py); this script gathers what only the shell knows: git state,
-# GPUs, core count. Parts not run yet show as 未运行 with the make target to run.
+# make report: report/$EXP.md (Chinese), its appendix report/$EXP.appendix.md (the commands and
+# the step log), report/$EXP.html (the report as one self-contained page), report/$EXP-loss.png,
+# report/$EXP-accuracy.png and report/$EXP.manifest.json from the run's own files. Python only
+# parses and renders (scripts/py/report.py); this script gathers what only the shell knows: git
+# state, GPUs, core count. Parts not run yet show as 未运行 with the make target to run.
 set -euo pipefail
 export STEP_NAME=report
 # shellcheck source=lib/common.sh
@@ -30,7 +31,7 @@ main() {
   begin_step
   if ! is_dry_run; then
     report_inputs
-    if step_done report && [[ -f "$REPORT_DIR/$EXP.md" ]]; then
+    if step_done report && [[ -f "$REPORT_DIR/$EXP.md" && -f "$REPORT_DIR/$EXP.appendix.md" && -f "$REPORT_DIR/$EXP.html" ]]; then
       log "${REPORT_DIR#"$REPO_ROOT"/}/$EXP.md is up to date with the run's files"
       return 0
     fi

@@ -13,10 +13,16 @@ setup() { fixture_setup; }
   run "$REPO/scripts/report.sh"
   assert_success
   [[ -f "$TMP/report/smoke.md" && -f "$TMP/report/smoke-loss.png" && -f "$TMP/report/smoke-accuracy.png" ]]
+  [[ -f "$TMP/report/smoke.appendix.md" && -f "$TMP/report/smoke.html" ]]
   run grep -c -e '\[待补充\]' -e '\[待评测\]' "$TMP/report/smoke.md"
   assert_output 0
-  run grep -F '| C-Eval | 25.00% | 37.50% | +12.50 个百分点 |' "$TMP/report/smoke.md"
+  # The summary's headline row: both models, the difference with its interval, McNemar's p.
+  run grep -nF '| C-Eval | 准确率 | 24 | 25.00% | 37.50% | +12.50 [-6.79, +30.68] | 不显著（p=0.375） |' "$TMP/report/smoke.md"
+  assert_output --regexp '^([1-9]|1[0-9]):'
+  # Every table renders, no template syntax is left, every link and anchor resolves.
+  run "$LAB_PYTHON" "$REPO/tests/md_check.py" "$TMP/report/smoke.md" "$TMP/report/smoke.appendix.md"
   assert_success
+  assert_output ""
   run jq -r '.git.commit | length' "$TMP/report/smoke.manifest.json"
   assert_output 40
   # provenance went to the temp state dir, not the repo's

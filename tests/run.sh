@@ -19,9 +19,10 @@ unset LAB_RUN_OWNER
 # 22 s with 2 and 27 s with 1 (the tiny model gains little from a second thread).
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-# bats, its libraries, GNU parallel (bats --jobs), shellcheck and headless Chromium
-# (the dashboard test) come from the distribution (Debian: bats bats-assert
-# bats-support bats-file parallel shellcheck chromium); installed here when we are root.
+# bats, its libraries, GNU parallel (bats --jobs), shellcheck, headless Chromium (the
+# dashboard and report tests) and a Chinese font (the report's screenshot) come from the
+# distribution (Debian: bats bats-assert bats-support bats-file parallel shellcheck chromium
+# fonts-wqy-microhei); installed here when we are root.
 ensure_test_tools() {
   local missing=()
   command -v bats >/dev/null || missing+=(bats)
@@ -31,6 +32,7 @@ ensure_test_tools() {
   command -v jq >/dev/null || missing+=(jq)
   command -v curl >/dev/null || missing+=(curl)
   command -v chromium >/dev/null || missing+=(chromium)
+  [[ -n "$(fc-list :lang=zh 2>/dev/null)" ]] || missing+=(fonts-wqy-microhei)
   ((${#missing[@]} == 0)) && return 0
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     log "installing ${missing[*]}"

@@ -91,7 +91,10 @@ def test_every_benchmark_with_its_difference_to_the_first(tmp_path):
     _, out = run_compare(tmp_path)
     rows = table_rows((out / "compare-alpha-beta-gamma.md").read_text(), "## 4. 评测结果")
     # columns: benchmark, measure, alpha, beta, diff, gamma, diff
-    assert row(rows, "| C-Eval | 准确率 |")[2:] == ["37.50%", "50.00%", "+12.50 个百分点", "未运行（make eval-ceval）", "—"]
+    # alpha 9/24, beta 12/24 on the same questions, 5 right only for beta and 2 only for alpha:
+    # McNemar p = 2 (C(7,0) + C(7,1) + C(7,2)) / 2^7 = 58/128; Newcombe's interval as in the report.
+    assert row(rows, "| C-Eval | 准确率 |")[2:] == ["37.50%", "50.00%", "+12.50 [-9.49, +32.57]，不显著（p=0.453），24 题",
+                                                 "未运行（make eval-ceval）", "—"]
     assert row(rows, "| CMMLU | 准确率 |")[2:] == ["25.00%", "已拒绝", "—", "不在其 eval.yaml 中", "—"]
     assert row(rows, "| 留出对话的咨询回复 | ROUGE-L F1 |")[2:4] == ["0.1500", "未运行（make eval-dialog）"]
     assert row(rows, "| 留出对话的咨询回复 | BLEU-4 |")[2] == "0.0500"
@@ -152,3 +155,12 @@ def test_an_unknown_fact_in_the_template_is_an_error(tmp_path, capsys):
 @pytest.mark.parametrize("value,text", [(1e-4, "0.0001"), (True, "true"), ([1, "a"], '[1, "a"]'), ("x", "x")])
 def test_config_values_as_cells(value, text):
     assert compare.shown(value) == text
+
+
+def test_the_comparison_renders_as_markdown(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    import md_check
+    _, out = run_compare(tmp_path)
+    for report in (FIXTURES / "reports").glob("*.md"):  # the experiments' reports, linked, sit beside it
+        shutil.copy(report, out)
+    assert md_check.problems((out / "compare-alpha-beta-gamma.md").read_text(), out) == []

@@ -50,7 +50,7 @@ common_setup() {
   mkdir -p "$REPO"
   cp -R "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$SRC_ROOT/report" "$REPO/"
   rm -f "$REPO/env/local.env" "$REPO"/report/*.md.tmp
-  find "$REPO/report" -maxdepth 1 -type f ! -name 'template*' ! -name compare.zh.md -delete
+  find "$REPO/report" -maxdepth 1 -type f ! -name '*.zh.md' ! -name '*.zh.tex' -delete # the templates stay
 
   STUBS="$TMP/stubs"
   mkdir -p "$STUBS"

@@ -1,6 +1,7 @@
 """The report parser and renderer on small fixture runs, including broken ones."""
 
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -201,12 +202,17 @@ def test_report_from_finished_run(tmp_path):
     assert "| 最低训练 loss | 7.8500（第 3 步） |" in text
     assert "| 最佳验证 loss | 7.9500（第 2 步） |" in text
     assert "| 峰值显存 | 12.50 GiB" in text
-    assert "| C-Eval | 25.00% | 37.50% | +12.50 个百分点 |" in text
-    assert ("| CMMLU | 已拒绝（scored 10 questions, expected 16） | 未完成（被中断；make eval-cmmlu 会从缓存的预测继续） | — |"
-            in text)
-    assert "| CMMLU 心理学子集 | 未运行（make eval-base） | 50.00% | — |" in text
-    assert "evalscope eval --model smoke --datasets ceval" in text
-    assert "evalscope eval --model smoke-base --datasets ceval" in text
+    # 9.3: Wilson intervals of 6/24 and 9/24, Newcombe's of the difference, McNemar on 4 vs 1
+    # discordant questions (tests/test_paired.py works them out by hand).
+    assert ("| C-Eval | 24 | 25.00% [12.00%, 44.90%] | 37.50% [21.16%, 57.29%] | +12.50 [-6.79, +30.68] "
+            "| 不显著（p=0.375） |") in text
+    assert ("| CMMLU | — | 已拒绝（scored 10 questions, expected 16） | 未完成（被中断；make eval-cmmlu 会从缓存的预测继续） "
+            "| — | — |") in text
+    assert "| CMMLU 心理学子集 | — | 未运行（make eval-base） | 50.00% | — | — |" in text
+    appendix = (out / "smoke.appendix.md").read_text()
+    assert "evalscope eval --model smoke --datasets ceval" in appendix
+    assert "evalscope eval --model smoke-base --datasets ceval" in appendix
+    assert "evalscope eval" not in text  # the commands are in the appendix, linked
     assert "professional_psychology" in text
     assert "smoke ok at http://127.0.0.1:8011/v1" in text
     assert "导出：未运行（make export）" in text
@@ -294,6 +300,129 @@ def test_an_unfilled_marker_is_an_error(tmp_path, capsys):
     assert "[待补充]" in capsys.readouterr().err
 
 
+# ---------------------------------------------------------------- the summary, the tests, the appendix, HTML
+
+sys.path.insert(0, str(REPO / "tests"))
+import md_check  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """The report of the finished fixture run, rendered once for the tests that only read it."""
+    status, out = run_report(tmp_path_factory.mktemp("finished"))
+    assert status == 0
+    return out
+
+
+def summary_of(text):
+    """The report's lines before its first numbered section."""
+    return text.split("\n## 1. ", 1)[0].splitlines()
+
+
+def test_the_summary_comes_first_and_answers_with_every_benchmark(finished):
+    out = finished
+    text = (out / "smoke.md").read_text()
+    summary = summary_of(text)
+    assert summary[:3] == ["# smoke 实验报告", "", "## 摘要"]
+    assert len(summary) <= 40, "the summary no longer fits a screen"
+    assert summary[4].startswith("**运行**：模型 `build/tiny-gpt-oss`，数据 `configs/smoke/data/mh-sharegpt-sample.jsonl`，代码 `abc123`，CPU")
+    table = [line for line in summary if line.startswith("| ")]
+    assert table[0] == "| 基准 | 指标 | 题数 | 基座 | 微调后 | 差值 [95% CI] | 显著性 |"
+    # every benchmark of eval.yaml, the replies with two measures
+    assert [row.split(" | ")[0][2:] for row in table[1:]] == [
+        "C-Eval", "CMMLU", "CMMLU 心理学子集", "MMLU 心理学", "MMLU-Pro 心理学", "留出对话的咨询回复", "留出对话的咨询回复",
+        "留出对话的咨询回复（LLM 评审）", "危机情境消息（LLM 评审）", "服务性能"]
+    assert "| C-Eval | 准确率 | 24 | 25.00% | 37.50% | +12.50 [-6.79, +30.68] | 不显著（p=0.375） |" in table
+    # ROUGE-L F1 0.05 higher on each of the 3 replies: the interval is [0.05, 0.05]
+    assert "| 留出对话的咨询回复 | ROUGE-L F1 | 3 | 0.2000 | 0.2500 | +0.0500 [+0.0500, +0.0500] | 显著（区间不含 0） |" in table
+    # BLEU-4 differences 0.1, -0.1, 0.1: every resample of three -0.1 (1/27) or three 0.1 (8/27) bounds it
+    assert "| 留出对话的咨询回复 | BLEU-4 | 3 | 0.0333 | 0.0667 | +0.0333 [-0.1000, +0.1000] | 不显著（区间含 0） |" in table
+    flags = [line for line in summary if line.startswith("- ")]
+    assert "- 结果未通过检查（已拒绝，见第 8 节）：CMMLU（基座）" in flags
+    assert any(f.startswith("- 未运行：CMMLU 心理学子集（基座）、MMLU 心理学（两个模型）") for f in flags)
+    assert "**验证集 loss**：微调后 7.9600（无训练前的基座评估）" in text
+
+
+def test_every_difference_carries_its_interval_and_test(finished):
+    out = finished
+    text = (out / "smoke.md").read_text()
+    # per subject: basic_medicine 4 vs 2 right of 8, 2 discordant questions one way: p = 2/2^2
+    assert "| `basic_medicine` | 8 | 50.00% | 25.00% | +25.00 [-12.57, +53.92] | 不显著（p=0.500） |" in text
+    assert "| `high_school_biology` | 8 | 25.00% | 25.00% | +0.00 [-38.47, +38.47] | 不显著（p=1.000） |" in text
+    # the replies' table: a difference row under the two models'
+    assert ("| 留出对话的咨询回复 | 差值（微调后 − 基座）[95% CI] | 3 | +0.0000 [+0.0000, +0.0000] | +0.0333 [-0.1000, +0.1000] "
+            "| +0.0000 [+0.0000, +0.0000] | +0.0500 [+0.0500, +0.0500]（显著） | +0.0000 [+0.0000, +0.0000] |") in text
+    assert "种子 20261205" in text and "McNemar 精确检验" in text
+    paired_stats = json.loads((out / "smoke.manifest.json").read_text())["results"]["eval"]["ceval"]["paired"]["score"]
+    assert (paired_stats["n"], paired_stats["first_only"], paired_stats["second_only"]) == (24, 4, 1)
+    assert paired_stats["p"] == pytest.approx(0.375)
+
+
+def test_answer_mode_and_cut_off_answers_are_in_the_summary_when_recorded(tmp_path):
+    import shutil
+    results = tmp_path / "evalscope"
+    shutil.copytree(FIXTURES / "evalscope", results)
+    for served in ("smoke", "smoke-base"):
+        path = results / "smoke" / served / "ceval" / "lab-eval.json"
+        record = json.loads(path.read_text())
+        cut_off = 3 if served == "smoke" else 0  # 12.5 % of the fine-tuned model's replies: over the 2 % limit
+        record.update(answer_mode="final", replies={
+            "asked": 24, "final": 20, "cut_off": cut_off, "no_answer": 1, "cut_off_share": cut_off / 24,
+            "cut_off_limit": 0.02, "max_tokens": 16, "tokens": {"mean": 10, "p95": 16, "max": 16},
+            "analysis_tokens": None, "final_tokens": None, "longest_prompt": 900,
+            "fix": {"max_tokens": 32, "session_len": 932} if cut_off else None})
+        path.write_text(json.dumps(record))
+    _, out = run_report(tmp_path, results=results)
+    summary = summary_of((out / "smoke.md").read_text())
+    assert summary[4].endswith("CPU，作答方式 `final`。")
+    assert "- 回答在 max_tokens 处被截断：C-Eval（微调后 3/24 ⚠）；⚠ 超过该基准允许的比例，修正见 10.1" in summary
+    assert "- 没有给出最终答案的回答：C-Eval（微调后 1/24，基座 1/24）" in summary
+
+
+def test_without_recorded_replies_no_cut_off_is_shown_and_the_answer_mode_is_eval_yamls(finished):
+    summary = "\n".join(summary_of((finished / "smoke.md").read_text()))
+    assert "截断" not in summary and "没有给出最终答案" not in summary
+    assert "CPU，作答方式 `final`。" in summary  # configs/smoke/eval.yaml's answer_mode
+
+
+def test_the_appendix_holds_every_command_and_the_report_links_each_step(finished):
+    out = finished
+    text, appendix = (out / "smoke.md").read_text(), (out / "smoke.appendix.md").read_text()
+    steps = rp.read_steps(FIXTURES / "state" / "smoke" / "steps.jsonl")
+    for command in steps["commands"]:
+        assert command["command"].strip() in appendix
+    section = text.split("## 11. ", 1)[1]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and line.split(" | ")[0][2:].isdigit()]
+    assert len(rows) == len(steps["runs"]) + sum(1 for c in steps["commands"]
+                                                 if not any(r["step"] == c["step"] for r in steps["runs"]))
+    assert "](smoke.appendix.md#1-train) |" in rows[0]
+
+
+@pytest.mark.parametrize("run", ["ok", "inprogress", "empty"])
+def test_the_report_and_appendix_render_as_markdown(tmp_path, run):
+    status, out = run_report(tmp_path, run=run)
+    assert status == 0
+    for name in ("smoke.md", "smoke.appendix.md"):
+        assert md_check.problems((out / name).read_text(), out) == [], name
+
+
+def test_the_check_finds_a_row_run_into_the_next_and_template_syntax():
+    broken = "| a | b |\n|---|---|\n| 1 | 2 || 3 | 4 |\ntext {{ fact }}\n\n| lone | row |\n"
+    assert md_check.problems(broken) == [
+        "line 3: 5 cells, the header has 2",  # the dialogue table's old slip: two rows on one line
+        "line 4: 1 cells, the header has 2",  # a paragraph right under a table is its last row
+        "line 4: {{ left in the text",
+        "line 6: a table row outside any table (it does not render)"]
+
+
+def test_the_html_report_is_one_self_contained_page(finished):
+    out = finished
+    page = (out / "smoke.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in page
+    assert page.count('src="data:image/png;base64,') == 2  # the loss and accuracy charts
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing loaded from elsewhere
+    assert "<h2>摘要</h2>" in page and page.index("<h2>摘要</h2>") < page.index("<table>")
+
 def table_rows_with_other_widths(text: str) -> list[str]:
     """Rows of a Markdown table whose cell count differs from their table's header."""
     bad, width = [], None
@@ -327,9 +456,13 @@ def test_the_base_model_in_an_extra_answer_mode_is_its_own_column_and_cut_offs_a
     status, out = run_report(tmp_path, results=results, eval_config=eval_config)
     assert status == 0
     text = (out / "smoke.md").read_text()
-    assert "| 基准 | 基座（smoke-base） | 微调后（smoke） | 差值 | 基座，作答方式 reasoning-medium（smoke-base@reasoning-medium） |" in text
-    assert "| C-Eval | 25.00% | 37.50% | +12.50 个百分点 | 50.00% |" in text
-    assert "| CMMLU 心理学子集 | 未运行（make eval-base） | 50.00% | — | 未运行（make eval-base） |" in text
+    assert ("| 基准 | 配对题数 | 基座（smoke-base）[95% CI] | 微调后（smoke）[95% CI] | 差值（百分点）[95% CI] | 显著性 "
+            "| 基座，作答方式 reasoning-medium（smoke-base@reasoning-medium） |") in text
+    assert ("| C-Eval | 24 | 25.00% [12.00%, 44.90%] | 37.50% [21.16%, 57.29%] | +12.50 [-6.79, +30.68] "
+            "| 不显著（p=0.375） | 50.00% |") in text
+    assert "| CMMLU 心理学子集 | — | 未运行（make eval-base） | 50.00% | — | — | 未运行（make eval-base） |" in text
+    assert "基座另以 `reasoning-medium` 作答，见 9.3 节" in summary_of(text)[4]
+    assert md_check.problems(text) == []
     assert "| C-Eval | 基座（reasoning-medium） | 24 | 20 | 3 ⚠ | 4 | 700.5 / 1024 | 690.0 / 1020 | 10.5 / 20 |" in text
     assert ("C-Eval（基座（reasoning-medium））：3 / 24 条回复被 max_tokens（1024）截断（12.50%，超过 2.00%）；"
             "修正：在 configs/smoke/eval.yaml 中把 max_tokens 提高到 2048，这需要至少 5,048 token 的会话长度") in text

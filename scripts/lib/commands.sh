@@ -129,3 +129,16 @@ build_report_cmd() {
     CMD+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)" --cpu-cores "$(nproc)" --gpus "$(gpu_names)")
   fi
 }
+
+# add_experiment_args EXP...: each experiment's paths, to CMD, gathered the way make report
+# gathers them (load_env per experiment: the same env file, its values and roots; the paths
+# follow EXP), for scripts/py/compare.py and scripts/py/table.py.
+add_experiment_args() {
+  local exp
+  for exp in "$@"; do
+    EXP="$exp" SKIP_GPU_CHECK=1 load_env
+    CMD+=(--exp "$EXP" --run-dir "$RUN_DIR" --export-dir "$EXPORT_DIR" --results-dir "$RESULTS_DIR"
+      --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml" --eval-config "$EXP_DIR/eval.yaml"
+      --manifest "$REPORT_DIR/$EXP.manifest.json" --report-md "$REPORT_DIR/$EXP.md")
+  done
+}

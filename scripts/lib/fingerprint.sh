@@ -152,8 +152,12 @@ spec_report() {
     done
   done < <(evaluated_names)
   spec_line file "$(report_template)"
+  spec_line file "$REPO_ROOT/report/appendix.zh.md"
+  spec_line file "$REPO_ROOT/report/macros.zh.md"
   spec_line file "$REPO_ROOT/scripts/py/report.py"
   spec_line file "$REPO_ROOT/scripts/py/runparse.py"
+  spec_line file "$REPO_ROOT/scripts/py/paired.py"
+  spec_line file "$REPO_ROOT/scripts/py/mdhtml.py"
   spec_line marker "$REPORT_DIR/$EXP.manifest.json"
   # The current inputs too: the report says when they differ from what ran.
   spec_line upstream train

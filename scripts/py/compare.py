@@ -10,7 +10,8 @@ records and states as each experiment's own report); this file only lines them u
   - per experiment the training summary (steps, final and lowest train loss, held-out loss
     before and after, wall time, throughput, peak memory);
   - every benchmark of the union of their eval.yaml, the fine-tuned model's score and its
-    difference to the first experiment; a step that did not run is not run, never 0;
+    difference to the first experiment, with the report's paired test on the questions both
+    answered (scripts/py/paired.py); a step that did not run is not run, never 0;
   - overlaid loss curves and grouped score bars (PNGs beside the .md);
   - each experiment's provenance: commit, config and dataset hashes.
 The words are in the Jinja2 template (report/compare.zh.md), with report.py's filters.
@@ -30,6 +31,7 @@ from types import SimpleNamespace
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import paired  # noqa: E402
 import report as rep  # noqa: E402
 import runparse as rp  # noqa: E402
 
@@ -40,12 +42,12 @@ SCORE_SECTIONS = ("knowledge", "psych", "dialog", "judge", "perf")
 DIALOG_METRICS = ("rouge-l-f1", "bleu-4")
 
 
-def output_stem(names: list[str]) -> str:
-    stem = "compare-" + "-".join(names)
+def output_stem(names: list[str], prefix: str = "compare") -> str:
+    stem = f"{prefix}-" + "-".join(names)
     if len(stem) <= MAX_STEM:
         return stem
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
-    return f"compare-{names[0]}-and-{len(names) - 1}-more-{digest}"
+    return f"{prefix}-{names[0]}-and-{len(names) - 1}-more-{digest}"
 
 
 def shown(value) -> str:
@@ -134,6 +136,10 @@ class Experiment:
     def benchmark(self, key: str) -> dict | None:
         return next((b for b in self.report.benchmarks if b["key"] == key), None)
 
+    def question_scores(self, bench: dict | None) -> dict:
+        """The fine-tuned model's per-question scores of a benchmark (none when it did not run)."""
+        return rep.question_scores(bench["tuned"], self.name, bench["dataset"]) if bench else {}
+
 
 def config_differences(experiments: list[Experiment]) -> tuple[list[dict], dict]:
     """The keys whose values differ between the experiments, per config file; where each came from."""
@@ -156,24 +162,7 @@ def config_differences(experiments: list[Experiment]) -> tuple[list[dict], dict]
     return rows, sources
 
 
-def cell(result: dict | None, measure: str) -> dict:
-    """One experiment's value of one measure: {state, value}; value None unless it ran."""
-    if result is None:
-        return {"state": "absent", "value": None}
-    state = result["state"]
-    if state != "done":
-        return {"state": state, "value": None}
-    if measure == "score":
-        value = result.get("score")
-    elif measure == "perf":
-        levels = [level for level in result.get("levels") or [] if level.get("output_tok_s") is not None]
-        top = max(levels, key=lambda level: level["parallel"]) if levels else None
-        return {"state": "done" if top else "no_value", "value": top["output_tok_s"] if top else None,
-                "parallel": top["parallel"] if top else None}
-    else:
-        value = (result.get("metrics") or {}).get(measure)
-    value = rp.to_number(value)
-    return {"state": "done" if value is not None else "no_value", "value": value}
+cell = rep.measure_cell  # one experiment's value of one measure: {state, value}
 
 
 def score_rows(experiments: list[Experiment]) -> list[dict]:
@@ -188,14 +177,17 @@ def score_rows(experiments: list[Experiment]) -> list[dict]:
     for bench in benches:
         section = bench["section"]
         measures = {"dialog": DIALOG_METRICS, "perf": ("perf",)}.get(section, ("score",))
+        found = [e.benchmark(bench["key"]) for e in experiments]
+        scores = [e.question_scores(f) for e, f in zip(experiments, found)]
         for measure in measures:
-            cells = []
-            for e in experiments:
-                found = e.benchmark(bench["key"])
-                cells.append(cell(found["tuned"] if found else None, measure))
+            cells = [cell(f["tuned"] if f else None, measure) for f in found]
             first = cells[0]["value"]
-            for c in cells:
+            for c, per_question in zip(cells, scores):
                 c["diff"] = c["value"] - first if c["value"] is not None and first is not None else None
+                # the report's test, against the first experiment's fine-tuned model
+                c["stats"] = paired.compare(paired.measure(per_question, measure), paired.measure(scores[0], measure),
+                                            section in rep.CHOICE_SECTIONS and measure == "score") \
+                    if c["diff"] is not None and measure != "perf" else None
             rows.append({"key": bench["key"], "section": section, "measure": measure, "cells": cells,
                          "target": bench["target"]})
     return rows
@@ -318,6 +310,8 @@ def main(argv=None) -> int:
             "loss_png": f"{stem}-loss.png",
             "scores_png": f"{stem}-scores.png",
             "provenance": [{"name": e.name, **e.provenance(args.git_commit, args.git_dirty)} for e in experiments],
+            "paired_method": {"alpha": paired.ALPHA, "resamples": paired.BOOTSTRAP_RESAMPLES,
+                              "seed": paired.BOOTSTRAP_SEED},
         }
     except rp.ParseError as error:
         print(f"compare: error: {error}", file=sys.stderr)

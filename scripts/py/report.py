@@ -1,10 +1,12 @@
-"""Renders report/<EXP>.md, the two PNG charts and report/<EXP>.manifest.json from
-the run's own files. Called by scripts/report.sh, which passes the facts only the
-shell knows (git state, GPUs, core count) as arguments.
+"""Renders report/<EXP>.md, its appendix report/<EXP>.appendix.md (every command and the
+step log), report/<EXP>.html (the report as one self-contained page), the two PNG charts
+and report/<EXP>.manifest.json from the run's own files. Called by scripts/report.sh,
+which passes the facts only the shell knows (git state, GPUs, core count) as arguments.
 
-This file computes facts (numbers, tables as rows, paths, commands, states); every
-word of the report is in its Jinja2 template (report/template.zh.md), which
-formats them: editing a sentence there changes the report.
+This file computes facts (numbers, tables as rows, paths, commands, states, the paired
+tests of scripts/py/paired.py); every word of the report is in its Jinja2 templates
+(report/template.zh.md, report/appendix.zh.md, their shared report/macros.zh.md), which
+format them: editing a sentence there changes the report.
 
 Exit status: 0 with a report (missing parts are marked 未运行), 2 when a file is
 not JSON (the message names file and line) or the template is broken."""
@@ -28,6 +30,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fingerprint as fp  # noqa: E402
+import mdhtml  # noqa: E402
+import paired  # noqa: E402
 import runparse as rp  # noqa: E402
 
 PACKAGES = ["torch", "transformers", "peft", "ms-swift", "evalscope", "swanlab"]
@@ -39,6 +43,13 @@ CONFIG_TABLE_KEYS = ["model", "tuner_type", "torch_dtype", "num_train_epochs", "
 SIDES = (("tuned", ""), ("base", "-base"))  # the fine-tuned model is served as <exp>, the base as <exp>-base
 BASE_TARGET = "make eval-base"
 UNFILLED_MARKERS = ("[待补充]", "[待评测]", "[待对比]", "[待分析]")
+# The measures tested base vs fine-tuned on the per-question scores, per report section, and
+# those of the summary's headline table (perf: output tok/s at the highest concurrency).
+CHOICE_SECTIONS = ("knowledge", "psych")  # multiple choice: each question right or wrong
+DIALOG_METRICS = ("bleu-1", "bleu-4", "rouge-1-f1", "rouge-l-f1", "rouge-l-recall")
+PAIRED_MEASURES = {"knowledge": ("score",), "psych": ("score",), "judge": ("score",), "dialog": DIALOG_METRICS}
+HEADLINE_MEASURES = {"knowledge": ("score",), "psych": ("score",), "judge": ("score",),
+                     "dialog": ("rouge-l-f1", "bleu-4"), "perf": ("perf",)}
 SECRET_FLAGS = re.compile(r"(--(?:swanlab_token|api_key|hub_token|token)[ =])(?!\"?\$)(\S+)")
 SECRET_ENV = re.compile(r"\b((?:SWANLAB_TOKEN|SWANLAB_API_KEY|SERVE_API_KEY|HF_TOKEN|MODELSCOPE_API_TOKEN)=)(?!\"?\$)(\S+)")
 
@@ -277,6 +288,97 @@ def compare_subjects(tuned: dict, base: dict) -> list[dict]:
     return rows
 
 
+def measure_cell(result: dict | None, measure: str) -> dict:
+    """One model's value of one measure of a benchmark: {state, value}; value None unless it
+    ran and gave one. measure: "score" (the primary score), "perf" (output tok/s at the
+    highest concurrency, with that concurrency) or a metric label (rouge-l-f1, bleu-4, ...)."""
+    if result is None:
+        return {"state": "absent", "value": None}
+    if result["state"] != "done":
+        return {"state": result["state"], "value": None}
+    if measure == "perf":
+        levels = [level for level in result.get("levels") or [] if level.get("output_tok_s") is not None]
+        top = max(levels, key=lambda level: level["parallel"]) if levels else None
+        return {"state": "done" if top else "no_value", "value": top["output_tok_s"] if top else None,
+                "parallel": top["parallel"] if top else None}
+    value = rp.to_number(result.get("score") if measure == "score" else (result.get("metrics") or {}).get(measure))
+    return {"state": "done" if value is not None else "no_value", "value": value}
+
+
+def recorded_contamination(result: dict):
+    """A contamination check a checked result records beside its score, when it does (none
+    writes one yet: the summary shows it when one does)."""
+    if result["state"] != "done" or not result.get("path"):
+        return None
+    record, _ = rp.read_json_object(Path(result["path"]))
+    return (record or {}).get("contamination")
+
+
+def question_scores(result: dict, served: str, dataset: str | None) -> dict:
+    """The per-question scores of a finished evaluation (its reviews), else none."""
+    if result["state"] != "done" or not result.get("path"):
+        return {}
+    return paired.read_samples(str(Path(result["path"]).parent), served, dataset or "")
+
+
+def paired_stats(entry: dict, tuned: dict, base: dict) -> dict:
+    """Fine-tuned minus base on the questions both answered, per measure of the benchmark's
+    section, and per subject (each subject row gets its "stats"). None where a side has no result."""
+    done = entry["tuned"]["state"] == "done" and entry["base"]["state"] == "done"
+    binary = entry["section"] in CHOICE_SECTIONS
+    for subject in entry["subjects"]:
+        subject["stats"] = paired.compare(paired.measure(tuned, "score", subject["name"]),
+                                          paired.measure(base, "score", subject["name"]), binary) if done else None
+    return {m: paired.compare(paired.measure(tuned, m), paired.measure(base, m), binary and m == "score") if done else None
+            for m in PAIRED_MEASURES.get(entry["section"], ())}
+
+
+def headline_rows(benchmarks: list[dict]) -> list[dict]:
+    """The summary's table: each benchmark's headline measures, both models' values and the test."""
+    rows = []
+    for bench in benchmarks:
+        for measure in HEADLINE_MEASURES.get(bench["section"], ("score",)):
+            base, tuned = measure_cell(bench["base"], measure), measure_cell(bench["tuned"], measure)
+            difference = tuned["value"] - base["value"] if None not in (tuned["value"], base["value"]) else None
+            rows.append({"key": bench["key"], "section": bench["section"], "measure": measure, "target": bench["target"],
+                         "base": {**bench["base"], "cell": base}, "tuned": {**bench["tuned"], "cell": tuned},
+                         "difference": difference, "stats": bench["stats"].get(measure)})
+    return rows
+
+
+def replies_counts(bench: dict, sides, kind: str) -> list[dict]:
+    """Per model, how many of a benchmark's replies were cut off at max_tokens (kind cut_off,
+    over_limit when more than the benchmark allows: the result names a fix) or gave no answer."""
+    counts = []
+    for side, _ in sides:
+        replies = bench[side].get("replies") or {}
+        if rp.to_number(replies.get(kind)):
+            counts.append({"side": side, "count": replies[kind], "asked": replies.get("asked"),
+                           "over_limit": kind == "cut_off" and bool(replies.get("fix"))})
+    return counts
+
+
+def command_owner(entries: list[dict], command: dict) -> dict | None:
+    """The step run a recorded command belongs to: the last run of its step open at its time,
+    else the entry of the commands of no run just before it, if of the same step."""
+    time = command["time"] or ""
+    runs = [e for e in entries if e["step"] == command["step"] and e["outcome"] != "command_only"
+            and e["start"] and e["start"] <= time and (not e["end"] or time <= e["end"])]
+    if runs:
+        return runs[-1]
+    last = entries[-1] if entries else None
+    return last if last and last["outcome"] == "command_only" and last["step"] == command["step"] else None
+
+
+def github_slug(text: str) -> str:
+    """The anchor GitHub (and GitLab) give a Markdown heading: lower case, punctuation
+    removed, spaces as hyphens."""
+    import unicodedata
+    kept = "".join(ch for ch in str(text).strip().lower()
+                   if ch in " -_" or unicodedata.category(ch)[0] in "LMN")
+    return kept.replace(" ", "-")
+
+
 # ---------------------------------------------------------------- the report
 
 class Report:
@@ -391,10 +493,13 @@ class Report:
                                               target=result["target"], reason=result.get("reason")))
                 elif (result.get("replies") or {}).get("fix"):
                     self.notes.append(rp.note("cut_off", benchmark=bench["key"], side=side, **result["replies"]))
+                result["contamination"] = recorded_contamination(result)
                 entry[side] = result
             scores = (entry["tuned"]["score"], entry["base"]["score"])
             entry["difference"] = scores[0] - scores[1] if None not in scores else None
             entry["subjects"] = compare_subjects(entry["tuned"], entry["base"])
+            entry["stats"] = paired_stats(entry, question_scores(entry["tuned"], self.exp, bench["dataset"]),
+                                          question_scores(entry["base"], f"{self.exp}-base", bench["dataset"]))
             benchmarks.append(entry)
         return benchmarks
 
@@ -488,6 +593,67 @@ class Report:
             runs.append({**run, "outcome": outcome})
         return runs
 
+    def step_log(self) -> list[dict]:
+        """The step runs and their commands, in time order, numbered: each command belongs to the
+        run of its step that was open at its time; a command of no run (a prerequisite such as
+        the tiny model) is an entry of its own."""
+        entries = [{**run, "commands": []} for run in self.step_runs()]
+        for command in self.steps["commands"]:
+            command = {**command, "command": scrub(command["command"])}
+            owner = command_owner(entries, command)
+            if owner is None:
+                owner = {"step": command["step"], "start": command["time"], "end": None, "exit": None,
+                         "outcome": "command_only", "commands": []}
+                entries.append(owner)
+            owner["commands"].append(command)
+        entries.sort(key=lambda e: (e["start"] is None, e["start"] or ""))
+        return [{**e, "number": number} for number, e in enumerate(entries, 1)]
+
+    def flags(self, input_changes: list[str]) -> list[dict]:
+        """What the summary must say is missing or doubtful, most serious first."""
+        flags = []
+        if input_changes:
+            flags.append({"kind": "inputs_changed", "count": len(input_changes)})
+        if not self.run.exists:
+            flags.append({"kind": "not_trained"})
+        elif not self.run.finished:
+            flags.append({"kind": "unfinished", "step": self.run.step, "max_steps": self.run.max_steps})
+        for kind in ("cut_off", "no_answer"):  # the replies' counts (lab-eval.json replies), one line each
+            items = [{"benchmark": b["key"], "sides": replies_counts(b, self.sides, kind)} for b in self.benchmarks]
+            items = [i for i in items if i["sides"]]
+            if items:
+                flags.append({"kind": kind, "items": items,
+                              "over_limit": any(s["over_limit"] for i in items for s in i["sides"])})
+        for bench in self.benchmarks:
+            for side, _ in self.sides:
+                if bench[side].get("contamination"):
+                    flags.append({"kind": "contamination", "benchmark": bench["key"], "side": side,
+                                  "detail": bench[side]["contamination"]})
+        placeholders = [b["key"] for b in self.benchmarks
+                        if any((b[side].get("judge") or {}).get("placeholder") for side, _ in self.sides)]
+        if placeholders:
+            flags.append({"kind": "placeholder_judge", "benchmarks": placeholders})
+        partial = [{"benchmark": b["key"], "measure": m, "n": s["n"], "num": max(s["n_first"], s["n_second"])}
+                   for b in self.benchmarks for m, s in b["stats"].items() if s and s["n"] < max(s["n_first"], s["n_second"])]
+        if partial:
+            flags.append({"kind": "partly_paired", "items": partial})
+        for state in ("rejected", "interrupted", "other_model", "not_run"):
+            # per benchmark, the models it concerns (both, or one) and the targets that make them
+            items = [{"benchmark": b["key"], "sides": [side for side, _ in self.sides if b[side]["state"] == state],
+                      "targets": [b[side]["target"] for side, _ in self.sides if b[side]["state"] == state]}
+                     for b in self.benchmarks]
+            items = [i for i in items if i["sides"]]
+            if items:
+                flags.append({"kind": "eval_" + state, "items": items,
+                              "targets": list(dict.fromkeys(t for i in items for t in i["targets"]))})
+        if self.args.git_dirty == "1":
+            flags.append({"kind": "dirty"})
+        return flags
+
+    def summary(self, input_changes: list[str]) -> dict:
+        return {"rows": headline_rows(self.benchmarks), "flags": self.flags(input_changes),
+                "commit": (self.args.git_commit or "unknown")[:12]}
+
     def notes_all(self) -> list[dict]:
         notes = self.run.notes + self.export.get("notes", []) + self.steps["notes"] + self.notes
         if not self.export["exists"]:
@@ -505,12 +671,20 @@ class Report:
         runs = self.steps["runs"]
         val = self.run.run_dir / "val_dataset.jsonl"
         total = self.export.get("params")
+        input_changes = self.input_changes()
         return {
             "exp": self.exp,
             "generated_at": self.generated_at,
             "template": rel(self.args.template, self.root),
             "manifest_name": f"{self.exp}.manifest.json",
-            "input_changes": self.input_changes(),
+            "report_name": f"{self.exp}.md",
+            "appendix_name": f"{self.exp}.appendix.md",
+            "html_name": f"{self.exp}.html",
+            "summary": self.summary(input_changes),
+            "paired_method": {"alpha": paired.ALPHA, "resamples": paired.BOOTSTRAP_RESAMPLES,
+                              "seed": paired.BOOTSTRAP_SEED},
+            "step_log": self.step_log(),
+            "input_changes": input_changes,
             "env_file": self.args.env_file,
             "setting": {key: self.setting(key) for key in ("model", "tuner_type", "dataset", "split_dataset_ratio",
                                                             "seed", "data_seed")},
@@ -581,7 +755,8 @@ class Report:
             "export": {k: v for k, v in facts["export"].items() if k in ("dir", "exists", "checkpoint", "params")},
             "results": {
                 "train": self.train,
-                "eval": {b["key"]: {**{side: result(b[side]) for side, _ in self.sides}, "difference": b["difference"]}
+                "eval": {b["key"]: {**{side: result(b[side]) for side, _ in self.sides}, "difference": b["difference"],
+                                    "paired": b["stats"]}
                          for b in self.benchmarks},
             },
             "missing": facts["notes"],
@@ -596,13 +771,25 @@ def _hms(seconds):
     return hours, rest // 60, rest % 60
 
 
+REPORT_TEMPLATES = Path(__file__).resolve().parents[2] / "report"  # macros.zh.md, appendix.zh.md
+
+
+def _p_value(p) -> str:
+    return "<0.001" if p < 0.001 else f"={p:.3f}"
+
+
 def template_environment(template_dir: Path) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir)), undefined=jinja2.StrictUndefined,
+    """Templates are found beside the one rendered, then in report/ (the shared macros.zh.md)."""
+    search = list(dict.fromkeys([str(template_dir), str(REPORT_TEMPLATES)]))
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
     env.filters.update({
         "num": lambda value, digits=4: f"{float(value):.{digits}f}",
+        "signed": lambda value, digits=4: f"{float(value):+.{digits}f}",
         "pct": lambda score: f"{score * 100:.2f}%",
         "points": lambda diff: f"{diff * 100:+.2f}",
+        "pval": _p_value,
+        "slug": github_slug,
         "thousands": lambda value: f"{int(value):,}",
         "hms": _hms,
         "cell": lambda text: str(text).replace("|", "\\|").replace("\n", " "),
@@ -620,9 +807,10 @@ def render(template_path: Path, facts: dict) -> str:
     except jinja2.UndefinedError as error:
         raise SystemExit(f"report: {template_path}: {error.message} (the facts are listed in scripts/py/report.py, Report.facts)")
     except (TypeError, ValueError) as error:
-        line = next((frame.lineno for frame in traceback.extract_tb(error.__traceback__)
-                     if frame.filename == str(template_path)), "?")
-        raise SystemExit(f"report: {template_path}:{line}: {error} (a filter got a missing value: test it with `is none` first)")
+        # The innermost template frame: the template, or a macro of macros.zh.md it called.
+        frame = next((f for f in reversed(traceback.extract_tb(error.__traceback__)) if f.filename.endswith(".md")), None)
+        where = f"{frame.filename}:{frame.lineno}" if frame else f"{template_path}:?"
+        raise SystemExit(f"report: {where}: {error} (a filter got a missing value: test it with `is none` first)")
     for marker in UNFILLED_MARKERS:
         if marker in text:
             raise SystemExit(f"report: the rendered report still contains {marker}; remove it from {template_path}")
@@ -646,7 +834,12 @@ def main(argv=None) -> int:
     parser.add_argument("--env-file", default="", help="the env file's path (its name only; values are never read)")
     parser.add_argument("--current-inputs", default="", help="the current inputs' fingerprints (.state/<EXP>/inputs)")
     parser.add_argument("--inputs-digest", default="", help="the digest of what this report reads (its fingerprint)")
+    parser.add_argument("--appendix-template", default="",
+                        help="the appendix's template (default: appendix.zh.md beside --template, else report/'s)")
     args = parser.parse_args(argv)
+    appendix_template = Path(args.appendix_template or Path(args.template).parent / "appendix.zh.md")
+    if not appendix_template.is_file() and not args.appendix_template:
+        appendix_template = REPORT_TEMPLATES / "appendix.zh.md"
 
     try:
         report = Report(args)
@@ -657,6 +850,7 @@ def main(argv=None) -> int:
         return 2
     try:
         text = render(Path(args.template), facts)
+        appendix = render(appendix_template, facts)
     except SystemExit as error:
         print(error, file=sys.stderr)
         print("report: fix: correct the template (Jinja2: {{ fact }}, {% if %}, {% for %}), then rerun make report",
@@ -670,6 +864,8 @@ def main(argv=None) -> int:
     manifest = report.manifest(facts)
     write_atomic(out / f"{args.exp}.manifest.json",
                  (json.dumps(manifest, ensure_ascii=False, indent=2) + "\n").encode("utf-8"))
+    write_atomic(out / facts["appendix_name"], appendix.encode("utf-8"))
+    write_atomic(out / facts["html_name"], mdhtml.page(text, out, f"{args.exp} 实验报告").encode("utf-8"))
     write_atomic(out / f"{args.exp}.md", text.encode("utf-8"))
     for item in manifest["missing"]:
         if item["kind"] == "cut_off":

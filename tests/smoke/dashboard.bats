@@ -2,7 +2,8 @@
 # make dashboard on the real smoke run (tests/run.sh runs it after make smoke): SwanLab's
 # local dashboard, opened in headless Chromium (Debian's package) with every host but
 # 127.0.0.1 unresolvable, lists the smoke run's training and evaluation runs and draws
-# the training run's charts.
+# the training run's charts. And the smoke report's HTML page, in the same Chromium: its
+# headline table lies on the first screen (a screenshot kept in tests/artefacts/).
 
 load ../test_helper
 
@@ -50,4 +51,46 @@ rendered_page() {
   assert_output --partial ">train/loss<"
   assert_output --partial ">eval/loss<"
   assert_output --partial "<canvas"
+}
+
+# The report's first screen: a 1280 x 800 window (its page area is what Chromium reports as
+# innerHeight). A copy of the page with a probe appended (the report has no script) writes the
+# summary's table's place into the DOM Chromium dumps.
+FIRST_SCREEN=1280,800
+PROBE='<script>
+const heading = [...document.querySelectorAll("h2")].find(h => h.textContent.trim() === "摘要");
+let table = heading; while (table && table.tagName !== "TABLE") table = table.nextElementSibling;
+const box = table ? table.getBoundingClientRect() : {top: -1, bottom: -1};
+const probe = document.createElement("pre");
+probe.textContent = "PROBE " + JSON.stringify({found: !!table, top: box.top, bottom: box.bottom, height: innerHeight,
+  rows: table ? table.rows.length : 0, first: table ? table.rows[1].cells[0].textContent : ""});
+document.body.appendChild(probe);
+</script>'
+
+@test "report/smoke.html in headless Chromium: the headline table on the first screen, offline; a screenshot kept" {
+  local page="$BATS_TEST_TMPDIR/smoke.html" artefacts="${TEST_ARTEFACTS:-$SRC_ROOT/tests/artefacts}" probe
+  PROBE="$PROBE" "$LAB_PYTHON" -c 'import os, sys
+text = open(sys.argv[1], encoding="utf-8").read()
+open(sys.argv[2], "w", encoding="utf-8").write(text.replace("</body>", os.environ["PROBE"] + "</body>"))' \
+    report/smoke.html "$page"
+  run chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+    --disable-component-update --disable-sync --user-data-dir="$BATS_TEST_TMPDIR/chromium" \
+    --host-resolver-rules="MAP * ~NOTFOUND" --window-size="$FIRST_SCREEN" --dump-dom "file://$page"
+  assert_success
+  probe="$(grep -o 'PROBE {[^<]*' <<<"$output" | sed 's/^PROBE //')"
+  [[ -n "$probe" ]] || fail "the probe did not run"
+  echo "# first screen: $probe" >&3
+  run jq -e '.found and .top >= 0 and .bottom <= .height and .first == "C-Eval"' <<<"$probe"
+  assert_success
+  # One row per headline measure of the markdown summary, and the header.
+  assert_equal "$(jq .rows <<<"$probe")" "$(sed '/^## 1\. /q' report/smoke.md | grep -c '^| ')"
+  mkdir -p "$artefacts"
+  rm -f "$artefacts/report-smoke-first-screen.png"
+  chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \
+    --disable-component-update --disable-sync --user-data-dir="$BATS_TEST_TMPDIR/chromium" \
+    --host-resolver-rules="MAP * ~NOTFOUND" --window-size="$FIRST_SCREEN" \
+    --screenshot="$artefacts/report-smoke-first-screen.png" "file://$SRC_ROOT/report/smoke.html" \
+    2>"$BATS_TEST_TMPDIR/screenshot.log"
+  run od -An -tx1 -N8 "$artefacts/report-smoke-first-screen.png"
+  assert_output " 89 50 4e 47 0d 0a 1a 0a"
 }

@@ -199,18 +199,62 @@ EXPECTED_EVALS=(
   run jq -e '(.git.commit | test("^[0-9a-f]{40}$")) and (.files.lock.sha256 | test("^[0-9a-f]{64}$"))
     and (.files.config.sha256 | length == 64) and .seed == 42' report/smoke.manifest.json
   assert_success
-  # The command that made each output: the merge, and every evaluation of both models.
+  # The command that made each output, in the appendix: the merge, and every evaluation of both models.
   local evaluation served bench
-  evaluation="$(sed -n '/^## 8\./,/^## 9\./p' report/smoke.md)"
-  run grep -c ' swift export configs/smoke/export.yaml' report/smoke.md
+  evaluation="$(sed -n '/^## 评测命令/,/^## 步骤日志/p' report/smoke.appendix.md)"
+  run grep -c ' swift export configs/smoke/export.yaml' report/smoke.appendix.md
   refute_output 0
   for served in smoke smoke-base; do
     for bench in ceval cmmlu cmmlu-psych; do
-      grep -qF -- "--work-dir results/smoke/$served/$bench " <<<"$evaluation" || fail "no evaluation command of $served $bench in section 8"
+      grep -qF -- "--work-dir results/smoke/$served/$bench " <<<"$evaluation" || fail "no evaluation command of $served $bench in the appendix"
     done
   done
+  # Every command of the step log too, and the report links each step to it.
+  run jq -r 'select(.event == "command") | .step' .state/smoke/steps.jsonl
+  assert_equal "$(grep -c '^# [a-z-]* @ ' report/smoke.appendix.md)" "${#lines[@]}"
+  run grep -cE '^\| [0-9]+ \| [a-z-]+ \| .*\]\(smoke\.appendix\.md#[0-9]+-[a-z-]+\) \|$' report/smoke.md
+  refute_output 0
   # The final training loss in the report is the one in the run's own log.
   final_loss="$(jq -r 'select(.loss != null and has("global_step/max_steps")) | .loss' "$RUN_DIR/logging.jsonl" | tail -n 1)"
   run grep -F "$(printf '%.4f' "$final_loss")" report/smoke.md
   assert_success
+}
+
+@test "the summary is the first screen: every benchmark base vs fine-tuned with its interval and test, on the predictions" {
+  local summary tested='\[-?[0-9.]+, [+-]?[0-9.]+\] \| (不显著|显著)（p[=<][0-9.]+） \|$'
+  summary="$(sed '/^## 1\. /q' report/smoke.md)"
+  (($(wc -l <<<"$summary") <= 40)) || fail "the summary is $(wc -l <<<"$summary") lines"
+  run grep -n -m1 '^| C-Eval | 准确率 | 12 | ' report/smoke.md
+  assert_output --regexp '^([0-9]|1[0-5]):' # the first score near the top
+  # One row per benchmark of eval.yaml (the replies: ROUGE-L F1 and BLEU-4), each with an
+  # interval and a verdict computed from the per-question reviews, on all their questions.
+  local bench row
+  for bench in "C-Eval 12" "CMMLU 16" "CMMLU 心理学子集 12" "MMLU 心理学 8" "MMLU-Pro 心理学 4"; do
+    row="$(grep -F "| ${bench% *} | 准确率 | ${bench##* } | " <<<"$summary")" || fail "no headline row for $bench"
+    [[ "$row" =~ $tested ]] || fail "no interval or test: $row"
+  done
+  for bench in "ROUGE-L F1" "BLEU-4"; do
+    grep -qE "^\| 留出对话的咨询回复 \| $bench \| 7 \| .*\] \| (不显著|显著)（区间(不含|含) 0） \|$" <<<"$summary" ||
+      fail "no tested headline row for the replies' $bench"
+  done
+  grep -qE '\*\*验证集 loss\*\*：基座 [0-9.]+ → 微调后 [0-9.]+（下降 [0-9.]+）' <<<"$summary"
+  grep -qF 'LLM 评审是占位的' <<<"$summary"
+  # The manifest's paired test of C-Eval rests on the 12 questions both models answered.
+  run jq -r '.results.eval.ceval.paired.score | "\(.n) \(.method)"' report/smoke.manifest.json
+  assert_output "12 mcnemar"
+}
+
+@test "every document the report writes renders: tables whole, no template syntax, links and anchors resolve" {
+  run "$LAB_PYTHON" tests/md_check.py report/smoke.md report/smoke.appendix.md
+  assert_success
+  assert_output ""
+  # The counselling table's two models on two lines, and the difference under them.
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
+  run grep -cE '^\| 留出对话的咨询回复 \| (基座（`smoke-base`）|微调后（`smoke`）|差值（微调后 − 基座）\[95% CI\]) \| 7 \|' report/smoke.md
+  assert_output 3
+  # The HTML page: self-contained, both charts embedded.
+  run grep -c 'src="data:image/png;base64,' report/smoke.html
+  assert_output 2
+  run grep -cE '(src|href)="(https?:)?//' report/smoke.html
+  assert_output 0
 }

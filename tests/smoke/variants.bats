@@ -43,7 +43,7 @@ EOF
   refute_output --partial experts
 }
 
-@test "make all EXP=smoke-r4, then make compare EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked" {
+@test "make all EXP=smoke-r4, then make compare and make table EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked, the tests, the thesis table" {
   local port started
   # A free port whose next one is free too (preflight checks the base model's, SERVE_PORT + 1).
   until port="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do :; done
@@ -89,4 +89,30 @@ EOF
     run od -An -tx1 -N8 "report/$png"
     assert_output " 89 50 4e 47 0d 0a 1a 0a"
   done
+  # Each difference to smoke carries the paired test, on the C-Eval questions both answered.
+  run cat "$md"
+  assert_line --regexp '^\| C-Eval \| 准确率 \| [0-9.]+% \| [0-9.]+% \| [+-][0-9.]+ \[-?[0-9.]+, \+?[0-9.]+\]，(不显著|显著)（p[=<][0-9.]+），12 题 \|$'
+
+  # The thesis's table of both: the base model once (smoke's base evaluations), each fine-tuned model.
+  run make table EXPS="smoke smoke-r4"
+  assert_success
+  local stem=report/table-smoke-smoke-r4
+  assert_file_exist "$stem.csv"
+  assert_file_exist "$stem.tex"
+  run cat "$stem.md"
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
+  assert_line --regexp '^\| `build/tiny-gpt-oss` \| 基座（未微调） \| ¹ \| (\*\*)?[0-9.]+(\*\*)? \|'
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
+  assert_line --regexp '^\| `build/tiny-gpt-oss` \| `smoke-r4` \| ¹ \| (\*\*)?[0-9.]+(\*\*)?†? \| (\*\*)?[0-9.]+(\*\*)?†? \| [¹²³⁴⁵⁶⁷⁸⁹]+ \|'
+  assert_line "- ¹ 未运行：不在 eval.yaml 中"
+  run cut -d, -f1,2,5 "$stem.csv" # experiment, model, C-Eval
+  assert_line --index 0 "experiment,model,ceval"
+  assert_line --index 1 --regexp '^,base,[0-9]+\.[0-9]{4}$'
+  assert_line --index 2 --regexp '^smoke,fine-tuned,[0-9]+\.[0-9]{4}$'
+  assert_line --index 3 --regexp '^smoke-r4,fine-tuned,[0-9]+\.[0-9]{4}$'
+  run grep -c -e '\\toprule' -e '\\midrule' -e '\\bottomrule' "$stem.tex"
+  assert_output 3
+  # Both documents render (tables whole, links resolve).
+  run "$LAB_PYTHON" tests/md_check.py report/compare-smoke-smoke-r4.md "$stem.md"
+  assert_success
 }
