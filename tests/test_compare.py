@@ -97,7 +97,7 @@ def test_every_benchmark_with_its_difference_to_the_first(tmp_path):
     assert row(rows, "| 留出对话的咨询回复 | BLEU-4 |")[2] == "0.0500"
     assert row(rows, "| 服务性能 | 输出吞吐（token/秒，最高并发） |")[2:5] == ["80.0（并发 2）", "90.0（并发 2）", "+10.0"]
     # gamma's own benchmark is a row too: the union of the eval.yaml files.
-    assert row(rows, "| MMLU 心理学 | 准确率 |")[2:] == ["不在其 eval.yaml 中", "不在其 eval.yaml 中", "—",
+    assert row(rows, "| MMLU 心理学（professional / high school） | 准确率 |")[2:] == ["不在其 eval.yaml 中", "不在其 eval.yaml 中", "—",
                                                     "未运行（make eval-psych）", "—"]
     text = (out / "compare-alpha-beta-gamma.md").read_text()
     assert "| 0.00% |" not in text and "| 0.0000 |" not in text
