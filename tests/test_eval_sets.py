@@ -122,3 +122,31 @@ def test_an_eval_yaml_section_wins_over_the_suite_and_an_unknown_benchmark_is_na
     eval_yaml.write_text("benchmarks: [a, b]\n")
     with pytest.raises(eval_suite.SuiteError, match="'b' is not in the suite"):
         eval_suite.resolve(eval_yaml)
+
+
+def test_cpsyexam_is_fetched_into_general_mcq_layout_from_the_published_answer_split(tmp_path, capsys):
+    """scripts/py/fetch_cpsyexam.py on an archive in cpsyexam.zip's layout (questions written here):
+    one <task>_val.jsonl per task of the type, multiple answers as a list; a split without
+    answers is refused."""
+    import zipfile
+    import fetch_cpsyexam
+
+    def question(answer):
+        return {"question": "示例问题", "options": {"A": "一", "B": "二", "C": "三", "D": "四"}, "answer": answer}
+    archive = tmp_path / "cpsyexam.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("cpsyexam/dev/CA-心理咨询-单项选择题.json", json.dumps([question("B"), question("D")], ensure_ascii=False))
+        z.writestr("cpsyexam/dev/CA-心理咨询-多项选择题.json", json.dumps([question("CA")], ensure_ascii=False))
+        z.writestr("cpsyexam/test/CA-心理咨询-单项选择题.json", json.dumps([question("")], ensure_ascii=False))
+    out = tmp_path / "multi"
+    assert fetch_cpsyexam.main(["--type", "multi", "--out", str(out), "--archive", str(archive)]) == 0
+    rows = [json.loads(line) for line in (out / "CA-心理咨询_val.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows == [{"id": 0, "question": "示例问题", "A": "一", "B": "二", "C": "三", "D": "四", "answer": ["A", "C"]}]
+    assert dict(local_set.subjects(out)) == {"CA-心理咨询": 1}
+    assert json.loads((out / "SOURCE.json").read_text())["split"] == "validation"
+    single = tmp_path / "single"
+    assert fetch_cpsyexam.main(["--type", "single", "--out", str(single), "--archive", str(archive)]) == 0
+    assert [json.loads(line)["answer"] for line in (single / "CA-心理咨询_val.jsonl").read_text().splitlines()] == ["B", "D"]
+    assert fetch_cpsyexam.main(["--type", "single", "--out", str(tmp_path / "t"), "--archive", str(archive),
+                                "--split", "test"]) == 1
+    assert "has no answer" in capsys.readouterr().err

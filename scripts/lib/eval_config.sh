@@ -175,7 +175,7 @@ read_bench_source() {
   source="$(bench_setting "$BENCH" source)"
   LOCAL_PATH="$(bench_setting "$BENCH" local_path)"
   HELDOUT_ROWS="" EXPECTED_NUM=""
-  LOCAL_COUNTS=()
+  LOCAL_COUNTS=() FETCH=()
   case "$source" in
     "") ;;
     heldout)
@@ -190,8 +190,20 @@ read_bench_source() {
       ;;
     *) die "$where: source '$source' is not known" "source: heldout (rows from the run's held-out split), or a local_path" ;;
   esac
+  local fetch
+  fetch="$(bench_setting "$BENCH" fetch)"
   [[ -n "$LOCAL_PATH" ]] || return 0
   LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
+  # fetch (the suite): a script of ours writes the public source into LOCAL_PATH when it is
+  # not there (the real run); `fetch: none` (a shipped sample) never fetches.
+  if [[ -n "$fetch" && "$fetch" != none ]]; then
+    read -r -a FETCH <<<"$fetch"
+    [[ -f "$REPO_ROOT/${FETCH[0]}" ]] || die "$where: fetch script ${FETCH[0]} not found" "fix fetch in configs/benchmarks.yaml"
+    if [[ ! -d "$LOCAL_PATH" ]]; then
+      if ((${#SUBSETS[@]} == 0)); then die "$where: a fetched set needs its subsets listed" "list them in its suite entry (subsets: [...])"; fi
+      return 0
+    fi
+  fi
   # EvalScope takes a path that does not exist for a hub id and fails late, offline.
   [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
     "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
@@ -201,6 +213,15 @@ read_bench_source() {
   # `all` means every subject of the local copy: EvalScope would ask for all of its own.
   if ((${#SUBSETS[@]} == 0)); then mapfile -t SUBSETS < <(printf '%s\n' "${!LOCAL_COUNTS[@]}" | sort); fi
 }
+
+# build_fetch_cmd: the fetch script of the benchmark read last, writing its set into LOCAL_PATH.
+build_fetch_cmd() {
+  reset_cmd
+  CMD=(python "$REPO_ROOT/${FETCH[0]}" "${FETCH[@]:1}" --out "$LOCAL_PATH")
+}
+
+# needs_fetch: the benchmark read last is fetched, and its set is not there yet.
+needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
 
 # LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
 declare -gA LOCAL_COUNTS=()
@@ -246,6 +267,7 @@ expected_question_count() {
   EXPECTED_NUM=""
   [[ -n "$LOCAL_PATH" ]] || return 0
   ((${#LOCAL_COUNTS[@]} > 0)) || read_local_counts
+  ((${#LOCAL_COUNTS[@]} > 0)) || return 0 # not fetched yet: EvalScope's count is checked per subject
   EXPECTED_NUM=0
   for subject in "${SUBSETS[@]}"; do
     count="${LOCAL_COUNTS[$subject]:-}"
