@@ -11,9 +11,11 @@ EXP ?= gpt-oss-20b-sft-v1
 export EXP
 CONFIG_DIR := configs/$(EXP)
 STATE := .state/$(EXP)
-# The evaluation groups (the `group` of a benchmark in eval.yaml, else its name), each
-# a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
-EVAL_GROUPS := ceval cmmlu psych dialog perf
+# The evaluation groups: the `group` of each benchmark of the suite configs/benchmarks.yaml,
+# each a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
+# (Read with awk: make parses this before the venv exists.)
+BENCH_SUITE := configs/benchmarks.yaml
+EVAL_GROUPS := $(shell awk '/^  group: / && !seen[$$2]++ {print $$2}' $(BENCH_SUITE))
 EVAL_STAMPS := $(EVAL_GROUPS:%=$(STATE)/eval-%.done)
 # The fine-tuned model's whole evaluation, as one step of `make all` (see its rule).
 EVALS_STAMP := $(STATE)/evals.done
@@ -85,12 +87,12 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) evals eval-base eval-app dashboard \
+.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-GROUP evals eval-base eval-app dashboard \
 	report status all smoke test lint clean runbook sbatch new-exp new-grid variants sweep compare table
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
+	@grep -hE '^[a-zA-Z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-zA-Z-]+):.*## (.*)/  \1\t\2/' | expand -t 16
 
 env: ## Create the pinned venv(s) for this machine (cpu or gpu profile); a no-op when up to date
 	scripts/setup-env.sh
@@ -126,12 +128,11 @@ stop: ## Stop the server and its child processes
 # Each evaluation makes sure the fine-tuned model is served and healthy first.
 # `scripts/eval.sh --group cmmlu` runs the benchmarks of group cmmlu (cmmlu, cmmlu-psych).
 # A static pattern rule: make skips implicit rules for .PHONY targets (DRY_RUN=1).
-eval-ceval: $(STATE)/eval-ceval.done ## C-Eval with EvalScope against the served model
-eval-cmmlu: $(STATE)/eval-cmmlu.done ## CMMLU (and its psychology subset) against the served model
-eval-psych: $(STATE)/eval-psych.done ## Psychology knowledge: MMLU, MMLU-Pro, MMLU-Redux, SuperGPQA psychology
-eval-dialog: $(STATE)/eval-dialog.done ## Counselling replies on held-out conversations: BLEU/ROUGE, the LLM judge
-eval-perf: $(STATE)/eval-perf.done ## Serving speed (evalscope perf) at the configured concurrency levels
-$(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
+# make help lists them as eval-GROUP (the groups are those of configs/benchmarks.yaml).
+$(EVAL_GROUPS:%=eval-%): eval-%: $(STATE)/eval-%.done
+eval-GROUP: ## The benchmarks of one group of configs/benchmarks.yaml (ceval, cmmlu, psych, general, safety, dialog, ...) against the served model
+	@echo "error: name a group: make eval-<group>, one of: $(EVAL_GROUPS)" >&2; echo "fix: e.g. make eval-ceval" >&2; exit 2
+$(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml $(BENCH_SUITE)
 	$(ensure_served)
 	scripts/eval.sh --group $*
 	$(mark_done)
@@ -141,14 +142,14 @@ $(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.ya
 # eval-base do (a process per group cost about 2 s each). Its stamp holds when every
 # benchmark is finished, however it was run (make eval-<group> or this).
 evals: $(EVALS_STAMP) ## Every benchmark of eval.yaml against the served fine-tuned model (what make all runs)
-$(EVALS_STAMP): $(STATE)/export.done $(CONFIG_DIR)/eval.yaml
+$(EVALS_STAMP): $(STATE)/export.done $(CONFIG_DIR)/eval.yaml $(BENCH_SUITE)
 	$(ensure_served)
 	scripts/eval.sh all
 	$(call mark_done,$(EVAL_STAMPS))
 
 # After training: the held-out conversations come from the run's split.
 eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
-$(STATE)/eval-base.done: $(STATE)/train.done $(CONFIG_DIR)/eval.yaml $(EVAL_BASE_PREREQS) | env
+$(STATE)/eval-base.done: $(STATE)/train.done $(CONFIG_DIR)/eval.yaml $(BENCH_SUITE) $(EVAL_BASE_PREREQS) | env
 	scripts/stop.sh
 	scripts/deploy.sh --base
 	scripts/health.sh --base

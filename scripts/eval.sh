@@ -57,6 +57,17 @@ build_heldout_rows() {
   read_local_counts
 }
 
+# A benchmark fetched from its public source (its suite entry's fetch) whose set is not
+# there yet: the fetch script writes it into local_path first.
+fetch_set() {
+  needs_fetch || return 0
+  log "$BENCH: fetching its questions into $(display_path "$LOCAL_PATH") (${FETCH[0]})"
+  build_fetch_cmd
+  run_cmd || die "$BENCH: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
+  build_eval_cmd "$BENCH"
+  read_local_counts
+}
+
 # The server's session length: deploy.yaml's lmdeploy_session_len (lmdeploy, on GPUs) or
 # max_length, else the served model's max_position_embeddings; empty when unknown.
 read_session_limit() {
@@ -169,6 +180,11 @@ run_bench() {
       run_cmd
       build_eval_cmd "$bench"
     fi
+    if needs_fetch; then
+      build_fetch_cmd
+      run_cmd
+      build_eval_cmd "$bench"
+    fi
     add_resume_flag
     run_cmd
     expected_question_count
@@ -190,6 +206,7 @@ run_bench() {
   rm -f "$WORK_DIR/$EVAL_DONE_FILE" "$WORK_DIR/$EVAL_PENDING_FILE"
   if judge_unconfigured; then skip_unjudged "$step"; return 0; fi
   build_heldout_rows
+  fetch_set
   [[ "$KIND" == perf ]] || check_subjects "$bench"
   check_session_budget
   record_inputs "$step" "$WORK_DIR"

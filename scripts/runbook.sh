@@ -191,6 +191,14 @@ print_evaluations() {
       print_cmd
       build_eval_cmd "$bench"
     fi
+    if ((${#FETCH[@]} > 0)); then
+      printf '# its questions, fetched from the public source when not there yet
+[[ -d %s ]] ||
+' "$(display_path "$LOCAL_PATH")"
+      build_fetch_cmd
+      print_cmd
+      build_eval_cmd "$bench"
+    fi
     print_cmd
     expected_question_count
     build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE"

@@ -134,10 +134,10 @@ $(jq -r .run_id "$RESULTS/gpt-oss-20b-sft-v1/lab-swanlab-run.json")"
   serve_base
   run scripts/eval.sh --base all
   assert_success
-  # 7 multiple-choice benchmarks, the held-out dialogs, perf; the judged ones wait for a judge.
-  assert_equal "$(stub_calls evalscope)" 9
+  # 11 multiple-choice benchmarks, the held-out dialogs, perf; the judged ones wait for a judge.
+  assert_equal "$(stub_calls evalscope)" 13
   assert_equal "$(stub_arg evalscope 1 --model)" gpt-oss-20b-sft-v1-base
-  assert_equal "$(stub_arg evalscope 9 --model)" gpt-oss-20b-sft-v1-base
+  assert_equal "$(stub_arg evalscope 13 --model)" gpt-oss-20b-sft-v1-base
   assert_file_exist "$RESULTS/gpt-oss-20b-sft-v1-base/cmmlu-psych/lab-eval.json"
   assert_line "[eval] dialog-judge on gpt-oss-20b-sft-v1-base: no judge configured (JUDGE_MODEL in ${ENV_FILE#"$REPO"/}); skipped"
   assert_equal "$(jq -r .skipped "$RESULTS/gpt-oss-20b-sft-v1-base/crisis-judge/lab-eval.json")" "no judge configured"
@@ -424,15 +424,15 @@ set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1
 @test "DRY_RUN=1 prints the commands, the checks and the SwanLab logging, and runs nothing" {
   DRY_RUN=1 run --separate-stderr scripts/eval.sh all
   assert_success
-  # 7 multiple-choice benchmarks and the held-out dialogs; perf; two judged ones skipped (no judge).
-  # Through the launcher that scores only gpt-oss's final channel.
-  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 8
-  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 8
+  # 7 multiple-choice benchmarks, CPsyExam's two, GSM8K and SafetyBench, and the held-out dialogs; perf; two
+  # judged ones skipped (no judge). Through the launcher that scores only gpt-oss's final channel.
+  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 12
+  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 12
   assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope perf' <<<"$output")" 1
-  assert_equal "$(grep -c -- '--limit 100' <<<"$output")" 7
+  assert_equal "$(grep -c -- '--limit 100 ' <<<"$output")" 7
   assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 2
   assert_equal "$(grep -c 'python scripts/py/heldout_set.py' <<<"$output")" 2
-  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 9
+  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 13
   assert_equal "$(grep -c 'python scripts/py/log_eval_swanlab.py' <<<"$output")" 1
   assert_line --partial "--api-url http://127.0.0.1:8000/v1"
   assert_line --partial "--work-dir results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/cmmlu-psych"
@@ -548,4 +548,34 @@ tok.save(sys.argv[1])' "$REPO/export/smoke/tokenizer.json"
   assert_line --regexp "^\[eval\] error: ceval: its longest prompt is about [0-9]+ tokens and the model may generate 16 more: [0-9]+ > the server's session length 300$"
   assert_line --partial "[eval] fix: raise the session length in deploy.yaml"
   assert_equal "$(stub_calls evalscope)" 0
+}
+
+@test "a benchmark is one entry: added to the suite and picked in eval.yaml, it runs, has its make group and is reported" {
+  cat >>configs/benchmarks.yaml <<'YAML'
+
+arc-psy:
+  label: ARC 测试基准
+  dataset: arc
+  group: reasoning
+  section: general
+  metric: accuracy
+  licence: CC BY-SA 4.0
+  url: https://huggingface.co/datasets/allenai/ai2_arc
+YAML
+  sed -i 's/^benchmarks: \[ceval, /benchmarks: [arc-psy, ceval, /' "configs/$DEFAULT_EXP/eval.yaml"
+  run make -s eval-reasoning DRY_RUN=1
+  assert_success
+  assert_output --partial "# arc-psy: arc on gpt-oss-20b-sft-v1, limit 100 per subject"
+  run scripts/eval.sh --group reasoning
+  assert_success
+  run stub_arg evalscope 1 --dataset-args
+  assert_output '{"arc":{}}'
+  assert_equal "$(jq -r .score "$RESULTS/gpt-oss-20b-sft-v1/arc-psy/lab-eval.json")" 0.5
+  run scripts/report.sh
+  assert_success
+  run grep -F '| ARC 测试基准 | 未运行（make eval-base） | 50.00% | — |' "report/$DEFAULT_EXP.md"
+  assert_success
+  # shellcheck disable=SC2016 # backquotes of the Markdown table, not a command
+  run grep -F '| ARC 测试基准 | `arc` | accuracy | CC BY-SA 4.0 | https://huggingface.co/datasets/allenai/ai2_arc |' "report/$DEFAULT_EXP.md"
+  assert_success
 }

@@ -186,3 +186,41 @@ def test_reply_facts_count_final_channels_cut_offs_and_tokens(tmp_path):
 
 def test_no_predictions_no_reply_facts(tmp_path):
     assert eval_result.reply_facts(tmp_path, 64, 0.02) is None
+
+
+def safety_report(path: Path) -> Path:
+    """A SafetyBench-shaped report (EvalScope 1.14: one metric per configuration, a category per
+    SafetyBench category, each with the configuration as its subset)."""
+    def category(name, score, num):
+        return {"name": [name], "num": num, "score": score, "subsets": [{"name": "zh", "score": score, "num": num}]}
+    report = {"dataset_name": "safety_bench", "metrics": [{
+        "identity": {"name": "accuracy", "aggregation": "mean", "dimensions": {"subset": "zh"}}, "num": 6,
+        "score": 0.8333, "categories": [category("Mental Health", 2 / 3, 3), category("Offensiveness", 1.0, 1),
+                                        category("Physical Health", 1.0, 2), category("Illegal Activities", 0.0, 0)]}],
+        "primary_metric_identity": {"name": "accuracy", "aggregation": "mean", "dimensions": {"subset": "zh"}}}
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_categories_are_kept_with_their_own_counts(tmp_path):
+    report = safety_report(tmp_path / "safety_bench.json")
+    assert eval_result.main(["--report", str(report), "--benchmark", "safety-zh", "--model", "smoke", "--config", "c",
+                             "--out", str(tmp_path / "lab-eval.json"), "--expected-num", "6", "--subject", "zh"]) == 0
+    result = json.loads((tmp_path / "lab-eval.json").read_text())
+    assert result["metric"] == "accuracy-zh" and result["score"] == 0.8333
+    categories = {c["name"]: c for c in result["categories"]}
+    assert categories["Mental Health"]["num"] == 3 and categories["Mental Health"]["score"] == pytest.approx(2 / 3)
+    assert categories["Illegal Activities"]["score"] is None
+    logged = log_eval_swanlab.result_metrics(result)
+    assert logged["safety-zh/category/Mental Health/accuracy"] == pytest.approx(2 / 3)
+
+
+def test_subject_mean_weighs_each_subject_the_same(work):
+    tmp, report = work
+    data = json.loads(report.read_text())
+    subsets = eval_result.subsets_of(data["metrics"][0])
+    assert check(work, "--aggregate", "subject-mean") == 0
+    result = json.loads((tmp / "lab-eval.json").read_text())
+    assert result["score"] == pytest.approx(sum(s["score"] for s in subsets) / len(subsets))
+    assert result["metric"] == "accuracy-subject-mean"
+    assert result["metrics"]["accuracy-question-mean"] == data["metrics"][0]["score"]

@@ -40,6 +40,8 @@ def test_heldout_rows_need_the_split(tmp_path, capsys):
     ("configs/smoke/data/mmlu", {"professional_psychology": 4, "high_school_psychology": 4}),
     ("configs/smoke/data/mmlu_pro", {"psychology": 4}),
     ("configs/judge/crisis", {"crisis": 8}),
+    ("configs/smoke/data/gsm8k", {"main": 4}),
+    ("configs/smoke/data/safety_bench", {"zh": 6}),
 ])
 def test_local_sets_in_every_layout(folder, expected):
     assert dict(local_set.subjects(REPO / folder)) == expected
@@ -86,3 +88,65 @@ def test_dialog_replies_side_by_side_and_a_skipped_judge(tmp_path):
     skipped.mkdir()
     (skipped / "lab-eval.json").write_text(json.dumps({"inputs_digest": "d", "score": None, "skipped": "no judge configured"}))
     assert rp.read_eval_result(skipped)["state"] == "skipped"
+
+
+def test_the_safetybench_sample_parquet_is_its_readable_rows():
+    """configs/smoke/data/safety_bench: the parquet EvalScope loads holds exactly zh.jsonl's rows."""
+    import pyarrow.parquet as pq
+    folder = REPO / "configs/smoke/data/safety_bench"
+    readable = [json.loads(line) for line in (folder / "zh.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    assert pq.read_table(folder / "data/zh/test.parquet").to_pylist() == readable
+    assert sum(row["category"] == "Mental Health" for row in readable) >= 2
+
+
+def test_the_suite_is_the_one_place_of_each_benchmark():
+    """Every shipped eval.yaml picks suite benchmarks and restates none of their identity keys;
+    every suite entry states label, group, section, metric and licence."""
+    import eval_suite
+    suite = eval_suite.load_suite(REPO / "configs/benchmarks.yaml")
+    assert {"gsm8k", "safety-zh"} <= set(suite)
+    assert eval_suite.check(REPO / "configs/smoke/eval.yaml") == []
+    for path in sorted((REPO / "configs").glob("*/eval.yaml")):
+        assert eval_suite.check(path) == [], path
+
+
+def test_an_eval_yaml_section_wins_over_the_suite_and_an_unknown_benchmark_is_named(tmp_path):
+    import eval_suite
+    (tmp_path / "configs/exp").mkdir(parents=True)
+    (tmp_path / "configs/benchmarks.yaml").write_text(
+        "a: {label: A, dataset: ceval, group: g, section: general, metric: acc, licence: MIT, few_shot: 5}\n")
+    eval_yaml = tmp_path / "configs/exp/eval.yaml"
+    eval_yaml.write_text("benchmarks: [a]\na: {few_shot: 0, limit: 3}\n")
+    resolved = eval_suite.resolve(eval_yaml)
+    assert resolved["a"]["few_shot"] == 0 and resolved["a"]["dataset"] == "ceval" and resolved["a"]["limit"] == 3
+    eval_yaml.write_text("benchmarks: [a, b]\n")
+    with pytest.raises(eval_suite.SuiteError, match="'b' is not in the suite"):
+        eval_suite.resolve(eval_yaml)
+
+
+def test_cpsyexam_is_fetched_into_general_mcq_layout_from_the_published_answer_split(tmp_path, capsys):
+    """scripts/py/fetch_cpsyexam.py on an archive in cpsyexam.zip's layout (questions written here):
+    one <task>_val.jsonl per task of the type, multiple answers as a list; a split without
+    answers is refused."""
+    import zipfile
+    import fetch_cpsyexam
+
+    def question(answer):
+        return {"question": "示例问题", "options": {"A": "一", "B": "二", "C": "三", "D": "四"}, "answer": answer}
+    archive = tmp_path / "cpsyexam.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("cpsyexam/dev/CA-心理咨询-单项选择题.json", json.dumps([question("B"), question("D")], ensure_ascii=False))
+        z.writestr("cpsyexam/dev/CA-心理咨询-多项选择题.json", json.dumps([question("CA")], ensure_ascii=False))
+        z.writestr("cpsyexam/test/CA-心理咨询-单项选择题.json", json.dumps([question("")], ensure_ascii=False))
+    out = tmp_path / "multi"
+    assert fetch_cpsyexam.main(["--type", "multi", "--out", str(out), "--archive", str(archive)]) == 0
+    rows = [json.loads(line) for line in (out / "CA-心理咨询_val.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert rows == [{"id": 0, "question": "示例问题", "A": "一", "B": "二", "C": "三", "D": "四", "answer": ["A", "C"]}]
+    assert dict(local_set.subjects(out)) == {"CA-心理咨询": 1}
+    assert json.loads((out / "SOURCE.json").read_text())["split"] == "validation"
+    single = tmp_path / "single"
+    assert fetch_cpsyexam.main(["--type", "single", "--out", str(single), "--archive", str(archive)]) == 0
+    assert [json.loads(line)["answer"] for line in (single / "CA-心理咨询_val.jsonl").read_text().splitlines()] == ["B", "D"]
+    assert fetch_cpsyexam.main(["--type", "single", "--out", str(tmp_path / "t"), "--archive", str(archive),
+                                "--split", "test"]) == 1
+    assert "has no answer" in capsys.readouterr().err

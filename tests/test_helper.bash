@@ -64,11 +64,27 @@ common_setup() {
   # Fast failure paths: no step waits long for a server that never comes.
   export DEPLOY_TIMEOUT=10 HEALTH_TIMEOUT=0 STOP_TIMEOUT=5
   use_project_python
+  plant_fetched_sets
 
   OUT="$TMP/out"
   RUN_DIR="$OUT/output/$DEFAULT_EXP"
   EXPORT_DIR="$OUT/export/$DEFAULT_EXP"
   cd "$REPO" || return 1
+}
+
+# plant_fetched_sets: the sets the real experiments fetch from their public source
+# (configs/benchmarks.yaml: fetch) are already in the copy, as after a first run, one file per
+# listed task with the smoke sample's questions: no test contacts a public host.
+plant_fetched_sets() {
+  local kind task
+  for kind in single multi; do
+    mkdir -p "$REPO/data/cpsyexam/$kind"
+    while read -r task; do
+      cp "$(compgen -G "$SRC_ROOT/configs/smoke/data/cpsyexam/$kind/*_val.jsonl" | head -n 1)" "$REPO/data/cpsyexam/$kind/${task}_val.jsonl"
+    done < <("${LAB_PYTHON:-python3}" -c 'import sys, yaml
+print("\n".join(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))[sys.argv[2]]["subsets"]))' \
+      "$SRC_ROOT/configs/benchmarks.yaml" "cpsyexam-$kind")
+  done
 }
 
 # stub_tools NAME...: NAME on PATH is tests/stubs/stub (common_setup puts the usual

@@ -330,7 +330,9 @@ def test_the_summary_comes_first_and_answers_with_every_benchmark(finished):
     assert table[0] == "| 基准 | 指标 | 题数 | 基座 | 微调后 | 差值 [95% CI] | 显著性 |"
     # every benchmark of eval.yaml, the replies with two measures
     assert [row.split(" | ")[0][2:] for row in table[1:]] == [
-        "C-Eval", "CMMLU", "CMMLU 心理学子集", "MMLU 心理学", "MMLU-Pro 心理学", "留出对话的咨询回复", "留出对话的咨询回复",
+        "C-Eval", "CMMLU", "CMMLU 心理学子集", "MMLU 心理学", "MMLU-Pro 心理学", "CPsyExam 单项选择（MCQA）",
+        "CPsyExam 多项选择（MRQA）", "GSM8K", "SafetyBench（中文，总体）", "SafetyBench（中文）心理健康",
+        "留出对话的咨询回复", "留出对话的咨询回复",
         "留出对话的咨询回复（LLM 评审）", "危机情境消息（LLM 评审）", "服务性能"]
     assert "| C-Eval | 准确率 | 24 | 25.00% | 37.50% | +12.50 [-6.79, +30.68] | 不显著（p=0.375） |" in table
     # ROUGE-L F1 0.05 higher on each of the 3 replies: the interval is [0.05, 0.05]

@@ -161,15 +161,16 @@ config_python() {
   if [[ -x "${VENV_DIR:-}/bin/python" ]]; then printf '%s' "$VENV_DIR/bin/python"; else printf '%s' "${LAB_PYTHON:-python3}"; fi
 }
 
-# load_config FILE ARRAY: reads a YAML config with PyYAML (scripts/py/config.py, the
+# load_config FILE ARRAY [--eval]: reads a YAML config with PyYAML (scripts/py/config.py, the
 # one YAML reader) into the associative array ARRAY: top-level keys as KEY, a
 # section's keys as SECTION.KEY; a list's items separated by $CONFIG_LIST_SEP.
+# --eval: an eval.yaml, each benchmark completed from its suite entry (configs/benchmarks.yaml).
 CONFIG_LIST_SEP=$'\x1f'
 load_config() {
   local -n config_array="$2"
   local lines key value
   config_array=()
-  lines="$("$(config_python)" "$REPO_ROOT/scripts/py/config.py" "$1")" ||
+  lines="$("$(config_python)" "$REPO_ROOT/scripts/py/config.py" "${@:3}" "$1")" ||
     die "cannot read $(repo_relative "$1") (see above)" "fix the file; 'make env' provides the Python with PyYAML that reads it"
   while IFS=$'\t' read -r key value; do
     [[ -n "$key" ]] || continue

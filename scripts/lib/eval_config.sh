@@ -4,8 +4,11 @@
 # benchmark, shared by scripts/eval.sh and the fingerprints (lib/fingerprint.sh).
 # Source after env.sh, load_env and server.sh's resolve_served_model.
 
+# A benchmark's keys: its identity (label, dataset, group, section, metric, licence, url) lives
+# in its entry of the suite configs/benchmarks.yaml, the rest in the suite or eval.yaml.
 BENCH_KEYS=(dataset group kind subsets limit few_shot local_path source rows judge max_tokens temperature
-  eval_batch_size parallel number answer_mode cut_off_limit)
+  eval_batch_size parallel number answer_mode cut_off_limit label section metric licence url extra_params
+  category_rows aggregate fetch)
 # How the model answers (eval.yaml's answer_mode), and what the requests ask of it:
 #   final               the reply starts in gpt-oss's final channel (ms-swift's per-request
 #                       response_prefix): it answers at once, as fine-tuning on plain replies taught it
@@ -27,7 +30,7 @@ load_eval_config() {
   [[ -f "$EVAL_CONFIG" ]] || die "experiment '$EXP' has no evaluation config (configs/$EXP/eval.yaml)" \
     "create it; configs/gpt-oss-20b-sft-v1/eval.yaml documents the format"
   declare -gA EVAL_SETTINGS
-  load_config "$EVAL_CONFIG" EVAL_SETTINGS
+  load_config "$EVAL_CONFIG" EVAL_SETTINGS --eval
   mapfile -t BENCHMARKS < <(config_items "${EVAL_SETTINGS[benchmarks]:-}")
   ((${#BENCHMARKS[@]} > 0)) || die "configs/$EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
   mapfile -t BASE_EXTRA_MODES < <(config_items "${EVAL_SETTINGS[base_extra_modes]:-}")
@@ -116,6 +119,12 @@ read_bench() {
     "the share of replies ended by max_tokens above which the report flags the benchmark, e.g. cut_off_limit: 0.02"
   EVAL_BATCH_SIZE="$(bench_setting "$bench" eval_batch_size)"
   [[ -z "$EVAL_BATCH_SIZE" || "$EVAL_BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$EVAL_BATCH_SIZE' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
+  AGGREGATE="$(bench_setting "$bench" aggregate)"
+  [[ -z "$AGGREGATE" || "$AGGREGATE" == subject-mean ]] || die "$where: aggregate '$AGGREGATE' is not known" \
+    "aggregate: subject-mean (the mean of the per-subject accuracies), or leave it out"
+  EXTRA_PARAMS="$(bench_setting "$bench" extra_params)"
+  [[ -z "$EXTRA_PARAMS" ]] || jq -e 'type == "object"' <<<"$EXTRA_PARAMS" >/dev/null 2>&1 ||
+    die "$where: extra_params is not a mapping" "e.g. extra_params: {multiple_correct: true} (the benchmark's EvalScope extra_params)"
   read_bench_answer_mode "$where"
   read_bench_source "$where"
   read_bench_judge "$where"
@@ -123,10 +132,11 @@ read_bench() {
   # EvalScope's JSON arguments, made once per benchmark (build_eval_cmd runs per model).
   # A judged benchmark is scored by the judge alone (its rows have no BLEU/ROUGE fallback).
   DATASET_ARGS="$(jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" \
-    --arg judged "${JUDGE_TEMPLATE:+1}" --args '{($name): ({}
+    --arg judged "${JUDGE_TEMPLATE:+1}" --arg extra "$EXTRA_PARAMS" --args '{($name): ({}
       + (if $ARGS.positional == [] then {} else {subset_list: $ARGS.positional} end)
       + (if $few_shot == "" then {} else {few_shot_num: ($few_shot | tonumber)} end)
       + (if $local_path == "" then {} else {local_path: $local_path} end)
+      + (if $extra == "" then {} else {extra_params: ($extra | fromjson)} end)
       + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}")"
   apply_answer_mode
 }
@@ -165,7 +175,7 @@ read_bench_source() {
   source="$(bench_setting "$BENCH" source)"
   LOCAL_PATH="$(bench_setting "$BENCH" local_path)"
   HELDOUT_ROWS="" EXPECTED_NUM=""
-  LOCAL_COUNTS=()
+  LOCAL_COUNTS=() FETCH=()
   case "$source" in
     "") ;;
     heldout)
@@ -180,8 +190,20 @@ read_bench_source() {
       ;;
     *) die "$where: source '$source' is not known" "source: heldout (rows from the run's held-out split), or a local_path" ;;
   esac
+  local fetch
+  fetch="$(bench_setting "$BENCH" fetch)"
   [[ -n "$LOCAL_PATH" ]] || return 0
   LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
+  # fetch (the suite): a script of ours writes the public source into LOCAL_PATH when it is
+  # not there (the real run); `fetch: none` (a shipped sample) never fetches.
+  if [[ -n "$fetch" && "$fetch" != none ]]; then
+    read -r -a FETCH <<<"$fetch"
+    [[ -f "$REPO_ROOT/${FETCH[0]}" ]] || die "$where: fetch script ${FETCH[0]} not found" "fix fetch in configs/benchmarks.yaml"
+    if [[ ! -d "$LOCAL_PATH" ]]; then
+      if ((${#SUBSETS[@]} == 0)); then die "$where: a fetched set needs its subsets listed" "list them in its suite entry (subsets: [...])"; fi
+      return 0
+    fi
+  fi
   # EvalScope takes a path that does not exist for a hub id and fails late, offline.
   [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
     "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
@@ -191,6 +213,15 @@ read_bench_source() {
   # `all` means every subject of the local copy: EvalScope would ask for all of its own.
   if ((${#SUBSETS[@]} == 0)); then mapfile -t SUBSETS < <(printf '%s\n' "${!LOCAL_COUNTS[@]}" | sort); fi
 }
+
+# build_fetch_cmd: the fetch script of the benchmark read last, writing its set into LOCAL_PATH.
+build_fetch_cmd() {
+  reset_cmd
+  CMD=(python "$REPO_ROOT/${FETCH[0]}" "${FETCH[@]:1}" --out "$LOCAL_PATH")
+}
+
+# needs_fetch: the benchmark read last is fetched, and its set is not there yet.
+needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
 
 # LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
 declare -gA LOCAL_COUNTS=()
@@ -236,6 +267,7 @@ expected_question_count() {
   EXPECTED_NUM=""
   [[ -n "$LOCAL_PATH" ]] || return 0
   ((${#LOCAL_COUNTS[@]} > 0)) || read_local_counts
+  ((${#LOCAL_COUNTS[@]} > 0)) || return 0 # not fetched yet: EvalScope's count is checked per subject
   EXPECTED_NUM=0
   for subject in "${SUBSETS[@]}"; do
     count="${LOCAL_COUNTS[$subject]:-}"
@@ -345,6 +377,7 @@ build_eval_result_cmd() {
     --model "$SERVED_NAME" --config "configs/$EXP/eval.yaml" --out "$1")
   if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
+  if [[ -n "$AGGREGATE" ]]; then CMD+=(--aggregate "$AGGREGATE"); fi
   if [[ "$KIND" != perf ]]; then
     CMD+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")
     if [[ -n "$CUT_OFF_LIMIT" ]]; then CMD+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi

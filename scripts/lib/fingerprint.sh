@@ -120,6 +120,11 @@ spec_eval() {
     spec_line file "$RUN_DIR/val_dataset.jsonl"
     spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
     spec_line setting "rows=$HELDOUT_ROWS"
+  elif ((${#FETCH[@]} > 0)); then
+    # Fetched from its public source when it runs: made from the fetch script and its arguments
+    # (the source's revision is in the set's SOURCE.json), as a hub set is by its name.
+    spec_line file "$REPO_ROOT/${FETCH[0]}"
+    spec_line setting "fetch=${FETCH[*]:1}"
   elif [[ -n "$LOCAL_PATH" ]]; then
     spec_line file "$LOCAL_PATH"
   fi

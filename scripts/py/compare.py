@@ -37,7 +37,7 @@ import runparse as rp  # noqa: E402
 
 CONFIG_FILES = ("sft.yaml", "export.yaml", "deploy.yaml", "eval.yaml")
 MAX_STEM = 100  # a longer list of names is shortened: compare-<first>-and-<n>-more-<hash>
-SCORE_SECTIONS = ("knowledge", "psych", "dialog", "judge", "perf")
+SCORE_SECTIONS = ("knowledge", "psych", "general", "safety", "dialog", "judge", "arena", "perf")
 # What a benchmark's row shows: the primary score; for replies ROUGE-L F1 and BLEU-4 (each a row).
 DIALOG_METRICS = ("rouge-l-f1", "bleu-4")
 
@@ -306,6 +306,9 @@ def main(argv=None) -> int:
             "config_sources": sources,
             "differences": differences,
             "scores": rows,
+            # Each benchmark's label, from its entry of the suite (configs/benchmarks.yaml).
+            "benchmark_labels": {k: v for e in experiments for k, v in rep.benchmark_labels(
+                Path(e.spec["eval_config"]) if e.spec.get("eval_config") else None).items()},
             "loss_axis": axis,
             "loss_png": f"{stem}-loss.png",
             "scores_png": f"{stem}-scores.png",

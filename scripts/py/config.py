@@ -1,8 +1,10 @@
 """The one YAML reader of the shell scripts: prints a config as `KEY<TAB>VALUE` lines
 for scripts/lib/common.sh's load_config.
 
-  config.py FILE
+  config.py [--eval] FILE
 
+--eval: FILE is an experiment's eval.yaml, printed with each benchmark's entry of the
+suite configs/benchmarks.yaml under its own section (scripts/py/eval_suite.py).
 Top-level keys print as KEY, the keys of a section (a mapping) as SECTION.KEY. A list
 prints its items separated by the unit separator (0x1f). Booleans print as true/false;
 a tab, a newline or a backslash inside a value as \\t, \\n, \\\\. A file that is not
@@ -10,7 +12,9 @@ YAML, or not a mapping, exits 2 naming the file and the line.
 """
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -27,6 +31,8 @@ def scalar(value) -> str:
 
 
 def render(value) -> str:
+    if isinstance(value, dict):
+        return scalar(json.dumps(value, ensure_ascii=False, sort_keys=True))
     if isinstance(value, list):
         return LIST_SEPARATOR.join(scalar(item) for item in value)
     return scalar(value)
@@ -42,13 +48,25 @@ def lines(config: dict):
 
 
 def main(argv: list[str]) -> int:
+    resolve = argv[:1] == ["--eval"]
+    if resolve:
+        argv = argv[1:]
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
     path = argv[0]
     try:
-        with open(path, encoding="utf-8") as handle:
-            config = yaml.safe_load(handle) or {}
+        if resolve:
+            import eval_suite
+
+            try:
+                config = eval_suite.resolve(Path(path))
+            except eval_suite.SuiteError as error:
+                print(f"{error.reason}\nfix: {error.fix}", file=sys.stderr)
+                return 2
+        else:
+            with open(path, encoding="utf-8") as handle:
+                config = yaml.safe_load(handle) or {}
     except OSError as error:
         print(f"{path}: cannot be read: {error.strerror}", file=sys.stderr)
         return 2

@@ -9,8 +9,9 @@
 Accepted (exit 0): an accuracy in [0, 1], N questions scored when N is given, and
 every listed subject present. RESULT.json is then written atomically:
   {inputs_digest, benchmark, dataset, model, metric, score, num, metrics: {label: score},
-   subsets: [{name, score, num}], judge, eval_seconds, report}
-(the primary metric's label, score and subjects; every metric of the report by label),
+   subsets: [{name, score, num}], categories: [{name, score, num}], judge, eval_seconds, report}
+(the primary metric's label, score, subjects and categories; every metric of the report by
+label; with --aggregate subject-mean the score is the mean of the subjects' accuracies),
 and with --replies-dir (EvalScope's work dir) what a reader needs to trust the score:
   replies: {asked, final, cut_off, no_answer, cut_off_share, max_tokens, tokens,
             analysis_tokens, final_tokens, longest_prompt, fix}
@@ -62,6 +63,27 @@ def subsets_of(metric: dict) -> list[dict]:
     return [{"name": s.get("name"), "score": s.get("score"), "num": s.get("num")}
             for category in metric.get("categories") or []
             for s in (category or {}).get("subsets") or [] if not s.get("is_aggregate")]
+
+
+def categories_of(metric: dict) -> list[dict]:
+    """Each category of the metric (SafetyBench: its seven, e.g. Mental Health): its score over
+    its questions (the question-weighted mean of its subsets) and count."""
+    found = []
+    for category in metric.get("categories") or []:
+        name = (category or {}).get("name")
+        name = "/".join(name) if isinstance(name, list) else name
+        parts = [s for s in category.get("subsets") or [] if not s.get("is_aggregate")
+                 and isinstance(s.get("num"), int) and is_score(s.get("score"))]
+        num = sum(s["num"] for s in parts)
+        found.append({"name": name, "num": num,
+                      "score": sum(s["score"] * s["num"] for s in parts) / num if num else None})
+    return found
+
+
+def subject_mean(subsets: list[dict]) -> float | None:
+    """The mean of the per-subject accuracies (CPsyExam's MCQA/MRQA), not the mean over questions."""
+    scores = [s["score"] for s in subsets if is_score(s.get("score"))]
+    return sum(scores) / len(scores) if scores else None
 
 
 DIMENSION_ORDER = ("ngram", "variant", "statistic")
@@ -203,9 +225,17 @@ def check(report_path: Path, args) -> dict:
         if subject not in names:
             raise Rejected(f"subject '{subject}' has no results in {args.report_shown}",
                            f"check that {report.get('dataset_name') or 'the dataset'} has subject '{subject}' ({args.config})")
-    return {**with_replies(result, args), "metric": metric_label(primary), "score": score, "num": num,
-            "metrics": {metric_label(m): m.get("score") for m in metrics if is_score(m.get("score"))},
-            "subsets": subsets}
+    accepted = {**with_replies(result, args), "metric": metric_label(primary), "score": score, "num": num,
+                "metrics": {metric_label(m): m.get("score") for m in metrics if is_score(m.get("score"))},
+                "subsets": subsets, "categories": categories_of(primary)}
+    if args.aggregate == "subject-mean":
+        # The benchmark's own definition: each subject weighs the same, whatever its size.
+        mean = subject_mean(subsets)
+        if mean is None:
+            raise Rejected(f"{args.report_shown} has no per-subject scores to average", rerun)
+        accepted["metrics"][f"{accepted['metric']}-question-mean"] = score
+        accepted.update(metric=f"{accepted['metric']}-subject-mean", score=mean)
+    return accepted
 
 
 def with_replies(result: dict, args) -> dict:
@@ -271,6 +301,8 @@ def main(argv=None) -> int:
     parser.add_argument("--cut-off-limit", type=float, default=0.02,
                         help="share of cut-off replies above which the result names a fix (default 0.02)")
     parser.add_argument("--tokenizer", default=None, help="the served model's folder, to count final-channel tokens")
+    parser.add_argument("--aggregate", choices=["subject-mean"], default=None,
+                        help="subject-mean: the score is the mean of the per-subject accuracies")
     parser.add_argument("--perf", action="store_true", help="--report is an `evalscope perf` output folder")
     parser.add_argument("--parallel", type=int, nargs="*", default=[], help="perf: the concurrency levels")
     parser.add_argument("--number", type=int, nargs="*", default=[], help="perf: the requests at each level")

@@ -8,6 +8,9 @@ Layouts (what scripts/eval.sh needs to check the subjects and the scored count):
   CMMLU      DIR/test.jsonl, the subject in `category`
   MMLU       README.md front matter with the one config `all`; DIR/all/test.jsonl, `subject`
   MMLU-Pro   DIR/data/test.jsonl, the subject in `category` (lower-cased, as EvalScope does)
+  GSM8K      README.md front matter with the one config `main`; DIR/main/test.jsonl
+  SafetyBench  DIR/data/<config>/test.parquet (zh, en, zh_subset), one subject per config
+  general_mcq  DIR/<subset>_val.jsonl scored (DIR/<subset>_dev.jsonl: few-shot examples)
   general_qa DIR/<subset>.jsonl, one file per subset
 Exits 1 naming the folder when it holds none of them.
 """
@@ -37,6 +40,16 @@ def readme_configs(folder: Path) -> list[str]:
 
 def subjects(folder: Path) -> Counter:
     configs = readme_configs(folder)
+    if configs == ["main"] and (folder / "main" / "test.jsonl").is_file():
+        return Counter({"main": sum(1 for _ in rows(folder / "main" / "test.jsonl"))})
+    parquets = sorted(folder.glob("data/*/test.parquet"))
+    if parquets:
+        import pyarrow.parquet as pq
+
+        return Counter({path.parent.name: pq.read_metadata(path).num_rows for path in parquets})
+    scored = sorted(folder.glob("*_val.jsonl"))
+    if scored:
+        return Counter({path.name[:-len("_val.jsonl")]: sum(1 for _ in rows(path)) for path in scored})
     if configs == ["all"] and (folder / "all" / "test.jsonl").is_file():
         return Counter(row["subject"] for row in rows(folder / "all" / "test.jsonl"))
     if configs:

@@ -38,6 +38,13 @@ def result_metrics(result: dict) -> dict:
         if len(result.get("subsets") or []) > 1 or result.get("metric") == "accuracy":
             logged[f"{bench}/subject/{subset['name']}/accuracy"] = subset["score"]
             logged[f"{bench}/subject/{subset['name']}/num"] = subset["num"]
+    for category in result.get("categories") or []:
+        if isinstance(category.get("score"), (int, float)):
+            logged[f"{bench}/category/{category['name']}/accuracy"] = category["score"]
+            logged[f"{bench}/category/{category['name']}/num"] = category["num"]
+    for key, value in (result.get("extra") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            logged[f"{bench}/{key}"] = value
     judge = result.get("judge") or {}
     if isinstance(judge.get("coverage"), (int, float)):
         logged[f"{bench}/judge_coverage"] = judge["coverage"]

@@ -34,7 +34,7 @@ def row_text(row: dict) -> str:
     parts = [str(row.get("question") or "")]
     for key in ("choices", "options"):
         parts += [str(c) for c in row.get(key) or []]
-    parts += [str(row[k]) for k in ("A", "B", "C", "D") if k in row]
+    parts += [str(row[k]) for k in ("A", "B", "C", "D", "E", "F") if k in row]
     parts.append(str(row.get("answer") or ""))
     return "\n".join(parts)
 
@@ -42,14 +42,17 @@ def row_text(row: dict) -> str:
 def splits(folder: Path) -> tuple[list[dict], list[dict]]:
     """(questions, few-shot examples) of a local set in any layout local_set.py knows:
     C-Eval <subject>/val|dev, CMMLU test|dev, MMLU all/test|dev, MMLU-Pro data/test|validation,
-    general_qa <subset>.jsonl."""
+    GSM8K main/test|train, general_mcq <subset>_val|_dev, general_qa <subset>.jsonl."""
     questions = rows(folder / "test.jsonl") + rows(folder / "data" / "test.jsonl") + \
         [row for path in sorted(folder.glob("*/test.jsonl")) for row in rows(path)] + \
         [row for path in sorted(folder.glob("*/val.jsonl")) for row in rows(path)]
     examples = rows(folder / "dev.jsonl") + rows(folder / "data" / "validation.jsonl") + \
-        [row for path in sorted(folder.glob("*/dev.jsonl")) for row in rows(path)]
+        [row for path in sorted(folder.glob("*/dev.jsonl")) for row in rows(path)] + \
+        [row for path in sorted(folder.glob("*/train.jsonl")) for row in rows(path)] + \
+        [row for path in sorted(folder.glob("*_dev.jsonl")) for row in rows(path)]
     if not questions:
-        questions = [row for path in sorted(folder.glob("*.jsonl")) for row in rows(path)]
+        questions = [row for path in sorted(folder.glob("*.jsonl")) if not path.name.endswith("_dev.jsonl")
+                     for row in rows(path)]
     return questions, examples
 
 

@@ -29,6 +29,7 @@ import jinja2
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import eval_suite  # noqa: E402
 import fingerprint as fp  # noqa: E402
 import mdhtml  # noqa: E402
 import paired  # noqa: E402
@@ -232,9 +233,12 @@ def train_results(run: rp.TrainRun) -> dict:
 # ---------------------------------------------------------------- evaluation facts
 
 def section_of(key: str, section: dict) -> str:
-    """Which part of the report a benchmark belongs to: perf (serving speed), judge (an
-    LLM judge's scores), dialog (BLEU/ROUGE of replies), psych (psychology knowledge:
-    group psych, or a psychology subset such as cmmlu-psych), knowledge (the rest)."""
+    """Which part of the report a benchmark belongs to: its suite entry's `section`
+    (configs/benchmarks.yaml); for a benchmark outside the suite (an older eval.yaml):
+    perf (serving speed), judge (an LLM judge's scores), dialog (BLEU/ROUGE of replies),
+    psych (group psych, or a psychology subset such as cmmlu-psych), knowledge (the rest)."""
+    if section.get("section"):
+        return section["section"]
     if section.get("kind") == "perf":
         return "perf"
     if section.get("judge"):
@@ -247,19 +251,52 @@ def section_of(key: str, section: dict) -> str:
 
 
 def read_benchmarks(eval_config: Path | None) -> list[dict]:
-    """The benchmarks of the experiment's eval.yaml, in its order: key, dataset, group, section."""
+    """The benchmarks of the experiment's eval.yaml, in its order, each completed from its
+    entry of the suite (configs/benchmarks.yaml): key, label, dataset, group, section, metric,
+    licence, url, category_rows, aggregate."""
     if not eval_config or not eval_config.is_file():
         return []
-    config = yaml.safe_load(eval_config.read_text(encoding="utf-8")) or {}
+    config = eval_suite.resolve(eval_config)
     defaults = config.get("defaults") or {}
     benchmarks = []
     for key in config.get("benchmarks") or []:
         section = {**defaults, **(config.get(key) or {})}
         group = section.get("group") or key
-        benchmarks.append({"key": key, "dataset": section.get("dataset"), "group": group,
-                           "section": section_of(key, section), "heldout": section.get("source") == "heldout",
-                           "target": f"make eval-{group}"})
+        benchmarks.append({"key": key, "label": section.get("label") or key, "dataset": section.get("dataset"),
+                           "group": group, "section": section_of(key, section),
+                           "heldout": section.get("source") == "heldout", "target": f"make eval-{group}",
+                           "metric_name": section.get("metric"), "licence": section.get("licence"),
+                           "url": section.get("url"), "category_rows": section.get("category_rows") or {}})
     return benchmarks
+
+
+def benchmark_labels(eval_config: Path | None) -> dict:
+    """Every suite benchmark's report label by name (the templates' `labels`), and each
+    category row's (`<benchmark>:<category>`, e.g. SafetyBench's Mental Health)."""
+    suite = eval_suite.load_suite(eval_suite.suite_path(eval_config))
+    labels = eval_suite.labels(suite)
+    for name, entry in suite.items():
+        for category, label in (entry.get("category_rows") or {}).items():
+            labels[f"{name}:{category}"] = label
+    return labels
+
+
+def category_row(entry: dict, category: str, sides: list[str]) -> dict:
+    """A category of a benchmark's report as a row of its own: each side's result with the
+    category's score and count (not run, or no such category: the benchmark's state)."""
+    row = {**entry, "key": f"{entry['key']}:{category}", "category_rows": {}, "subjects": []}
+    for side in sides:
+        result = entry[side]
+        found = next((c for c in result.get("categories") or [] if c.get("name") == category), None)
+        if result["state"] == "done":
+            result = {**result, "score": found["score"] if found else None, "num": found["num"] if found else None,
+                      "subjects": [], "replies": None,
+                      "state": "done" if found else "rejected",
+                      "reason": None if found else f"no category {category} in its result"}
+        row[side] = result
+    scores = (row["tuned"]["score"], row["base"]["score"])
+    row["difference"] = scores[0] - scores[1] if None not in scores else None
+    return row
 
 
 def extra_base_sides(eval_config: Path | None) -> list[dict]:
@@ -501,6 +538,8 @@ class Report:
             entry["stats"] = paired_stats(entry, question_scores(entry["tuned"], self.exp, bench["dataset"]),
                                           question_scores(entry["base"], f"{self.exp}-base", bench["dataset"]))
             benchmarks.append(entry)
+            benchmarks += [category_row(entry, category, [side for side, _ in self.sides])
+                           for category in bench["category_rows"]]
         return benchmarks
 
     # -- facts
@@ -709,6 +748,7 @@ class Report:
                        "command": scrub(self.export["command"]) if self.export.get("command") else None},
             "served": self.served_commands(),
             "benchmarks": self.benchmarks,
+            "benchmark_labels": benchmark_labels(Path(self.args.eval_config) if self.args.eval_config else None),
             "answer_mode": self.answer_mode(),
             "extra_sides": [{**extra, "served": f"{self.exp}{extra['suffix']}"} for extra in self.extra_sides],
             # The evaluated sides in the order the tables list them: base, base in each extra mode, fine-tuned.
@@ -778,11 +818,14 @@ def _p_value(p) -> str:
     return "<0.001" if p < 0.001 else f"={p:.3f}"
 
 
-def template_environment(template_dir: Path) -> jinja2.Environment:
-    """Templates are found beside the one rendered, then in report/ (the shared macros.zh.md)."""
+def template_environment(template_dir: Path, labels: dict | None = None) -> jinja2.Environment:
+    """The templates' Jinja2 environment. Templates are found beside the one rendered, then in
+    report/ (the shared macros.zh.md). `benchmark_labels` (the suite's labels, by default this
+    repository's configs/benchmarks.yaml) is a global, so macros.zh.md's label sees it."""
     search = list(dict.fromkeys([str(template_dir), str(REPORT_TEMPLATES)]))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(search), undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+    env.globals["benchmark_labels"] = labels if labels is not None else benchmark_labels(None)
     env.filters.update({
         "num": lambda value, digits=4: f"{float(value):.{digits}f}",
         "signed": lambda value, digits=4: f"{float(value):+.{digits}f}",
@@ -800,7 +843,8 @@ def template_environment(template_dir: Path) -> jinja2.Environment:
 
 def render(template_path: Path, facts: dict) -> str:
     try:
-        template = template_environment(template_path.parent).get_template(template_path.name)
+        env = template_environment(template_path.parent, facts.get("benchmark_labels"))
+        template = env.get_template(template_path.name)
         text = template.render(**facts)
     except jinja2.TemplateSyntaxError as error:
         raise SystemExit(f"report: {template_path}:{error.lineno}: template error: {error.message}")
@@ -859,7 +903,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out_dir)
     plot_loss(report.run, out / f"{args.exp}-loss.png")
-    plot_accuracy([b for b in report.benchmarks if b["section"] in ("knowledge", "psych")], args.exp,
+    plot_accuracy([b for b in report.benchmarks if b["section"] in ("knowledge", "psych", "general", "safety")], args.exp,
                   out / f"{args.exp}-accuracy.png")
     manifest = report.manifest(facts)
     write_atomic(out / f"{args.exp}.manifest.json",
