@@ -83,7 +83,7 @@ EOF
   fi
   cat <<EOF
 set -euo pipefail
-[[ -f Makefile && -f configs/$EXP/sft.yaml ]] || { echo "sbatch: submit this from the repository root" >&2; exit 1; }
+[[ -f Makefile && -f configs/$CONFIG_EXP/sft.yaml ]] || { echo "sbatch: submit this from the repository root" >&2; exit 1; }
 : "\${SLURM_JOB_NODELIST:?run this through sbatch}"
 EOF
 }
