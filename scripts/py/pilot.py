@@ -227,7 +227,8 @@ def project_eval(bench: dict, record: dict | None) -> dict:
     out = {"name": bench["name"], "kind": bench["kind"], "concurrency": bench["concurrency"],
            "full_questions": full["questions"], "full_bound": full["bound"], "subjects": full["subjects"],
            "pilot_questions": None, "seconds": None, "per_minute": None, "projected": None, "state": "not_run",
-           "replies": None, "max_tokens": bench["max_tokens"], "reason": None, "below_concurrency": False}
+           "replies": None, "max_tokens": bench["max_tokens"], "reason": None, "below_concurrency": False,
+           "eval_batch_size": bench.get("eval_batch_size")}
     if bench.get("skipped"):
         return {**out, "state": "skipped", "reason": bench["skipped"], "projected": 0.0}
     if record is None:
@@ -276,7 +277,7 @@ def project_perf(bench: dict, record: dict, out: dict) -> dict:
     return out
 
 
-def recommendations(plan: dict, evals: list[dict], training: dict, train: dict, requirements: dict) -> list[dict]:
+def recommendations(plan: dict, evals: list[dict], train: dict, requirements: dict) -> list[dict]:
     """The settings the measurements say to change, each with the numbers behind it."""
     found = []
     session = plan["session"]
@@ -301,6 +302,7 @@ def recommendations(plan: dict, evals: list[dict], training: dict, train: dict, 
             tok_s = main["per_minute"] / 60 * rp.to_number(main["replies"]["tokens"]["mean"])
             if perf["parallel"] > main["concurrency"] and perf["output_tok_s"] > BATCH_GAIN * tok_s:
                 found.append({"kind": "eval_batch_size", "bench": main["name"], "concurrency": main["concurrency"],
+                              "current": main["eval_batch_size"],
                               "tok_s": tok_s, "perf_parallel": perf["parallel"], "perf_tok_s": perf["output_tok_s"],
                               "value": max(perf["parallel"] // max(plan["nproc"], 1), 1)})
     peak = train["memory_gib"]
@@ -381,7 +383,7 @@ class Projection:
             "unknown_counts": [e["name"] for e in evals if e["kind"] != "perf" and e["state"] != "skipped"
                                and e["full_questions"] is None and e["full_bound"] is None],
             "below_concurrency": [e["name"] for e in evals if e["below_concurrency"]],
-            "recommendations": recommendations(plan, evals, training, self.train, self.requirements),
+            "recommendations": recommendations(plan, evals, self.train, self.requirements),
             "session": plan["session"], "prompt_tokens": plan["prompt_tokens"],
             "cut_off_limit": CUT_OFF_LIMIT, "memory_margin": MEMORY_MARGIN, "batch_gain": BATCH_GAIN,
             "requirements": self.requirements,
