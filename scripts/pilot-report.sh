@@ -70,10 +70,12 @@ pilot_question_count() {
   fi
 }
 
-# bench_plan: one JSON object, the benchmark read last in the full run and in the pilot.
+# bench_plan: one JSON object, the benchmark read last in the full run and in the pilot
+# (measured: the pilot evaluated it; see its section's `benchmarks`).
 bench_plan() {
-  local work_dir="$RESULTS_DIR/$SERVED_NAME/$BENCH" skipped=""
+  local work_dir="$RESULTS_DIR/$SERVED_NAME/$BENCH" skipped="" measured=""
   if judge_unconfigured; then skipped="no judge configured"; fi
+  if [[ " ${BENCHMARKS[*]} " == *" $BENCH "* ]]; then measured=1; fi
   jq -nc --arg name "$BENCH" --arg kind "$KIND" --arg dataset "$DATASET_NAME" --arg group "$(bench_group "$BENCH")" \
     --arg max_tokens "$MAX_TOKENS" --arg concurrency "$((${EVAL_BATCH_SIZE:-8} * NPROC))" \
     --arg eval_batch_size "${EVAL_BATCH_SIZE:-8}" --arg full_num "$FULL_NUM" --arg full_bound "$FULL_BOUND" \
@@ -81,13 +83,13 @@ bench_plan() {
     --arg pilot_num "$PILOT_NUM" --arg pilot_limit "$LIMIT" --arg pilot_rows "$HELDOUT_ROWS" \
     --arg full_parallel "${FULL_PERF_PARALLEL[*]}" --arg full_number "${FULL_PERF_NUMBER[*]}" \
     --arg pilot_parallel "${PERF_PARALLEL[*]}" --arg pilot_number "${PERF_NUMBER[*]}" \
-    --arg local "${LOCAL_PATH:+1}" --arg judged "${JUDGE_TEMPLATE:+1}" --arg skipped "$skipped" \
+    --arg local "${LOCAL_PATH:+1}" --arg judged "${JUDGE_TEMPLATE:+1}" --arg skipped "$skipped" --arg measured "$measured" \
     --arg result "$work_dir/$EVAL_DONE_FILE" --arg rejected "$work_dir/$EVAL_REJECTED_FILE" '
     def int: if . == "" then null else tonumber end;
     def ints: [splits(" ") | select(. != "") | tonumber];
     {name: $name, kind: $kind, dataset: $dataset, group: $group, max_tokens: ($max_tokens | int),
      concurrency: ($concurrency | int), eval_batch_size: ($eval_batch_size | int), local: ($local == "1"),
-     judged: ($judged == "1"), skipped: (if $skipped == "" then null else $skipped end),
+     judged: ($judged == "1"), skipped: (if $skipped == "" then null else $skipped end), measured: ($measured == "1"),
      full: {questions: ($full_num | int), bound: ($full_bound | int), subjects: ($subjects | int),
             limit: ($full_limit | int), rows: ($full_rows | int), parallel: ($full_parallel | ints),
             number: ($full_number | ints)},
@@ -111,7 +113,7 @@ write_plan() {
   local bench benches="$WORK/benches.jsonl" prompts="$WORK/prompts.tsv"
   PROMPT_SETS=()
   : >"$benches"
-  for bench in "${BENCHMARKS[@]}"; do
+  for bench in "${ALL_BENCHMARKS[@]}"; do
     read_bench "$bench"
     build_eval_cmd "$bench"
     pilot_question_count

@@ -92,12 +92,28 @@ small_experiment() {
   run --separate-stderr env EXP="$PILOT" DRY_RUN=1 scripts/train.sh
   assert_failure
   assert_equal "$stderr" "[train] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: unknown key 'steps'
-[train] fix: use: max_steps limit rows perf_number"
+[train] fix: use: max_steps limit rows perf_number benchmarks"
   cp eval.yaml.orig "$CFG/eval.yaml"
   printf 'pilot:\n  limit: few\n' >>"$CFG/eval.yaml"
   run --separate-stderr env EXP="$PILOT" DRY_RUN=1 scripts/eval.sh all
   assert_failure
   assert_equal "$(head -n 1 <<<"$stderr")" "[eval] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: limit 'few' is not a positive number"
+}
+
+@test "pilot.benchmarks: the pilot evaluates those the experiment has, in eval.yaml's order; none of them is an error" {
+  write_env GPU=6
+  cp "$CFG/eval.yaml" eval.yaml.orig
+  printf 'pilot:\n  benchmarks: [perf, ceval, no-such-benchmark]\n' >>"$CFG/eval.yaml"
+  run --separate-stderr make all EXP="$PILOT" DRY_RUN=1
+  assert_success
+  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 1
+  assert_equal "$(grep -c ' evalscope perf \\$' <<<"$output")" 1
+  assert_equal "$(grep -E '^# (ceval|perf):' <<<"$output" | cut -d: -f1 | paste -sd' ' -)" "# ceval # perf"
+  cp eval.yaml.orig "$CFG/eval.yaml"
+  printf 'pilot:\n  benchmarks: [no-such-benchmark]\n' >>"$CFG/eval.yaml"
+  run --separate-stderr env EXP="$PILOT" DRY_RUN=1 scripts/eval.sh all
+  assert_failure
+  assert_equal "$(head -n 1 <<<"$stderr")" "[eval] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (ceval cmmlu cmmlu-psych mmlu-psych mmlu-pro-psych mmlu-redux-psych supergpqa-psych dialog dialog-judge crisis-judge perf)"
 }
 
 @test "make runbook PILOT=1: the pilot as one script: small-scale flags, its step times recorded, its report, no base model" {
@@ -110,6 +126,7 @@ small_experiment() {
   assert_line "lab_event deploy start"
   assert_line "lab_event eval end 'exit 0'"
   # Each benchmark's seconds, as make records them: 7 multiple-choice, the replies, perf.
+  # shellcheck disable=SC2016 # the printed script's own expression
   assert_equal "$(grep -c '^    --seconds "\$((SECONDS - eval_started))"' <<<"$output")" 9
   assert_line "EXP=$PILOT ENV_FILE=$ENV_FILE GPU=0,1 scripts/pilot-report.sh"
   assert_line 'echo "runbook: done: report/'"$PILOT"'.md" >&2'

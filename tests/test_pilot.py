@@ -146,6 +146,21 @@ def test_perf_time_from_the_latency_of_its_one_level():
     assert out["projected"] == pytest.approx(out["startup"] + 4 * 0.2 / 1 + 8 * 0.2 / 2)
 
 
+def test_a_benchmark_the_pilot_left_out_takes_the_pace_of_a_measured_one_of_its_kind():
+    def item(name, judged, max_tokens, per_minute=None, state="done", questions=12):
+        return {"name": name, "kind": "eval", "judged": judged, "max_tokens": max_tokens, "per_minute": per_minute,
+                "state": state, "full_questions": questions, "full_bound": None, "projected": None, "basis": None}
+    evals = [item("ceval", False, 16, 30.0), item("dialog-judge", True, 32, 20.0),
+             item("cmmlu", False, 16, state="not_measured", questions=16),
+             item("crisis-judge", True, 64, state="not_measured", questions=4),
+             item("dialog", False, 32, state="not_measured", questions=7)]
+    pilot.project_unmeasured(evals)
+    left = {e["name"]: e for e in evals[2:]}
+    assert (left["cmmlu"]["basis"], left["cmmlu"]["projected"]) == ("ceval", 32.0)
+    assert (left["crisis-judge"]["basis"], left["crisis-judge"]["projected"]) == ("dialog-judge", 12.0)
+    assert left["dialog"]["basis"] == "ceval"  # judged like it first, then the nearest max_tokens
+
+
 def gpu_plan() -> dict:
     g = FIXTURES / "gpu"
     return {"exp": "gpt-oss-20b-sft-v1-pilot", "pilot_of": "gpt-oss-20b-sft-v1", "config": "configs/gpt-oss-20b-sft-v1",

@@ -210,9 +210,10 @@ sft_setting() {
 # the experiment's eval.yaml over these defaults. max_steps: training steps (each logged);
 # limit: questions per subject of every benchmark (at most its own limit); rows: held-out
 # conversations (at most its own rows); perf_number: requests of a perf benchmark's one
-# level, its highest concurrency (at least that many).
-PILOT_KEYS=(max_steps limit rows perf_number)
-declare -A PILOT_DEFAULTS=([max_steps]=30 [limit]=5 [rows]=20 [perf_number]=16)
+# level, its highest concurrency (at least that many); benchmarks: the ones it measures
+# (default: every one; lib/eval_config.sh checks them), the others are projected from those.
+PILOT_KEYS=(max_steps limit rows perf_number benchmarks)
+declare -A PILOT_DEFAULTS=([max_steps]=30 [limit]=5 [rows]=20 [perf_number]=16 [benchmarks]="")
 declare -A PILOT_CONFIG=()
 load_pilot_config() {
   [[ -z "${PILOT_CONFIG_LOADED:-}" ]] || return 0
@@ -226,7 +227,9 @@ load_pilot_config() {
   done
   for key in "${PILOT_KEYS[@]}"; do
     value="${eval_settings[pilot.$key]:-${PILOT_DEFAULTS[$key]}}"
-    [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$where: $key '$value' is not a positive number" "e.g. $key: ${PILOT_DEFAULTS[$key]}"
+    if [[ "$key" != benchmarks && ! "$value" =~ ^[1-9][0-9]*$ ]]; then
+      die "$where: $key '$value' is not a positive number" "e.g. $key: ${PILOT_DEFAULTS[$key]}"
+    fi
     PILOT_CONFIG[$key]="$value"
   done
   PILOT_CONFIG_LOADED=1

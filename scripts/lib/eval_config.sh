@@ -39,6 +39,24 @@ load_eval_config() {
       "list answer modes the base model is evaluated in besides answer_mode: final, reasoning-low, reasoning-medium or reasoning-high"
   done
   MODE_OVERRIDE=""
+  ALL_BENCHMARKS=("${BENCHMARKS[@]}")
+  if is_pilot; then select_pilot_benchmarks; fi
+}
+
+# A pilot measures those of its section's `benchmarks` the experiment has (default: all of
+# them; a variant that evaluates less keeps its base's list), in eval.yaml's order;
+# ALL_BENCHMARKS keeps the full run's, which its report projects.
+select_pilot_benchmarks() {
+  load_pilot_config
+  local bench chosen=() listed
+  [[ -n "${PILOT_CONFIG[benchmarks]}" ]] || return 0
+  listed=" $(config_items "${PILOT_CONFIG[benchmarks]}" | paste -sd' ' -) "
+  for bench in "${ALL_BENCHMARKS[@]}"; do
+    if [[ "$listed" == *" $bench "* ]]; then chosen+=("$bench"); fi
+  done
+  ((${#chosen[@]} > 0)) || die "configs/$CONFIG_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (${ALL_BENCHMARKS[*]})" \
+    "list some of them, or leave benchmarks out to measure all"
+  BENCHMARKS=("${chosen[@]}")
 }
 
 # set_evaluation_modes [--base]: EVALUATION_MODES, the answer modes a model is evaluated

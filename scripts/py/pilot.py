@@ -228,9 +228,11 @@ def project_eval(bench: dict, record: dict | None) -> dict:
            "full_questions": full["questions"], "full_bound": full["bound"], "subjects": full["subjects"],
            "pilot_questions": None, "seconds": None, "per_minute": None, "projected": None, "state": "not_run",
            "replies": None, "max_tokens": bench["max_tokens"], "reason": None, "below_concurrency": False,
-           "eval_batch_size": bench.get("eval_batch_size")}
+           "eval_batch_size": bench.get("eval_batch_size"), "judged": bool(bench.get("judged")), "basis": None}
     if bench.get("skipped"):
         return {**out, "state": "skipped", "reason": bench["skipped"], "projected": 0.0}
+    if not bench.get("measured", True):
+        return {**out, "state": "not_measured"}
     if record is None:
         return out
     if record.get("skipped"):
@@ -275,6 +277,19 @@ def project_perf(bench: dict, record: dict, out: dict) -> dict:
     if out["seconds"]:
         out["per_minute"] = number / out["seconds"] * 60
     return out
+
+
+def project_unmeasured(evals: list[dict]) -> None:
+    """A benchmark the pilot left out (its section's `benchmarks`) takes the questions per
+    minute of a measured one of its kind: judged like it, then with the nearest max_tokens."""
+    measured = [e for e in evals if e["state"] == "done" and e["kind"] == "eval" and e["per_minute"]]
+    for item in evals:
+        if item["state"] != "not_measured" or item["kind"] != "eval" or not measured:
+            continue
+        basis = min(measured, key=lambda e: (e["judged"] != item["judged"], abs(e["max_tokens"] - item["max_tokens"])))
+        questions = item["full_questions"] if item["full_questions"] is not None else item["full_bound"]
+        item.update(basis=basis["name"], per_minute=basis["per_minute"],
+                    projected=questions / basis["per_minute"] * 60 if questions is not None else None)
 
 
 def recommendations(plan: dict, evals: list[dict], train: dict, requirements: dict) -> list[dict]:
@@ -342,6 +357,7 @@ class Projection:
         world = (plan["nproc"] or 1) * (plan["nnodes"] or 1)
         training = project_training(self.train, self.sft, world, d)
         evals = [project_eval(bench, read_record(bench["result"])) for bench in plan["benchmarks"]]
+        project_unmeasured(evals)
         rejected = {b["name"]: (read_record(b["rejected"]) or {}).get("reason") for b in plan["benchmarks"]
                     if Path(b["rejected"]).is_file()}
         for item in evals:
@@ -382,6 +398,7 @@ class Projection:
             "hub_bounds": [e for e in evals if e["full_questions"] is None and e["full_bound"] is not None],
             "unknown_counts": [e["name"] for e in evals if e["kind"] != "perf" and e["state"] != "skipped"
                                and e["full_questions"] is None and e["full_bound"] is None],
+            "not_measured": [e for e in evals if e["state"] == "not_measured"],
             "below_concurrency": [e["name"] for e in evals if e["below_concurrency"]],
             "recommendations": recommendations(plan, evals, self.train, self.requirements),
             "session": plan["session"], "prompt_tokens": plan["prompt_tokens"],
