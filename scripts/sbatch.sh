@@ -123,10 +123,16 @@ print_steps() {
   if [[ "$GPU" != cpu ]]; then CMD+=("--gres=gpu:$NPROC"); fi
   CMD+=(--export=ALL --kill-on-bad-exit=1 --wait=60 bash -c "$task")
   print_cmd
-  printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the report; no server left behind.\n'
-  printf "trap 'make stop' EXIT\n"
   reset_cmd
   CMD=(make all eval-base report)
+  # A pilot (make sbatch PILOT=1) has no base-model evaluation; its report is the projection.
+  if is_pilot; then
+    CMD=(make all)
+    printf '\n# The rest on this node: export, serving, evaluations, the projection of the full run; no server left behind.\n'
+  else
+    printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the report; no server left behind.\n'
+  fi
+  printf "trap 'make stop' EXIT\n"
   print_cmd
 }
 

@@ -138,6 +138,15 @@ small_experiment() {
   refute_line --partial "--max_steps"
 }
 
+@test "make sbatch PILOT=1: the pilot's job, without the base model's evaluations" {
+  write_env
+  run --separate-stderr make sbatch PILOT=1 GPU=0,1
+  assert_success
+  assert_line "export EXP=$PILOT ENV_FILE=$ENV_FILE GPU=0,1 NNODES=1 MASTER_PORT=29500"
+  assert_equal "${lines[-1]}" "make all"
+  refute_line --partial "eval-base"
+}
+
 @test "make help lists pilot; make clean removes the smoke pilot's outputs and report, and no other" {
   run make help
   assert_line --regexp "^  pilot +A small-scale run of the experiment"
