@@ -46,7 +46,7 @@ small_experiment() {
   assert_line "    --served_model_name $PILOT \\"
   assert_line "    --lmdeploy_tp 2 > .state/server/deploy.log 2>&1 &"
   # Every benchmark: 5 questions per subject at the configured concurrency (8 per GPU).
-  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 8
+  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 8
   assert_equal "$(grep -c '^    --limit 5 \\$' <<<"$output")" 7
   assert_equal "$(grep -c '^    --eval-batch-size 16 \\$' <<<"$output")" 8
   refute_line --partial "--limit 100"
@@ -106,7 +106,7 @@ small_experiment() {
   printf 'pilot:\n  benchmarks: [perf, ceval, no-such-benchmark]\n' >>"$CFG/eval.yaml"
   run --separate-stderr make all EXP="$PILOT" DRY_RUN=1
   assert_success
-  assert_equal "$(grep -c 'evalscope eval' <<<"$output")" 1
+  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 1
   assert_equal "$(grep -c ' evalscope perf \\$' <<<"$output")" 1
   assert_equal "$(grep -E '^# (ceval|perf):' <<<"$output" | cut -d: -f1 | paste -sd' ' -)" "# ceval # perf"
   cp eval.yaml.orig "$CFG/eval.yaml"
@@ -229,7 +229,10 @@ small_experiment() {
   # The stub's training logs no speed: its time and the total are unknown, not guessed.
   assert_line --partial "- 每个优化步：未测"
   assert_line --regexp "^\\| \\*\\*\`make all\` 合计\\*\\* \\|.*\\| \\*\\*未测\\*\\* \\|"
-  assert_line --partial "截断比例和生成长度未知：ceval、dialog"
+  # How the replies ended: eval_result.py's count (replies) in the pilot's lab-eval.json.
+  local replies
+  replies="$(jq -r '.replies | "\(.cut_off)/\(.asked)，max_tokens \(.max_tokens)"' "$OUT/results/small-pilot/small-pilot/ceval/lab-eval.json")"
+  assert_line --regexp "^\\| ceval \\| .*（$replies） \\|"
   refute_output --partial "None"
 }
 

@@ -184,13 +184,24 @@ def test_recommendations_of_a_gpu_pilot():
     found = {r["kind"]: r for r in facts["recommendations"]}
     # 13 of 260 replies cut at 1024: twice that, and a session for the longest prompt plus it.
     assert found["max_tokens"]["value"] == 2048 and found["max_tokens"]["share"] == 0.05
-    assert found["max_tokens"]["session_needed"] == 7300 + 2048
+    assert found["max_tokens"]["session_needed"] == 7300 + 2048  # prompt_budget.py's estimate
     assert found["max_tokens"]["session_value"] == 10240  # rounded up to 1024, above 8192
     # C-Eval: 30 questions a minute x 410 tokens = 205 tok/s at 16 in flight; perf: 900 at 32.
     assert found["eval_batch_size"]["tok_s"] == pytest.approx(205.0)
     assert found["eval_batch_size"]["value"] == 16  # 32 in flight over 2 GPUs
     # 62.5 GiB peak + 10 % = 68.75 GiB, rounded up to 69 GiB, above the 60 GiB asked.
     assert found["gpu_memory"]["value"] == 69 * 1024 and found["gpu_memory"]["current"] == 61440
+
+
+def test_the_longest_prompt_the_server_counted_wins_over_the_estimate(tmp_path):
+    plan = gpu_plan()
+    record = json.loads(Path(plan["benchmarks"][0]["result"]).read_text())
+    record["replies"]["longest_prompt"] = 9000
+    (tmp_path / "ceval.json").write_text(json.dumps(record))
+    plan["benchmarks"][0]["result"] = str(tmp_path / "ceval.json")
+    found = {r["kind"]: r for r in pilot.Projection(plan).facts()["recommendations"]}
+    assert found["max_tokens"]["session_needed"] == 9000 + 2048
+    assert found["max_tokens"]["session_value"] == 11264
 
 
 def test_gpu_hours_and_totals_step_by_step():

@@ -196,21 +196,23 @@ def replies_facts(replies) -> dict | None:
     if not isinstance(replies, dict) or not replies.get("asked"):
         return None
     asked = replies["asked"]
-    tokens = replies.get("tokens") or {}
+    tokens = {key: (replies.get("tokens") or {}).get(key) for key in ("mean", "p95", "max")}
     return {"asked": asked, "cut_off": replies.get("cut_off"), "final": replies.get("final"),
             "no_answer": replies.get("no_answer"), "max_tokens": replies.get("max_tokens"),
             "cut_off_share": (replies.get("cut_off") or 0) / asked,
             "final_share": replies["final"] / asked if isinstance(replies.get("final"), int) else None,
             "no_answer_share": replies["no_answer"] / asked if isinstance(replies.get("no_answer"), int) else None,
             "tokens": tokens, "analysis_tokens": replies.get("analysis_tokens"),
-            "final_tokens": replies.get("final_tokens")}
+            "final_tokens": replies.get("final_tokens"), "longest_prompt": replies.get("longest_prompt"),
+            "cut_off_limit": replies.get("cut_off_limit")}
 
 
 def recommended_max_tokens(max_tokens: int, replies: dict | None) -> int | None:
-    """More than CUT_OFF_LIMIT of the replies stopped at max_tokens: their real length is
+    """More than the cut-off limit (eval_result.py's, else CUT_OFF_LIMIT) of the replies stopped
+    at max_tokens: their real length is
     unknown beyond it (the p95 sits at the cap), so twice max_tokens, and never below the
     p95 plus a quarter. None when the replies fit (or are unknown)."""
-    if not replies or replies["cut_off_share"] <= CUT_OFF_LIMIT:
+    if not replies or replies["cut_off_share"] <= (replies.get("cut_off_limit") or CUT_OFF_LIMIT):
         return None
     p95 = rp.to_number((replies.get("tokens") or {}).get("p95")) or 0
     return max(MAX_TOKENS_FACTOR * max_tokens, math.ceil(p95 * 1.25))
@@ -300,7 +302,8 @@ def recommendations(plan: dict, evals: list[dict], train: dict, requirements: di
         value = recommended_max_tokens(item["max_tokens"], item["replies"])
         if value is None:
             continue
-        prompt = plan["prompt_tokens"].get(item["name"])
+        # The longest prompt the server counted (EvalScope's usage), else prompt_budget.py's estimate.
+        prompt = item["replies"].get("longest_prompt") or plan["prompt_tokens"].get(item["name"])
         needed = prompt + value if prompt is not None else None
         found.append({"kind": "max_tokens", "bench": item["name"], "current": item["max_tokens"], "value": value,
                       "share": item["replies"]["cut_off_share"], "p95": (item["replies"]["tokens"] or {}).get("p95"),
