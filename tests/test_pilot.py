@@ -173,10 +173,10 @@ def gpu_plan() -> dict:
             "benchmarks": [
                 {**bench(questions=None, bound=5200, subjects=52, concurrency=16, pilot_questions=260), "max_tokens": 1024,
                  "eval_batch_size": 8,
-                 "result": str(g / "results/ceval/lab-eval.json"), "rejected": str(g / "results/ceval/lab-eval-rejected.json")},
+                 "result": str(g / "evals/ceval/lab-eval.json"), "rejected": str(g / "evals/ceval/lab-eval-rejected.json")},
                 {**bench(name="perf", kind="perf", parallel=(1, 4, 8, 32), number=(16, 64, 128, 256), concurrency=16),
-                 "max_tokens": 256, "result": str(g / "results/perf/lab-eval.json"),
-                 "rejected": str(g / "results/perf/lab-eval-rejected.json")}]}
+                 "max_tokens": 256, "result": str(g / "evals/perf/lab-eval.json"),
+                 "rejected": str(g / "evals/perf/lab-eval-rejected.json")}]}
 
 
 def test_recommendations_of_a_gpu_pilot():
@@ -224,7 +224,7 @@ def test_gpu_hours_and_totals_step_by_step():
 # ---------------------------------------------------------------- the report
 
 def smoke_plan(tmp_path: Path, run: Path) -> dict:
-    results = run / "results"
+    results = run / "evals"
     benches = [
         {**bench(), "result": str(results / "ceval/lab-eval.json"), "rejected": str(results / "ceval/x.json")},
         {**bench(name="dialog", questions=7, subjects=None, pilot_questions=3), "max_tokens": 32,
@@ -277,9 +277,9 @@ def test_the_report_moves_with_the_measurements(tmp_path):
     assert after["training"]["seconds"] - before["training"]["seconds"] == pytest.approx(
         32 * (after["training"]["step_seconds"] - before["training"]["step_seconds"]))
     # No replies cut off: no max_tokens recommendation.
-    record = json.loads((run / "results/ceval/lab-eval.json").read_text())
+    record = json.loads((run / "evals/ceval/lab-eval.json").read_text())
     record["replies"]["cut_off"] = 0
-    (run / "results/ceval/lab-eval.json").write_text(json.dumps(record))
+    (run / "evals/ceval/lab-eval.json").write_text(json.dumps(record))
     assert not pilot.Projection(smoke_plan(tmp_path, run)).facts()["recommendations"]
 
 
