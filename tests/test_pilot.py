@@ -14,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "scripts" / "py"))
+sys.path.insert(0, str(REPO / "tests"))
+import md_check  # noqa: E402
 import pilot  # noqa: E402
 
 FIXTURES = REPO / "tests" / "fixtures" / "pilot"
@@ -243,7 +245,9 @@ def render(tmp_path: Path, plan: dict) -> str:
     (tmp_path / "plan.json").write_text(json.dumps(plan, ensure_ascii=False))
     out = tmp_path / "report.md"
     assert pilot.main(["--plan", str(tmp_path / "plan.json"), "--template", str(TEMPLATE), "--out", str(out)]) == 0
-    return out.read_text(encoding="utf-8")
+    text = out.read_text(encoding="utf-8")
+    assert md_check.problems(text) == []  # every table row as wide as its header, nothing left of the template
+    return text
 
 
 def test_the_report_holds_the_measured_and_projected_numbers(tmp_path):

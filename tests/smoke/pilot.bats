@@ -75,8 +75,9 @@ pilot_setting() {
 }
 
 @test "report/smoke-pilot.md: numbers made from the pilot's measurements" {
+  run "$LAB_PYTHON" tests/md_check.py report/smoke-pilot.md
+  assert_success
   run cat report/smoke-pilot.md
-  refute_output --partial "None"
   # The full training's steps from the pilot's dataset size and the config: as many as the
   # smoke run really had.
   local full
