@@ -8,8 +8,20 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules --no-print-directory
 
 EXP ?= gpt-oss-20b-sft-v1
+# A pilot (make pilot, PILOT=1): EXP=<exp>-pilot runs configs/<exp> at a small scale under
+# its own name, so its folders, stamps and fingerprints are never the full run's
+# (scripts/lib/env.sh's resolve_pilot holds the same rule for the scripts).
+is_pilot_name = $(and $(filter %-pilot,$(1)),$(if $(wildcard configs/$(1)/sft.yaml),,$(wildcard configs/$(patsubst %-pilot,%,$(1))/sft.yaml)))
+ifeq ($(PILOT),1)
+ifeq ($(call is_pilot_name,$(EXP)),)
+ifneq ($(wildcard configs/$(EXP)/sft.yaml),)
+override EXP := $(EXP)-pilot
+endif
+endif
+endif
 export EXP
-CONFIG_DIR := configs/$(EXP)
+PILOT_OF := $(if $(call is_pilot_name,$(EXP)),$(patsubst %-pilot,%,$(EXP)))
+CONFIG_DIR := configs/$(or $(PILOT_OF),$(EXP))
 STATE := .state/$(EXP)
 # The evaluation groups: the `group` of each benchmark of the suite configs/benchmarks.yaml,
 # each a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
@@ -46,7 +58,7 @@ STEP_GOALS := train export deploy deploy-base serve $(EVAL_GROUPS:%=eval-%) eval
 SYNC_VARS := EXP ENV_FILE GPU SWANLAB_PROJECT SERVE_HOST SERVE_PORT MODEL DATASET OUTPUT_ROOT EXPORT_ROOT \
 	RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT CHECKPOINT LAB_STATE_DIR REPORT_DIR REPLACE_CHANGED \
 	NNODES NODE_RANK MASTER_ADDR DEEPSPEED JUDGE_API_URL JUDGE_MODEL
-sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
+sync_env = $(foreach v,$(SYNC_VARS),$(if $(filter command line override,$(origin $(v))),$(v)='$(subst ','\'',$($(v)))'))
 # A name that is no experiment stops here with the experiment's message, in every mode
 # (a dry run's sync is silent, and make would only say "No rule to make target").
 ifneq ($(filter $(STEP_GOALS),$(MAKECMDGOALS)),)
@@ -88,7 +100,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-GROUP evals eval-base eval-app dashboard \
-	report status all smoke test lint clean runbook sbatch new-exp new-grid variants sweep compare table
+	report status all smoke pilot test lint clean runbook sbatch new-exp new-grid variants sweep compare table
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -193,6 +205,14 @@ experiment-with-base: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$
 	$(EVALS_STAMP) $(STATE)/eval-base.done
 	scripts/report.sh
 
+# The pilot: the whole experiment at a small scale under the name <exp>-pilot (its own
+# folders, stamps and fingerprints), then report/<exp>-pilot.md, the full run's time
+# projected from its measurements (make report of a pilot writes it). Stops its server.
+pilot: ## A small-scale run of the experiment, then report/<exp>-pilot.md: the full run's time and GPU-hours projected from it
+	@trap '$(MAKE) stop PILOT=1; exit 130' INT TERM; \
+	status=0; $(MAKE) experiment PILOT=1 || status=$$?; \
+	$(MAKE) stop PILOT=1; exit $$status
+
 # Variants and comparisons (README): a variant is configs/<name>/variant.yaml plus the
 # native configs generated from its base's; a sweep runs experiments one after another.
 new-exp: ## A variant of an experiment: make new-exp FROM=<exp> NAME=<name> SET="lora_rank=32 lora_alpha=128" [CONFIG=sft] [WHY=...]
@@ -224,7 +244,9 @@ lint: ## shellcheck every shell file
 test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
 	tests/run.sh
 
-# The smoke experiment's variants (configs/smoke-*, e.g. smoke-r4) are smoke runs too.
-clean: ## Remove step stamps, the outputs of the smoke run and its variants (smoke-*), the tiny model (never other experiments' outputs)
+# The smoke experiment's variants (configs/smoke-*, e.g. smoke-r4) and its pilots (smoke-pilot,
+# smoke-r4-pilot) are smoke runs too.
+clean: ## Remove step stamps, the outputs of the smoke run, its variants and pilots (smoke-*), the tiny model (never other experiments' outputs)
 	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke output/smoke.replaced-* export/smoke \
-	  results/smoke results/smoke/*/*.replaced-* output/smoke-* export/smoke-* results/smoke-*
+	  results/smoke results/smoke/*/*.replaced-* output/smoke-* export/smoke-* results/smoke-* \
+	  report/smoke-pilot.md report/smoke-*-pilot.md

@@ -41,7 +41,7 @@ check_subjects() {
     return 0
   fi
   for subject in "${SUBSETS[@]}"; do
-    grep -qxF "$subject" <<<"$known" || die "$bench: unknown subject '$subject' in configs/$EXP/eval.yaml" \
+    grep -qxF "$subject" <<<"$known" || die "$bench: unknown subject '$subject' in configs/$CONFIG_EXP/eval.yaml" \
       "use subjects $DATASET_NAME has: $(sort <<<"$known" | paste -sd' ' - | cut -c1-300)"
   done
 }
@@ -50,7 +50,7 @@ check_subjects() {
 build_heldout_rows() {
   [[ -n "$HELDOUT_ROWS" ]] || return 0
   [[ -f "$RUN_DIR/val_dataset.jsonl" ]] || die "$BENCH: the training's held-out split $(display_path "$RUN_DIR/val_dataset.jsonl") is not there" \
-    "run 'make train EXP=$EXP' first (it needs split_dataset_ratio > 0 in configs/$EXP/sft.yaml)"
+    "run 'make train EXP=$EXP' first (it needs split_dataset_ratio > 0 in configs/$CONFIG_EXP/sft.yaml)"
   build_heldout_cmd
   run_cmd || die "$BENCH: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
   build_eval_cmd "$BENCH"
@@ -66,20 +66,6 @@ fetch_set() {
   run_cmd || die "$BENCH: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
   build_eval_cmd "$BENCH"
   read_local_counts
-}
-
-# The server's session length: deploy.yaml's lmdeploy_session_len (lmdeploy, on GPUs) or
-# max_length, else the served model's max_position_embeddings; empty when unknown.
-read_session_limit() {
-  local -A deploy=()
-  load_config "$EXP_DIR/deploy.yaml" deploy
-  SESSION_LIMIT="${deploy[max_length]:-}"
-  if [[ "$GPU" != cpu && -n "${deploy[lmdeploy_session_len]:-}" ]]; then SESSION_LIMIT="${deploy[lmdeploy_session_len]}"; fi
-  if [[ -z "$SESSION_LIMIT" && -f "$SERVED_MODEL/config.json" ]]; then
-    SESSION_LIMIT="$(jq -r '.max_position_embeddings // empty' "$SERVED_MODEL/config.json")"
-  fi
-  SESSION_SYSTEM="${deploy[system]:-}"
-  if [[ -n "$SESSION_SYSTEM" && "$SESSION_SYSTEM" == *.txt ]]; then SESSION_SYSTEM="$(abs_path "$SESSION_SYSTEM")"; else SESSION_SYSTEM=""; fi
 }
 
 # Stops before the first question when the benchmark's longest prompt plus max_tokens
@@ -259,7 +245,7 @@ main() {
   if [[ "$1" == --group ]]; then
     (($# == 2)) || usage
     select_group "$2"
-    if ((${#SELECTED[@]} == 0)); then log "configs/$EXP/eval.yaml has no benchmark in group $2: nothing to do"; return 0; fi
+    if ((${#SELECTED[@]} == 0)); then log "configs/$CONFIG_EXP/eval.yaml has no benchmark in group $2: nothing to do"; return 0; fi
   else
     select_benchmarks "$@"
   fi

@@ -69,13 +69,13 @@ check_machine_keys() {
 # (make variants): a hand edit, or a base changed since, would run something its
 # variant.yaml does not say.
 check_variant_files() {
-  is_variant "$EXP" || return 0
+  is_variant "$CONFIG_EXP" || return 0
   local line problems
-  problems="$(variant_py generate --check "$EXP" 2>&1)" && return 0
+  problems="$(variant_py generate --check "$CONFIG_EXP" 2>&1)" && return 0
   while IFS= read -r line; do
     [[ "$line" == "[variants] error: "* ]] || continue
     fail "${line#"[variants] error: "}" \
-      "edit configs/$EXP/variant.yaml (never the generated files), then run make variants and commit both"
+      "edit configs/$CONFIG_EXP/variant.yaml (never the generated files), then run make variants and commit both"
   done <<<"$problems"
 }
 

@@ -28,6 +28,8 @@ report_inputs() {
 
 main() {
   SKIP_GPU_CHECK=1 load_env
+  # A pilot's report is the full run projected from it (scripts/pilot-report.sh).
+  if is_pilot; then exec "$REPO_ROOT/scripts/pilot-report.sh"; fi
   begin_step
   if ! is_dry_run; then
     report_inputs

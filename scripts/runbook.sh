@@ -47,7 +47,7 @@ EOF
   if [[ -n "${SERVE_API_KEY:-}" ]]; then printf '# Export first: SERVE_API_KEY (the key clients of the server must send)\n'; fi
   cat <<EOF
 set -euo pipefail
-[[ -f Makefile && -f configs/$EXP/sft.yaml ]] || { echo "runbook: run this from the repository root" >&2; exit 1; }
+[[ -f Makefile && -f configs/$CONFIG_EXP/sft.yaml ]] || { echo "runbook: run this from the repository root" >&2; exit 1; }
 EOF
   if [[ "$SWANLAB_MODE" == cloud ]]; then printf ': "${SWANLAB_TOKEN:?export SWANLAB_TOKEN first}"\n'; fi
   if [[ -n "${SERVE_API_KEY:-}" ]]; then printf ': "${SERVE_API_KEY:?export SERVE_API_KEY first}"\n'; fi
@@ -113,7 +113,7 @@ print_environment() {
 
 print_prerequisites() {
   [[ -n "${PREREQ_CMD:-}" ]] || return 0
-  open_step prerequisites "prerequisites of $EXP (configs/$EXP/experiment.mk)"
+  open_step prerequisites "prerequisites of $EXP (configs/$CONFIG_EXP/experiment.mk)"
   # shellcheck disable=SC2086 # PREREQ_CMD is a command line from the Makefile
   DRY_RUN=1 $PREREQ_CMD 2>/dev/null
   close_step
@@ -127,7 +127,7 @@ print_preflight() {
 
 print_train() {
   open_step train "train"
-  print_config_as_comments "configs/$EXP/sft.yaml"
+  print_config_as_comments "configs/$CONFIG_EXP/sft.yaml"
   print_move_aside "$RUN_DIR"
   SWANLAB_RUN_ID_FILE="" build_train_cmd
   print_cmd
@@ -136,7 +136,7 @@ print_train() {
 
 print_export() {
   open_step export "export: merge the LoRA of the last checkpoint"
-  print_config_as_comments "configs/$EXP/export.yaml"
+  print_config_as_comments "configs/$CONFIG_EXP/export.yaml"
   local partial="$EXPORT_DIR.partial"
   printf 'CHECKPOINT="$(ls -d %s/checkpoint-* | sort -V | tail -n 1)"\n' "$(display_path "$RUN_DIR")"
   printf 'rm -rf %s\n' "$(display_path "$partial")"
@@ -150,33 +150,58 @@ print_export() {
   close_step
 }
 
+# A pilot's runbook records its steps' times in .state/<exp>/steps.jsonl, as make does:
+# its report projects the full run from them (scripts/pilot-report.sh).
+print_pilot_events_header() {
+  is_pilot || return 0
+  cat <<EOF
+
+# lab_event STEP EVENT [DETAIL]: the pilot's step times, where make records them (its report reads them).
+lab_event() {
+  mkdir -p $(display_path "$STATE_DIR/$EXP")
+  jq -nc --arg time "\$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg step "\$1" --arg event "\$2" --arg detail "\${3:-}" \\
+    '{time: \$time, step: \$step, event: \$event} + (if \$detail == "" then {} else {detail: \$detail} end)' \\
+    >>$(display_path "$STATE_DIR/$EXP/steps.jsonl")
+}
+EOF
+}
+print_event() { if is_pilot; then printf 'lab_event %s %s%s\n' "$1" "$2" "${3:+ '$3'}"; fi; }
+
 # print_serve_and_evaluate [--base] STEP: serve, wait, health, every benchmark, stop.
 print_serve_and_evaluate() {
   resolve_served_model "${1:-}"
   open_step "${2:-serve}" "serve $SERVED_NAME, check it, evaluate it, stop it"
-  print_config_as_comments "configs/$EXP/deploy.yaml"
+  print_config_as_comments "configs/$CONFIG_EXP/deploy.yaml"
   build_deploy_cmd
   printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
   printf 'API=%s\n' "$(api_base)"
+  print_event deploy start
   printf 'wait_until_bindable %s\n' "$SERVED_PORT"
   CMD=(setsid "${CMD[@]}")
   print_cmd | sed -e "\$ s|\$| > $(display_path "$SERVER_LOG_FILE") 2>\\&1 \\&|"
   printf 'SERVER_PID=$!\n'
   printf 'wait_for_server %s "$SERVER_PID" %s\n' "$SERVED_NAME" "$(display_path "$SERVER_LOG_FILE")"
+  print_event deploy end "exit 0"
+  print_event health start
   printf 'health %s\n' "$SERVED_NAME"
+  print_event health end "exit 0"
   local mode
   set_evaluation_modes "${1:-}"
+  print_event eval start
   for mode in "${EVALUATION_MODES[@]}"; do print_evaluations "$mode"; done
+  print_event eval end "exit 0"
   printf 'stop_server\n'
   close_step
 }
 
 # print_evaluations MODE: every benchmark of $SERVED_NAME in that answer mode ("": eval.yaml's),
-# then their checked results to SwanLab.
+# then their checked results to SwanLab. A pilot's runbook records each one's seconds.
 print_evaluations() {
-  local bench results=()
+  local bench results=() seconds=""
   MODE_OVERRIDE="$1"
   if [[ -n "$MODE_OVERRIDE" ]]; then printf '# %s in answer mode %s as well (eval.yaml: base_extra_modes)\n' "$SERVED_NAME" "$MODE_OVERRIDE"; fi
+  # shellcheck disable=SC2016 # printed for the shell that runs the printed script
+  if is_pilot; then seconds="$(shell_expr '"$((SECONDS - eval_started))"')"; fi
   for bench in "${BENCHMARKS[@]}"; do
     read_bench "$bench"
     build_eval_cmd "$bench"
@@ -199,15 +224,24 @@ print_evaluations() {
       print_cmd
       build_eval_cmd "$bench"
     fi
+    if [[ -n "$seconds" ]]; then printf 'eval_started=$SECONDS\n'; fi
     print_cmd
     expected_question_count
-    build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE"
+    build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE" "" "$seconds"
     print_cmd
     results+=("$WORK_DIR/$EVAL_DONE_FILE")
   done
   printf '# the checked results of %s to SwanLab, one run\n' "$(result_name)"
   build_eval_log_cmd "${results[@]}"
   print_cmd
+}
+
+# A pilot's report: the full run projected from it.
+print_pilot_report() {
+  open_step report "report: report/$EXP.md, the full run of $PILOT_OF projected from this pilot"
+  build_pilot_report_cmd
+  print_cmd
+  close_step
 }
 
 print_report() {
@@ -230,14 +264,19 @@ main() {
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   load_eval_config
   print_header
+  print_pilot_events_header
   print_environment
   print_prerequisites
   print_preflight
   print_train
   print_export
   print_serve_and_evaluate "" serve
-  print_serve_and_evaluate --base serve_base
-  print_report
+  if is_pilot; then
+    print_pilot_report
+  else
+    print_serve_and_evaluate --base serve_base
+    print_report
+  fi
   cat <<EOF
 
 # ---------------------------------------------------------------- run the steps in order
@@ -247,7 +286,7 @@ first="\${1:-\${STEPS[0]}}"
 started=0
 for step in "\${STEPS[@]}"; do
   [[ "\$step" == "\$first" ]] && started=1
-  if ((started)); then "step_\$step"; fi
+  if ((started)); then $(if is_pilot; then printf '%s' 'lab_event "$step" start; '; fi)"step_\$step"$(if is_pilot; then printf '%s' '; lab_event "$step" end "exit 0"'; fi); fi
 done
 echo "runbook: done: report/$EXP.md" >&2
 EOF

@@ -83,7 +83,7 @@ EOF
   fi
   cat <<EOF
 set -euo pipefail
-[[ -f Makefile && -f configs/$EXP/sft.yaml ]] || { echo "sbatch: submit this from the repository root" >&2; exit 1; }
+[[ -f Makefile && -f configs/$CONFIG_EXP/sft.yaml ]] || { echo "sbatch: submit this from the repository root" >&2; exit 1; }
 : "\${SLURM_JOB_NODELIST:?run this through sbatch}"
 EOF
 }
@@ -123,10 +123,16 @@ print_steps() {
   if [[ "$GPU" != cpu ]]; then CMD+=("--gres=gpu:$NPROC"); fi
   CMD+=(--export=ALL --kill-on-bad-exit=1 --wait=60 bash -c "$task")
   print_cmd
-  printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the report; no server left behind.\n'
-  printf "trap 'make stop' EXIT\n"
   reset_cmd
   CMD=(make all eval-base report)
+  # A pilot (make sbatch PILOT=1) has no base-model evaluation; its report is the projection.
+  if is_pilot; then
+    CMD=(make all)
+    printf '\n# The rest on this node: export, serving, evaluations, the projection of the full run; no server left behind.\n'
+  else
+    printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the report; no server left behind.\n'
+  fi
+  printf "trap 'make stop' EXIT\n"
   print_cmd
 }
 

@@ -132,6 +132,9 @@ run_bats tests/smoke/multinode.bats
 log "variants (real smoke: smoke-experts trains the experts; smoke-r4's pipeline, then make compare with smoke)"
 run_bats tests/smoke/variants.bats
 
+log "the pilot (real smoke: make pilot EXP=smoke, its projection, the smoke run left as it was)"
+run_bats tests/smoke/pilot.bats
+
 log "stubbed suites of the main lane: ${MAIN_LANE_SUITES[*]}"
 run_bats "${MAIN_LANE_SUITES[@]}"
 

@@ -89,3 +89,9 @@ def test_stored_spec_is_reused_with_the_current_out_dir_and_a_fresh_file_is_not_
     monkeypatch.setattr(sys, "stdin", io.StringIO(spec))
     assert fp.store_spec(str(cache), str(root), "train") == 0
     assert not cache.exists()
+
+
+def test_an_argument_that_cannot_be_a_path_is_no_error(root):
+    long_json = '{"general_mcq":{"subset_list":[' + ",".join(['"' + "x" * 60 + '"'] * 20) + '],"local_path":"/a/b"}}'
+    spec = SPEC.format(root=root) + f"arg\t{long_json}\narg\tnul\x00/byte\n"
+    assert key(root, spec) == key(root, spec)

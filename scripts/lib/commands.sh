@@ -27,8 +27,8 @@ check_deepspeed_setting() {
   load_sft_config
   local configured="${SFT_CONFIG[deepspeed]:-}"
   [[ -z "$configured" || "$configured" == "$DEEPSPEED" ]] && return 0
-  die "DEEPSPEED=$DEEPSPEED (env file $(repo_relative "$ENV_FILE") or the make command line) contradicts 'deepspeed: $configured' in configs/$EXP/sft.yaml" \
-    "the config is the truth: remove DEEPSPEED, or change 'deepspeed' in configs/$EXP/sft.yaml"
+  die "DEEPSPEED=$DEEPSPEED (env file $(repo_relative "$ENV_FILE") or the make command line) contradicts 'deepspeed: $configured' in configs/$CONFIG_EXP/sft.yaml" \
+    "the config is the truth: remove DEEPSPEED, or change 'deepspeed' in configs/$CONFIG_EXP/sft.yaml"
 }
 
 # The experiment's local SwanLab runs, training and evaluations alike: what
@@ -60,6 +60,11 @@ build_train_cmd() {
   if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
   if [[ -n "${DEEPSPEED:-}" && -z "${SFT_CONFIG[deepspeed]:-}" ]]; then CMD+=(--deepspeed "$DEEPSPEED"); fi
   if [[ "$GPU" == cpu ]]; then CMD+=(--use_cpu true); fi
+  # A pilot (make pilot): a few dozen steps, each logged, for the measurements.
+  if is_pilot; then
+    load_pilot_config
+    CMD+=(--max_steps "${PILOT_CONFIG[max_steps]}" --logging_steps 1)
+  fi
 }
 
 # build_export_cmd CHECKPOINT OUTPUT_DIR: `swift export` merging CHECKPOINT's LoRA.
@@ -141,4 +146,12 @@ add_experiment_args() {
       --steps "$STATE_DIR/$EXP/steps.jsonl" --config "$EXP_DIR/sft.yaml" --eval-config "$EXP_DIR/eval.yaml"
       --manifest "$REPORT_DIR/$EXP.manifest.json" --report-md "$REPORT_DIR/$EXP.md")
   done
+}
+
+# build_pilot_report_cmd: report/<exp>-pilot.md, the full run projected from a pilot's
+# measurements (scripts/pilot-report.sh gathers the settings, scripts/py/pilot.py computes).
+build_pilot_report_cmd() {
+  reset_cmd
+  CMD_ENV=("EXP=$EXP" "ENV_FILE=$ENV_FILE" "GPU=$GPU")
+  CMD=("$REPO_ROOT/scripts/pilot-report.sh")
 }

@@ -24,12 +24,17 @@ experiment_names() { # every experiment, sorted, on one line
   find "$REPO_ROOT/configs" -mindepth 2 -maxdepth 2 -name sft.yaml -printf '%h\n' | xargs -n1 basename | sort | paste -sd' ' -
 }
 
-# check_experiment NAME: stops unless NAME is an experiment (a plain name with configs/NAME/sft.yaml).
+# check_experiment NAME: stops unless NAME is an experiment (a plain name with configs/NAME/sft.yaml)
+# or the pilot of one (is_pilot_name).
 check_experiment() {
   is_experiment_name "$1" || die "EXP='$1' is not a valid experiment name" "use the name of a folder in configs/: letters, digits, '.', '_' or '-', not starting with '.'"
-  [[ -f "$REPO_ROOT/configs/$1/sft.yaml" ]] || die "experiment '$1' has no config (configs/$1/sft.yaml)" \
+  [[ -f "$REPO_ROOT/configs/$1/sft.yaml" ]] || is_pilot_name "$1" || die "experiment '$1' has no config (configs/$1/sft.yaml)" \
     "pick one of: $(experiment_names)"
 }
+
+# is_pilot_name NAME: NAME is <exp>-pilot, the pilot of experiment <exp> (make pilot; lib/env.sh
+# resolve_pilot), and not an experiment of its own.
+is_pilot_name() { [[ "$1" == *-pilot && ! -f "$REPO_ROOT/configs/$1/sft.yaml" && -f "$REPO_ROOT/configs/${1%-pilot}/sft.yaml" ]]; }
 
 # check_exps NAME...: the experiments of EXPS (make sweep, make compare), each a valid name
 # with a config, each named once.
@@ -200,4 +205,33 @@ load_sft_config() {
 sft_setting() {
   load_sft_config
   printf '%s' "${SFT_CONFIG[$1]:-}"
+}
+
+# The scale of a pilot (make pilot, lib/env.sh's resolve_pilot): the `pilot:` section of
+# the experiment's eval.yaml over these defaults. max_steps: training steps (each logged);
+# limit: questions per subject of every benchmark (at most its own limit); rows: held-out
+# conversations (at most its own rows); perf_number: requests of a perf benchmark's one
+# level, its highest concurrency (at least that many); benchmarks: the ones it measures
+# (default: every one; lib/eval_config.sh checks them), the others are projected from those.
+PILOT_KEYS=(max_steps limit rows perf_number benchmarks)
+declare -A PILOT_DEFAULTS=([max_steps]=30 [limit]=5 [rows]=20 [perf_number]=16 [benchmarks]="")
+declare -A PILOT_CONFIG=()
+load_pilot_config() {
+  [[ -z "${PILOT_CONFIG_LOADED:-}" ]] || return 0
+  local -A eval_settings=()
+  local key value where="configs/$CONFIG_EXP/eval.yaml, section pilot"
+  if [[ -f "$EXP_DIR/eval.yaml" ]]; then load_config "$EXP_DIR/eval.yaml" eval_settings; fi
+  [[ -z "${eval_settings[pilot]+x}" ]] || die "$where: 'pilot' is not a section" "write it as a mapping: pilot: {max_steps: 30, limit: 5}"
+  for key in "${!eval_settings[@]}"; do
+    [[ "$key" == pilot.* ]] || continue
+    [[ " ${PILOT_KEYS[*]} " == *" ${key#pilot.} "* ]] || die "$where: unknown key '${key#pilot.}'" "use: ${PILOT_KEYS[*]}"
+  done
+  for key in "${PILOT_KEYS[@]}"; do
+    value="${eval_settings[pilot.$key]:-${PILOT_DEFAULTS[$key]}}"
+    if [[ "$key" != benchmarks && ! "$value" =~ ^[1-9][0-9]*$ ]]; then
+      die "$where: $key '$value' is not a positive number" "e.g. $key: ${PILOT_DEFAULTS[$key]}"
+    fi
+    PILOT_CONFIG[$key]="$value"
+  done
+  PILOT_CONFIG_LOADED=1
 }

@@ -178,6 +178,20 @@ validate_judge() {
   fi
 }
 
+# A pilot (make pilot, PILOT=1) runs an experiment's configs at a small scale under its own
+# name, <exp>-pilot: every folder, stamp, fingerprint, served name and report derives from
+# EXP, so none is the full run's. EXP=<exp>-pilot names the pilot of <exp> unless
+# configs/<exp>-pilot is an experiment of its own (lib/common.sh is_pilot_name). Sets EXP,
+# PILOT_OF (the experiment piloted, empty for a full run) and CONFIG_EXP (whose configs/
+# folder runs).
+resolve_pilot() {
+  if [[ "${PILOT:-0}" == 1 && -f "$REPO_ROOT/configs/$EXP/sft.yaml" ]] && ! is_pilot_name "$EXP"; then EXP="$EXP-pilot"; fi
+  PILOT_OF=""
+  if is_pilot_name "$EXP"; then PILOT_OF="${EXP%-pilot}"; fi
+  CONFIG_EXP="${PILOT_OF:-$EXP}"
+}
+is_pilot() { [[ -n "${PILOT_OF:-}" ]]; }
+
 abs_path() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s/%s' "$REPO_ROOT" "$1"; fi; }
 
 load_env() {
@@ -187,7 +201,8 @@ load_env() {
 
   EXP="${EXP:-$DEFAULT_EXP}"
   check_experiment "$EXP"
-  EXP_DIR="$REPO_ROOT/configs/$EXP"
+  resolve_pilot
+  EXP_DIR="$REPO_ROOT/configs/$CONFIG_EXP"
 
   validate_gpu
   # make env only picks a profile, so it may run before the driver is set up.

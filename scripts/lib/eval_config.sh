@@ -27,19 +27,39 @@ bench_setting() {
 
 load_eval_config() {
   EVAL_CONFIG="$EXP_DIR/eval.yaml"
-  [[ -f "$EVAL_CONFIG" ]] || die "experiment '$EXP' has no evaluation config (configs/$EXP/eval.yaml)" \
+  [[ -f "$EVAL_CONFIG" ]] || die "experiment '$EXP' has no evaluation config (configs/$CONFIG_EXP/eval.yaml)" \
     "create it; configs/gpt-oss-20b-sft-v1/eval.yaml documents the format"
   declare -gA EVAL_SETTINGS
   load_config "$EVAL_CONFIG" EVAL_SETTINGS --eval
   mapfile -t BENCHMARKS < <(config_items "${EVAL_SETTINGS[benchmarks]:-}")
-  ((${#BENCHMARKS[@]} > 0)) || die "configs/$EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
+  ((${#BENCHMARKS[@]} > 0)) || die "configs/$CONFIG_EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
+  [[ " ${BENCHMARKS[*]} " != *" pilot "* ]] || die "configs/$CONFIG_EXP/eval.yaml lists 'pilot' as a benchmark; its section is the scale of make pilot" \
+    "name the benchmark otherwise"
   mapfile -t BASE_EXTRA_MODES < <(config_items "${EVAL_SETTINGS[base_extra_modes]:-}")
   local mode
   for mode in "${BASE_EXTRA_MODES[@]}"; do
-    [[ "$mode" != plain && " ${ANSWER_MODES[*]} " == *" $mode "* ]] || die "configs/$EXP/eval.yaml: base_extra_modes has '$mode'" \
+    [[ "$mode" != plain && " ${ANSWER_MODES[*]} " == *" $mode "* ]] || die "configs/$CONFIG_EXP/eval.yaml: base_extra_modes has '$mode'" \
       "list answer modes the base model is evaluated in besides answer_mode: final, reasoning-low, reasoning-medium or reasoning-high"
   done
   MODE_OVERRIDE=""
+  ALL_BENCHMARKS=("${BENCHMARKS[@]}")
+  if is_pilot; then select_pilot_benchmarks; fi
+}
+
+# A pilot measures those of its section's `benchmarks` the experiment has (default: all of
+# them; a variant that evaluates less keeps its base's list), in eval.yaml's order;
+# ALL_BENCHMARKS keeps the full run's, which its report projects.
+select_pilot_benchmarks() {
+  load_pilot_config
+  local bench chosen=() listed
+  [[ -n "${PILOT_CONFIG[benchmarks]}" ]] || return 0
+  listed=" $(config_items "${PILOT_CONFIG[benchmarks]}" | paste -sd' ' -) "
+  for bench in "${ALL_BENCHMARKS[@]}"; do
+    if [[ "$listed" == *" $bench "* ]]; then chosen+=("$bench"); fi
+  done
+  ((${#chosen[@]} > 0)) || die "configs/$CONFIG_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (${ALL_BENCHMARKS[*]})" \
+    "list some of them, or leave benchmarks out to measure all"
+  BENCHMARKS=("${chosen[@]}")
 }
 
 # set_evaluation_modes [--base]: EVALUATION_MODES, the answer modes a model is evaluated
@@ -72,8 +92,8 @@ select_benchmarks() {
         found=1
       fi
     done
-    ((found)) || die "unknown benchmark '$arg' (configs/$EXP/eval.yaml has: ${BENCHMARKS[*]})" \
-      "use one of them or all, or add a section for '$arg' to configs/$EXP/eval.yaml"
+    ((found)) || die "unknown benchmark '$arg' (configs/$CONFIG_EXP/eval.yaml has: ${BENCHMARKS[*]})" \
+      "use one of them or all, or add a section for '$arg' to configs/$CONFIG_EXP/eval.yaml"
   done
 }
 
@@ -92,7 +112,7 @@ select_group() {
 # JUDGE_TEMPLATE (the judge's rubric, or empty), MAX_TOKENS, TEMPERATURE,
 # EVAL_BATCH_SIZE (per serving GPU, or empty), PERF_PARALLEL and PERF_NUMBER (perf).
 read_bench() {
-  local bench="$1" key where="configs/$EXP/eval.yaml, section $1"
+  local bench="$1" key where="configs/$CONFIG_EXP/eval.yaml, section $1"
   BENCH="$bench"
   while read -r key; do
     [[ " ${BENCH_KEYS[*]} " == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
@@ -129,6 +149,9 @@ read_bench() {
   read_bench_source "$where"
   read_bench_judge "$where"
   read_bench_perf "$where"
+  # What the full run asks (a pilot's projection scales its measurements to it).
+  FULL_LIMIT="$LIMIT" FULL_ROWS="$HELDOUT_ROWS" FULL_PERF_PARALLEL=("${PERF_PARALLEL[@]}") FULL_PERF_NUMBER=("${PERF_NUMBER[@]}")
+  if is_pilot; then apply_pilot_scale; fi
   # EvalScope's JSON arguments, made once per benchmark (build_eval_cmd runs per model).
   # A judged benchmark is scored by the judge alone (its rows have no BLEU/ROUGE fallback).
   DATASET_ARGS="$(jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" \
@@ -146,7 +169,7 @@ read_bench_answer_mode() {
   local where="$1"
   CONFIGURED_ANSWER_MODE="$(bench_setting "$BENCH" answer_mode)"
   [[ -n "$CONFIGURED_ANSWER_MODE" ]] || die "$where: no answer_mode" \
-    "add 'answer_mode: final' to the defaults of configs/$EXP/eval.yaml (or reasoning-medium, or plain for a model without gpt-oss channels)"
+    "add 'answer_mode: final' to the defaults of configs/$CONFIG_EXP/eval.yaml (or reasoning-medium, or plain for a model without gpt-oss channels)"
   [[ " ${ANSWER_MODES[*]} " == *" $CONFIGURED_ANSWER_MODE "* ]] ||
     die "$where: answer_mode '$CONFIGURED_ANSWER_MODE' is not known" "use one of: ${ANSWER_MODES[*]}"
 }
@@ -260,6 +283,23 @@ read_bench_perf() {
   [[ -n "$HELDOUT_ROWS" ]] || die "$where: a perf benchmark needs source: heldout" "its prompts are the held-out conversations"
 }
 
+# A pilot asks a few questions of every benchmark (common.sh's load_pilot_config): at most
+# `limit` per subject, at most `rows` held-out conversations, and of a perf benchmark one
+# level, its highest concurrency, with `perf_number` requests (at least one per slot).
+apply_pilot_scale() {
+  load_pilot_config
+  local limit="${PILOT_CONFIG[limit]}" rows="${PILOT_CONFIG[rows]}" number="${PILOT_CONFIG[perf_number]}" top=0 level
+  if [[ -n "$HELDOUT_ROWS" ]]; then
+    ((HELDOUT_ROWS <= rows)) || HELDOUT_ROWS="$rows"
+  elif [[ -z "$LIMIT" ]] || ((LIMIT > limit)); then
+    LIMIT="$limit"
+  fi
+  [[ "$KIND" == perf ]] || return 0
+  for level in "${PERF_PARALLEL[@]}"; do ((level <= top)) || top="$level"; done
+  PERF_PARALLEL=("$top")
+  PERF_NUMBER=("$((number > top ? number : top))")
+}
+
 # expected_question_count: sets EXPECTED_NUM, the questions a run of the benchmark
 # read by read_bench must score, when its local copy tells (empty otherwise).
 expected_question_count() {
@@ -350,6 +390,24 @@ build_perf_cmd() {
   if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then CMD+=(--extra-args "{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"); fi
 }
 
+# The server's session length (SESSION_LIMIT): deploy.yaml's lmdeploy_session_len (lmdeploy,
+# on GPUs) or max_length, else the served model's max_position_embeddings; empty when
+# unknown. SESSION_KEY names where it comes from; SESSION_SYSTEM is the served system prompt
+# file (or empty). Call resolve_served_model first.
+read_session_limit() {
+  local -A deploy=()
+  load_config "$EXP_DIR/deploy.yaml" deploy
+  SESSION_LIMIT="${deploy[max_length]:-}" SESSION_KEY=max_length
+  if [[ "$GPU" != cpu && -n "${deploy[lmdeploy_session_len]:-}" ]]; then
+    SESSION_LIMIT="${deploy[lmdeploy_session_len]}" SESSION_KEY=lmdeploy_session_len
+  fi
+  if [[ -z "$SESSION_LIMIT" && -f "$SERVED_MODEL/config.json" ]]; then
+    SESSION_LIMIT="$(jq -r '.max_position_embeddings // empty' "$SERVED_MODEL/config.json")" SESSION_KEY=max_position_embeddings
+  fi
+  SESSION_SYSTEM="${deploy[system]:-}"
+  if [[ -n "$SESSION_SYSTEM" && "$SESSION_SYSTEM" == *.txt ]]; then SESSION_SYSTEM="$(abs_path "$SESSION_SYSTEM")"; else SESSION_SYSTEM=""; fi
+}
+
 # describe_bench: a comment line saying what the benchmark read last asks of $SERVED_NAME.
 describe_bench() {
   if [[ "$KIND" == perf ]]; then
@@ -374,7 +432,7 @@ report_file() {
 build_eval_result_cmd() {
   reset_cmd
   CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file)" --benchmark "$BENCH"
-    --model "$SERVED_NAME" --config "configs/$EXP/eval.yaml" --out "$1")
+    --model "$SERVED_NAME" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
   if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
   if [[ -n "$AGGREGATE" ]]; then CMD+=(--aggregate "$AGGREGATE"); fi

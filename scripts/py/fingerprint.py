@@ -395,9 +395,16 @@ def spec_key(root: Path, groups: str, spec_text: str) -> tuple[str, int]:
         key, _, value = line.partition("\t")
         if key in ("out_dir",) or "/" not in value or "\n" in value or len(value) > 4096:
             continue
-        candidate = Path(value) if value.startswith("/") else root / value
-        digest.update(f"exists {value} {candidate.exists()}\n".encode())
+        digest.update(f"exists {value} {path_exists(value, root)}\n".encode())
     return digest.hexdigest(), newest
+
+
+def path_exists(value: str, root: Path) -> bool:
+    """Whether a spec value names a path that exists (an argument that is no path cannot)."""
+    try:
+        return (Path(value) if value.startswith("/") else root / value).exists()
+    except (OSError, ValueError):  # too long a name, a NUL byte: no path
+        return False
 
 
 def without_out_dir(spec_text: str) -> str:

@@ -29,7 +29,7 @@ and the base's experiment.mk is included, not copied.
 
 KEY OPTIONS (scripts/variants.sh passes them from scripts/lib/config_keys.sh and
 lib/eval_config.sh, so the rules live in one place): --machine-keys CMD=KEY:SETTING...
-(repeated), --requirement-keys, --bench-keys. A key that `swift <cmd>` does not accept
+(repeated), --requirement-keys, --bench-keys, --pilot-keys (eval.yaml's pilot section). A key that `swift <cmd>` does not accept
 (env/swift-<cmd>-args.txt) or that is a machine setting is an error naming it.
 
 Exit status: 0 done; 1 an error (printed as `error:` and `fix:` lines); with --check, 1
@@ -135,7 +135,8 @@ class Rules:
     """What a variant may override: flags of swift <cmd>, no machine setting, the
     requirements' keys, eval.yaml's sections."""
 
-    def __init__(self, root: Path, machine_keys: list[str], requirement_keys: str, bench_keys: str):
+    def __init__(self, root: Path, machine_keys: list[str], requirement_keys: str, bench_keys: str,
+                 pilot_keys: str = ""):
         self.root = root
         self.machine = {}
         for item in machine_keys:
@@ -143,6 +144,7 @@ class Rules:
             self.machine[command] = dict(pair.split(":", 1) for pair in pairs.split())
         self.requirement_keys = requirement_keys.split()
         self.bench_keys = bench_keys.split()
+        self.pilot_keys = pilot_keys.split()
         self._flags: dict[str, set] = {}
 
     def flags(self, command: str) -> set:
@@ -182,10 +184,11 @@ class Rules:
             if not isinstance(value, dict):
                 raise VariantError(f"{where}: eval.yaml's '{key}' is a section of settings (a mapping)",
                                    "give the whole section, e.g. eval: {defaults: {limit: 50, max_tokens: 1024, temperature: 0}}")
-            unknown = [k for k in value if k not in self.bench_keys]
+            allowed = self.pilot_keys if key == "pilot" else self.bench_keys
+            unknown = [k for k in value if k not in allowed]
             if unknown:
                 raise VariantError(f"{where}: eval section '{key}' has the unknown key '{unknown[0]}'",
-                                   f"use: {' '.join(self.bench_keys)}")
+                                   f"use: {' '.join(allowed)}")
 
 
 # ---------------------------------------------------------------- experiments
@@ -650,6 +653,7 @@ def main(argv=None) -> int:
     parser.add_argument("--machine-keys", action="append", default=[], help="CMD=KEY:SETTING KEY:SETTING ...")
     parser.add_argument("--requirement-keys", default="")
     parser.add_argument("--bench-keys", default="")
+    parser.add_argument("--pilot-keys", default="")
     commands = parser.add_subparsers(dest="command", required=True)
     generate = commands.add_parser("generate")
     generate.add_argument("--check", action="store_true")
@@ -666,7 +670,7 @@ def main(argv=None) -> int:
     grid.add_argument("--why", default="")
     args = parser.parse_args(argv)
     root = Path(args.repo_root)
-    rules = Rules(root, args.machine_keys, args.requirement_keys, args.bench_keys)
+    rules = Rules(root, args.machine_keys, args.requirement_keys, args.bench_keys, args.pilot_keys)
     try:
         if args.command == "generate":
             return cmd_generate(root, rules, args.names, args.check)
