@@ -213,7 +213,7 @@ pilot: ## A small-scale run of the experiment, then report/<exp>-pilot.md: the f
 	status=0; $(MAKE) experiment PILOT=1 || status=$$?; \
 	$(MAKE) stop PILOT=1; exit $$status
 
-# Variants and comparisons (README): a variant is configs/<name>/variant.yaml plus the
+# Variants and comparisons (docs/variants.md): a variant is configs/<name>/variant.yaml plus the
 # native configs generated from its base's; a sweep runs experiments one after another.
 new-exp: ## A variant of an experiment: make new-exp FROM=<exp> NAME=<name> SET="lora_rank=32 lora_alpha=128" [CONFIG=sft] [WHY=...]
 	scripts/variants.sh new

@@ -3,7 +3,7 @@
 # over the experiment's local runs (training and evaluations, $RESULTS_DIR/swanlog),
 # on 127.0.0.1 only, offline: the page loads only its own assets. Runs in the
 # foreground: Ctrl-C stops it. DASHBOARD_PORT=5092 (SwanLab's default) picks the port.
-# Upload the runs later with `swanlab sync` (README, "SwanLab offline").
+# Upload the runs later with `swanlab sync` (docs/troubleshooting.md, "SwanLab offline").
 set -euo pipefail
 export STEP_NAME=dashboard
 # shellcheck source=lib/common.sh

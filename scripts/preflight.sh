@@ -341,7 +341,7 @@ check_deepspeed() {
   [[ -n "$setting" && -x "$python" ]] || return 0 # check_venvs reports a missing venv
   if ! out="$("$python" -c 'import deepspeed' 2>&1)"; then
     fail "DeepSpeed ($setting) is asked for, but 'import deepspeed' fails in $(repo_relative "$VENV_DIR"): $(tail -n 1 <<<"$out")" \
-      "run make env with a GPU profile (env/requirements-gpu.lock pins deepspeed); the README's DeepSpeed section says what a node needs"
+      "run make env with a GPU profile (env/requirements-gpu.lock pins deepspeed); the docs/scale-out.md says what a node needs"
   fi
 }
 

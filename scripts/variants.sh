@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Variants of an experiment (README, "Variants and comparisons"): configs/<name>/variant.yaml
+# Variants of an experiment (docs/variants.md): configs/<name>/variant.yaml
 # states what differs from its base; the native configs beside it are generated from the
 # base's and kept in git, so each variant runs without this repo's scripts too.
 #   make new-exp FROM=<exp> NAME=<name> SET="k=v k=v" [CONFIG=sft] [WHY="..."]   one variant

@@ -65,7 +65,7 @@ def check_swanlab(failures: Failures) -> None:
 
     key = os.environ.get("SWANLAB_API_KEY", "")
     host = swanlab_api_host()
-    sync_fix = ("set SWANLAB_MODE=local and upload the run later with `swanlab sync` (README: SwanLab offline), "
+    sync_fix = ("set SWANLAB_MODE=local and upload the run later with `swanlab sync` (docs/troubleshooting.md: SwanLab offline), "
                 "or check the network and SWANLAB_API_HOST")
     try:
         # The request swanlab.login makes (sdk/internal/pkg/client/bootstrap.py), but once,
