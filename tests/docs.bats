@@ -9,7 +9,8 @@ setup() { load_assertions; cd "$SRC_ROOT" || return 1; use_project_python; }
 
 # The keys of the env-file table in docs/reference.md (its first column), one a line.
 documented_keys() {
-  sed -n '/^## The env file/,/^## /p' docs/reference.md | grep '^| `' | cut -d'|' -f2 | grep -o '`[A-Z_]*`' | tr -d '`' | sort -u
+  # shellcheck disable=SC2016 # backticks of Markdown, not a command
+  sed -n '/^## The env file/,/^## /p' docs/reference.md | grep '^| `' | cut -d'|' -f2 | grep -oE '`[A-Z_]+`' | tr -d '`' | sort -u
 }
 
 @test "docs/reference.md documents exactly the env keys of env/example.env and load_env" {
@@ -28,9 +29,9 @@ documented_keys() {
   assert_line "make test    # shellcheck, bats, pytest, then the real smoke pipeline with output checks"
   assert_line --partial "make all GPU=6"
   local link
-  for link in $(grep -o '](docs/[^)]*)' README.md | sed 's/^](//; s/)$//'); do
+  while read -r link; do
     [[ -f "$link" ]] || { echo "README links to a missing $link" >&2; false; }
-  done
+  done < <(grep -o '](docs/[^)]*)' README.md | sed 's/^](//; s/)$//')
   run "$LAB_PYTHON" tests/md_check.py README.md docs/*.md
   assert_success
 }
