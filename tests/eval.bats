@@ -573,7 +573,7 @@ YAML
   assert_equal "$(jq -r .score "$RESULTS/gpt-oss-20b-sft-v1/arc-psy/lab-eval.json")" 0.5
   run scripts/report.sh
   assert_success
-  run grep -F '| ARC 测试基准 | 未运行（make eval-base） | 50.00% | — |' "report/$DEFAULT_EXP.md"
+  run grep -F '| ARC 测试基准 | — | 未运行（make eval-base） | 50.00% | — | — |' "report/$DEFAULT_EXP.md"
   assert_success
   # shellcheck disable=SC2016 # backquotes of the Markdown table, not a command
   run grep -F '| ARC 测试基准 | `arc` | accuracy | CC BY-SA 4.0 | https://huggingface.co/datasets/allenai/ai2_arc |' "report/$DEFAULT_EXP.md"
