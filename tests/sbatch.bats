@@ -157,8 +157,9 @@ prepare_cluster_checkout() {
   run stub_call swift 5
   assert_line --partial "--served_model_name $DEFAULT_EXP-base"
   assert_equal "$(stub_calls swift)" 5
-  # Per model: 7 multiple-choice benchmarks, the held-out dialogs, perf (no judge configured).
-  assert_equal "$(stub_calls evalscope)" 18
+  # Per model: 11 multiple-choice benchmarks (GSM8K, SafetyBench, CPsyExam among them), the
+  # held-out dialogs, perf (no judge configured).
+  assert_equal "$(stub_calls evalscope)" 26
   assert_equal "$(stub_arg evalscope 1 --eval-batch-size)" 32
   # make all evaluates each model in one step (make evals, eval-base): one SwanLab process each.
   assert_equal "$(grep -c '^arg: .*/log_eval_swanlab\.py$' "$STUB_LOG")" 2
