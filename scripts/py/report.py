@@ -46,9 +46,10 @@ BASE_TARGET = "make eval-base"
 UNFILLED_MARKERS = ("[待补充]", "[待评测]", "[待对比]", "[待分析]")
 # The measures tested base vs fine-tuned on the per-question scores, per report section, and
 # those of the summary's headline table (perf: output tok/s at the highest concurrency).
-CHOICE_SECTIONS = ("knowledge", "psych")  # multiple choice: each question right or wrong
+CHOICE_SECTIONS = ("knowledge", "psych", "general", "safety")  # each question right or wrong (GSM8K, SafetyBench too)
 DIALOG_METRICS = ("bleu-1", "bleu-4", "rouge-1-f1", "rouge-l-f1", "rouge-l-recall")
-PAIRED_MEASURES = {"knowledge": ("score",), "psych": ("score",), "judge": ("score",), "dialog": DIALOG_METRICS}
+PAIRED_MEASURES = {"knowledge": ("score",), "psych": ("score",), "general": ("score",), "safety": ("score",),
+                   "judge": ("score",), "dialog": DIALOG_METRICS}
 HEADLINE_MEASURES = {"knowledge": ("score",), "psych": ("score",), "judge": ("score",),
                      "dialog": ("rouge-l-f1", "bleu-4"), "perf": ("perf",)}
 SECRET_FLAGS = re.compile(r"(--(?:swanlab_token|api_key|hub_token|token)[ =])(?!\"?\$)(\S+)")
@@ -284,7 +285,8 @@ def benchmark_labels(eval_config: Path | None) -> dict:
 def category_row(entry: dict, category: str, sides: list[str]) -> dict:
     """A category of a benchmark's report as a row of its own: each side's result with the
     category's score and count (not run, or no such category: the benchmark's state)."""
-    row = {**entry, "key": f"{entry['key']}:{category}", "category_rows": {}, "subjects": []}
+    # Its paired test would need each question's category: none rather than the whole benchmark's.
+    row = {**entry, "key": f"{entry['key']}:{category}", "category_rows": {}, "subjects": [], "stats": {}}
     for side in sides:
         result = entry[side]
         found = next((c for c in result.get("categories") or [] if c.get("name") == category), None)

@@ -229,7 +229,8 @@ EXPECTED_EVALS=(
   # One row per benchmark of eval.yaml (the replies: ROUGE-L F1 and BLEU-4), each with an
   # interval and a verdict computed from the per-question reviews, on all their questions.
   local bench row
-  for bench in "C-Eval 12" "CMMLU 16" "CMMLU 心理学子集 12" "MMLU 心理学 8" "MMLU-Pro 心理学 4"; do
+  for bench in "C-Eval 12" "CMMLU 16" "CMMLU 心理学子集 12" "MMLU 心理学 8" "MMLU-Pro 心理学 4" \
+    "CPsyExam 单项选择（MCQA） 4" "CPsyExam 多项选择（MRQA） 4" "GSM8K 4" "SafetyBench（中文，总体） 6"; do
     row="$(grep -F "| ${bench% *} | 准确率 | ${bench##* } | " <<<"$summary")" || fail "no headline row for $bench"
     [[ "$row" =~ $tested ]] || fail "no interval or test: $row"
   done
