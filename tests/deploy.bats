@@ -60,6 +60,10 @@ teardown() { common_teardown; }
   STUB_CURL_WAIT_SERVED=5 run scripts/deploy.sh
   assert_success
   assert_line --partial "[deploy] serving $DEFAULT_EXP at http://127.0.0.1:$port/v1 (pid "
+  # The stub's record of its call may reach the log a moment after deploy saw it serving
+  # (a busy machine: make test's two lanes); wait for it rather than race it.
+  local waited
+  for ((waited = 0; waited < 100; waited++)); do ((${#STUB_LOG} > 0)) && grep -qx '== swift' "$STUB_LOG" && break; sleep 0.1; done
   run stub_call swift
   assert_line "path: $REPO/.venv-lmdeploy/bin/swift"
   assert_line "argv: deploy $REPO/$CFG/deploy.yaml --model $EXPORT_DIR --served_model_name $DEFAULT_EXP --host 127.0.0.1 --port $port"
