@@ -1,0 +1,44 @@
+"""File IO every program shares: writes that are whole or absent, and content hashes."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: Path | str, data: bytes | str) -> None:
+    """Writes PATH whole or not at all: a temp file beside it, then a rename. The temp
+    file is removed whatever fails (a full disk, an interrupt)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json_atomic(path: Path | str, value, indent: int | None = 2) -> None:
+    """VALUE as UTF-8 JSON (Chinese kept readable), written atomically, with a final newline."""
+    write_atomic(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
