@@ -23,6 +23,16 @@ export EXP
 PILOT_OF := $(if $(call is_pilot_name,$(EXP)),$(patsubst %-pilot,%,$(EXP)))
 CONFIG_DIR := configs/$(or $(PILOT_OF),$(EXP))
 STATE := .state/$(EXP)
+# The steps, their order and what each builds on: scripts/pipeline.mk, the one declaration
+# (the scripts read it too). A step's stamp, and its prerequisites as declared there: the
+# stamps of the steps it needs, the experiment's configs it reads, the suite.
+include scripts/pipeline.mk
+step_stamp = $(STATE)/$(1).done
+step_prereqs = $(foreach need,$(needs.$(1)),$(call step_stamp,$(need))) $(addprefix $(CONFIG_DIR)/,$(configs.$(1))) \
+	$(if $(suite.$(1)),$(BENCH_SUITE))
+# The stamps of STEPS in pipeline order; a dry run shows serving once, before the first evaluation.
+pipeline_stamps = $(foreach step,$(filter $(1),$(PIPELINE)),$(if $(and $(filter 1,$(DRY_RUN)),$(filter evals,$(step))),serve) \
+	$(call step_stamp,$(step)))
 # The evaluation groups: the `group` of each benchmark of the suite configs/benchmarks.yaml,
 # each a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
 # (Read with awk: make parses this before the venv exists.)
@@ -30,7 +40,7 @@ BENCH_SUITE := configs/benchmarks.yaml
 EVAL_GROUPS := $(shell awk '/^  group: / && !seen[$$2]++ {print $$2}' $(BENCH_SUITE))
 EVAL_STAMPS := $(EVAL_GROUPS:%=$(STATE)/eval-%.done)
 # The fine-tuned model's whole evaluation, as one step of `make all` (see its rule).
-EVALS_STAMP := $(STATE)/evals.done
+EVALS_STAMP := $(call step_stamp,evals)
 TRAIN_PREREQS :=
 EVAL_BASE_PREREQS :=
 PREREQ_CMD :=
@@ -89,7 +99,7 @@ ifeq ($(DRY_RUN),1)
 mark_done = true
 # `make all`'s runbook shows deploy and health once, before the evaluations.
 ensure_served = $(if $(filter all experiment experiment-with-base,$(MAKECMDGOALS)),true,scripts/deploy.sh && scripts/health.sh)
-ALL_STAMPS := $(STATE)/train.done $(STATE)/export.done $(EVAL_STAMPS) $(EVALS_STAMP) $(STATE)/eval-base.done
+ALL_STAMPS := $(foreach step,$(filter-out report,$(PIPELINE)),$(call step_stamp,$(step))) $(EVAL_STAMPS)
 .PHONY: $(if $(filter ALL,$(STALE_STAMPS)),$(ALL_STAMPS),$(filter $(ALL_STAMPS),$(STALE_STAMPS)))
 else
 # $(call mark_done,FILE...) also marks the FILEs done (make evals: the groups it finished).
@@ -115,13 +125,13 @@ preflight: $(TRAIN_PREREQS) ## Check in seconds what a run needs: env file, conf
 	scripts/preflight.sh
 
 train: $(STATE)/train.done ## LoRA SFT with ms-swift (resumes an interrupted run); runs preflight first
-$(STATE)/train.done: $(CONFIG_DIR)/sft.yaml $(TRAIN_PREREQS) | env
+$(STATE)/train.done: $(call step_prereqs,train) $(TRAIN_PREREQS) | env
 	scripts/preflight.sh
 	scripts/train.sh
 	$(mark_done)
 
 export: $(STATE)/export.done ## Merge the LoRA into the base model (CHECKPOINT=last|best|path)
-$(STATE)/export.done: $(STATE)/train.done $(CONFIG_DIR)/export.yaml
+$(STATE)/export.done: $(call step_prereqs,export)
 	scripts/export.sh
 	$(mark_done)
 
@@ -144,7 +154,7 @@ stop: ## Stop the server and its child processes
 $(EVAL_GROUPS:%=eval-%): eval-%: $(STATE)/eval-%.done
 eval-GROUP: ## The benchmarks of one group of configs/benchmarks.yaml (ceval, cmmlu, psych, general, safety, dialog, ...) against the served model
 	@echo "error: name a group: make eval-<group>, one of: $(EVAL_GROUPS)" >&2; echo "fix: e.g. make eval-ceval" >&2; exit 2
-$(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.yaml $(BENCH_SUITE)
+$(EVAL_STAMPS): $(STATE)/eval-%.done: $(call step_prereqs,evals)
 	$(ensure_served)
 	scripts/eval.sh --group $*
 	$(mark_done)
@@ -154,14 +164,14 @@ $(EVAL_STAMPS): $(STATE)/eval-%.done: $(STATE)/export.done $(CONFIG_DIR)/eval.ya
 # eval-base do (a process per group cost about 2 s each). Its stamp holds when every
 # benchmark is finished, however it was run (make eval-<group> or this).
 evals: $(EVALS_STAMP) ## Every benchmark of eval.yaml against the served fine-tuned model (what make all runs)
-$(EVALS_STAMP): $(STATE)/export.done $(CONFIG_DIR)/eval.yaml $(BENCH_SUITE)
+$(EVALS_STAMP): $(call step_prereqs,evals)
 	$(ensure_served)
 	scripts/eval.sh all
 	$(call mark_done,$(EVAL_STAMPS))
 
 # After training: the held-out conversations come from the run's split.
 eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
-$(STATE)/eval-base.done: $(STATE)/train.done $(CONFIG_DIR)/eval.yaml $(BENCH_SUITE) $(EVAL_BASE_PREREQS) | env
+$(STATE)/eval-base.done: $(call step_prereqs,eval-base) $(EVAL_BASE_PREREQS) | env
 	scripts/stop.sh
 	scripts/deploy.sh --base
 	scripts/health.sh --base
@@ -194,15 +204,14 @@ serve: $(STATE)/export.done
 all: ## The whole experiment: train, export, deploy, health, evaluations, report
 	@trap 'scripts/stop.sh; exit 130' INT TERM; $(MAKE) experiment
 
-# Prerequisites are built left to right (.NOTPARALLEL), so this is also the runbook's order.
-# `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in its own session).
-# Each evaluation deploys the model when it runs; the runbook shows deploy once, here.
-experiment: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) $(EVALS_STAMP)
+# The pipeline's steps in its order (prerequisites are built left to right: .NOTPARALLEL),
+# then the report. `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in
+# its own session). make all leaves out the base model's evaluations (make eval-base,
+# make sweep WITH_BASE=1 and make smoke add them).
+experiment: $(call pipeline_stamps,$(filter-out eval-base report,$(PIPELINE)))
 	scripts/report.sh
 
-# The experiment, then the base model's evaluations, then one report of both.
-experiment-with-base: $(STATE)/train.done $(STATE)/export.done $(if $(filter 1,$(DRY_RUN)),serve) \
-	$(EVALS_STAMP) $(STATE)/eval-base.done
+experiment-with-base: $(call pipeline_stamps,$(filter-out report,$(PIPELINE)))
 	scripts/report.sh
 
 # The pilot: the whole experiment at a small scale under the name <exp>-pilot (its own

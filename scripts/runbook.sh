@@ -18,6 +18,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/pipeline.sh
+source "$REPO_ROOT/scripts/lib/pipeline.sh"
 
 SERVER_WAIT_SECONDS="${DEPLOY_TIMEOUT:-900}"
 
@@ -251,6 +253,18 @@ print_report() {
   close_step
 }
 
+# print_pipeline_step STEP: one step of scripts/pipeline.mk (the order comes from there).
+print_pipeline_step() {
+  case "$1" in
+    train) print_train ;;
+    export) print_export ;;
+    evals) print_serve_and_evaluate "" serve ;;
+    eval-base) is_pilot || print_serve_and_evaluate --base serve_base ;; # a pilot projects, it compares nothing
+    report) if is_pilot; then print_pilot_report; else print_report; fi ;;
+    *) die "the runbook has no printer for step '$1' of scripts/pipeline.mk" "add one to print_pipeline_step in scripts/runbook.sh" ;;
+  esac
+}
+
 main() {
   export DRY_RUN=1 # everything below is printed, nothing runs
   SKIP_GPU_CHECK=1 load_env
@@ -268,15 +282,8 @@ main() {
   print_environment
   print_prerequisites
   print_preflight
-  print_train
-  print_export
-  print_serve_and_evaluate "" serve
-  if is_pilot; then
-    print_pilot_report
-  else
-    print_serve_and_evaluate --base serve_base
-    print_report
-  fi
+  local step
+  while read -r step; do print_pipeline_step "$step"; done < <(pipeline_steps)
   cat <<EOF
 
 # ---------------------------------------------------------------- run the steps in order

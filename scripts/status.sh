@@ -92,9 +92,15 @@ print_steps_status() {
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   INPUTS_DIR="$(mktemp -d)" # a look only: nothing of .state changes
   trap 'rm -rf "$INPUTS_DIR"' EXIT
-  local step changes steps=(train export) bench width=28
+  # shellcheck source=lib/pipeline.sh
+  source "$REPO_ROOT/scripts/lib/pipeline.sh"
+  local step changes steps=() stamp width=28
   compute_experiment_inputs
-  for bench in "${BENCHMARKS[@]}"; do steps+=("eval-$EXP-$bench" "eval-$EXP-base-$bench"); done
+  # The steps in pipeline order (scripts/pipeline.mk); the base model's in eval.yaml's mode.
+  while read -r stamp; do
+    [[ "$stamp" != eval* ]] || ((${#BENCHMARKS[@]} > 0)) || continue
+    while read -r step; do [[ "$step" == *@* ]] || steps+=("$step"); done < <(fingerprinted_steps "$stamp")
+  done < <(pipeline_stamped_steps)
   for step in "${steps[@]}"; do ((${#step} < width)) || width=$((${#step} + 1)); done
   printf 'steps:\n'
   for step in "${steps[@]}"; do

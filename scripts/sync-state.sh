@@ -13,43 +13,34 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 source "$REPO_ROOT/scripts/lib/commands.sh"
 # shellcheck source=lib/runlock.sh
 source "$REPO_ROOT/scripts/lib/runlock.sh"
+# shellcheck source=lib/pipeline.sh
+source "$REPO_ROOT/scripts/lib/pipeline.sh"
 
-# stamp_steps STAMP: the fingerprinted steps a make stamp stands for.
-stamp_steps() {
-  local bench
-  case "$1" in
-    train | export) printf '%s\n' "$1" ;;
-    evals) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done ;;
-    eval-base)
-      local mode
-      for mode in "" "${BASE_EXTRA_MODES[@]}"; do
-        for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-base%s-%s\n' "$EXP" "${mode:+@$mode}" "$bench"; done
-      done
-      ;;
-    eval-*)
-      select_group "${1#eval-}"
-      for bench in "${SELECTED[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done
-      ;;
-  esac
-}
-
-# The stamps: train, export, one per evaluation group of eval.yaml (make eval-<group>),
-# evals (all of them, make all's), eval-base.
+# The stamps, in pipeline order (scripts/pipeline.mk): each step's, and before evals one
+# per evaluation group of eval.yaml (make eval-<group>); the evaluations' only when eval.yaml
+# names benchmarks.
 set_stamps() {
-  local bench group
-  STAMPS=(train export)
-  for bench in "${BENCHMARKS[@]}"; do
-    group="eval-$(bench_group "$bench")"
-    [[ " ${STAMPS[*]} " == *" $group "* ]] || STAMPS+=("$group")
-  done
-  if ((${#BENCHMARKS[@]} > 0)); then STAMPS+=(evals eval-base); fi
+  local step bench group
+  STAMPS=()
+  while read -r step; do
+    case "$step" in
+      evals | eval-base) ((${#BENCHMARKS[@]} > 0)) || continue ;;
+    esac
+    if [[ "$step" == evals ]]; then
+      for bench in "${BENCHMARKS[@]}"; do
+        group="eval-$(bench_group "$bench")"
+        [[ " ${STAMPS[*]} " == *" $group "* ]] || STAMPS+=("$group")
+      done
+    fi
+    STAMPS+=("$step")
+  done < <(pipeline_stamped_steps)
 }
 
 # stamp_holds STAMP: all its steps are done with the current inputs. Sets
 # FIRST_NOT_DONE to the first step that is not.
 stamp_holds() {
   local steps step
-  mapfile -t steps < <(stamp_steps "$1")
+  mapfile -t steps < <(fingerprinted_steps "$1")
   FIRST_NOT_DONE=""
   for step in "${steps[@]}"; do
     step_done "$step" || { FIRST_NOT_DONE="$step"; return 1; }

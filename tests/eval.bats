@@ -453,7 +453,8 @@ set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1
   run stub_call python "$(swanlab_calls)"
   assert_line "env: SWANLAB_API_KEY sha256=$(printf '%s' swan-secret-456 | sha256sum | cut -d' ' -f1)"
   assert_equal "$(stub_arg python "$(swanlab_calls)" --mode)" cloud
-  run grep -rl secret "$REPO/results" "$REPO/.state"
+  # The values, not the word: the spec cache names the secret variables (secret_env).
+  run grep -rlE 'serve-secret-123|swan-secret-456' "$REPO/results" "$REPO/.state"
   assert_output ""
 }
 

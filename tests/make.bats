@@ -87,3 +87,42 @@ SECRET=sk-test-SECRET-123
   assert_success
   assert_line "    --output_dir '$root/output/$DEFAULT_EXP' \\"
 }
+
+# ---------------------------------------------------------------- the pipeline, declared once
+
+# make_prereqs TARGET: TARGET's prerequisites as make's database has them (dry run).
+make_prereqs() {
+  make -pn "$1" DRY_RUN=1 2>/dev/null | sed -n "s|^$1: ||p" | head -n 1
+}
+
+@test "the pipeline is declared once: scripts/pipeline.mk's order and needs are make's graph, the stamps make syncs and the runbook's order" {
+  local state=".state/$DEFAULT_EXP"
+  assert_equal "$(make_prereqs experiment-with-base)" \
+    "$state/train.done $state/export.done serve $state/evals.done $state/eval-base.done"
+  assert_equal "$(make_prereqs "$state/export.done")" "$state/train.done $CFG/export.yaml"
+  run make runbook
+  assert_success
+  assert_line "STEPS=(environment preflight train export serve serve_base report)"
+
+  # One edit there: the base model evaluated before the fine-tuned one, and only once the
+  # export exists. Make's graph, the runbook and the stamps follow.
+  sed -i -e 's/^PIPELINE := .*/PIPELINE := train export eval-base evals report/' \
+    -e 's/^needs.eval-base := .*/needs.eval-base := export/' scripts/pipeline.mk
+  assert_equal "$(make_prereqs experiment-with-base)" \
+    "$state/train.done $state/export.done $state/eval-base.done serve $state/evals.done"
+  assert_equal "$(make_prereqs "$state/eval-base.done")" \
+    "$state/export.done $CFG/eval.yaml configs/benchmarks.yaml | env"
+  run make runbook
+  assert_success
+  assert_line "STEPS=(environment preflight train export serve_base serve report)"
+  run --separate-stderr env DRY_RUN=1 scripts/sync-state.sh
+  assert_success
+  assert_equal "$(xargs -n 1 basename <<<"$output" | tr '\n' ' ')" \
+    "train.done export.done eval-base.done eval-ceval.done eval-cmmlu.done eval-psych.done eval-general.done eval-safety.done eval-dialog.done eval-perf.done evals.done "
+
+  # A step the scripts do not know is refused with what to do, not skipped.
+  sed -i 's/^PIPELINE := .*/PIPELINE := train export calibrate evals eval-base report/' scripts/pipeline.mk
+  run make runbook
+  assert_failure
+  assert_output --partial "no printer for step 'calibrate' of scripts/pipeline.mk"
+}

@@ -48,7 +48,9 @@ common_setup() {
   TMP="$BATS_TEST_TMPDIR"
   REPO="$TMP/repo"
   mkdir -p "$REPO"
-  cp -R "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$SRC_ROOT/report" "$REPO/"
+  # -a: the times kept, so the spec cache (scripts/py/fingerprint.py) can keep a spec made
+  # from files older than its racy window, as in a checkout.
+  cp -a "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$SRC_ROOT/report" "$REPO/"
   rm -f "$REPO/env/local.env" "$REPO"/report/*.md.tmp
   find "$REPO/report" -maxdepth 1 -type f ! -name '*.zh.md' ! -name '*.zh.tex' -delete # the templates stay
 

@@ -247,14 +247,19 @@ build_fetch_cmd() {
 needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
 
 # LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
-declare -gA LOCAL_COUNTS=()
+# Read once per folder and process (the fingerprints read each set once per model and mode);
+# a folder that does not exist yet (a set fetched later) is not remembered.
+declare -gA LOCAL_COUNTS=() LOCAL_SET_LISTING=()
 read_local_counts() {
   local subject count
   LOCAL_COUNTS=()
   [[ -d "$LOCAL_PATH" ]] || return 0
+  if [[ -z "${LOCAL_SET_LISTING[$LOCAL_PATH]+set}" ]]; then
+    LOCAL_SET_LISTING[$LOCAL_PATH]="$("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" "$LOCAL_PATH" 2>/dev/null || true)"
+  fi
   while IFS=$'\t' read -r subject count; do
     [[ -n "$subject" ]] && LOCAL_COUNTS["$subject"]="$count"
-  done < <("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" "$LOCAL_PATH" 2>/dev/null || true)
+  done <<<"${LOCAL_SET_LISTING[$LOCAL_PATH]}"
 }
 
 # judge: the rubric (a prompt template file) an LLM judge scores the replies with, when

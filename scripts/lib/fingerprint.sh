@@ -1,15 +1,19 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2153 # globals set here are read by the sourcing scripts; EXPORT_DIR comes from env.sh
 # What each step is made from, and whether its outputs were made from exactly that
-# (scripts/py/fingerprint.py holds the rules). Steps, in order:
+# (scripts/py/fingerprint.py holds the rules). The pipeline's steps and what each needs are
+# declared in scripts/pipeline.mk; fingerprinted, some are finer:
 #   train                 swift sft           output: $RUN_DIR
-#   export                swift export        output: $EXPORT_DIR           (upstream: train)
+#   export                swift export        output: $EXPORT_DIR
 #   serve, serve-base     swift deploy of the export / of the base model     (upstream: export / base-model)
 #   eval-<served>-<bench> one EvalScope run   output: $RESULTS_DIR/<served>/<bench>  (upstream: serve)
 #   report                report/$EXP.md      reads the completion markers of all of the above
 # Each step with outputs records its inputs in lab-inputs.json when it starts and
 # its completion marker (with inputs_digest) when it ends.
 # Source after env.sh, load_env, commands.sh, server.sh and eval_config.sh.
+
+# shellcheck source=lib/pipeline.sh
+source "$REPO_ROOT/scripts/lib/pipeline.sh"
 
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
 declare -A STEP_DIGEST=() STEP_STATUS=()
@@ -68,7 +72,8 @@ spec_export() {
   spec_cmd
   spec_line config "$EXP_DIR/export.yaml"
   spec_line setting "checkpoint=${CHECKPOINT:-last}"
-  spec_line upstream train
+  local need
+  for need in $(pipeline_field needs export); do spec_line upstream "$need"; done
   spec_outputs "$EXPORT_DIR" lab-export.json
 }
 
