@@ -16,13 +16,41 @@ source "$REPO_ROOT/scripts/lib/runlock.sh"
 # shellcheck source=lib/pipeline.sh
 source "$REPO_ROOT/scripts/lib/pipeline.sh"
 
-# The stamps, in pipeline order (scripts/pipeline.mk): each step's, and before evals one
-# per evaluation group of eval.yaml (make eval-<group>); the evaluations' only when eval.yaml
-# names benchmarks.
+# goal_steps GOAL: the pipeline steps a make goal builds itself (make's other goals, none).
+goal_steps() {
+  case "$1" in
+    train | export | evals | eval-base) printf '%s\n' "$1" ;;
+    deploy | serve) printf 'export\n' ;;
+    eval-*) printf 'evals\n' ;; # a group's stamp is synced with the evaluations'
+    deploy-base) ;;
+    *) pipeline_steps ;; # report, all, experiment...
+  esac
+}
+
+# needed_steps GOAL...: the steps the goals build and those they need, in pipeline order
+# (scripts/pipeline.mk); every step without goals (a dry run's look). Only their stamps are
+# synced, so `make train` fingerprints the training alone.
+needed_steps() {
+  local -A wanted=()
+  local queue=() step need
+  if (($# == 0)); then pipeline_steps; return 0; fi
+  mapfile -t queue < <(for step in "$@"; do goal_steps "$step"; done)
+  while ((${#queue[@]} > 0)); do
+    step="${queue[0]}" queue=("${queue[@]:1}")
+    [[ -z "${wanted[$step]:-}" ]] || continue
+    wanted[$step]=1
+    while read -r need; do [[ -n "$need" ]] && queue+=("$need"); done < <(pipeline_needs "$step")
+  done
+  while read -r step; do [[ -z "${wanted[$step]:-}" ]] || printf '%s\n' "$step"; done < <(pipeline_steps)
+}
+
+# The stamps of NEEDED, in pipeline order: each step's, and before evals one per evaluation
+# group of eval.yaml (make eval-<group>); the evaluations' only when eval.yaml names benchmarks.
 set_stamps() {
   local step bench group
   STAMPS=()
   while read -r step; do
+    [[ " ${NEEDED[*]} " == *" $step "* ]] || continue
     case "$step" in
       evals | eval-base) ((${#BENCHMARKS[@]} > 0)) || continue ;;
     esac
@@ -66,6 +94,7 @@ sync_stamps() {
   # A group of the Makefile that eval.yaml gives no benchmark (a variant that evaluates less)
   # has nothing to do: its stamp, once made, holds; left older than export.done it would make
   # make serve the model again to evaluate nothing.
+  [[ " ${STAMPS[*]} " == *" evals "* ]] || return 0
   for stamp in "$STATE_DIR/$EXP"/eval-*.done "$STATE_DIR/$EXP/evals.done"; do
     [[ -f "$stamp" ]] || continue
     name="$(basename "$stamp" .done)"
@@ -111,7 +140,14 @@ main() {
   source "$REPO_ROOT/scripts/lib/eval_config.sh"
   # shellcheck source=lib/fingerprint.sh
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
-  compute_experiment_inputs
+  mapfile -t NEEDED < <(needed_steps "$@")
+  if [[ " ${NEEDED[*]} " == *" eval"* ]]; then
+    compute_experiment_inputs
+  elif [[ " ${NEEDED[*]} " == *" export "* ]]; then
+    compute_inputs export
+  elif [[ " ${NEEDED[*]} " == *" train "* ]]; then
+    compute_inputs train
+  fi
   set_stamps
   if is_dry_run; then print_stale_stamps; else sync_stamps; fi
 }

@@ -37,15 +37,32 @@ base_evals() {
 @test "a changed training key: the training and export stamps go, the base evaluations stay" {
   # shellcheck disable=SC2046 # one step a word
   mark_done train export $(base_evals)
-  run scripts/sync-state.sh train
+  run scripts/sync-state.sh all
   assert_success
   assert_equal "$(stamps)" "eval-base.done export.done train.done"
   sed -i 's/^lora_rank: 16/lora_rank: 32/' "$CFG/sft.yaml"
-  run scripts/sync-state.sh train
+  run scripts/sync-state.sh all
   assert_success
   assert_line "[state] train: its inputs changed since it ran (train); make redoes it"
   assert_line "[state] export: its inputs changed since it ran (export); make redoes it"
   assert_equal "$(stamps)" "eval-base.done"
+}
+
+@test "a goal syncs the stamps of its steps and of those they need (scripts/pipeline.mk), no others" {
+  # shellcheck disable=SC2046 # one step a word
+  mark_done train export $(base_evals)
+  run scripts/sync-state.sh train
+  assert_success
+  assert_equal "$(stamps)" "train.done"
+  run scripts/sync-state.sh export
+  assert_equal "$(stamps)" "export.done train.done"
+  # The base model's evaluations need the training (its held-out split), not the export.
+  sed -i 's/^lora_rank: 16/lora_rank: 32/' "$CFG/sft.yaml"
+  run scripts/sync-state.sh eval-base
+  assert_success
+  assert_line "[state] train: its inputs changed since it ran (train); make redoes it"
+  refute_line --partial "[state] export:"
+  assert_equal "$(stamps)" "eval-base.done export.done"
 }
 
 @test "a changed evaluation setting: only the evaluations' stamps go" {
