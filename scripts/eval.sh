@@ -154,6 +154,57 @@ log_finished_to_swanlab() {
   for dir in "${FINISHED_DIRS[@]}"; do mv -f "$dir/$EVAL_PENDING_FILE" "$dir/$EVAL_DONE_FILE"; done
 }
 
+# EVALSCOPE_WARM=1 (env/smoke.env): each evaluation is forked from one warm launcher
+# (scripts/py/evalscope_warm.py) instead of a fresh Python that imports EvalScope, torch and
+# datasets again: on a CPU run that start-up is most of a small evaluation. Same launcher
+# code, argv, environment and exit status; the command shown and recorded is the same.
+WARM_PID="" WARM_DIR="" exit_status=0
+start_warm_launcher() {
+  [[ -z "$WARM_PID" ]] || return 0
+  WARM_DIR="$(mktemp -d "${TMPDIR:-/tmp}/lab-warm.XXXXXX")"
+  mkfifo -m 600 "$WARM_DIR/requests" "$WARM_DIR/answer"
+  "${CMD[0]}" "$REPO_ROOT/scripts/py/evalscope_warm.py" "$WARM_DIR/requests" </dev/null &
+  WARM_PID=$!
+  until [[ -e "$WARM_DIR/requests.ready" ]]; do
+    kill -0 "$WARM_PID" 2>/dev/null || { WARM_PID=""; die "the warm EvalScope launcher did not start" \
+      "read the error above; EVALSCOPE_WARM=0 runs each evaluation in a fresh process"; }
+    sleep 0.2
+  done
+  trap 'exit_status=$?; stop_warm_launcher; record_event end "exit $exit_status"' EXIT
+}
+stop_warm_launcher() {
+  [[ -n "$WARM_PID" ]] || return 0
+  kill "$WARM_PID" 2>/dev/null || true
+  wait "$WARM_PID" 2>/dev/null || true
+  rm -rf "$WARM_DIR"
+  WARM_PID=""
+}
+
+# run_eval_cmd: CMD, through the warm launcher when it is on and CMD is our launcher.
+run_eval_cmd() {
+  if [[ "${EVALSCOPE_WARM:-0}" != 1 || "${CMD[1]:-}" != */scripts/py/evalscope_lab.py ]] || is_dry_run; then
+    run_cmd
+    return
+  fi
+  start_warm_launcher
+  print_cmd | sed 's/^/+ /' >&2
+  record_event command "$(print_cmd)"
+  local entries=("${CMD_ENV[@]}") answer="" fd pair source_var
+  for pair in "${CMD_SECRET_ENV[@]}"; do
+    source_var="${pair#*=}"
+    entries+=("${pair%%=*}=${!source_var}")
+  done
+  # Fields, NUL-terminated, through the FIFO (printf is a builtin: no key in a process's argv).
+  printf '%s\0' "$WARM_DIR/answer" "$PWD" "${#entries[@]}" "${entries[@]}" "${CMD[@]:2}" .end 1<>"$WARM_DIR/requests"
+  exec {fd}<>"$WARM_DIR/answer"
+  until read -r -t 2 -u "$fd" answer; do
+    kill -0 "$WARM_PID" 2>/dev/null || { exec {fd}<&-; WARM_PID=""; die "the warm EvalScope launcher exited" \
+      "read the error above; EVALSCOPE_WARM=0 runs each evaluation in a fresh process"; }
+  done
+  exec {fd}<&-
+  return "$answer"
+}
+
 run_bench() {
   local bench="$1" started elapsed
   read_bench "$bench" # in MODE_OVERRIDE, when set
@@ -201,7 +252,7 @@ run_bench() {
   if [[ " ${CMD[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
   rm -rf "$(report_file)" # EvalScope rewrites it (from the cache); an old one must not pass for new
   started="$(date +%s)"
-  run_cmd || die "evalscope failed on $bench" \
+  run_eval_cmd || die "evalscope failed on $bench" \
     "read the log above; rerunning make resumes from the predictions cached in $(display_path "$WORK_DIR") (same model and settings)"
   elapsed=$(($(date +%s) - started))
   build_eval_result_cmd "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"

@@ -8,7 +8,7 @@
 ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE SWANLAB_API_HOST NO_PROXY SERVE_HOST SERVE_PORT
   SERVE_API_KEY MODEL DATASET OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT OFFLINE MASTER_PORT
   SKIP_REMOTE_CHECKS REMOTE_CHECK_TIMEOUT REPLACE_CHANGED NNODES NODE_RANK MASTER_ADDR DEEPSPEED
-  JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE JUDGE_API_URL JUDGE_MODEL)
+  JOB_PARTITION JOB_ACCOUNT JOB_TIME_LIMIT JOB_CPUS_PER_NODE JUDGE_API_URL JUDGE_MODEL EVALSCOPE_WARM)
 REMOTE_CHECKS=(swanlab hub)
 # ms-swift 4.6's DeepSpeed presets (swift/config/<name>.json); a JSON file of one's own goes in sft.yaml.
 DEEPSPEED_PRESETS=(zero0 zero1 zero2 zero3 zero2_offload zero3_offload)
@@ -225,6 +225,9 @@ load_env() {
   validate_nodes
   validate_deepspeed
   OFFLINE="${OFFLINE:-0}"
+  EVALSCOPE_WARM="${EVALSCOPE_WARM:-0}"
+  [[ "$EVALSCOPE_WARM" == 0 || "$EVALSCOPE_WARM" == 1 ]] || die "EVALSCOPE_WARM='$EVALSCOPE_WARM' is not 0 or 1" \
+    "set 1 to fork each evaluation from one warm launcher (a CPU run), or 0 for a fresh process each (the default)"
 
   OUTPUT_ROOT="$(abs_path "${OUTPUT_ROOT:-output}")"
   EXPORT_ROOT="$(abs_path "${EXPORT_ROOT:-export}")"
