@@ -59,3 +59,15 @@ setup() { fixture_setup; }
   assert_line "    --cpu-cores \"\$(nproc)\""
   [[ ! -e "$TMP/report" && ! -e "$TMP/state" ]]
 }
+
+@test "report: its fingerprint covers the report's code, every module of scripts/py/lab included" {
+  use_run ok
+  run "$REPO/scripts/report.sh"
+  assert_success
+  run jq -r '.inputs.files | keys[]' "$TMP/state/smoke/inputs/report.json"
+  assert_success
+  local module
+  for module in scripts/py/report.py scripts/py/runparse.py $(cd "$REPO" && find scripts/py/lab -name '*.py'); do
+    assert_line "$module"
+  done
+}

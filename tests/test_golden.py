@@ -26,6 +26,7 @@ GOLDEN = FIXTURES / "golden"
 sys.path.insert(0, str(REPO / "scripts" / "py"))
 
 import compare  # noqa: E402
+import lab.report.facts  # noqa: E402
 import pilot  # noqa: E402
 import report  # noqa: E402
 import table  # noqa: E402
@@ -36,7 +37,7 @@ VERSIONS = {"python": "3.x", "torch": "t", "transformers": "t", "peft": "p", "ms
 
 @pytest.fixture(autouse=True)
 def fixed_versions(monkeypatch):
-    monkeypatch.setattr(report, "package_versions", lambda deploy_venv: dict(VERSIONS))
+    monkeypatch.setattr(lab.report.facts, "package_versions", lambda deploy_venv: dict(VERSIONS))
 
 
 def masked(text: str, tmp_path: Path, generated_at: str | None) -> str:

@@ -42,3 +42,11 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def rel(path: Path | str, root: Path) -> str:
+    """PATH relative to ROOT when it is under it (as reports show paths), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return str(path)
