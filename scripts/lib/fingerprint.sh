@@ -116,7 +116,8 @@ spec_eval() {
   spec_line step "$(eval_step_name "$bench")"
   spec_cmd
   if [[ -n "$HELDOUT_ROWS" ]]; then
-    # Built from the training's held-out split when it runs: made from that and the builder.
+    # Built from the training's held-out split when it runs: made from that and the builder
+    # (not lab/files.py, whose atomic write does not change what the builder writes).
     spec_line file "$RUN_DIR/val_dataset.jsonl"
     spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
     spec_line setting "rows=$HELDOUT_ROWS"

@@ -16,14 +16,14 @@ bytes still to download into the cache (0 offline or when everything is cached).
 """
 import argparse
 import fnmatch
-import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
+
+from lab.files import write_json_atomic
 
 STEP = os.environ.get("STEP_NAME", "preflight")
 # What ms-swift 4.6 leaves out of a model download (swift/utils/hub_utils.py).
@@ -361,14 +361,6 @@ def ask_hub(entry: Entry) -> dict:
         return ask(session, entry, endpoint, bool(token))
 
 
-def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f"{path.name}.tmp.", delete=False) as stream:
-        json.dump(data, stream, indent=2)
-        stream.write("\n")
-    os.replace(stream.name, path)
-
-
 def check_offline(entries: list, cache_root: Path, failures: Failures) -> None:
     for entry in entries:
         location = cached_location(entry, cache_root)
@@ -409,7 +401,7 @@ def check_online(entries: list, cache_root: Path, failures: Failures, revisions_
         log(f"{entry.kind} '{entry.repo_id}' on {HUB_NAMES[entry.hub]}: revision {answer['revision']}, "
             f"{human_size(answer['size_bytes'])}, " + (f"in the cache ({location})" if location else "to download"))
     if revisions_out and failures.count == 0:
-        write_json_atomically(Path(revisions_out), found)
+        write_json_atomic(Path(revisions_out), found)
     return to_download
 
 

@@ -41,21 +41,11 @@ from pathlib import Path
 
 import yaml
 
+from lab.files import sha256_bytes, sha256_file, write_if_changed
+
 SMALL_FILE_BYTES = 64 * 1024 * 1024  # larger files (weights) are identified by size
 MODEL_KEY = "model"
 DATASET_KEY = "dataset"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def canonical(value) -> str:
@@ -199,15 +189,6 @@ def status(step: dict, digest: str) -> str:
     if (marker and marker.exists()) or (outputs and outputs.is_dir() and any(outputs.iterdir())):
         return "unknown"
     return "none"
-
-
-def write_if_changed(path: Path, text: str) -> None:
-    if path.is_file() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 LIST_KEYS = {"arg": "argv", "env": "cmd_env", "secret_env": "secret_env", "config": "configs", "file": "files",

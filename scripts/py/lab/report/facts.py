@@ -20,7 +20,7 @@ import fingerprint as fp
 import paired
 import runparse as rp
 from lab import REPO_ROOT
-from lab.files import rel
+from lab.files import rel, sha256_bytes, sha256_file
 from lab.report.evaluations import (BASE_TARGET, SIDES, benchmark_labels, category_row, compare_subjects,
                                     extra_base_sides, headline_rows, paired_stats, question_scores, read_benchmarks,
                                     recorded_contamination, replies_counts)
@@ -97,7 +97,7 @@ def package_versions(deploy_venv: Path | None) -> dict:
 def file_hash(path: Path | None, root: Path) -> dict | None:
     if not path or not path.is_file():
         return None
-    return {"path": rel(path, root), "sha256": rp.sha256_file(path)}
+    return {"path": rel(path, root), "sha256": sha256_file(path)}
 
 
 def count_lines(path: Path) -> int | None:
@@ -254,7 +254,7 @@ class Report:
         reported export, and the base model the training started from."""
         export = (self.records.get("export") or {}).get("digest")
         train_model = ((self.records.get("train") or {}).get("inputs") or {}).get("model")
-        base = fp.sha256_bytes(fp.canonical({"configs": {}, "command": [], "env": [], "model": train_model,
+        base = sha256_bytes(fp.canonical({"configs": {}, "command": [], "env": [], "model": train_model,
                                              "files": {}}).encode()) if train_model else None
         return {"tuned": ("export", export), "base": ("base-model", base)}
 
