@@ -48,12 +48,11 @@ def read_benchmarks(eval_config: Path | None) -> list[dict]:
     licence, url, category_rows, aggregate."""
     if not eval_config or not eval_config.is_file():
         return []
-    config = eval_suite.resolve(eval_config)
-    defaults = config.get("defaults") or {}
+    config = eval_suite.resolve(eval_config)  # each benchmark's settings, its defaults and group included
     benchmarks = []
     for key in config.get("benchmarks") or []:
-        section = {**defaults, **(config.get(key) or {})}
-        group = section.get("group") or key
+        section = config[key]
+        group = section["group"]
         benchmarks.append({"key": key, "label": section.get("label") or key, "dataset": section.get("dataset"),
                            "group": group, "section": section_of(key, section),
                            "heldout": section.get("source") == "heldout", "target": f"make eval-{group}",
