@@ -6,7 +6,8 @@ the programs' own helper modules (runparse, paired, fingerprint, eval_suite, mdh
 way.
 
 - lab.files: atomic writes, hashes, paths shown relative to the checkout.
-- lab.report: the experiment report split in three: facts (what the run's files say),
+- lab.configs: ms-swift's model and dataset entries as ms-swift reads them, the hubs' caches.
+- lab.report: the experiment report as modules: facts (what the run's files say),
   evaluations (each benchmark's results and tests), charts (PNGs) and render (Jinja2
   templates, HTML). scripts/py/report.py is the command; compare.py, table.py and pilot.py use
   the same modules.
