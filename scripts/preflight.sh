@@ -111,44 +111,39 @@ load_requirements() {
 
 # --- dataset ---------------------------------------------------------------------
 
-# The dataset entries of the run: DATASET from the env file, else the config's `dataset:`.
-dataset_entries() {
-  if [[ -n "${DATASET:-}" ]]; then
-    printf '%s\n' "$DATASET"
-    return 0
-  fi
-  config_items "$(sft_setting dataset)"
+# The run's model and dataset entries as ms-swift reads them, MODEL and DATASET of the env file
+# instead of the config's: scripts/py/swift_ids.py, whose parser (scripts/py/lab/configs.py) the
+# hub check and the fingerprints share, so no copy of ms-swift's syntax lives in bash. One line an
+# entry: KIND WHERE VALUE RAW CACHED, tab-separated (WHERE: local, hub or missing; see its header).
+SWIFT_ENTRIES=""
+load_swift_entries() {
+  local args=(--config "$EXP_DIR/sft.yaml" --repo-root "$REPO_ROOT" --cache-root "$CACHE_ROOT")
+  if [[ -n "${MODEL:-}" ]]; then args+=(--model "$MODEL"); fi
+  if [[ -n "${DATASET:-}" ]]; then args+=(--dataset "$DATASET"); fi
+  SWIFT_ENTRIES="$("$(config_python)" "$REPO_ROOT/scripts/py/swift_ids.py" "${args[@]}")" ||
+    die "cannot read the model and dataset of $(repo_relative "$EXP_DIR")/sft.yaml (see above)" "fix the file"
 }
 
-# A local file, relative to the repo (as the tools run from it) or absolute.
-local_dataset_path() {
-  local entry="${1%%#*}" # swift's "path#N" samples N rows
-  if [[ "$entry" == /* ]]; then
-    printf '%s' "$entry"
-  else
-    printf '%s' "$REPO_ROOT/$entry"
-  fi
-}
-
-looks_like_a_path() { [[ "$1" == /* || "$1" == ./* || "$1" == ../* || "$1" =~ \.(jsonl|json|csv|txt)(#[0-9]+)?$ ]]; }
+# swift_entries KIND: the loaded entries of that kind (model or dataset), one a line.
+swift_entries() { awk -F'\t' -v kind="$1" '$1 == kind' <<<"$SWIFT_ENTRIES"; }
 
 check_datasets() {
-  local entry path
-  while IFS= read -r entry; do
-    [[ -n "$entry" ]] || continue
-    path="$(local_dataset_path "$entry")"
-    if [[ ! -e "$path" ]]; then
-      if looks_like_a_path "$entry"; then
-        fail "dataset '$entry' not found" "set DATASET in $(repo_relative "$ENV_FILE"), or the dataset entry in $(repo_relative "$EXP_DIR")/sft.yaml, to an existing file"
-      else
-        log "dataset '$entry' is a hub id: its rows are not checked here (ms-swift downloads it)"
-      fi
-    elif [[ "$path" != *.jsonl ]]; then
-      log "dataset '$entry' is not a .jsonl file: not checked"
-    else
-      "$REPO_ROOT/scripts/check-dataset.sh" "$path" || FAILED_CHECKS=$((FAILED_CHECKS + 1))
-    fi
-  done < <(dataset_entries)
+  local where value raw
+  while IFS=$'\t' read -r _ where value raw _; do
+    case "$where" in
+      missing)
+        fail "dataset '$raw' not found" "set DATASET in $(repo_relative "$ENV_FILE"), or the dataset entry in $(repo_relative "$EXP_DIR")/sft.yaml, to an existing file"
+        ;;
+      hub) log "dataset '$raw' is a hub id: its rows are not checked here (ms-swift downloads it)" ;;
+      *)
+        if [[ "$value" != *.jsonl ]]; then
+          log "dataset '$raw' is not a .jsonl file: not checked"
+        else
+          "$REPO_ROOT/scripts/check-dataset.sh" "$value" || FAILED_CHECKS=$((FAILED_CHECKS + 1))
+        fi
+        ;;
+    esac
+  done < <(swift_entries dataset)
 }
 
 # --- remote: the SwanLab key, the hubs (scripts/py/check_remote.py) ------------------
@@ -182,15 +177,7 @@ check_swanlab_key() {
 }
 
 # Any model or dataset entry that is not an existing path is a hub id for ms-swift.
-has_hub_ids() {
-  local model entry
-  model="${MODEL:-$(sft_setting model)}"
-  [[ -z "$model" || -e "$model" || -e "$REPO_ROOT/$model" ]] || return 0
-  while IFS= read -r entry; do
-    [[ -z "$entry" || -e "$(local_dataset_path "$entry")" ]] || return 0
-  done < <(dataset_entries)
-  return 1
-}
+has_hub_ids() { cut -f2 <<<"$SWIFT_ENTRIES" | grep -qvx local; }
 
 # Online: the ids exist on their hub, with revision and size (kept for the run's
 # fingerprint in hub-revisions.json). Offline: they are in the cache.
@@ -246,12 +233,11 @@ existing_parent() {
 
 is_non_empty_dir() { [[ -d "$1" ]] && [[ -n "$(ls -A "$1" 2>/dev/null)" ]]; }
 
-# The base model is downloaded already (ms-swift uses ModelScope's cache unless --use_hf).
+# The base model is a local folder, or in its hub's cache under CACHE_ROOT already.
 base_model_is_present() {
-  local model="${MODEL:-$(sft_setting model)}"
-  [[ -e "$model" || -e "$REPO_ROOT/$model" ]] && return 0
-  is_non_empty_dir "$CACHE_ROOT/modelscope/models/$model" && return 0
-  is_non_empty_dir "$CACHE_ROOT/huggingface/hub/models--${model//\//--}"
+  local where cached
+  IFS=$'\t' read -r _ where _ _ cached < <(swift_entries model) || return 1
+  [[ "$where" == local || -n "$cached" ]]
 }
 
 # Adds NEED GiB for PATH to its file system (paths on one disk share its free space).
@@ -377,6 +363,7 @@ main() {
     check_machine_keys "$command"
   done
   check_variant_files
+  load_swift_entries
   check_datasets
   if is_dry_run; then
     log "dry run: checked the configs and the dataset; SwanLab, hubs, GPU memory, disk, ports and venv are checked on a real run"

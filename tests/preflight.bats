@@ -135,6 +135,19 @@ preflight() { run "$REPO/scripts/preflight.sh"; }
   assert_output --partial "dataset 'org/some-dataset' is a hub id: its rows are not checked here"
 }
 
+@test "dataset: entries in ms-swift's syntax are read as ms-swift reads them (scripts/py/lab/configs.py)" {
+  # A local file with a sample count is checked; a local folder with a subset is local (not a
+  # missing path); a hub id with a hub prefix, subsets and a count is a hub id.
+  mkdir -p "$BATS_TEST_TMPDIR/sets"
+  sed -i "s|  - $DATA|  - $DATA#2\\n  - $BATS_TEST_TMPDIR/sets:train\\n  - hf::org/some-dataset:default#10|" "$EXP_DIR/sft.yaml"
+  SKIP_REMOTE_CHECKS=hub run "$REPO/scripts/preflight.sh"
+  assert_success
+  assert_output --partial "3 rows, all valid"
+  assert_output --partial "dataset '$BATS_TEST_TMPDIR/sets:train' is not a .jsonl file: not checked"
+  assert_output --partial "dataset 'hf::org/some-dataset:default#10' is a hub id: its rows are not checked here"
+  refute_output --partial "not found"
+}
+
 @test "check-dataset.sh checks 5000 rows in a few seconds" {
   local i
   for ((i = 0; i < 5000; i++)); do printf '%s\n' "$GOOD_ROW"; done >"$DATA"

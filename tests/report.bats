@@ -6,7 +6,7 @@ load test_helper
 
 setup() { fixture_setup; }
 
-@test "report: a fixture run gives report/<exp>.md without placeholders, charts and manifest" {
+@test "report: a fixture run gives report/<exp>.md without placeholders, charts and manifest, bound to its code (scripts/py/lab too)" {
   use_run ok
   mkdir -p "$TMP/results/smoke"
   cp -r "$FIXTURES/evalscope/smoke/." "$TMP/results/smoke/"
@@ -28,6 +28,12 @@ setup() { fixture_setup; }
   # provenance went to the temp state dir, not the repo's
   run jq -r 'select(.step == "report") | .event' "$TMP/state/smoke/steps.jsonl"
   assert_output $'start\ncommand\nend'
+  # Its fingerprint covers the report's code, every module of scripts/py/lab included.
+  run jq -r '.inputs.files | keys[]' "$TMP/state/smoke/inputs/report.json"
+  local module
+  for module in scripts/py/report.py scripts/py/runparse.py $(cd "$REPO" && find scripts/py/lab -name '*.py'); do
+    assert_line "$module"
+  done
 }
 
 @test "report: missing evaluations show as 未运行 with the make target" {

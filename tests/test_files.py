@@ -1,4 +1,8 @@
 """lab.files: an atomic write is whole or absent, and leaves no temp file behind."""
+import importlib
+import os
+import re
+import stat
 import sys
 from pathlib import Path
 
@@ -35,3 +39,42 @@ def test_sha256_file_matches_bytes(tmp_path):
     target = tmp_path / "blob"
     target.write_bytes(b"abc" * 1000)
     assert files.sha256_file(target) == files.sha256_bytes(b"abc" * 1000)
+
+
+def test_a_new_file_gets_the_usual_permissions_and_a_replaced_one_keeps_its_own(tmp_path):
+    fresh = tmp_path / "fresh.yaml"
+    files.write_atomic(fresh, "a: 1\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+    fresh.chmod(0o640)
+    files.write_atomic(fresh, "a: 2\n")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+
+
+def test_write_if_changed_leaves_an_equal_file_alone(tmp_path):
+    target = tmp_path / "spec.txt"
+    assert files.write_if_changed(target, "x\n")
+    os.utime(target, (1, 1))
+    assert not files.write_if_changed(target, "x\n")
+    assert target.stat().st_mtime == 1
+    assert files.write_if_changed(target, "y\n") and target.read_text() == "y\n"
+
+
+@pytest.mark.parametrize("program, function", [
+    ("check_remote", "write_json_atomic"), ("eval_result", "write_json_atomic"), ("heldout_set", "write_atomic"),
+    ("variant", "write_atomic"), ("fingerprint", "write_if_changed"), ("fingerprint", "sha256_file"),
+])
+def test_the_programs_use_the_shared_functions(program, function):
+    module = importlib.import_module(program)
+    assert getattr(module, function) is getattr(files, function)
+
+
+def test_no_program_writes_or_hashes_files_its_own_way():
+    """Atomic writes and file hashes are lab.files' alone (a directory put in place whole, as
+    fetch_cpsyexam.py does, is not a file write)."""
+    programs = Path(files.__file__).resolve().parents[1]
+    own_way = re.compile(r"\btempfile\b|os\.replace\(|\.replace\(path\)|def (write_atomic|write_json_atomic|sha256_file)")
+    found = [str(path.relative_to(programs)) for path in sorted(programs.rglob("*.py"))
+             if path.name != "files.py" and own_way.search(path.read_text(encoding="utf-8"))]
+    assert found == []

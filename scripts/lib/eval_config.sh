@@ -20,9 +20,10 @@ ANSWER_MODES=(final reasoning-low reasoning-medium reasoning-high plain)
 # EvalScope's report was checked and the metrics were logged to SwanLab.
 EVAL_DONE_FILE=lab-eval.json
 EVAL_REJECTED_FILE=lab-eval-rejected.json # what eval_result.py found wrong, instead
-# bench_setting BENCH KEY: the benchmark's own value, else the defaults section's.
+# bench_setting BENCH KEY: the benchmark's setting, its default included: config.py --eval
+# prints each benchmark's settings whole (scripts/py/eval_suite.py, the one owner of that rule).
 bench_setting() {
-  printf '%s' "${EVAL_SETTINGS[$1.$2]:-${EVAL_SETTINGS[defaults.$2]:-}}"
+  printf '%s' "${EVAL_SETTINGS[$1.$2]:-}"
 }
 
 load_eval_config() {
@@ -73,12 +74,9 @@ set_evaluation_modes() {
 # name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
 result_name() { printf '%s%s' "$SERVED_NAME" "${MODE_OVERRIDE:+@$MODE_OVERRIDE}"; }
 
-# bench_group BENCH: the group make evaluates it in (make eval-<group>): its `group`, else its name.
-bench_group() {
-  local group
-  group="$(bench_setting "$1" group)"
-  printf '%s' "${group:-$1}"
-}
+# bench_group BENCH: the group make evaluates it in (make eval-<group>; eval_suite.py: its
+# `group`, else its name).
+bench_group() { bench_setting "$1" group; }
 
 # select_benchmarks ARG...: fills SELECTED from names, groups or `all`.
 select_benchmarks() {

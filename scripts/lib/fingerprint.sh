@@ -121,7 +121,8 @@ spec_eval() {
   spec_line step "$(eval_step_name "$bench")"
   spec_cmd
   if [[ -n "$HELDOUT_ROWS" ]]; then
-    # Built from the training's held-out split when it runs: made from that and the builder.
+    # Built from the training's held-out split when it runs: made from that and the builder
+    # (not lab/files.py, whose atomic write does not change what the builder writes).
     spec_line file "$RUN_DIR/val_dataset.jsonl"
     spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
     spec_line setting "rows=$HELDOUT_ROWS"
@@ -151,7 +152,7 @@ evaluated_names() {
 }
 
 spec_report() {
-  local bench served
+  local bench served module
   spec_line step report
   spec_line read "$RUN_DIR/lab-train.json"
   spec_line read "$EXPORT_DIR/lab-export.json"
@@ -164,10 +165,9 @@ spec_report() {
   spec_line file "$(report_template)"
   spec_line file "$REPO_ROOT/report/appendix.zh.md"
   spec_line file "$REPO_ROOT/report/macros.zh.md"
-  spec_line file "$REPO_ROOT/scripts/py/report.py"
-  spec_line file "$REPO_ROOT/scripts/py/runparse.py"
-  spec_line file "$REPO_ROOT/scripts/py/paired.py"
-  spec_line file "$REPO_ROOT/scripts/py/mdhtml.py"
+  for module in report.py runparse.py paired.py mdhtml.py; do spec_line file "$REPO_ROOT/scripts/py/$module"; done
+  # The package the report's facts, charts and rendering live in (scripts/py/lab).
+  while read -r module; do spec_line file "$module"; done < <(find "$REPO_ROOT/scripts/py/lab" -name '*.py' | LC_ALL=C sort)
   spec_line marker "$REPORT_DIR/$EXP.manifest.json"
   # The current inputs too: the report says when they differ from what ran.
   spec_line upstream train

@@ -16,14 +16,15 @@ bytes still to download into the cache (0 offline or when everything is cached).
 """
 import argparse
 import fnmatch
-import json
 import os
 import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
+
+from lab import configs
+from lab.configs import SwiftEntry, cached_location
+from lab.files import write_json_atomic
 
 STEP = os.environ.get("STEP_NAME", "preflight")
 # What ms-swift 4.6 leaves out of a model download (swift/utils/hub_utils.py).
@@ -97,106 +98,9 @@ def check_swanlab(failures: Failures) -> None:
 # --- hubs -----------------------------------------------------------------------------
 
 
-@dataclass
-class Entry:
-    kind: str  # model or dataset
-    raw: str  # as written in the config or the env file
-    repo_id: str = ""
-    hub: str = "modelscope"
-    revision: Optional[str] = None
-    local: bool = False
-
-
-def is_local(path: str, repo_root: Path) -> bool:
-    expanded = os.path.expanduser(path)
-    return os.path.exists(expanded) or os.path.exists(repo_root / expanded)
-
-
-def parse_dataset(raw: str, use_hf: bool, repo_root: Path) -> Entry:
-    """ms-swift's dataset syntax: [hf::|ms::]ID[:SUBSET/SUBSET][#N] (swift/dataset/dataset_syntax.py)."""
-    entry = Entry("dataset", raw, hub="huggingface" if use_hf else "modelscope")
-    if is_local(raw, repo_root):
-        entry.local = True
-        return entry
-    text = raw
-    prefix, sep, rest = text.partition("::")
-    if sep and prefix.lower() in ("hf", "ms"):
-        entry.hub = "huggingface" if prefix.lower() == "hf" else "modelscope"
-        text = rest
-    base, sep, sample = text.rpartition("#")
-    if sep and sample.strip().isdigit():
-        text = base
-    text = text.split(":", 1)[0].strip()
-    entry.repo_id = text
-    entry.local = is_local(text, repo_root)
-    return entry
-
-
-def parse_model(raw: str, revision: Optional[str], use_hf: bool, repo_root: Path) -> Entry:
-    entry = Entry("model", raw, hub="huggingface" if use_hf else "modelscope", revision=revision)
-    # "id:sub_folder" as ms-swift reads it (swift/utils/hub_utils.py)
-    entry.local = is_local(raw, repo_root) or is_local("/".join(raw.split(":", 1)), repo_root)
-    entry.repo_id = raw.split(":", 1)[0]
-    return entry
-
-
-def truthy(value) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def read_entries(args) -> list:
-    import yaml
-
-    with open(args.config, encoding="utf-8") as stream:
-        config = yaml.safe_load(stream) or {}
-    repo_root = Path(args.repo_root)
-    use_hf = truthy(config.get("use_hf", False)) or truthy(os.environ.get("USE_HF", "0"))
-    entries = []
-    model = args.model or config.get("model")
-    if model:
-        entries.append(parse_model(str(model), config.get("model_revision"), use_hf, repo_root))
-    datasets = [args.dataset] if args.dataset else config.get("dataset") or []
-    if isinstance(datasets, str):
-        datasets = [datasets]
-    entries += [parse_dataset(str(item), use_hf, repo_root) for item in datasets]
-    return entries
-
-
-def non_empty_dir(path: Path) -> bool:
-    try:
-        return path.is_dir() and any(path.iterdir())
-    except OSError:
-        return False
-
-
-def cached_location(entry: Entry, cache_root: Path) -> Optional[Path]:
-    """Where the hub's SDK keeps this repo under CACHE_ROOT, if it is there.
-
-    ModelScope (MODELSCOPE_CACHE=CACHE_ROOT/modelscope): modelscope_hub's layout
-    {models,datasets}/OWNER--NAME/snapshots/REV, the older OWNER/NAME (dots as ___)
-    that modelscope_hub still reuses, and MsDataset's datasets/OWNER___NAME.
-    Hugging Face (HF_HOME=CACHE_ROOT/huggingface): hub/{models,datasets}--OWNER--NAME/snapshots/REV
-    and the datasets library's datasets/OWNER___NAME.
-    """
-    owner, _, name = entry.repo_id.partition("/")
-    plural = entry.kind + "s"
-    if entry.hub == "modelscope":
-        root = cache_root / "modelscope"
-        snapshots = [root / plural / f"{owner}--{name}" / "snapshots"]
-        candidates = [root / plural / owner / name.replace(".", "___"),
-                      root / "hub" / plural / owner / name.replace(".", "___")]
-    else:
-        root = cache_root / "huggingface"
-        snapshots = [root / "hub" / f"{plural}--{owner}--{name}" / "snapshots"]
-        candidates = []
-    if entry.kind == "dataset":
-        candidates.append(root / "datasets" / f"{owner}___{name}")
-    for directory in snapshots:
-        if directory.is_dir():
-            for snapshot in sorted(directory.iterdir()):
-                if non_empty_dir(snapshot):
-                    return snapshot
-    return next((path for path in candidates if non_empty_dir(path)), None)
+def read_entries(args) -> list[SwiftEntry]:
+    """The config's model and datasets (MODEL, DATASET instead when given), parsed as ms-swift does."""
+    return configs.read_entries(Path(args.config), Path(args.repo_root), args.model, args.dataset)
 
 
 class HubError(Exception):
@@ -231,7 +135,7 @@ def hub_endpoint(hub: str) -> str:
         return HubConfig().endpoint
 
 
-def hub_get(session, url: str, params: dict, entry: Entry, endpoint: str):
+def hub_get(session, url: str, params: dict, entry: SwiftEntry, endpoint: str):
     """One GET against the hub; network failures and refusals become HubError."""
     import requests
 
@@ -247,13 +151,13 @@ def hub_get(session, url: str, params: dict, entry: Entry, endpoint: str):
     return response
 
 
-def network_fix(entry: Entry) -> str:
+def network_fix(entry: SwiftEntry) -> str:
     what = "MODEL" if entry.kind == "model" else "DATASET"
     return (f"check the network (a proxy: HTTPS_PROXY); or, with both already downloaded, set OFFLINE=1; "
             f"or point {what} at a local copy; or skip this check with SKIP_REMOTE_CHECKS=hub")
 
 
-def refusal(entry: Entry, status: int, error_code: str, has_token: bool) -> HubError:
+def refusal(entry: SwiftEntry, status: int, error_code: str, has_token: bool) -> HubError:
     hub, token_var = HUB_NAMES[entry.hub], TOKEN_VARS[entry.hub]
     what = "MODEL" if entry.kind == "model" else "DATASET"
     where = f"{entry.kind} '{entry.repo_id}' on {hub}"
@@ -275,7 +179,7 @@ def refusal(entry: Entry, status: int, error_code: str, has_token: bool) -> HubE
     return HubError(f"{hub} answered HTTP {status} about {where}", network_fix(entry))
 
 
-def download_size(entry: Entry, files: list) -> int:
+def download_size(entry: SwiftEntry, files: list) -> int:
     """Bytes of the (path, size) files ms-swift downloads: for a model, not SWIFT_IGNORE_PATTERNS."""
     if entry.kind == "model":
         files = [(path, size) for path, size in files
@@ -283,7 +187,7 @@ def download_size(entry: Entry, files: list) -> int:
     return sum(size for _, size in files)
 
 
-def ask_huggingface(session, entry: Entry, endpoint: str, has_token: bool) -> dict:
+def ask_huggingface(session, entry: SwiftEntry, endpoint: str, has_token: bool) -> dict:
     revision = entry.revision or "main"
     base = f"{endpoint}/api/{entry.kind}s/{entry.repo_id}"
     # huggingface_hub's model_info/dataset_info(files_metadata=True) request
@@ -301,7 +205,7 @@ def ask_huggingface(session, entry: Entry, endpoint: str, has_token: bool) -> di
     return {"revision": info.get("sha") or revision, "size_bytes": size}
 
 
-def modelscope_body(response, entry: Entry, has_token: bool):
+def modelscope_body(response, entry: SwiftEntry, has_token: bool):
     if not response.ok:
         raise refusal(entry, response.status_code, "", has_token)
     body = response.json()
@@ -322,7 +226,7 @@ def commit_time(item: dict) -> float:
         return 0.0
 
 
-def ask_modelscope(session, entry: Entry, endpoint: str, has_token: bool) -> dict:
+def ask_modelscope(session, entry: SwiftEntry, endpoint: str, has_token: bool) -> dict:
     revision = entry.revision or "master"
     base = f"{endpoint}/api/v1/{entry.kind}s/{entry.repo_id}"
     # modelscope_hub's list_repo_files: models repo/files, datasets repo/tree in pages
@@ -349,7 +253,7 @@ def ask_modelscope(session, entry: Entry, endpoint: str, has_token: bool) -> dic
     return {"revision": newest.get("Revision") or revision, "size_bytes": size}
 
 
-def ask_hub(entry: Entry) -> dict:
+def ask_hub(entry: SwiftEntry) -> dict:
     import requests
 
     endpoint = hub_endpoint(entry.hub).rstrip("/")
@@ -359,14 +263,6 @@ def ask_hub(entry: Entry) -> dict:
             session.headers["Authorization"] = f"Bearer {token}"
         ask = ask_huggingface if entry.hub == "huggingface" else ask_modelscope
         return ask(session, entry, endpoint, bool(token))
-
-
-def write_json_atomically(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f"{path.name}.tmp.", delete=False) as stream:
-        json.dump(data, stream, indent=2)
-        stream.write("\n")
-    os.replace(stream.name, path)
 
 
 def check_offline(entries: list, cache_root: Path, failures: Failures) -> None:
@@ -409,7 +305,7 @@ def check_online(entries: list, cache_root: Path, failures: Failures, revisions_
         log(f"{entry.kind} '{entry.repo_id}' on {HUB_NAMES[entry.hub]}: revision {answer['revision']}, "
             f"{human_size(answer['size_bytes'])}, " + (f"in the cache ({location})" if location else "to download"))
     if revisions_out and failures.count == 0:
-        write_json_atomically(Path(revisions_out), found)
+        write_json_atomic(Path(revisions_out), found)
     return to_download
 
 

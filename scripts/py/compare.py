@@ -2,7 +2,7 @@
 side. Called by scripts/compare.sh (make compare EXPS="a b c"), which gathers each
 experiment's paths the way scripts/report.sh does.
 
-Every fact comes from scripts/py/report.py's Report, one per experiment (the same parsing,
+Every fact comes from lab.report's Report (lab/report/facts.py), one per experiment (the same parsing,
 records and states as each experiment's own report); this file only lines them up:
   - the configuration keys whose values differ (the training config as its record says it
     ran, else the config file as it is now; export.yaml likewise; deploy.yaml and eval.yaml as
@@ -14,7 +14,7 @@ records and states as each experiment's own report); this file only lines them u
     answered (scripts/py/paired.py); a step that did not run is not run, never 0;
   - overlaid loss curves and grouped score bars (PNGs beside the .md);
   - each experiment's provenance: commit, config and dataset hashes.
-The words are in the Jinja2 template (report/compare.zh.md), with report.py's filters.
+The words are in the Jinja2 template (report/compare.zh.md), with the report's filters (lab/report/render.py).
 
 Exit status: 0 with a comparison; 2 when a run's file is not JSON or the template is broken.
 """
@@ -26,14 +26,17 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paired  # noqa: E402
-import report as rep  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab.files import rel, write_atomic  # noqa: E402
+from lab.report.charts import save_figure  # noqa: E402
+from lab.report.evaluations import CHOICE_SECTIONS, benchmark_labels, measure_cell, question_scores  # noqa: E402
+from lab.report.facts import Report, ReportInputs  # noqa: E402
+from lab.report.render import render_or_exit  # noqa: E402
 
 CONFIG_FILES = ("sft.yaml", "export.yaml", "deploy.yaml", "eval.yaml")
 MAX_STEM = 100  # a longer list of names is shortened: compare-<first>-and-<n>-more-<hash>
@@ -68,11 +71,10 @@ class Experiment:
         self.name = spec["exp"]
         self.spec = spec
         self.root = Path(common.repo_root).resolve()
-        args = SimpleNamespace(repo_root=str(self.root), exp=self.name, run_dir=spec["run_dir"],
-                               export_dir=spec["export_dir"], results_dir=spec["results_dir"], steps=spec["steps"],
-                               config=spec["config"], eval_config=spec["eval_config"], deploy_venv=common.deploy_venv,
-                               gpus="", current_inputs="", template="", lock_file="", env_file="")
-        self.report = rep.Report(args)
+        self.report = Report(ReportInputs(
+            exp=self.name, run_dir=spec["run_dir"], export_dir=spec["export_dir"], results_dir=spec["results_dir"],
+            steps=spec["steps"], config=spec["config"], eval_config=spec["eval_config"], repo_root=str(self.root),
+            deploy_venv=common.deploy_venv))
         self.config_dir = Path(spec["config"]).parent
 
     # -- configuration
@@ -80,7 +82,7 @@ class Experiment:
     def configs(self) -> dict:
         """{file: (content, source)}: the recorded content where a step recorded it."""
         out = {}
-        recorded = {"sft.yaml": self.report.recorded_config(), "export.yaml": self._recorded("export")}
+        recorded = {"sft.yaml": self.report.recorded_config("train"), "export.yaml": self.report.recorded_config("export")}
         for file in CONFIG_FILES:
             entry = recorded.get(file)
             if entry and isinstance(entry[1].get("content"), dict):
@@ -93,10 +95,6 @@ class Experiment:
                 content = None
             out[file] = (content if isinstance(content, dict) else None, "current")
         return out
-
-    def _recorded(self, step: str):
-        configs = ((self.report.records.get(step) or {}).get("inputs") or {}).get("configs") or {}
-        return next(iter(configs.items()), None)
 
     # -- facts
 
@@ -138,7 +136,7 @@ class Experiment:
 
     def question_scores(self, bench: dict | None) -> dict:
         """The fine-tuned model's per-question scores of a benchmark (none when it did not run)."""
-        return rep.question_scores(bench["tuned"], self.name, bench["dataset"]) if bench else {}
+        return question_scores(bench["tuned"], self.name, bench["dataset"]) if bench else {}
 
 
 def config_differences(experiments: list[Experiment]) -> tuple[list[dict], dict]:
@@ -162,7 +160,7 @@ def config_differences(experiments: list[Experiment]) -> tuple[list[dict], dict]
     return rows, sources
 
 
-cell = rep.measure_cell  # one experiment's value of one measure: {state, value}
+cell = measure_cell  # one experiment's value of one measure: {state, value}
 
 
 def score_rows(experiments: list[Experiment]) -> list[dict]:
@@ -186,7 +184,7 @@ def score_rows(experiments: list[Experiment]) -> list[dict]:
                 c["diff"] = c["value"] - first if c["value"] is not None and first is not None else None
                 # the report's test, against the first experiment's fine-tuned model
                 c["stats"] = paired.compare(paired.measure(per_question, measure), paired.measure(scores[0], measure),
-                                            section in rep.CHOICE_SECTIONS and measure == "score") \
+                                            section in CHOICE_SECTIONS and measure == "score") \
                     if c["diff"] is not None and measure != "perf" else None
             rows.append({"key": bench["key"], "section": section, "measure": measure, "cells": cells,
                          "target": bench["target"]})
@@ -230,7 +228,7 @@ def plot_losses(experiments: list[Experiment], axis: str, path: Path) -> None:
     ax.set_ylabel("loss")
     ax.set_title("train (solid) and eval (dashed) loss")
     ax.grid(alpha=0.3)
-    rep._save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def plot_scores(experiments: list[Experiment], rows: list[dict], path: Path) -> None:
@@ -261,7 +259,7 @@ def plot_scores(experiments: list[Experiment], rows: list[dict], path: Path) -> 
     ax.set_title("fine-tuned models, per benchmark")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper right")
-    rep._save_figure(fig, path)
+    save_figure(fig, path)
 
 
 # ---------------------------------------------------------------- main
@@ -300,14 +298,14 @@ def main(argv=None) -> int:
             "stem": stem,
             "shortened": stem != "compare-" + "-".join(names),
             "generated_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "template": rep.rel(args.template, Path(args.repo_root)),
+            "template": rel(args.template, Path(args.repo_root)),
             "env_file": args.env_file,
             "experiments": [e.summary() for e in experiments],
             "config_sources": sources,
             "differences": differences,
             "scores": rows,
             # Each benchmark's label, from its entry of the suite (configs/benchmarks.yaml).
-            "benchmark_labels": {k: v for e in experiments for k, v in rep.benchmark_labels(
+            "benchmark_labels": {k: v for e in experiments for k, v in benchmark_labels(
                 Path(e.spec["eval_config"]) if e.spec.get("eval_config") else None).items()},
             "loss_axis": axis,
             "loss_png": f"{stem}-loss.png",
@@ -320,16 +318,10 @@ def main(argv=None) -> int:
         print(f"compare: error: {error}", file=sys.stderr)
         print("compare: fix: repair or move that file away, then rerun make compare", file=sys.stderr)
         return 2
-    try:
-        text = rep.render(Path(args.template), facts)
-    except SystemExit as error:
-        print(str(error).replace("report:", "compare:", 1).replace("Report.facts", "compare.py, main's facts"),
-              file=sys.stderr)
-        print("compare: fix: correct the template, then rerun make compare", file=sys.stderr)
-        return 2
+    text = render_or_exit(Path(args.template), facts, "compare", "correct the template, then rerun make compare")
     plot_losses(experiments, axis, out / facts["loss_png"])
     plot_scores(experiments, rows, out / facts["scores_png"])
-    rep.write_atomic(out / f"{stem}.md", text.encode("utf-8"))
+    write_atomic(out / f"{stem}.md", text)
     print(out / f"{stem}.md")
     return 0
 

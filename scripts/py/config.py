@@ -3,8 +3,9 @@ for scripts/lib/common.sh's load_config.
 
   config.py [--eval] FILE
 
---eval: FILE is an experiment's eval.yaml, printed with each benchmark's entry of the
-suite configs/benchmarks.yaml under its own section (scripts/py/eval_suite.py).
+--eval: FILE is an experiment's eval.yaml, each benchmark's section printed with its settings
+whole: its entry of the suite configs/benchmarks.yaml, its own keys, the defaults, its group
+(scripts/py/eval_suite.py's rule).
 Top-level keys print as KEY, the keys of a section (a mapping) as SECTION.KEY. A list
 prints its items separated by the unit separator (0x1f). Booleans print as true/false;
 a tab, a newline or a backslash inside a value as \\t, \\n, \\\\. A file that is not

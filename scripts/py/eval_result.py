@@ -36,9 +36,9 @@ import json
 import math
 import os
 import sys
-import tempfile
 from pathlib import Path
 
+from lab.files import write_json_atomic
 from runparse import message_text
 
 REJECTED_NAME = "lab-eval-rejected.json"
@@ -48,15 +48,6 @@ class Rejected(Exception):
     def __init__(self, reason: str, fix: str):
         super().__init__(reason)
         self.reason, self.fix = reason, fix
-
-
-def write_json_atomically(path: Path, value: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(value, handle, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(tmp, path)
 
 
 def subsets_of(metric: dict) -> list[dict]:
@@ -315,15 +306,16 @@ def main(argv=None) -> int:
     try:
         result = check_perf(report_path, args) if args.perf else check(report_path, args)
     except Rejected as rejected:
-        write_json_atomically(rejected_path, {
+        write_json_atomic(rejected_path, {
             "inputs_digest": args.inputs_digest, "benchmark": args.benchmark, "model": args.model,
-            "reason": rejected.reason, "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+            "reason": rejected.reason, "at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+            indent=None)
         print(f"[eval] error: {args.benchmark}: {rejected.reason}", file=sys.stderr)
         print(f"[eval] fix: {rejected.fix}", file=sys.stderr)
         return 1
     if rejected_path.exists():
         rejected_path.unlink()
-    write_json_atomically(out, result)
+    write_json_atomic(out, result, indent=None)
     seconds = f" in {args.seconds:g}s" if args.seconds is not None else ""
     if args.perf:
         best = max(result["levels"], key=lambda level: level["output_tok_s"] or 0)

@@ -1,6 +1,6 @@
 """The benchmark suite (configs/benchmarks.yaml) and an experiment's eval.yaml, resolved.
 
-  eval_suite.py resolve EVAL_YAML     the resolved eval config as JSON
+  eval_suite.py resolve EVAL_YAML     the resolved eval config as JSON (each benchmark's settings whole)
   eval_suite.py groups [SUITE]        the make groups of the suite, one a line
   eval_suite.py check EVAL_YAML...    a shipped eval.yaml picks only suite benchmarks and
                                       restates none of their identity keys (exit 1 naming it)
@@ -11,9 +11,11 @@ few_shot, kind, source, judge, extra_params, ...). An experiment's eval.yaml lis
 benchmarks it runs (`benchmarks:`) and holds only its own settings: `defaults` (limit,
 max_tokens, answer_mode, ...) and a section per benchmark (limit, local_path, rows, ...).
 
-Resolving: each listed benchmark's section is the suite entry's keys, then the
-eval.yaml section's (which win). The eval.yaml defaults apply under both (bash:
-bench_setting). The suite is `configs/benchmarks.yaml` next to the experiment's folder
+Resolving (the one place this rule lives; the shell reads it through config.py --eval, the
+report through resolve): each listed benchmark's section is the suite entry's keys, then the
+eval.yaml section's (which win), over the eval.yaml defaults: a key neither states, or states
+empty, takes the default. Its `group` (make eval-<group>) is the entry's, else the benchmark's
+name. The suite is `configs/benchmarks.yaml` next to the experiment's folder
 (configs/<exp>/eval.yaml -> configs/benchmarks.yaml), else this repository's.
 """
 from __future__ import annotations
@@ -82,8 +84,17 @@ def resolve(eval_yaml: Path, suite: dict | None = None) -> dict:
         if entry is None and not (own.get("dataset") or own.get("kind")):
             raise SuiteError(f"{eval_yaml}: benchmark '{name}' is not in the suite {suite_path(eval_yaml)}",
                              f"add an entry '{name}' to configs/{SUITE_NAME} (label, dataset, group, section, metric, licence)")
-        resolved[name] = {**(entry or {}), **own}
+        resolved[name] = benchmark_settings(name, {**(entry or {}), **own}, config.get("defaults") or {})
     return resolved
+
+
+def benchmark_settings(name: str, section: dict, defaults: dict) -> dict:
+    """A benchmark's settings: SECTION (its suite entry and eval.yaml section, joined) over the
+    eval.yaml DEFAULTS, a value left empty taking the default; `group` its own, else NAME."""
+    settings = dict(defaults)
+    settings.update({key: value for key, value in section.items() if value not in (None, "") or key not in settings})
+    settings["group"] = settings.get("group") or name
+    return settings
 
 
 def labels(suite: dict) -> dict:

@@ -41,21 +41,12 @@ from pathlib import Path
 
 import yaml
 
+from lab import configs
+from lab.files import sha256_bytes, sha256_file, write_if_changed
+
 SMALL_FILE_BYTES = 64 * 1024 * 1024  # larger files (weights) are identified by size
 MODEL_KEY = "model"
 DATASET_KEY = "dataset"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def canonical(value) -> str:
@@ -76,7 +67,7 @@ class Repo:
                 self.hub = {}
 
     def path(self, name: str) -> Path:
-        p = Path(name)
+        p = Path(os.path.expanduser(name))
         return p if p.is_absolute() else self.root / p
 
     def rel(self, path: Path | str) -> str:
@@ -113,21 +104,24 @@ class Repo:
                 files[key] = sha256_file(item) if size <= SMALL_FILE_BYTES else f"size:{size}"
         return {"files": files}
 
-    def hub_entry(self, kind: str, ident: str) -> dict:
-        entry = self.hub.get(kind) or {}
-        revision = entry.get("revision") if entry.get("id") == ident else None
-        return {"id": ident, "hub": entry.get("hub", "modelscope") if revision else None, "revision": revision}
+    def hub_entry(self, parsed: configs.SwiftEntry) -> dict:
+        """A hub id by its id as written, with the revision preflight found for it (hub-revisions.json,
+        which names the hub id without hub prefix, subsets or sample count)."""
+        entry = self.hub.get(parsed.kind) or {}
+        revision = entry.get("revision") if entry.get("id") in (parsed.raw, parsed.repo_id) else None
+        return {"id": parsed.raw, "hub": entry.get("hub", "modelscope") if revision else None, "revision": revision}
 
     def model(self, ident: str) -> dict:
-        if self.path(ident).exists():
-            return {"id": self.rel(self.path(ident)), **self.tree(ident)}
-        return self.hub_entry("model", ident)
+        parsed = configs.parse_model(ident, self.root)
+        if parsed.local:
+            return {"id": self.rel(self.path(parsed.path)), **self.tree(parsed.path)}
+        return self.hub_entry(parsed)
 
     def dataset(self, entry: str) -> dict:
-        name = entry.split("#", 1)[0]  # swift's "path#N" samples N rows
-        if self.path(name).exists():
-            return {"id": entry, **self.tree(name)}
-        return self.hub_entry("dataset", entry)
+        parsed = configs.parse_dataset(entry, self.root)
+        if parsed.local:
+            return {"id": entry, **self.tree(parsed.path)}
+        return self.hub_entry(parsed)
 
 
 def as_list(value) -> list:
@@ -199,15 +193,6 @@ def status(step: dict, digest: str) -> str:
     if (marker and marker.exists()) or (outputs and outputs.is_dir() and any(outputs.iterdir())):
         return "unknown"
     return "none"
-
-
-def write_if_changed(path: Path, text: str) -> None:
-    if path.is_file() and path.read_text() == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 LIST_KEYS = {"arg": "argv", "env": "cmd_env", "secret_env": "secret_env", "config": "configs", "file": "files",

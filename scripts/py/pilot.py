@@ -23,8 +23,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import report as rep  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab.files import rel as relative_to, write_atomic  # noqa: E402
+from lab.report.render import render_or_exit  # noqa: E402
 
 CUT_OFF_LIMIT = 0.02        # a cut-off share above this asks for a larger max_tokens
 MAX_TOKENS_FACTOR = 2       # the cut replies' length beyond max_tokens is unknown: double it
@@ -413,7 +414,7 @@ class Projection:
 
 
 def rel(path: str) -> str:
-    return rep.rel(path, Path.cwd())
+    return relative_to(path, Path.cwd())
 
 
 def main(argv=None) -> int:
@@ -429,15 +430,10 @@ def main(argv=None) -> int:
         print(f"[pilot] error: {error}", file=sys.stderr)
         print("[pilot] fix: repair or move that file away, then rerun make pilot", file=sys.stderr)
         return 2
-    try:
-        text = rep.render(Path(args.template), facts)
-    except SystemExit as error:
-        print(f"[pilot] error: {error}", file=sys.stderr)
-        print("[pilot] fix: correct the template, then rerun make pilot", file=sys.stderr)
-        return 2
+    text = render_or_exit(Path(args.template), facts, "[pilot]", "correct the template, then rerun make pilot")
     out = Path(args.out)
     if not out.is_file() or out.read_text(encoding="utf-8") != text:
-        rep.write_atomic(out, text.encode("utf-8"))
+        write_atomic(out, text)
     print(f"[pilot] {rel(str(out))}: the full run of {plan['pilot_of']} projected from the pilot", file=sys.stderr)
     return 0
 

@@ -11,7 +11,6 @@ Standard library only, so tests and `make status` can use it without the trainin
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import struct
@@ -164,14 +163,6 @@ def safetensors_param_count(path: Path) -> int | None:
             count *= dim
         total += count
     return total
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- training run

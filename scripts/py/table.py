@@ -9,12 +9,12 @@ its experiments whose base evaluation has it. Columns: the lab's table's order, 
 C-Eval, CMMLU (always: the lab's table has them), then those of the experiments' eval.yaml:
 the psychology suite, the counselling measures (ROUGE-L F1, BLEU-4, the judges' scores);
 serving speed is left out. Values come from checked results only (lab-eval.json, through
-scripts/py/report.py's Report): a cell that did not run, was rejected or gave no value is
+lab.report's Report): a cell that did not run, was rejected or gave no value is
 empty, with a footnote saying why, never 0. A fine-tuned value whose difference to its base
 model is significant in the report's paired test (scripts/py/paired.py) is marked.
 
 The words are in the Jinja2 templates report/table.zh.md and report/table.zh.tex (with
-report.py's filters and macros.zh.md); the CSV holds numbers and identifiers only.
+the report's filters, lab/report/render.py, and macros.zh.md); the CSV holds numbers and identifiers only.
 Exit status: 0 with the three files; 2 when a run's file is not JSON or a template is broken.
 """
 from __future__ import annotations
@@ -28,8 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # noqa: E402
 import paired  # noqa: E402
-import report as rep  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab.files import write_atomic  # noqa: E402
+from lab.report.evaluations import BASE_TARGET, CHOICE_SECTIONS, measure_cell, question_scores  # noqa: E402
+from lab.report.render import REPORT_TEMPLATES, render_or_exit  # noqa: E402
 
 # (benchmark, section, measure) in the lab's table's order; a benchmark of eval.yaml not listed
 # here goes after the last listed one of its section.
@@ -77,7 +79,7 @@ def checked_value(result: dict, measure: str) -> tuple[float | None, str]:
     judging itself, to exercise the path) is no value for a thesis."""
     if result["state"] == "done" and (result.get("judge") or {}).get("placeholder"):
         return None, "placeholder"
-    return rep.measure_cell(result, measure)["value"], result["state"]
+    return measure_cell(result, measure)["value"], result["state"]
 
 
 def base_cell(exps: list, col: dict) -> dict:
@@ -90,12 +92,12 @@ def base_cell(exps: list, col: dict) -> dict:
         value, _ = checked_value(bench["base"], col["measure"])
         if value is not None:
             return {"value": value, "why": None, "significant": None, "source": e.name,
-                    "scores": rep.question_scores(bench["base"], f"{e.name}-base", bench["dataset"])}
+                    "scores": question_scores(bench["base"], f"{e.name}-base", bench["dataset"])}
         first = first or (e, bench)
     if first is None:
         return empty("absent")
     e, bench = first
-    return empty(checked_value(bench["base"], col["measure"])[1], f"{rep.BASE_TARGET} EXP={e.name}",
+    return empty(checked_value(bench["base"], col["measure"])[1], f"{BASE_TARGET} EXP={e.name}",
                  bench["base"].get("reason"))
 
 
@@ -108,7 +110,7 @@ def tuned_cell(e, col: dict, base: dict) -> dict:
         return empty(state, f"{bench['target']} EXP={e.name}", bench["tuned"].get("reason"))
     significant = None
     if base.get("scores"):
-        binary = col["section"] in rep.CHOICE_SECTIONS and col["measure"] == "score"
+        binary = col["section"] in CHOICE_SECTIONS and col["measure"] == "score"
         test = paired.compare(paired.measure(e.question_scores(bench), col["measure"]),
                               paired.measure(base["scores"], col["measure"]), binary)
         significant = test["significant"] if test["n"] else None
@@ -179,12 +181,8 @@ def tex_escape(text) -> str:
 
 
 def render(template: Path, facts: dict) -> str:
-    env = rep.template_environment(template.parent)
-    env.filters.update(tex=tex_escape, superscript=lambda number: str(number).translate(SUPERSCRIPT))
-    try:
-        return env.get_template(template.name).render(**facts)
-    except rep.jinja2.TemplateError as error:
-        raise SystemExit(f"table: {template}: {error}")
+    filters = {"tex": tex_escape, "superscript": lambda number: str(number).translate(SUPERSCRIPT)}
+    return render_or_exit(template, facts, "table", "correct the template, then rerun make table", filters)
 
 
 def main(argv=None) -> int:
@@ -192,7 +190,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repo-root", default=str(Path(__file__).resolve().parents[2]))
     for name in ("exp", "run-dir", "export-dir", "results-dir", "steps", "config", "eval-config", "manifest", "report-md"):
         parser.add_argument(f"--{name}", action="append", default=[], help="once per experiment, in order")
-    parser.add_argument("--template-dir", default=str(rep.REPORT_TEMPLATES), help="where table.zh.md and .tex are")
+    parser.add_argument("--template-dir", default=str(REPORT_TEMPLATES), help="where table.zh.md and .tex are")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--deploy-venv", default="")
     parser.add_argument("--env-file", default="")
@@ -211,16 +209,11 @@ def main(argv=None) -> int:
         return 2
     facts = {"names": names, "stem": stem, "env_file": args.env_file, "columns": cols, "rows": rows, "notes": notes,
              "alpha": paired.ALPHA}
-    try:
-        texts = {name.rsplit(".", 1)[1]: render(Path(args.template_dir) / name, facts) for name in TEMPLATES}
-    except SystemExit as error:
-        print(error, file=sys.stderr)
-        print("table: fix: correct the template, then rerun make table", file=sys.stderr)
-        return 2
+    texts = {name.rsplit(".", 1)[1]: render(Path(args.template_dir) / name, facts) for name in TEMPLATES}
     out = Path(args.out_dir)
-    rep.write_atomic(out / f"{stem}.csv", to_csv(rows, cols).encode("utf-8"))
+    write_atomic(out / f"{stem}.csv", to_csv(rows, cols))
     for suffix, text in texts.items():
-        rep.write_atomic(out / f"{stem}.{suffix}", text.encode("utf-8"))
+        write_atomic(out / f"{stem}.{suffix}", text)
     print(out / f"{stem}.md")
     return 0
 

@@ -38,16 +38,16 @@ when a variant's files are not what its variant.yaml makes.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shlex
 import sys
-import tempfile
 import textwrap
 from decimal import Decimal
 from pathlib import Path
 
 import yaml
+
+from lab.files import write_atomic
 
 PREFIX = "[variants]"
 SECTIONS = {"sft": "sft.yaml", "export": "export.yaml", "deploy": "deploy.yaml", "eval": "eval.yaml",
@@ -388,19 +388,6 @@ def is_generated(path: Path) -> bool:
             return handle.readline().startswith("# generated from configs/")
     except (OSError, UnicodeDecodeError):
         return False
-
-
-def write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_variant_files(root: Path, rules: Rules, name: str) -> list[str]:

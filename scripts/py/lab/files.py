@@ -8,9 +8,21 @@ import tempfile
 from pathlib import Path
 
 
+def _mode_for(path: Path) -> int:
+    """The permissions PATH keeps when it is replaced, or a new file's (0666 less the umask):
+    not the temp file's 0600."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(path: Path | str, data: bytes | str) -> None:
-    """Writes PATH whole or not at all: a temp file beside it, then a rename. The temp
-    file is removed whatever fails (a full disk, an interrupt)."""
+    """Writes PATH whole or not at all (text as UTF-8): a temp file beside it, then a rename.
+    The temp file is removed whatever fails (a full disk, an interrupt); PATH keeps its
+    permissions, a new file gets the usual ones."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -18,6 +30,7 @@ def write_atomic(path: Path | str, data: bytes | str) -> None:
     try:
         with os.fdopen(fd, "wb") as stream:
             stream.write(payload)
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -28,8 +41,19 @@ def write_atomic(path: Path | str, data: bytes | str) -> None:
 
 
 def write_json_atomic(path: Path | str, value, indent: int | None = 2) -> None:
-    """VALUE as UTF-8 JSON (Chinese kept readable), written atomically, with a final newline."""
+    """VALUE as UTF-8 JSON (Chinese kept readable), written atomically, with a final newline;
+    indent None: on one line."""
     write_atomic(path, json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+
+
+def write_if_changed(path: Path | str, data: bytes | str) -> bool:
+    """write_atomic, unless PATH already holds DATA (its time then stays); True when written."""
+    path = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    if path.is_file() and path.read_bytes() == payload:
+        return False
+    write_atomic(path, payload)
+    return True
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -42,3 +66,11 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def rel(path: Path | str, root: Path) -> str:
+    """PATH relative to ROOT when it is under it (as reports show paths), else as given."""
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except (ValueError, OSError):
+        return str(path)
