@@ -163,6 +163,10 @@ spec_report() {
   spec_line file "$REPO_ROOT/scripts/py/runparse.py"
   spec_line file "$REPO_ROOT/scripts/py/paired.py"
   spec_line file "$REPO_ROOT/scripts/py/mdhtml.py"
+  # The blind human evaluation's results (make human-report), its section and its code.
+  spec_line read "$RESULTS_DIR/lab-human.json"
+  spec_line file "$REPO_ROOT/report/human.zh.md"
+  spec_line file "$REPO_ROOT/scripts/py/lab/human_facts.py"
   spec_line marker "$REPORT_DIR/$EXP.manifest.json"
   # The current inputs too: the report says when they differ from what ran.
   spec_line upstream train

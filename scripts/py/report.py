@@ -34,6 +34,7 @@ import fingerprint as fp  # noqa: E402
 import mdhtml  # noqa: E402
 import paired  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab import human_facts  # noqa: E402
 
 PACKAGES = ["torch", "transformers", "peft", "ms-swift", "evalscope", "swanlab"]
 CONFIG_TABLE_KEYS = ["model", "tuner_type", "torch_dtype", "num_train_epochs", "per_device_train_batch_size",
@@ -757,6 +758,7 @@ class Report:
             "eval_sides": [{"side": side, "served": f"{self.exp}{suffix}"}
                            for side, suffix in self.sides[1:] + self.sides[:1]],
             "examples": self.dialog_examples(),
+            "human": human_facts.report_facts(Path(self.args.results_dir), self.exp),  # 9.5, make human-report
             "results_dir": rel(self.args.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
                            "on_gpu": bool(self.gpus)},

@@ -30,6 +30,7 @@ import compare  # noqa: E402
 import paired  # noqa: E402
 import report as rep  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab import human_facts  # noqa: E402
 
 # (benchmark, section, measure) in the lab's table's order; a benchmark of eval.yaml not listed
 # here goes after the last listed one of its section.
@@ -157,7 +158,7 @@ def column_id(col: dict) -> str:
 
 
 def to_csv(rows: list[dict], cols: list[dict]) -> str:
-    """Numbers (x 100, as in the table) and identifiers: experiment, model, base_model, one column
+    """Numbers (x 100, as in the table; the human ratings' 1-5 means as they are) and identifiers: experiment, model, base_model, one column
     per benchmark measure, then why each empty cell is empty and which differences are significant."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -166,7 +167,8 @@ def to_csv(rows: list[dict], cols: list[dict]) -> str:
         cells = r["cells"]
         writer.writerow(
             [r["name"] or "", "base" if r["kind"] == "base" else "fine-tuned", r["model"]]
-            + [f"{c['value'] * 100:.4f}" if c["value"] is not None else "" for c in cells]
+            + [f"{c['value'] * (1 if c.get('scale') == 'likert' else 100):.4f}" if c["value"] is not None else ""
+               for c in cells]
             + [";".join(f"{column_id(col)}={c['why']['state']}" for col, c in zip(cols, cells) if c["why"]),
                ";".join(column_id(col) for col, c in zip(cols, cells) if c["significant"])])
     return buffer.getvalue()
@@ -204,6 +206,7 @@ def main(argv=None) -> int:
         experiments = [compare.Experiment(spec, args) for spec in specs]
         cols = columns(experiments)
         rows = table_rows(experiments, cols)
+        human_facts.table_columns(experiments, cols, rows)  # the blind human evaluation's columns, if rated
         notes = mark_best_and_notes(rows, cols)
     except rp.ParseError as error:
         print(f"table: error: {error}", file=sys.stderr)
