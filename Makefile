@@ -265,7 +265,7 @@ test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
 
 # The smoke experiment's variants (configs/smoke-*, e.g. smoke-r4) and its pilots (smoke-pilot,
 # smoke-r4-pilot) are smoke runs too.
-clean: ## Remove step stamps, the outputs of the smoke run, its variants and pilots (smoke-*), the tiny model (never other experiments' outputs)
+clean: ## Remove step stamps, the outputs of the smoke run, its variants and pilots (smoke-*), their human-evaluation packets, the tiny model (never other experiments' outputs)
 	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke output/smoke.replaced-* export/smoke \
 	  results/smoke results/smoke/*/*.replaced-* output/smoke-* export/smoke-* results/smoke-* \
-	  report/smoke-pilot.md report/smoke-*-pilot.md
+	  report/smoke-pilot.md report/smoke-*-pilot.md results/human/smoke results/human/smoke-*
