@@ -307,3 +307,26 @@ def test_page_refuses_others_and_strangers(client):
     again = TestClient(human_server.create_app(out))
     again.get(f"/r/{tokens['ann']}")
     assert again.get("/api/raters/ann/answers").json()["answers"]["s001"]["A"] == {"empathy": "4"}
+
+
+# ---------------------------------------------------------------- make's layer: scripts/human-eval.sh
+
+@pytest.mark.parametrize("command,settings,message", [
+    ("pack", {"N": "many"}, "N='many' is not a number of scenarios"),
+    ("pack", {"RATERS": "Ann"}, "rater id 'Ann' is not valid"),
+    ("pack", {}, "no finished counselling-reply evaluation of smoke, smoke-base"),
+    ("serve", {}, "no packet in"),
+    ("serve", {"HUMAN_EVAL_PORT": "99999"}, "HUMAN_EVAL_PORT='99999' is not a port number"),
+    ("import", {}, "make human-import needs the filled forms"),
+    ("report", {}, "no packet in"),
+])
+def test_script_stops_with_error_and_fix(tmp_path, command, settings, message):
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("EXP", "EXPS", "N", "RATERS", "FILES", "MAKEFLAGS")}
+    env.update({"EXP": "smoke", "ENV_FILE": "env/smoke.env", "RESULTS_ROOT": str(tmp_path / "results"), **settings})
+    run = subprocess.run([str(REPO / "scripts" / "human-eval.sh"), command], cwd=REPO, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 1, run.stderr
+    assert message in run.stderr and "fix: " in run.stderr, run.stderr

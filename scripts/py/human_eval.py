@@ -46,6 +46,7 @@ def systems_of(exp: str, results_dir: Path, eval_yaml: Path) -> list[dict]:
 
 
 def pack(args) -> int:
+    human.check_raters(args.raters.split())  # a bad setting before any file is read
     systems = [s for exp, results, eval_yaml in args.exp for s in systems_of(exp, Path(results), Path(eval_yaml))]
     missing = [s["served"] for s in systems
                if not any(human.read_replies(s["results_dir"] / s["served"] / b["name"], s["served"]) for b in s["benchmarks"])]

@@ -140,8 +140,7 @@ def collect_scenarios(systems: list[dict]) -> dict:
                 scenario = scenarios.setdefault(key, {"source": bench["source"], "turns": row["turns"], "replies": {}})
                 scenario["replies"].setdefault(system["served"], {
                     "benchmark": bench["name"], "index": row["index"], "subset": row["subset"],
-                    "text": row["text"], "judge": row["judge"],
-                    "judge_placeholder": False})
+                    "text": row["text"], "judge": row["judge"]})
     return scenarios
 
 
