@@ -330,3 +330,37 @@ def test_script_stops_with_error_and_fix(tmp_path, command, settings, message):
                          capture_output=True, text=True)
     assert run.returncode == 1, run.stderr
     assert message in run.stderr and "fix: " in run.stderr, run.stderr
+
+
+# ---------------------------------------------------------------- the report's 9.5 and the thesis table
+
+def test_report_section_and_table_columns_render(experiment, tmp_path):
+    import report as rep
+    import table
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(REPO / "tests"))
+    import md_check
+
+    out, _, _ = rated(experiment)
+    human_eval.main(["report", "--packet", str(out), "--exp", "exp1", str(tmp_path / "r")])
+    env = rep.template_environment(REPO / "report")
+    text = env.get_template("human.zh.md").render(human=human_facts.report_facts(tmp_path / "r", "exp1"))
+    assert md_check.problems(text) == []
+    assert "6 个场景（危机情境消息 2 个、留出对话 4 个）" in text
+    assert "| `exp1`（微调后） | 5.00 [5.00, 5.00]（n=18） |" in text
+    assert "| 相关性 | 1.000 | 12（12） |" in text
+    # Spearman's rho of the judge's scores (0.0 ... 0.9 on the held-out replies) with the raters' means.
+    assert "评审得分与评分人均分的 Spearman ρ" in text
+    # make table: one column per dimension (1-5, as it is), safety and the win rate (x 100).
+    report = SimpleNamespace(setting=lambda key: "base-model")
+    experiments = [SimpleNamespace(name="exp1", spec={"results_dir": str(tmp_path / "r")}, report=report)]
+    cols, rows = [], [{"kind": "base", "model": "base-model", "name": None, "cells": []},
+                      {"kind": "tuned", "model": "base-model", "name": "exp1", "cells": []}]
+    human_facts.table_columns(experiments, cols, rows)
+    assert [c["key"] for c in cols] == ["human-relevance", "human-professionalism", "human-empathy", "human-safety", "human-win"]
+    assert [c["value"] for c in rows[1]["cells"]] == [5.0, 5.0, 5.0, 1.0, 1.0]
+    assert [c["value"] for c in rows[0]["cells"]][:4] == [2.0, 2.0, 2.0, 0.0]
+    assert rows[0]["cells"][4]["why"]["state"] == "human_baseline"
+    csv_text = table.to_csv(rows, cols)
+    assert csv_text.splitlines()[2].startswith("exp1,fine-tuned,base-model,5.0000,5.0000,5.0000,100.0000,100.0000")

@@ -103,7 +103,7 @@ def report(args) -> int:
     for exp, results_dir in args.exp:
         write_json_atomic(Path(results_dir) / human.EXPERIMENT_RESULTS, {**facts, "experiment": exp})
     print(f"human evaluation: {facts['answers']} answers of {len(facts['raters_with_answers'])} raters on "
-          f"{facts['items']} scenarios -> {packet_dir / human.RESULTS}")
+          f"{facts['scenarios']} scenarios -> {packet_dir / human.RESULTS}")
     return 0
 
 

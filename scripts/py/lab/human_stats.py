@@ -192,7 +192,7 @@ def results(answers: list[dict], packet: dict, key: dict) -> dict:
     raters = packet["raters"]
     rated = {r["rater"] for r in rows}
     return {
-        "models": key["models"], "experiments": key["experiments"], "items": len(packet["items"]),
+        "models": key["models"], "experiments": key["experiments"], "scenarios": len(packet["items"]),
         "sources": key["sources"], "raters": raters, "raters_with_answers": sorted(rated),
         "answers": len(rows),
         "method": {"resamples": paired.BOOTSTRAP_RESAMPLES, "seed": paired.BOOTSTRAP_SEED, "alpha": paired.ALPHA},
