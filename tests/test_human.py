@@ -364,3 +364,18 @@ def test_report_section_and_table_columns_render(experiment, tmp_path):
     assert rows[0]["cells"][4]["why"]["state"] == "human_baseline"
     csv_text = table.to_csv(rows, cols)
     assert csv_text.splitlines()[2].startswith("exp1,fine-tuned,base-model,5.0000,5.0000,5.0000,100.0000,100.0000")
+
+
+def test_page_runs_without_the_key_and_refuses_missing_tokens(experiment):
+    from fastapi.testclient import TestClient
+    import human_server
+
+    out, packet, _ = packed(experiment)
+    (out / human.KEY).unlink()  # the page never reads it: it serves the same without it
+    tokens = json.loads((out / human.RATERS).read_text())
+    app = TestClient(human_server.create_app(out))
+    app.get(f"/r/{tokens['cy']}")
+    assert app.get("/rate/2").status_code == 200
+    (out / human.RATERS).write_text(json.dumps({**tokens, "bob": "short"}))
+    with pytest.raises(human.HumanError, match="no valid token for rater bob"):
+        human_server.create_app(out)
