@@ -123,8 +123,10 @@ def create_app(packet_dir: Path) -> FastAPI:
             body = await request.json()
         except ValueError:
             return refused(400, "not JSON")
+        if not isinstance(body, dict):
+            return refused(400, "not a JSON object")
         item = next((i for i in items if i["id"] == body.get("item")), None)
-        if item is None or not isinstance(body, dict):
+        if item is None:
             return refused(400, "unknown item")
         pair = human.side_replies(item, human.sides(packet, rater)[item["id"]])
         field, side, value = body.get("field"), body.get("side"), body.get("value")

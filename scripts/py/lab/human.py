@@ -239,11 +239,11 @@ def build(systems: list[dict], n: int, seed: int, raters: list[str]) -> tuple[di
     packet["digest"] = packet_digest(packet)
     key = {"schema": SCHEMA, "packet_digest": packet["digest"], "models": served,
            "experiments": list(dict.fromkeys(s["experiment"] for s in systems)),
-           "sources": dict(sorted(allocate_counts(items).items())), "items": key_items, "replies": key_replies}
+           "sources": dict(sorted(source_counts(items).items())), "items": key_items, "replies": key_replies}
     return packet, key
 
 
-def allocate_counts(items: list[dict]) -> dict:
+def source_counts(items: list[dict]) -> dict:
     counts: dict[str, int] = {}
     for item in items:
         counts[item["source"]] = counts.get(item["source"], 0) + 1

@@ -47,9 +47,10 @@ def krippendorff_alpha(matrix: list[list[float | None]], level: str, domain=None
     data = np.array([[np.nan if v is None else float(v) for v in row] for row in matrix], dtype=float)
     if data.size == 0 or data.shape[0] < 2:
         return None
-    pairable = (np.sum(~np.isnan(data), axis=0) >= 2).sum()
-    if pairable < ALPHA_MIN_UNITS or len(set(data[~np.isnan(data)].tolist())) < 2 and domain is None:
-        return None
+    if (np.sum(~np.isnan(data), axis=0) >= 2).sum() < ALPHA_MIN_UNITS:
+        return None  # no unit that two raters both rated
+    if domain is None and len(set(data[~np.isnan(data)].tolist())) < 2:
+        return None  # one value throughout: no disagreement to expect, alpha undefined
     try:
         value = krippendorff.alpha(reliability_data=data, level_of_measurement=level,
                                    value_domain=list(domain) if domain is not None else None)
