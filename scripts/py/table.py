@@ -158,8 +158,9 @@ def column_id(col: dict) -> str:
 
 
 def to_csv(rows: list[dict], cols: list[dict]) -> str:
-    """Numbers (x 100, as in the table; the human ratings' 1-5 means as they are) and identifiers: experiment, model, base_model, one column
-    per benchmark measure, then why each empty cell is empty and which differences are significant."""
+    """Numbers (x 100, as in the table; the human ratings' 1-5 means as they are) and identifiers:
+    experiment, model, base_model, one column per benchmark measure, then why each empty cell is
+    empty and which differences are significant."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["experiment", "model", "base_model"] + [column_id(c) for c in cols] + ["empty", "significant_vs_base"])
