@@ -379,3 +379,16 @@ def test_page_runs_without_the_key_and_refuses_missing_tokens(experiment):
     (out / human.RATERS).write_text(json.dumps({**tokens, "bob": "short"}))
     with pytest.raises(human.HumanError, match="no valid token for rater bob"):
         human_server.create_app(out)
+
+
+def test_script_dry_run_prints_the_command_and_writes_nothing(tmp_path):
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k not in ("EXP", "EXPS", "N", "RATERS", "FILES", "MAKEFLAGS")}
+    env.update({"EXP": "smoke", "ENV_FILE": "env/smoke.env", "RESULTS_ROOT": str(tmp_path / "results"), "DRY_RUN": "1",
+                "N": "6", "HUMAN_EVAL_PORT": "8399"})
+    run = subprocess.run([str(REPO / "scripts" / "human-eval.sh"), "pack"], cwd=REPO, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "human_eval.py pack" in run.stdout and "--base-url http://127.0.0.1:8399" in run.stdout
+    assert not (tmp_path / "results").exists()
