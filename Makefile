@@ -110,7 +110,8 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-GROUP evals eval-base eval-app dashboard \
-	report status all smoke pilot test lint clean runbook sbatch new-exp new-grid variants sweep compare table
+	report status all smoke pilot test lint clean runbook sbatch new-exp new-grid variants sweep compare table \
+	human-pack human-eval human-export human-import human-report
 
 help: ## List the targets
 	@printf 'Usage: make TARGET [EXP=name] [GPU=6|0,1,2,3|cpu] [ENV_FILE=env/local.env] [DRY_RUN=1]\n\n'
@@ -242,6 +243,24 @@ compare: ## Experiments side by side in report/compare-<a>-<b>-....md (Chinese):
 table: ## The thesis's results table, report/table-<a>-<b>-....csv/.tex/.md: make table EXPS="a b c"
 	scripts/table.sh
 
+# The blind human evaluation of the counselling replies (docs/human-eval.md): a packet drawn from
+# the replies the evaluations made, a rating page, the unblinded results in each report.
+human-pack: ## Draw the blind human evaluation's packet from the evaluations' replies: make human-pack [EXPS="a b"] [N=120] [RATERS="r1 r2 r3"] [SEED=]
+	scripts/human-eval.sh pack
+
+human-eval: ## Serve the packet's rating page on HUMAN_EVAL_HOST:HUMAN_EVAL_PORT (the raters' links: links.txt beside the packet)
+	scripts/human-eval.sh serve
+
+human-export: ## Each rater's form of the packet as CSV and JSON, for raters who use a form
+	scripts/human-eval.sh export
+
+human-import: ## Filled forms back into the ratings, checked (one bad cell: nothing imported): make human-import FILES="a.csv b.json"
+	scripts/human-eval.sh import
+
+human-report: ## Unblind the ratings (means, safety, preference, agreement, judge vs humans), then make report of each experiment
+	scripts/human-eval.sh report
+	for exp in $(or $(EXPS),$(EXP)); do $(MAKE) report EXP=$$exp; done
+
 smoke: ## The embedded default on CPU, offline: tiny gpt-oss, whole pipeline, base comparison; stops the server
 	trap '$(MAKE) stop EXP=smoke ENV_FILE=env/smoke.env; exit 130' INT TERM; \
 	status=0; $(MAKE) experiment-with-base EXP=smoke ENV_FILE=env/smoke.env || status=$$?; \
@@ -255,7 +274,7 @@ test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
 
 # The smoke experiment's variants (configs/smoke-*, e.g. smoke-r4) and its pilots (smoke-pilot,
 # smoke-r4-pilot) are smoke runs too.
-clean: ## Remove step stamps, the outputs of the smoke run, its variants and pilots (smoke-*), the tiny model (never other experiments' outputs)
+clean: ## Remove step stamps, the outputs of the smoke run, its variants and pilots (smoke-*), their human-evaluation packets, the tiny model (never other experiments' outputs)
 	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke output/smoke.replaced-* export/smoke \
 	  results/smoke results/smoke/*/*.replaced-* output/smoke-* export/smoke-* results/smoke-* \
-	  report/smoke-pilot.md report/smoke-*-pilot.md
+	  report/smoke-pilot.md report/smoke-*-pilot.md results/human/smoke results/human/smoke-*

@@ -135,6 +135,9 @@ run_bats tests/smoke/variants.bats
 log "the pilot (real smoke: make pilot EXP=smoke, its projection, the smoke run left as it was)"
 run_bats tests/smoke/pilot.bats
 
+log "blind human evaluation (real smoke replies: make human-pack N=6, three raters in headless Chromium, server killed and restarted, make human-report)"
+run_bats tests/smoke/human.bats
+
 log "stubbed suites of the main lane: ${MAIN_LANE_SUITES[*]}"
 run_bats "${MAIN_LANE_SUITES[@]}"
 

@@ -168,6 +168,9 @@ spec_report() {
   for module in report.py runparse.py paired.py mdhtml.py; do spec_line file "$REPO_ROOT/scripts/py/$module"; done
   # The package the report's facts, charts and rendering live in (scripts/py/lab).
   while read -r module; do spec_line file "$module"; done < <(find "$REPO_ROOT/scripts/py/lab" -name '*.py' | LC_ALL=C sort)
+  # The blind human evaluation's results (make human-report) and its section (its code is in lab/ above).
+  spec_line read "$RESULTS_DIR/lab-human.json"
+  spec_line file "$REPO_ROOT/report/human.zh.md"
   spec_line marker "$REPORT_DIR/$EXP.manifest.json"
   # The current inputs too: the report says when they differ from what ran.
   spec_line upstream train

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import compare  # noqa: E402
 import paired  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab import human_facts  # noqa: E402
 from lab.files import write_atomic  # noqa: E402
 from lab.report.evaluations import BASE_TARGET, CHOICE_SECTIONS, measure_cell, question_scores  # noqa: E402
 from lab.report.render import REPORT_TEMPLATES, render_or_exit  # noqa: E402
@@ -159,8 +160,9 @@ def column_id(col: dict) -> str:
 
 
 def to_csv(rows: list[dict], cols: list[dict]) -> str:
-    """Numbers (x 100, as in the table) and identifiers: experiment, model, base_model, one column
-    per benchmark measure, then why each empty cell is empty and which differences are significant."""
+    """Numbers (x 100, as in the table; the human ratings' 1-5 means as they are) and identifiers:
+    experiment, model, base_model, one column per benchmark measure, then why each empty cell is
+    empty and which differences are significant."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["experiment", "model", "base_model"] + [column_id(c) for c in cols] + ["empty", "significant_vs_base"])
@@ -168,7 +170,8 @@ def to_csv(rows: list[dict], cols: list[dict]) -> str:
         cells = r["cells"]
         writer.writerow(
             [r["name"] or "", "base" if r["kind"] == "base" else "fine-tuned", r["model"]]
-            + [f"{c['value'] * 100:.4f}" if c["value"] is not None else "" for c in cells]
+            + [f"{c['value'] * (1 if c.get('scale') == 'likert' else 100):.4f}" if c["value"] is not None else ""
+               for c in cells]
             + [";".join(f"{column_id(col)}={c['why']['state']}" for col, c in zip(cols, cells) if c["why"]),
                ";".join(column_id(col) for col, c in zip(cols, cells) if c["significant"])])
     return buffer.getvalue()
@@ -202,6 +205,7 @@ def main(argv=None) -> int:
         experiments = [compare.Experiment(spec, args) for spec in specs]
         cols = columns(experiments)
         rows = table_rows(experiments, cols)
+        human_facts.table_columns(experiments, cols, rows)  # the blind human evaluation's columns, if rated
         notes = mark_best_and_notes(rows, cols)
     except rp.ParseError as error:
         print(f"table: error: {error}", file=sys.stderr)

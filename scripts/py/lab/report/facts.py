@@ -19,7 +19,7 @@ import yaml
 import fingerprint as fp
 import paired
 import runparse as rp
-from lab import REPO_ROOT
+from lab import REPO_ROOT, human_facts
 from lab.files import rel, sha256_bytes, sha256_file
 from lab.report.evaluations import (BASE_TARGET, SIDES, benchmark_labels, category_row, compare_subjects,
                                     extra_base_sides, headline_rows, paired_stats, question_scores, read_benchmarks,
@@ -512,6 +512,7 @@ class Report:
             "eval_sides": [{"side": side, "served": f"{self.exp}{suffix}"}
                            for side, suffix in self.sides[1:] + self.sides[:1]],
             "examples": self.dialog_examples(),
+            "human": human_facts.report_facts(Path(self.inputs.results_dir), self.exp),  # 9.5, make human-report
             "results_dir": rel(self.inputs.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
                            "on_gpu": bool(self.gpus)},
