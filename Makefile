@@ -110,7 +110,7 @@ endif
 .NOTPARALLEL:
 
 .PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-GROUP evals eval-base eval-app dashboard \
-	report status all smoke pilot test lint clean runbook sbatch new-exp new-grid variants sweep compare table \
+	report status all smoke pilot test lint clean runbook sbatch new-exp new-grid variants sweep prereqs compare table \
 	human-pack human-eval human-export human-import human-report
 
 help: ## List the targets
@@ -145,7 +145,7 @@ deploy-base: $(EVAL_BASE_PREREQS) | env ## Serve the base model, for the base-vs
 health: ## Check the server lists the model and answers a chat completion
 	scripts/health.sh
 
-stop: ## Stop the server and its child processes
+stop: ## Stop the experiment's server and its child processes (ALL=1: every experiment's)
 	scripts/stop.sh
 
 # Each evaluation makes sure the fine-tuned model is served and healthy first.
@@ -189,7 +189,7 @@ dashboard: ## SwanLab's local dashboard on 127.0.0.1 over the experiment's local
 runbook: ## Print the whole experiment as one bash script: make runbook [EXP=] [GPU=] [ENV_FILE=] > runbook.sh
 	@PREREQ_CMD='$(PREREQ_CMD)' scripts/runbook.sh
 
-sbatch: ## Print a Slurm batch script of the experiment: make sbatch [GPU=0,1,2,3] [NNODES=2] > job.sh; SUBMIT=1 submits it
+sbatch: ## Print a Slurm batch script of the experiment (EXPS="a b c": a job array, one task each): make sbatch [GPU=0,1,2,3] [NNODES=2] > job.sh; SUBMIT=1 submits it
 	@scripts/sbatch.sh
 
 report: ## Write report/$(EXP).md (Chinese) from the run's own files (a no-op when they did not change)
@@ -224,7 +224,8 @@ pilot: ## A small-scale run of the experiment, then report/<exp>-pilot.md: the f
 	$(MAKE) stop PILOT=1; exit $$status
 
 # Variants and comparisons (docs/variants.md): a variant is configs/<name>/variant.yaml plus the
-# native configs generated from its base's; a sweep runs experiments one after another.
+# native configs generated from its base's; a sweep runs experiments one after another, or
+# several at once (GPUS, JOBS), each with its own GPUs, ports, server and run lock.
 new-exp: ## A variant of an experiment: make new-exp FROM=<exp> NAME=<name> SET="lora_rank=32 lora_alpha=128" [CONFIG=sft] [WHY=...]
 	scripts/variants.sh new
 
@@ -234,8 +235,12 @@ new-grid: ## One variant per value of each axis: make new-grid FROM=<exp> GRID="
 variants: ## Regenerate every variant's configs from its variant.yaml (after editing one, or its base)
 	scripts/variants.sh generate
 
-sweep: ## Each experiment's whole pipeline in turn: make sweep EXPS="a b c" [KEEP_GOING=1] [WITH_BASE=1]
+sweep: ## Each experiment's whole pipeline: make sweep EXPS="a b c" [GPUS="0 1 2,3"|JOBS=2] [KEEP_GOING=1] [WITH_BASE=1]
 	MAKE='$(MAKE)' scripts/sweep.sh
+
+# What experiments running side by side share, made once before they start (make sweep):
+# the venv and the built prerequisites (the smoke's tiny model).
+prereqs: $(TRAIN_PREREQS) $(EVAL_BASE_PREREQS) | env
 
 compare: ## Experiments side by side in report/compare-<a>-<b>-....md (Chinese): make compare EXPS="a b c"
 	scripts/compare.sh

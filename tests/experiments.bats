@@ -92,7 +92,7 @@ EOF
   run make all GPU=0,1 DRY_RUN=1 EXP=qwen3-30b-a3b-sft-v1
   assert_success
   assert_line --partial ".venv-lmdeploy/bin/swift deploy configs/qwen3-30b-a3b-sft-v1/deploy.yaml \\"
-  assert_line "    --lmdeploy_tp 2 > .state/server/deploy.log 2>&1 &"
+  assert_line "    --lmdeploy_tp 2 > .state/qwen3-30b-a3b-sft-v1/server/deploy.log 2>&1 &"
 }
 
 @test "every experiment states the GPU memory it needs" {

@@ -27,12 +27,12 @@ serving_json() { printf '{"data":[{"id":"%s"}]}' "$1"; }
 
 @test "health fails with the server log's tail when the completion is empty" {
   write_env GPU=cpu
-  mkdir -p "$REPO/.state/server"
-  printf 'INFO: loading model\nERROR: generation produced no tokens\n' >"$REPO/.state/server/deploy.log"
+  mkdir -p "$REPO/.state/$DEFAULT_EXP/server"
+  printf 'INFO: loading model\nERROR: generation produced no tokens\n' >"$REPO/.state/$DEFAULT_EXP/server/deploy.log"
   STUB_CURL_MODELS="$(serving_json "$DEFAULT_EXP")" \
     STUB_CURL_CHAT='{"choices":[{"message":{"role":"assistant","content":""}}]}' run scripts/health.sh
   assert_failure
-  assert_line "--- last lines of $REPO/.state/server/deploy.log ---"
+  assert_line "--- last lines of $REPO/.state/$DEFAULT_EXP/server/deploy.log ---"
   assert_line "ERROR: generation produced no tokens"
   assert_line "[health] error: chat completion returned empty content: {\"choices\":[{\"message\":{\"role\":\"assistant\",\"content\":\"\"}}]}"
   assert_line "[health] fix: check the server log above; restart with 'make stop deploy'"
@@ -75,11 +75,11 @@ serving_json() { printf '{"data":[{"id":"%s"}]}' "$1"; }
 
 @test "health fails with the server log's tail when the response body is empty" {
   write_env GPU=cpu
-  mkdir -p "$REPO/.state/server"
-  printf 'ERROR: worker died\n' >"$REPO/.state/server/deploy.log"
+  mkdir -p "$REPO/.state/$DEFAULT_EXP/server"
+  printf 'ERROR: worker died\n' >"$REPO/.state/$DEFAULT_EXP/server/deploy.log"
   STUB_CURL_MODELS="$(serving_json "$DEFAULT_EXP")" STUB_CURL_CHAT='' run scripts/health.sh
   assert_failure
-  assert_line "--- last lines of $REPO/.state/server/deploy.log ---"
+  assert_line "--- last lines of $REPO/.state/$DEFAULT_EXP/server/deploy.log ---"
   assert_line "ERROR: worker died"
   assert_line "[health] error: chat completion returned empty content: "
 }

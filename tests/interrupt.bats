@@ -29,7 +29,7 @@ teardown() {
     make all >"$TMP/make.log" 2>&1 &
   MAKE_PID=$!
   wait_for_file "$TMP/eval-started" 300 || { cat "$TMP/make.log" >&2; false; }
-  server_pid="$(cat .state/server/pid)"
+  server_pid="$(cat ".state/$DEFAULT_EXP/server/pid")"
   kill -0 -- "-$server_pid"
 
   # What the terminal does on Ctrl-C: SIGINT to the whole foreground process group.
@@ -39,8 +39,8 @@ teardown() {
 
   run kill -0 -- "-$server_pid"
   assert_failure
-  assert_file_not_exists .state/server/pid
+  assert_file_not_exists ".state/$DEFAULT_EXP/server/pid"
   run cat "$TMP/make.log"
-  assert_output --partial "stopped server (process group $server_pid)"
+  assert_output --partial "stopped the server of $DEFAULT_EXP (process group $server_pid)"
   refute_output --partial "report.sh"
 }

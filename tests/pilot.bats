@@ -44,7 +44,7 @@ small_experiment() {
   assert_line "    --adapters $OUT/output/$PILOT/last-checkpoint \\"
   assert_line "    --output_dir $OUT/export/$PILOT.partial \\"
   assert_line "    --served_model_name $PILOT \\"
-  assert_line "    --lmdeploy_tp 2 > .state/server/deploy.log 2>&1 &"
+  assert_line "    --lmdeploy_tp 2 > .state/$PILOT/server/deploy.log 2>&1 &"
   # Every benchmark: 5 questions per subject at the configured concurrency (8 per GPU).
   assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 12
   assert_equal "$(grep -c '^    --limit 5 \\$' <<<"$output")" 11
@@ -170,7 +170,7 @@ small_experiment() {
   run --separate-stderr make pilot EXP=small
   assert_success
   assert_file_exist report/small-pilot.md
-  assert_file_not_exist .state/server/pid # make pilot stops its server
+  assert_file_not_exist .state/small-pilot/server/pid # make pilot stops its server
   # The pilot: its own folders and served name, at its scale.
   assert_equal "$(stub_arg swift 1 --output_dir)" "$OUT/output/small-pilot"
   assert_equal "$(stub_arg swift 1 --max_steps)" 30

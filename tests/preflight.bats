@@ -204,11 +204,11 @@ preflight() { run "$REPO/scripts/preflight.sh"; }
 @test "a port held by this repo's own server passes" {
   local port
   port="$(free_port)"
-  mkdir -p "$BATS_TEST_TMPDIR/swift-server" "$REPO/.state/server"
+  mkdir -p "$BATS_TEST_TMPDIR/swift-server" "$REPO/.state/$EXP/server"
   # server_pid knows our server by its pid file and "swift" in its command line.
   python3 -m http.server "$port" --bind 127.0.0.1 --directory "$BATS_TEST_TMPDIR/swift-server" >/dev/null 2>&1 &
   HTTP_PID=$!
-  echo "$HTTP_PID" >"$REPO/.state/server/pid"
+  echo "$HTTP_PID" >"$REPO/.state/$EXP/server/pid"
   for _ in $(seq 50); do (: >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
   SERVE_PORT="$port" run "$REPO/scripts/preflight.sh"
   assert_success

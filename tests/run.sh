@@ -129,7 +129,7 @@ run_bats tests/smoke/inputs.bats
 log "two nodes on one machine (real smoke training: two make train, NNODES=2, CPU, gloo)"
 run_bats tests/smoke/multinode.bats
 
-log "variants (real smoke: smoke-experts trains the experts; smoke-r4's pipeline, then make compare with smoke)"
+log "variants (real smoke: make sweep runs smoke-r4 and smoke-experts side by side; the experts' adapter; make compare with smoke)"
 run_bats tests/smoke/variants.bats
 
 log "the pilot (real smoke: make pilot EXP=smoke, its projection, the smoke run left as it was)"

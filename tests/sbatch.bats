@@ -170,3 +170,67 @@ prepare_cluster_checkout() {
   run pgrep -f "$REPO/.venv-lmdeploy/bin/swift deploy"
   assert_failure
 }
+
+# array_task SCRIPT INDEX: the body of array task INDEX, as the single script would print it.
+array_task() { awk -v i="$2" '$0 ~ "^  " i "\\) " { on = 1; next } on && /^    ;;$/ { exit } on' "$1" | sed 's/^    //'; }
+
+@test "make sbatch EXPS=: a job array, task i runs experiment i with make sbatch EXP=<i>'s body on ports of its own; JOBS caps the tasks at once" {
+  local exps=("$DEFAULT_EXP" gpt-oss-20b-sft-r32 gpt-oss-20b-sft-experts) i single
+  write_env "SWANLAB_TOKEN=$SECRET" SERVE_PORT=9000 MASTER_PORT=29000 JOB_PARTITION=gpu
+  run --separate-stderr make sbatch EXPS="${exps[*]}" GPU=0,1 JOBS=2
+  assert_success
+  refute_output --partial "$SECRET"
+  assert_equal "${lines[0]}" "#!/usr/bin/env bash"
+  assert_line "#SBATCH --job-name=sweep"
+  assert_line "#SBATCH --array=0-2%2"
+  assert_line "#SBATCH --gres=gpu:2"
+  assert_line "#SBATCH --partition=gpu"
+  assert_line "#SBATCH --output=slurm-%x-%A_%a.out"
+  assert_line 'case "$SLURM_ARRAY_TASK_ID" in'
+  run awk '/^#SBATCH/ && seen { bad = 1 } !/^#/ && NF { seen = 1 } END { exit bad }' <<<"$output"
+  assert_success
+  make -s sbatch EXPS="${exps[*]}" GPU=0,1 JOBS=2 >array.sh
+  bash -n array.sh
+  for i in 0 1 2; do
+    single="$(make -s sbatch EXP="${exps[i]}" GPU=0,1 SERVE_PORT=$((9000 + 2 * i)) MASTER_PORT=$((29000 + i)) | sed -n '/^\[\[ -f Makefile/,$p')"
+    [[ "$single" == *"export EXP=${exps[i]} "*"MASTER_PORT=$((29000 + i)) SERVE_PORT=$((9000 + 2 * i))"* ]]
+    assert_equal "$(array_task array.sh "$i")" "$single"
+  done
+  run make sbatch EXPS="$DEFAULT_EXP nope"
+  assert_failure
+  assert_line "[sbatch] error: EXPS: experiment 'nope' has no config (configs/nope/sft.yaml)"
+  run make sbatch EXPS="$DEFAULT_EXP" JOBS=x
+  assert_failure
+  assert_line "[sbatch] error: JOBS='x' is not a number of array tasks to run at once"
+}
+
+@test "the job array run as Slurm runs task 1: experiment 1 alone, end to end on its ports; a task beyond the array stops" {
+  local serve master
+  until serve="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((serve + 2))") 2>/dev/null && ! (: >"/dev/tcp/127.0.0.1/$((serve + 3))") 2>/dev/null; do :; done
+  master="$(free_port)"
+  mkdir -p .venv/bin
+  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  write_env GPU=cpu "SERVE_PORT=$serve" "MASTER_PORT=$master" SKIP_REMOTE_CHECKS=swanlab,hub
+  make new-exp FROM="$DEFAULT_EXP" NAME=array-a SET="eval.benchmarks=[ceval]" >/dev/null 2>&1
+  make new-exp FROM="$DEFAULT_EXP" NAME=array-b SET="lora_rank=8 eval.benchmarks=[ceval]" >/dev/null 2>&1
+  make -s sbatch EXPS="array-a array-b" >job.sh
+  SLURM_JOB_NODELIST=node1 SLURM_ARRAY_TASK_ID=1 STUB_SLURM_HOSTS=127.0.0.1 STUB_CURL_WAIT_SERVED=5 run bash job.sh
+  assert_success
+  assert_equal "$(stub_arg swift 1 --swanlab_exp_name)" array-b
+  assert_equal "$(stub_arg swift 3 --served_model_name)" array-b
+  assert_equal "$(stub_arg swift 3 --port)" "$((serve + 2))"
+  assert_equal "$(stub_arg swift 4 --served_model_name)" array-b-base
+  assert_equal "$(stub_arg swift 4 --port)" "$((serve + 3))"
+  assert_equal "$(stub_calls swift)" 4
+  run grep -c 'array-a' "$STUB_LOG"
+  assert_output 0
+  assert_file_exist report/array-b.md
+  assert_file_not_exist report/array-a.md
+  assert_file_not_exist .state/array-b/server/pid
+  SLURM_JOB_NODELIST=node1 SLURM_ARRAY_TASK_ID=2 run bash job.sh
+  assert_failure
+  assert_output "sbatch: the job array has tasks 0-1, not 2"
+  SLURM_JOB_NODELIST=node1 run bash job.sh
+  assert_failure
+  assert_output --partial "SLURM_ARRAY_TASK_ID: run this through sbatch, as the job array it is"
+}

@@ -142,11 +142,13 @@ smoke_setup() {
 }
 
 common_teardown() {
-  local pid_file="${REPO:-}/.state/server/pid" pid
-  if [[ -f "$pid_file" ]]; then
+  local pid_file pid
+  # Every experiment's server (.state/<exp>/server/pid), none left behind.
+  for pid_file in "${REPO:-/nonexistent}"/.state/*/server/pid; do
+    [[ -f "$pid_file" ]] || continue
     pid="$(cat "$pid_file")"
     [[ "$pid" =~ ^[0-9]+$ ]] && kill -KILL -- "-$pid" 2>/dev/null
-  fi
+  done
   if [[ -n "${LISTENER_PID:-}" ]]; then kill "$LISTENER_PID" 2>/dev/null; wait "$LISTENER_PID" 2>/dev/null; fi
   return 0
 }

@@ -1,13 +1,19 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
 # The model server started by `make deploy`: its files, its API, its process group.
+# One server per experiment (its fine-tuned or its base model), its files in
+# .state/<exp>/server/: experiments of a sweep serve side by side, each on its own port.
 # Source after env.sh and load_env.
 
-SERVER_DIR="$STATE_DIR/server"
-SERVER_PID_FILE="$SERVER_DIR/pid"
-SERVER_NAME_FILE="$SERVER_DIR/served_model_name"
-SERVER_LOG_FILE="$SERVER_DIR/deploy.log"
-SERVER_DIGEST_FILE="$SERVER_DIR/inputs_digest" # what it serves (lib/fingerprint.sh: serve, serve-base)
+# use_server_dir DIR: the server's files are in DIR (make stop ALL=1 visits every experiment's).
+use_server_dir() {
+  SERVER_DIR="$1"
+  SERVER_PID_FILE="$SERVER_DIR/pid"
+  SERVER_NAME_FILE="$SERVER_DIR/served_model_name"
+  SERVER_LOG_FILE="$SERVER_DIR/deploy.log"
+  SERVER_DIGEST_FILE="$SERVER_DIR/inputs_digest" # what it serves (lib/fingerprint.sh: serve, serve-base)
+}
+use_server_dir "$STATE_DIR/$EXP/server"
 
 # Where clients connect: a server bound to every interface is still reached on loopback.
 api_base() {

@@ -29,7 +29,7 @@ setup() { smoke_setup; }
   # The server logs the prompt it applies (Python's repr of the string).
   local logged
   logged="$(.venv/bin/python -c 'import sys; print(repr(open(sys.argv[1], encoding="utf-8").read()))' configs/smoke/system.txt)"
-  run grep -cF "default_system: $logged" .state/server/deploy.log
+  run grep -cF "default_system: $logged" .state/smoke/server/deploy.log
   assert_output 1
 }
 
@@ -92,7 +92,7 @@ print("\n".join(name for (name,) in db.execute(
 @test "the server answered a chat completion and was stopped at the end" {
   run grep -E '\[health\] ok: smoke at http://127.0.0.1:[0-9]+/v1 answered: .+' "$SMOKE_LOG"
   assert_success
-  [[ ! -e .state/server/pid ]]
+  [[ ! -e .state/smoke/server/pid ]]
   # This checkout's servers only (the runbook's clean tree runs its own meanwhile).
   run pgrep -f "$SRC_ROOT/.venv/.*swift/cli/deploy.py"
   assert_failure

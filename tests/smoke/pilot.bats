@@ -42,7 +42,7 @@ pilot_setting() {
   assert_equal "$(cat "$BATS_FILE_TMPDIR/pilot.status")" 0
   printf '# make pilot EXP=smoke took %s s\n' "$(cat "$BATS_FILE_TMPDIR/pilot.seconds")" >&3
   assert_file_exist report/smoke-pilot.md
-  assert_file_not_exist .state/server/pid
+  assert_file_not_exist .state/smoke-pilot/server/pid
   # The training stopped after the pilot's steps, in its own run dir, logging every step.
   local steps
   steps="$(pilot_setting max_steps)"

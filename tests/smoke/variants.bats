@@ -1,10 +1,12 @@
 #!/usr/bin/env bats
 # The smoke experiment's variants, for real (run by tests/run.sh after the other real
-# suites, so the smoke run and the tiny model exist): smoke-experts trains LoRA on the
-# fused expert parameters (its adapter holds them, trained), and smoke-r4's whole pipeline
-# followed by make compare EXPS="smoke smoke-r4" writes the comparison with its charts.
-# The server of smoke-r4 listens on a free port (a location, not an input: nothing redone).
+# suites, so the smoke run and the tiny model exist): make sweep runs the whole pipelines of
+# smoke-r4 and smoke-experts side by side (GPUS="cpu cpu"), each on ports of its own; then
+# smoke-experts' adapter holds LoRA on the fused expert parameters, trained, and make compare
+# EXPS="smoke smoke-r4" writes the comparison with its charts. The servers listen on free
+# ports (a location, not an input: nothing redone).
 
+# shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
 load ../test_helper
 
 setup() { smoke_setup; }
@@ -20,9 +22,42 @@ for name, tensor in sorted(load_file(sys.argv[1]).items()):
 EOF
 }
 
-@test "smoke-experts: make train puts LoRA on the fused experts (target_parameters), and trains it" {
-  run make train EXP=smoke-experts
+# train_window EXP: the start and end (epoch seconds) of EXP's last training (steps.jsonl).
+train_window() {
+  jq -rs '[.[] | select(.step == "train" and (.event == "start" or .event == "end"))] | .[-2:]
+    | map(.time | fromdateiso8601) | @tsv' ".state/$1/steps.jsonl"
+}
+
+@test "make sweep EXPS=\"smoke-r4 smoke-experts\" GPUS=\"cpu cpu\": both whole pipelines side by side, each on its own ports, server and log" {
+  local serve master started r4_start r4_end experts_start experts_end
+  # Four free ports in a row: each experiment's model and base model (SERVE_PORT + 2i, + 1).
+  until serve="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((serve + 1))") 2>/dev/null &&
+    ! (: >"/dev/tcp/127.0.0.1/$((serve + 2))") 2>/dev/null && ! (: >"/dev/tcp/127.0.0.1/$((serve + 3))") 2>/dev/null; do :; done
+  master="$(free_port)"
+  started=$SECONDS
+  run --separate-stderr make sweep EXPS="smoke-r4 smoke-experts" GPUS="cpu cpu" SERVE_PORT="$serve" MASTER_PORT="$master"
+  echo "# make sweep EXPS=\"smoke-r4 smoke-experts\" GPUS=\"cpu cpu\": $((SECONDS - started)) s" >&3
   assert_success
+  assert_line --regexp '^  smoke-r4 +done +report/smoke-r4\.md +\.state/smoke-r4/sweep\.log$'
+  assert_line --regexp '^  smoke-experts +done +report/smoke-experts\.md +\.state/smoke-experts/sweep\.log$'
+  grep -q '\[sweep\] up to 2 experiments at once, on GPUS="cpu cpu"' <<<"$stderr"
+  # Each on its own port, its server stopped at the end.
+  assert_file_contains .state/smoke-r4/sweep.log "\[deploy\] serving smoke-r4 at http://127.0.0.1:$serve/v1"
+  assert_file_contains .state/smoke-experts/sweep.log "\[deploy\] serving smoke-experts at http://127.0.0.1:$((serve + 2))/v1"
+  assert_file_not_exist .state/smoke-r4/server/pid
+  assert_file_not_exist .state/smoke-experts/server/pid
+  # Side by side: the two trainings overlapped.
+  read -r r4_start r4_end < <(train_window smoke-r4)
+  read -r experts_start experts_end < <(train_window smoke-experts)
+  echo "# trainings: smoke-r4 $r4_start-$r4_end, smoke-experts $experts_start-$experts_end" >&3
+  ((r4_start < experts_end && experts_start < r4_end))
+  assert_file_exist report/smoke-r4.md
+  assert_file_exist report/smoke-experts.md
+  run jq -r .lora_rank output/smoke-r4/args.json
+  assert_output 4
+}
+
+@test "smoke-experts: LoRA on the fused experts (target_parameters), trained" {
   run jq -c '[.target_parameters, .lora_dropout]' output/smoke-experts/args.json
   assert_output '[["mlp.experts.gate_up_proj","mlp.experts.down_proj"],0]'
   run adapter_tensors output/smoke-experts
@@ -43,20 +78,8 @@ EOF
   refute_output --partial experts
 }
 
-@test "make all EXP=smoke-r4, then make compare and make table EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked, the tests, the thesis table" {
-  local port started
-  # A free port whose next one is free too (preflight checks the base model's, SERVE_PORT + 1).
-  until port="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do :; done
-  make stop EXP=smoke-r4 >/dev/null 2>&1 # one server at a time: none of an earlier run
-  started=$SECONDS
-  run make all EXP=smoke-r4 SERVE_PORT="$port"
-  make stop EXP=smoke-r4 >/dev/null 2>&1 || true
-  assert_success
-  echo "# make all EXP=smoke-r4: $((SECONDS - started)) s" >&3
-  assert_file_exist report/smoke-r4.md
-  run jq -r .lora_rank output/smoke-r4/args.json
-  assert_output 4
-
+@test "smoke-r4 (run by the sweep above), then make compare and make table EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked, the tests, the thesis table" {
+  # smoke-r4's whole pipeline ran in the sweep above.
   run make compare EXPS="smoke smoke-r4"
   assert_success
   local md=report/compare-smoke-smoke-r4.md
