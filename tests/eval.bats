@@ -579,3 +579,44 @@ YAML
   run grep -F '| ARC 测试基准 | `arc` | accuracy | CC BY-SA 4.0 | https://huggingface.co/datasets/allenai/ai2_arc |' "report/$DEFAULT_EXP.md"
   assert_success
 }
+
+@test "an external test set (psydt-turns): its overlap with the training set first, then every turn, scored as EmoLLM does" {
+  serve_smoke
+  STUB_REVIEWS=1 eval_smoke psydt-turns
+  assert_success
+  assert_line --regexp "^\[eval\] overlap with the training set: 0 of 7 test replies share 20 characters with one of [0-9]+ training replies, 0 exact duplicates$"
+  run stub_arg evalscope 1 --dataset-args
+  assert_output "{\"general_qa\":{\"subset_list\":[\"psydt\"],\"local_path\":\"$REPO/configs/smoke/data/psydt\"}}"
+  local result="$REPO/results/smoke/smoke/psydt-turns/lab-eval.json"
+  assert_equal "$(jq -r '[.metric, .num, .scorer.name, .contamination.test_replies, .contamination.flagged] | @tsv' "$result")" \
+    "$(printf 'rouge-l-f1\t7\temollm\t7\tfalse')"
+  assert_equal "$(jq -r '.metrics | keys | join(",")' "$result")" "bleu-1,bleu-2,bleu-3,bleu-4,rouge-1-f1,rouge-2-f1,rouge-l-f1"
+  assert_equal "$(grep -c . "$REPO/results/smoke/smoke/psydt-turns/lab-scores.jsonl")" 7
+}
+
+@test "an external test set that overlaps the training set above contamination_limit is flagged in its result" {
+  # A training reply that is one of the test set's, as a copied test set would be (trained on it).
+  jq -c '{conversations: [{from: "human", value: "?"}, {from: "gpt", value: .answer}]}' \
+    "$REPO/configs/smoke/data/psydt/psydt.jsonl" | head -n 2 >>"$REPO/configs/smoke/data/mh-sharegpt-sample.jsonl"
+  EXP=smoke ENV_FILE="$SMOKE_ENV" mark_done train export
+  serve_smoke
+  STUB_REVIEWS=1 eval_smoke psydt-turns
+  assert_success
+  assert_output --partial "[eval] overlap with the training set: 2 of 7 test replies share 20 characters"
+  assert_equal "$(jq -r '[.contamination.exact_duplicates, .contamination.ngram_share, .contamination.flagged] | @tsv' \
+    "$REPO/results/smoke/smoke/psydt-turns/lab-eval.json")" "$(printf '2\t0.2857\ttrue')"
+}
+
+@test "DRY_RUN=1 on the real run: PsyDTCorpus fetched, its overlap measured, EmoLLM's scoring, all printed" {
+  DRY_RUN=1 run scripts/eval.sh psydt-turns
+  assert_success
+  assert_line "python scripts/py/fetch_psydt.py \\"
+  assert_line "    --out data/psydt"
+  assert_line "python scripts/py/contamination.py \\"
+  assert_line "    --config configs/$DEFAULT_EXP/sft.yaml \\"
+  assert_line "    --limit 0.05 \\"
+  assert_line "    --scorer emollm \\"
+  assert_line "    --contamination results/$DEFAULT_EXP/$DEFAULT_EXP/psydt-turns/lab-contamination.json \\"
+  assert_line "    --limit 100000 \\"
+  [[ ! -e "$REPO/data/psydt" ]]
+}

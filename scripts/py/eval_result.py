@@ -3,7 +3,7 @@
   eval_result.py --report REPORT.json --benchmark B --model SERVED --config CONFIG
                  --out RESULT.json [--expected-num N] [--subject S ...] [--judged]
                  [--inputs-digest D] [--seconds S] [--replies-dir DIR --max-tokens N
-                 [--cut-off-limit SHARE] [--tokenizer DIR]]
+                 [--cut-off-limit SHARE] [--tokenizer DIR] [--scorer emollm]] [--contamination FILE]
   eval_result.py --perf --report PERF_DIR --parallel P... --number N... (and the above)
 
 Accepted (exit 0): an accuracy in [0, 1], N questions scored when N is given, and
@@ -19,6 +19,11 @@ and with --replies-dir (EvalScope's work dir) what a reader needs to trust the s
 to score in the final channel; tokens: generated tokens, mean/p95/max; the analysis and
 final parts apart when a tokenizer tells them apart; fix: when more than cut-off-limit of
 the replies were cut off, the max_tokens and session length that would fit them).
+With --scorer emollm the replies are scored again as EmoLLM scores them (scripts/py/lab/counselling.py:
+BLEU-1..4 and ROUGE-1/2/L F on jieba words; the score ROUGE-L F; each reply's scores in
+lab-scores.jsonl for the paired tests; EvalScope's own metrics kept as evalscope_metrics), and
+--contamination adds the test set's overlap with the training set (scripts/py/contamination.py)
+as `contamination`.
 With --perf, --report is an `evalscope perf` output folder and the result holds one
 entry per concurrency level (throughput, TTFT, latency p50/p99) instead of a score.
 Rejected (exit 1): the reason and the fix go to stderr, RESULT.json is not
@@ -39,7 +44,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from runparse import message_text
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runparse import message_text  # noqa: E402
 
 REJECTED_NAME = "lab-eval-rejected.json"
 
@@ -225,9 +231,11 @@ def check(report_path: Path, args) -> dict:
         if subject not in names:
             raise Rejected(f"subject '{subject}' has no results in {args.report_shown}",
                            f"check that {report.get('dataset_name') or 'the dataset'} has subject '{subject}' ({args.config})")
-    accepted = {**with_replies(result, args), "metric": metric_label(primary), "score": score, "num": num,
+    accepted = {**with_contamination(with_replies(result, args), args), "metric": metric_label(primary), "score": score, "num": num,
                 "metrics": {metric_label(m): m.get("score") for m in metrics if is_score(m.get("score"))},
                 "subsets": subsets, "categories": categories_of(primary)}
+    if args.scorer == "emollm":
+        accepted = with_emollm_scores(accepted, args)
     if args.aggregate == "subject-mean":
         # The benchmark's own definition: each subject weighs the same, whatever its size.
         mean = subject_mean(subsets)
@@ -236,6 +244,32 @@ def check(report_path: Path, args) -> dict:
         accepted["metrics"][f"{accepted['metric']}-question-mean"] = score
         accepted.update(metric=f"{accepted['metric']}-subject-mean", score=mean)
     return accepted
+
+
+def with_emollm_scores(accepted: dict, args) -> dict:
+    """The replies scored as EmoLLM scores them (scripts/py/lab/counselling.py): its BLEU-1..4 and
+    ROUGE-1/2/L F are the metrics, ROUGE-L F the score; EvalScope's own are kept apart."""
+    from lab.counselling import EMOLLM_PRIMARY, EMOLLM_SOURCE, rescore_emollm
+
+    scored = rescore_emollm(Path(args.replies_dir), accepted.get("dataset") or "general_qa")
+    if not scored["num"]:
+        raise Rejected(f"no scored replies in {args.replies_dir}/reviews to score as EmoLLM does",
+                       "read the log above; rerunning make resumes from the cached predictions")
+    return {**accepted, "metric": EMOLLM_PRIMARY, "score": scored["metrics"][EMOLLM_PRIMARY], "num": scored["num"],
+            "metrics": scored["metrics"], "evalscope_metrics": accepted["metrics"], "subsets": scored["subsets"],
+            "scorer": {"name": "emollm", "source": EMOLLM_SOURCE}}
+
+
+def with_contamination(result: dict, args) -> dict:
+    """The test set's overlap with the training set (scripts/py/contamination.py), beside the score."""
+    if not args.contamination:
+        return result
+    try:
+        record = json.loads(Path(args.contamination).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise Rejected(f"the overlap with the training set was not measured ({args.contamination})",
+                       "rerun make: the evaluation measures it before scoring") from None
+    return {**result, "contamination": record}
 
 
 def with_replies(result: dict, args) -> dict:
@@ -303,6 +337,9 @@ def main(argv=None) -> int:
     parser.add_argument("--tokenizer", default=None, help="the served model's folder, to count final-channel tokens")
     parser.add_argument("--aggregate", choices=["subject-mean"], default=None,
                         help="subject-mean: the score is the mean of the per-subject accuracies")
+    parser.add_argument("--scorer", choices=["emollm"], default=None,
+                        help="emollm: score the replies with EmoLLM's BLEU/ROUGE (needs --replies-dir)")
+    parser.add_argument("--contamination", default=None, help="the overlap record to show beside the score")
     parser.add_argument("--perf", action="store_true", help="--report is an `evalscope perf` output folder")
     parser.add_argument("--parallel", type=int, nargs="*", default=[], help="perf: the concurrency levels")
     parser.add_argument("--number", type=int, nargs="*", default=[], help="perf: the requests at each level")

@@ -34,6 +34,7 @@ import fingerprint as fp  # noqa: E402
 import mdhtml  # noqa: E402
 import paired  # noqa: E402
 import runparse as rp  # noqa: E402
+from lab import counselling_report  # noqa: E402
 
 PACKAGES = ["torch", "transformers", "peft", "ms-swift", "evalscope", "swanlab"]
 CONFIG_TABLE_KEYS = ["model", "tuner_type", "torch_dtype", "num_train_epochs", "per_device_train_batch_size",
@@ -345,8 +346,8 @@ def measure_cell(result: dict | None, measure: str) -> dict:
 
 
 def recorded_contamination(result: dict):
-    """A contamination check a checked result records beside its score, when it does (none
-    writes one yet: the summary shows it when one does)."""
+    """The overlap with the training set a checked result records beside its score (an external
+    test set's: scripts/py/contamination.py), else None."""
     if result["state"] != "done" or not result.get("path"):
         return None
     record, _ = rp.read_json_object(Path(result["path"]))
@@ -665,11 +666,7 @@ class Report:
             if items:
                 flags.append({"kind": kind, "items": items,
                               "over_limit": any(s["over_limit"] for i in items for s in i["sides"])})
-        for bench in self.benchmarks:
-            for side, _ in self.sides:
-                if bench[side].get("contamination"):
-                    flags.append({"kind": "contamination", "benchmark": bench["key"], "side": side,
-                                  "detail": bench[side]["contamination"]})
+        flags += counselling_report.contamination_flags(self.benchmarks, [side for side, _ in self.sides])
         placeholders = [b["key"] for b in self.benchmarks
                         if any((b[side].get("judge") or {}).get("placeholder") for side, _ in self.sides)]
         if placeholders:
@@ -757,6 +754,9 @@ class Report:
             "eval_sides": [{"side": side, "served": f"{self.exp}{suffix}"}
                            for side, suffix in self.sides[1:] + self.sides[:1]],
             "examples": self.dialog_examples(),
+            "counselling": counselling_report.facts(
+                self.benchmarks, Path(self.args.eval_config) if self.args.eval_config else None,
+                [{"side": side, "served": f"{self.exp}{suffix}"} for side, suffix in self.sides[1:] + self.sides[:1]]),
             "results_dir": rel(self.args.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
                            "on_gpu": bool(self.gpus)},
