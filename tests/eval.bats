@@ -608,6 +608,7 @@ YAML
 }
 
 @test "DRY_RUN=1 on the real run: PsyDTCorpus fetched, its overlap measured, EmoLLM's scoring, all printed" {
+  rm -r "$REPO/data/psydt" # not fetched yet (common_setup plants it, as after a first run)
   DRY_RUN=1 run scripts/eval.sh psydt-turns
   assert_success
   assert_line "python scripts/py/fetch_psydt.py \\"
