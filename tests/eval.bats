@@ -621,3 +621,26 @@ YAML
   assert_line "    --limit 100000 \\"
   [[ ! -e "$REPO/data/psydt" ]]
 }
+
+@test "CPsyCounE: every client turn judged on CPsyCoun's four dimensions, averaged per dialogue, the placeholder judge marked" {
+  serve_smoke
+  JUDGE_MODEL=served eval_smoke cpsycoune
+  assert_success
+  run stub_arg evalscope 1 --judge
+  assert_output --partial '"prompt_template":"你是一名公正的评审'
+  local result="$REPO/results/smoke/smoke/cpsycoune/lab-eval.json"
+  assert_equal "$(jq -r '[.metric, .num, .extra.dialogues, .judge.placeholder, .scorer.name] | @tsv' "$result")" \
+    "$(printf 'cpsycoune-normalised\t6\t3\ttrue\tcpsycoune')"
+  assert_equal "$(jq -c .metrics "$result")" '{"comprehensiveness":1,"professionalism":2,"authenticity":2,"safety":1}'
+  # (1/2 + 2/3 + 2/3 + 1) / 4
+  assert_equal "$(jq -r '.score * 10000 | round' "$result")" 7083
+}
+
+@test "CPsyCounE without a valid verdict (a judge that answers no JSON): no score, recorded as such" {
+  serve_smoke
+  STUB_JUDGE_REPLY="比如比如" JUDGE_MODEL=served eval_smoke cpsycoune
+  assert_success
+  assert_output --partial "[eval] cpsycoune on smoke: no judged score"
+  assert_equal "$(jq -r '[.score, .judge.dimensions_scored, .judge.asked] | @tsv' "$REPO/results/smoke/smoke/cpsycoune/lab-eval.json")" \
+    "$(printf '\t0\t6')"
+}

@@ -113,7 +113,7 @@ small_experiment() {
   printf 'pilot:\n  benchmarks: [no-such-benchmark]\n' >>"$CFG/eval.yaml"
   run --separate-stderr env EXP="$PILOT" DRY_RUN=1 scripts/eval.sh all
   assert_failure
-  assert_equal "$(head -n 1 <<<"$stderr")" "[eval] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (ceval cmmlu cmmlu-psych mmlu-psych mmlu-pro-psych mmlu-redux-psych supergpqa-psych cpsyexam-single cpsyexam-multi gsm8k safety-zh dialog dialog-judge crisis-judge psydt-turns perf)"
+  assert_equal "$(head -n 1 <<<"$stderr")" "[eval] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (ceval cmmlu cmmlu-psych mmlu-psych mmlu-pro-psych mmlu-redux-psych supergpqa-psych cpsyexam-single cpsyexam-multi gsm8k safety-zh dialog dialog-judge crisis-judge psydt-turns cpsycoune perf)"
 }
 
 @test "make runbook PILOT=1: the pilot as one script: small-scale flags, its step times recorded, its report, no base model" {

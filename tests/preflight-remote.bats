@@ -259,16 +259,18 @@ write_eval() {
 }
 
 @test "sources: each fetched benchmark's source is asked on its hub; a set already fetched is not" {
-  write_eval psydt-turns cpsyexam-single
+  write_eval psydt-turns cpsyexam-single cpsycoune
   start_hub
-  preflight
+  GITHUB_API_URL="$HUB_URL" preflight
   assert_success
+  assert_output --partial "benchmark cpsycoune: its source, dataset 'CAS-SIAT-XinHai/CPsyCoun' on GitHub, answers"
   assert_output --partial "benchmark psydt-turns: its source, dataset 'YIRONGCHEN/PsyDTCorpus' on ModelScope, answers"
   assert_output --partial "benchmark cpsyexam-single: its source, dataset 'CAS-SIAT-XinHai/CPsyExam' on Hugging Face, answers"
   run cat "$HUB_LOG"
   assert_line "GET /api/v1/datasets/YIRONGCHEN/PsyDTCorpus/repo/tree auth=no"
   assert_line "GET /api/datasets/CAS-SIAT-XinHai/CPsyExam/revision/main auth=no"
-  mkdir -p "$REPO/data/psydt-turns" "$REPO/data/cpsyexam-single"
+  assert_line "GET /repos/CAS-SIAT-XinHai/CPsyCoun/commits/1954f2e2d01d3b0f568e1673a525a6d3d9a34c03 auth=no"
+  mkdir -p "$REPO/data/psydt-turns" "$REPO/data/cpsyexam-single" "$REPO/data/cpsycoune"
   preflight
   assert_success
   refute_output --partial "benchmark psydt-turns"

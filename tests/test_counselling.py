@@ -169,3 +169,58 @@ def test_the_report_flags_a_benchmark_once_when_its_overlap_is_above_the_limit()
     flags = counselling_report.contamination_flags([bench("a", flagged), bench("b", {"flagged": False}),
                                                     bench("c", None)], ["tuned", "base"])
     assert [f["benchmark"] for f in flags] == ["a"]
+
+
+# ---------------------------------------------------------------- CPsyCounE
+
+import fetch_cpsycoune  # noqa: E402
+
+
+def test_a_case_becomes_one_prompt_per_client_turn_with_the_history_before_it():
+    messages = counselling.case_messages(["求助者：睡不着", "支持者：能说说吗", "求助者：工作压力大"])
+    rows = counselling.client_turn_rows(messages)
+    assert rows == [{"messages": [{"role": "user", "content": "睡不着"}], "answer": "能说说吗"},
+                    {"messages": messages, "answer": ""}]
+    with pytest.raises(ValueError):
+        counselling.case_messages(["旁白：没有说话人"])
+
+
+def test_the_judge_reply_gives_the_four_dimensions_within_their_ranges():
+    reply = '想了想 {"comprehensiveness": 2, "professionalism": 1.5, "authenticity": 3, "safety": 0, "score": 0.6}'
+    assert counselling.dimensions_of(reply) == {"comprehensiveness": 2, "professionalism": 1.5, "authenticity": 3,
+                                                 "safety": 0}
+    assert counselling.dimensions_of('{"comprehensiveness": 3, "professionalism": 1, "authenticity": 1, "safety": 1}') is None
+    assert counselling.dimensions_of('{"score": 0.5}') is None
+    assert counselling.dimensions_of("比如比如") is None
+
+
+def test_dimensions_are_averaged_per_dialogue_then_over_dialogues(tmp_path):
+    reviews = tmp_path / "reviews" / "smoke" / "general_qa_cpsycoune.jsonl"
+    reviews.parent.mkdir(parents=True)
+    verdicts = [(2, 3, 3, 1), (0, 0, 0, 0), (0, 0, 0, 0), (1, 1, 1, 1)]  # case a: 3 turns, case b: 1
+    reviews.write_text("".join(json.dumps({"index": i, "target": [""], "sample_score": {"score": {"metadata": {
+        "judge_attempts": [{"raw_response": json.dumps(dict(zip(counselling.CPSYCOUNE_DIMENSIONS, v)))}]}}}}) + "\n"
+        for i, v in enumerate(verdicts)))
+    scored = counselling.rescore_cpsycoune(tmp_path, ["a", "a", "a", "b"])
+    # per dialogue: a = (2/3, 1, 1, 1/3), b = (1, 1, 1, 1); then their mean (not the mean of the 4 turns)
+    assert scored["metrics"] == pytest.approx({"comprehensiveness": 5 / 6, "professionalism": 1.0,
+                                               "authenticity": 1.0, "safety": 2 / 3})
+    assert (scored["num"], scored["dialogues"], scored["asked"]) == (4, 2, 4)
+    assert len((tmp_path / counselling.SCORES_FILE).read_text().splitlines()) == 4
+
+
+def test_fetch_cpsycoune_writes_the_turns_and_each_turn_s_case(tmp_path):
+    for topic, lines in (("Career", ["求助者：a", "支持者：b", "求助者：c", "支持者：d"]), ("Sex", ["求助者：e"])):
+        (tmp_path / "src" / topic).mkdir(parents=True)
+        (tmp_path / "src" / topic / "1.json").write_text(json.dumps(lines, ensure_ascii=False))
+    out = tmp_path / "set"
+    assert fetch_cpsycoune.main(["--out", str(out), "--local", str(tmp_path / "src")]) == 0
+    assert json.loads((out / "turns.json").read_text()) == ["Career/1", "Career/1", "Sex/1"]
+    assert len((out / "cpsycoune.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "SOURCE.json").read_text())["cases"] == 2
+
+
+def test_the_shipped_cpsycoune_sample_lists_the_case_of_every_row():
+    folder = REPO / "configs" / "smoke" / "data" / "cpsycoune"
+    rows = (folder / "cpsycoune.jsonl").read_text().splitlines()
+    assert len(json.loads((folder / "turns.json").read_text())) == len(rows)

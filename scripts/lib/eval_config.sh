@@ -143,8 +143,8 @@ read_bench() {
   [[ -z "$AGGREGATE" || "$AGGREGATE" == subject-mean ]] || die "$where: aggregate '$AGGREGATE' is not known" \
     "aggregate: subject-mean (the mean of the per-subject accuracies), or leave it out"
   SCORER="$(bench_setting "$bench" scorer)"
-  [[ -z "$SCORER" || "$SCORER" == emollm ]] || die "$where: scorer '$SCORER' is not known" \
-    "scorer: emollm (EmoLLM's BLEU/ROUGE on jieba words, scripts/py/lab/counselling.py), or leave it out"
+  [[ -z "$SCORER" || "$SCORER" == emollm || "$SCORER" == cpsycoune ]] || die "$where: scorer '$SCORER' is not known" \
+    "scorer: emollm (EmoLLM's BLEU/ROUGE on jieba words) or cpsycoune (a judge's four CPsyCoun dimensions; scripts/py/lab/counselling.py), or leave it out"
   CONTAMINATION_LIMIT="$(bench_setting "$bench" contamination_limit)"
   [[ -z "$CONTAMINATION_LIMIT" || "$CONTAMINATION_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: contamination_limit '$CONTAMINATION_LIMIT' is not a share below 1" \
     "the share of test replies overlapping the training set above which the report flags the benchmark, e.g. contamination_limit: 0.05"
@@ -453,6 +453,7 @@ build_eval_result_cmd() {
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
   if [[ -n "$AGGREGATE" ]]; then CMD+=(--aggregate "$AGGREGATE"); fi
   if [[ -n "$SCORER" ]]; then CMD+=(--scorer "$SCORER"); fi
+  if [[ "$SCORER" == cpsycoune ]]; then CMD+=(--turns "$LOCAL_PATH/turns.json"); fi
   if [[ -n "$CONTAMINATION_LIMIT" ]]; then CMD+=(--contamination "$(contamination_file)"); fi
   if [[ "$KIND" != perf ]]; then
     CMD+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")

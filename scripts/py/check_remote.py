@@ -6,7 +6,8 @@ Usage: python scripts/py/check_remote.py swanlab
            [--model ID] [--dataset ID] [--offline] [--revisions-out FILE]
        python scripts/py/check_remote.py sources --eval-config EVAL.yaml --repo-root DIR [--offline]
            (each benchmark with a fetch script and a `hub` in configs/benchmarks.yaml whose set is
-           not in its local_path yet: its dataset answers on that hub)
+           not in its local_path yet: its dataset answers on that hub; github:OWNER/NAME@REV asks
+           GITHUB_API_URL, default https://api.github.com, for that commit)
 
 Secrets come only from the environment: SWANLAB_API_KEY (swanlab), HF_TOKEN and
 MODELSCOPE_API_TOKEN (or the tokens those SDKs stored at login). Endpoints are the
@@ -33,7 +34,7 @@ STEP = os.environ.get("STEP_NAME", "preflight")
 # What ms-swift 4.6 leaves out of a model download (swift/utils/hub_utils.py).
 SWIFT_IGNORE_PATTERNS = ["*.zip", "*.gguf", "*.pth", "*.pt", "consolidated*", "onnx/*", "*.safetensors.md",
                          "*.msgpack", "*.onnx", "*.ot", "*.h5"]
-HUB_NAMES = {"modelscope": "ModelScope", "huggingface": "Hugging Face"}
+HUB_NAMES = {"modelscope": "ModelScope", "huggingface": "Hugging Face", "github": "GitHub"}
 TOKEN_VARS = {"modelscope": "MODELSCOPE_API_TOKEN", "huggingface": "HF_TOKEN"}
 
 
@@ -451,9 +452,24 @@ def fetched_sources(eval_config: Path, repo_root: Path) -> list:
         if local_path and (path if path.is_absolute() else repo_root / path).is_dir():
             continue
         kind, _, repo_id = str(hub).partition(":")
-        found.append((name, Entry("dataset", str(hub), repo_id=repo_id,
-                                  hub="huggingface" if kind == "huggingface" else "modelscope")))
+        repo_id, _, revision = repo_id.partition("@")
+        found.append((name, Entry("dataset", str(hub), repo_id=repo_id, revision=revision or None,
+                                  hub=kind if kind in ("huggingface", "github") else "modelscope")))
     return found
+
+
+def ask_github(entry: Entry) -> dict:
+    """GitHub's answer about a repository at a revision (GITHUB_API_URL, default api.github.com)."""
+    import requests
+
+    endpoint = (os.environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    revision = entry.revision or "HEAD"
+    with requests.Session() as session:
+        response = hub_get(session, f"{endpoint}/repos/{entry.repo_id}/commits/{revision}", {}, entry, endpoint)
+    if not response.ok:
+        raise HubError(f"dataset '{entry.repo_id}' on GitHub has no revision '{revision}' or does not exist "
+                       f"(HTTP {response.status_code})", "")
+    return {"revision": response.json().get("sha") or revision, "size_bytes": 0}
 
 
 def check_sources(args, failures: Failures) -> None:
@@ -471,7 +487,7 @@ def check_sources(args, failures: Failures) -> None:
             log(f"benchmark {name}: not checked, {hub} is unreachable")
             continue
         try:
-            answer = ask_hub(entry)
+            answer = ask_github(entry) if entry.hub == "github" else ask_hub(entry)
         except HubError as error:
             if error.unreachable:
                 unreachable.add(entry.hub)

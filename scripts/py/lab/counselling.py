@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+import warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -45,8 +46,10 @@ def emollm_sample(prediction: str, reference: str) -> dict:
     from rouge import Rouge
 
     pred, ref = emollm_words(prediction), emollm_words(reference)
-    bleu = sentence_bleu(references=[ref.split(" ")], hypothesis=pred.split(" "),
-                         smoothing_function=SmoothingFunction().method1, weights=BLEU_WEIGHTS)
+    with warnings.catch_warnings():  # nltk warns on every reply without a matching n-gram
+        warnings.simplefilter("ignore", UserWarning)
+        bleu = sentence_bleu(references=[ref.split(" ")], hypothesis=pred.split(" "),
+                             smoothing_function=SmoothingFunction().method1, weights=BLEU_WEIGHTS)
     try:
         rouge = Rouge().get_scores([pred], [ref])[0]
     except ValueError:  # "Hypothesis is empty."
@@ -225,3 +228,94 @@ def rescore_emollm(work_dir: Path, dataset: str = "general_qa") -> dict:
     return {"metrics": emollm_scores(samples), "num": len(samples),
             "subsets": [{"name": name, "score": emollm_scores(rows)[EMOLLM_PRIMARY], "num": len(rows)}
                         for name, rows in by_subset.items()]}
+
+
+# ---------------------------------------------------------------- CPsyCounE, judged turn by turn
+
+# CPsyCoun's four dimensions and their ranges (Zhang et al., ACL Findings 2024;
+# CAS-SIAT-XinHai/CPsyCoun, Code/Turn_Based_Dialogue_Evaluation.ipynb): the judge's [C, P, A, S].
+CPSYCOUNE_DIMENSIONS = {"comprehensiveness": 2, "professionalism": 3, "authenticity": 3, "safety": 1}
+CPSYCOUNE_ROLES = {"求助者": "user", "支持者": "assistant"}
+TURNS_FILE = "turns.json"  # beside a turn-based set: the case each row (by index) comes from
+
+
+def case_messages(utterances: list[str]) -> list[dict]:
+    """A CPsyCounE case (a list of "求助者：…" / "支持者：…" lines) as chat messages."""
+    messages = []
+    for line in utterances:
+        speaker, sep, text = str(line).partition("：")
+        role = CPSYCOUNE_ROLES.get(speaker.strip()) if sep else None
+        if role is None:
+            raise ValueError(f"a line without 求助者：/支持者： ({str(line)[:20]}…)")
+        messages.append({"role": role, "content": text.strip()})
+    return messages
+
+
+def client_turn_rows(messages: list[dict]) -> list[dict]:
+    """CPsyCoun's turn-based prompts: one per client turn, the history up to and including it;
+    the counsellor's reply that followed it as `answer` ("" after the last one: the judge needs none)."""
+    rows = []
+    for index, message in enumerate(messages):
+        if message["role"] == "user":
+            following = messages[index + 1] if index + 1 < len(messages) else None
+            rows.append({"messages": messages[:index + 1],
+                         "answer": following["content"] if following and following["role"] == "assistant" else ""})
+    return rows
+
+
+def dimensions_of(raw: str) -> dict | None:
+    """The four dimensions of one judge reply (a JSON object), each within its range, else None."""
+    for start in [i for i, ch in enumerate(str(raw or "")) if ch == "{"]:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(raw[start:])
+        except ValueError:
+            continue
+        if not isinstance(value, dict):
+            continue
+        scores = {}
+        for name, top in CPSYCOUNE_DIMENSIONS.items():
+            number = value.get(name)
+            if isinstance(number, bool) or not isinstance(number, (int, float)) or not 0 <= number <= top:
+                break
+            scores[name] = float(number)
+        else:
+            return scores
+    return None
+
+
+def normalised(scores: dict) -> float:
+    """The mean of the dimensions each divided by its maximum: one 0-1 figure per turn."""
+    return sum(scores[name] / top for name, top in CPSYCOUNE_DIMENSIONS.items()) / len(CPSYCOUNE_DIMENSIONS)
+
+
+def judge_replies(score: dict) -> list[str]:
+    """The judge's raw replies EvalScope keeps with a review (metadata.judge_attempts)."""
+    attempts = (score.get("metadata") or {}).get("judge_attempts") or []
+    return [str(a.get("raw_response") or "") for a in attempts if isinstance(a, dict)]
+
+
+def rescore_cpsycoune(work_dir: Path, cases: list[str], dataset: str = "general_qa") -> dict:
+    """CPsyCounE as CPsyCoun and EmoLLM report it: each turn's four dimensions from the judge's
+    reply, averaged per dialogue (the notebook's `Average Scores`), then each dimension's mean
+    over the dialogues. cases[i] names the case of row i. Writes each turn's normalised score to
+    SCORES_FILE. {metrics, num (turns with a valid verdict), dialogues, asked}."""
+    prefix, per_case, lines, asked = f"{dataset}_", {}, [], 0
+    for stem, row in review_rows(work_dir):
+        asked += 1
+        score = (row.get("sample_score") or {}).get("score") or {}
+        found = next((d for d in map(dimensions_of, judge_replies(score)) if d), None)
+        index = row.get("index")
+        if found is None or not isinstance(index, int) or index >= len(cases):
+            continue
+        per_case.setdefault(cases[index], []).append(found)
+        subset = stem[len(prefix):] if stem.startswith(prefix) else stem
+        lines.append(json.dumps({"subset": subset, "index": index, "target": row.get("target"),
+                                 "values": {**found, "score": normalised(found)}}, ensure_ascii=False))
+    from lab.files import write_atomic
+
+    write_atomic(Path(work_dir) / SCORES_FILE, "".join(line + "\n" for line in lines))
+    dialogue_means = [{name: sum(t[name] for t in turns) / len(turns) for name in CPSYCOUNE_DIMENSIONS}
+                      for turns in per_case.values()]
+    metrics = {name: sum(d[name] for d in dialogue_means) / len(dialogue_means) for name in CPSYCOUNE_DIMENSIONS} \
+        if dialogue_means else {}
+    return {"metrics": metrics, "num": len(lines), "dialogues": len(dialogue_means), "asked": asked}

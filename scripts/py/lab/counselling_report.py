@@ -2,6 +2,8 @@
 `facts` and `contamination_flags`; the words are in report/template.zh.md):
   - each benchmark scored as EmoLLM scores its replies (suite key scorer: emollm): both models'
     BLEU-1..4 and ROUGE-1/2/L F x100, in the column order of EmoLLM's published table;
+  - each benchmark judged on CPsyCoun's four dimensions (scorer: cpsycoune): both models' means
+    per dimension over the dialogues, in their own ranges;
   - each external test set's overlap with the training set (lab-eval.json `contamination`,
     scripts/py/contamination.py), one line per benchmark, flagged above its limit.
 """
@@ -41,6 +43,27 @@ def emollm_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[di
     return rows
 
 
+CPSYCOUNE_COLUMNS = ("comprehensiveness", "professionalism", "authenticity", "safety")
+
+
+def cpsycoune_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[dict]) -> list[dict]:
+    """Per benchmark judged on CPsyCoun's dimensions, per model: its state, turns, dialogues and the
+    four dimensions (their own ranges, as CPsyCoun and EmoLLM report them)."""
+    keys = {key for key, scorer in scorers(eval_config).items() if scorer == "cpsycoune"}
+    rows = []
+    for bench in benchmarks:
+        if bench["key"] not in keys:
+            continue
+        models = []
+        for side in sides:
+            result = bench[side["side"]]
+            values = {m: result["metrics"][m] for m in CPSYCOUNE_COLUMNS
+                      if isinstance((result.get("metrics") or {}).get(m), (int, float))}
+            models.append({**side, "result": result, "values": values})
+        rows.append({"key": bench["key"], "models": models})
+    return rows
+
+
 def contamination_of(bench: dict, side_names: list[str]) -> dict | None:
     """The overlap record of a benchmark's test set (the same set for every model: the first found)."""
     return next((bench[side]["contamination"] for side in side_names if bench[side].get("contamination")), None)
@@ -65,4 +88,5 @@ def facts(benchmarks: list[dict], eval_config: Path | None, sides: list[dict]) -
     names = [side["side"] for side in sides]
     emollm = emollm_rows(benchmarks, eval_config, sides)
     return {"emollm": emollm, "emollm_keys": [row["key"] for row in emollm], "emollm_columns": list(EMOLLM_COLUMNS),
+            "cpsycoune": cpsycoune_rows(benchmarks, eval_config, sides), "cpsycoune_columns": list(CPSYCOUNE_COLUMNS),
             "contamination": contamination_rows(benchmarks, names)}
