@@ -185,6 +185,7 @@ EXPECTED_EVALS=(
     assert_output "$(printf 'emollm\trouge-l-f1\tbleu-1,bleu-2,bleu-3,bleu-4,rouge-1-f1,rouge-2-f1,rouge-l-f1\t7\ttrue\tfalse')"
     assert_equal "$(grep -c . "results/smoke/$served/psydt-turns/lab-scores.jsonl")" 7
   done
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
   run grep -cE '^\| PsyDTCorpus 测试集逐轮回复（EmoLLM 指标） \| (基座|微调后)（`smoke(-base)?`） \| 7 \|( [0-9]+\.[0-9]{2} \|){7}$' report/smoke.md
   assert_output 2
   run grep -F '训练回复 ' report/smoke.md
