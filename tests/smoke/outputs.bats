@@ -172,8 +172,9 @@ EXPECTED_EVALS=(
       assert_output --partial "\"model_id\":\"$served\""
     done
   done
+  # The judge table's rows: dialog-judge, crisis-judge, cpsycoune.
   run grep -c '占位：被评测的模型自己评审' report/smoke.md
-  assert_output 2
+  assert_output 3
 }
 
 @test "the external test set: every turn on both models, EmoLLM's metrics, its overlap with the training set beside them" {
