@@ -134,10 +134,10 @@ $(jq -r .run_id "$RESULTS/gpt-oss-20b-sft-v1/lab-swanlab-run.json")"
   serve_base
   run scripts/eval.sh --base all
   assert_success
-  # 11 multiple-choice benchmarks, the held-out dialogs, perf; the judged ones wait for a judge.
-  assert_equal "$(stub_calls evalscope)" 13
+  # 11 multiple-choice benchmarks, the held-out dialogs, PsyDTCorpus's turns, perf; the judged ones wait for a judge.
+  assert_equal "$(stub_calls evalscope)" 14
   assert_equal "$(stub_arg evalscope 1 --model)" gpt-oss-20b-sft-v1-base
-  assert_equal "$(stub_arg evalscope 13 --model)" gpt-oss-20b-sft-v1-base
+  assert_equal "$(stub_arg evalscope 14 --model)" gpt-oss-20b-sft-v1-base
   assert_file_exist "$RESULTS/gpt-oss-20b-sft-v1-base/cmmlu-psych/lab-eval.json"
   assert_line "[eval] dialog-judge on gpt-oss-20b-sft-v1-base: no judge configured (JUDGE_MODEL in ${ENV_FILE#"$REPO"/}); skipped"
   assert_equal "$(jq -r .skipped "$RESULTS/gpt-oss-20b-sft-v1-base/crisis-judge/lab-eval.json")" "no judge configured"
@@ -424,15 +424,17 @@ set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1
 @test "DRY_RUN=1 prints the commands, the checks and the SwanLab logging, and runs nothing" {
   DRY_RUN=1 run --separate-stderr scripts/eval.sh all
   assert_success
-  # 7 multiple-choice benchmarks, CPsyExam's two, GSM8K and SafetyBench, and the held-out dialogs; perf; two
-  # judged ones skipped (no judge). Through the launcher that scores only gpt-oss's final channel.
-  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 12
-  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 12
+  # 7 multiple-choice benchmarks, CPsyExam's two, GSM8K and SafetyBench, the held-out dialogs and
+  # PsyDTCorpus's turns; perf; three judged ones skipped (no judge). Through the launcher that
+  # scores only gpt-oss's final channel.
+  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 13
+  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 13
   assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope perf' <<<"$output")" 1
   assert_equal "$(grep -c -- '--limit 100 ' <<<"$output")" 7
-  assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 2
+  assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 3
   assert_equal "$(grep -c 'python scripts/py/heldout_set.py' <<<"$output")" 2
-  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 13
+  assert_equal "$(grep -c 'python scripts/py/contamination.py' <<<"$output")" 1
+  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 14
   assert_equal "$(grep -c 'python scripts/py/log_eval_swanlab.py' <<<"$output")" 1
   assert_line --partial "--api-url http://127.0.0.1:8000/v1"
   assert_line --partial "--work-dir results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/cmmlu-psych"
