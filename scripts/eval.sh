@@ -68,6 +68,16 @@ fetch_set() {
   read_local_counts
 }
 
+# An external test set (contamination_limit): its overlap with the training set, measured
+# before the first question and shown beside its scores.
+measure_contamination() {
+  [[ -n "$CONTAMINATION_LIMIT" ]] || return 0
+  mkdir -p "$WORK_DIR"
+  build_contamination_cmd
+  run_cmd || die "$BENCH: could not measure its overlap with the training set (see above)" "check $(display_path "$LOCAL_PATH")"
+  build_eval_cmd "$BENCH"
+}
+
 # Stops before the first question when the benchmark's longest prompt plus max_tokens
 # would not fit the server's session (measured with the served model's tokenizer, on a
 # local question set; a hub set is only known to EvalScope).
@@ -222,6 +232,11 @@ run_bench() {
       run_cmd
       build_eval_cmd "$bench"
     fi
+    if [[ -n "$CONTAMINATION_LIMIT" ]]; then
+      build_contamination_cmd
+      run_cmd
+      build_eval_cmd "$bench"
+    fi
     add_resume_flag
     run_cmd
     expected_question_count
@@ -245,6 +260,7 @@ run_bench() {
   build_heldout_rows
   fetch_set
   [[ "$KIND" == perf ]] || check_subjects "$bench"
+  measure_contamination
   check_session_budget
   record_inputs "$step" "$WORK_DIR"
   print_cmd | write_atomically "$WORK_DIR/lab-command.txt"

@@ -199,6 +199,23 @@ check_hub_ids() {
   if [[ "$OFFLINE" != 1 && "$out" =~ ^[0-9]+$ ]]; then HUB_DOWNLOAD_BYTES="$out"; fi
 }
 
+# The public sources of the benchmarks fetched on the real run (a `hub` in configs/benchmarks.yaml)
+# answer, as the model and dataset do; skipped with the hub check (SKIP_REMOTE_CHECKS=hub).
+check_bench_sources() {
+  [[ -f "$EXP_DIR/eval.yaml" ]] || return 0
+  if remote_check_skipped hub; then
+    log "benchmark sources: not checked on their hub (SKIP_REMOTE_CHECKS=$SKIP_REMOTE_CHECKS)"
+    return 0
+  fi
+  local args=(sources --eval-config "$EXP_DIR/eval.yaml" --repo-root "$REPO_ROOT") status=0
+  if [[ "$OFFLINE" == 1 ]]; then args+=(--offline); fi
+  (
+    export REMOTE_CHECK_TIMEOUT
+    remote_check "${args[@]}"
+  ) || status=$?
+  FAILED_CHECKS=$((FAILED_CHECKS + status))
+}
+
 # --- machine: GPUs, disk, ports, venv ---------------------------------------------
 
 check_gpu_free_memory() {
@@ -370,6 +387,7 @@ main() {
   else
     check_swanlab_key
     check_hub_ids
+    check_bench_sources
     if load_requirements; then
       check_gpu_free_memory
       check_disk_space

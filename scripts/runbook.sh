@@ -226,6 +226,13 @@ print_evaluations() {
       print_cmd
       build_eval_cmd "$bench"
     fi
+    if [[ -n "$CONTAMINATION_LIMIT" ]]; then
+      printf '# its overlap with the training set, before its first question
+'
+      build_contamination_cmd
+      print_cmd
+      build_eval_cmd "$bench"
+    fi
     if [[ -n "$seconds" ]]; then printf 'eval_started=$SECONDS\n'; fi
     print_cmd
     expected_question_count

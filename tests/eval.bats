@@ -134,10 +134,10 @@ $(jq -r .run_id "$RESULTS/gpt-oss-20b-sft-v1/lab-swanlab-run.json")"
   serve_base
   run scripts/eval.sh --base all
   assert_success
-  # 11 multiple-choice benchmarks, the held-out dialogs, perf; the judged ones wait for a judge.
-  assert_equal "$(stub_calls evalscope)" 13
+  # 11 multiple-choice benchmarks, the held-out dialogs, PsyDTCorpus's turns, perf; the judged ones wait for a judge.
+  assert_equal "$(stub_calls evalscope)" 14
   assert_equal "$(stub_arg evalscope 1 --model)" gpt-oss-20b-sft-v1-base
-  assert_equal "$(stub_arg evalscope 13 --model)" gpt-oss-20b-sft-v1-base
+  assert_equal "$(stub_arg evalscope 14 --model)" gpt-oss-20b-sft-v1-base
   assert_file_exist "$RESULTS/gpt-oss-20b-sft-v1-base/cmmlu-psych/lab-eval.json"
   assert_line "[eval] dialog-judge on gpt-oss-20b-sft-v1-base: no judge configured (JUDGE_MODEL in ${ENV_FILE#"$REPO"/}); skipped"
   assert_equal "$(jq -r .skipped "$RESULTS/gpt-oss-20b-sft-v1-base/crisis-judge/lab-eval.json")" "no judge configured"
@@ -424,15 +424,17 @@ set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1
 @test "DRY_RUN=1 prints the commands, the checks and the SwanLab logging, and runs nothing" {
   DRY_RUN=1 run --separate-stderr scripts/eval.sh all
   assert_success
-  # 7 multiple-choice benchmarks, CPsyExam's two, GSM8K and SafetyBench, and the held-out dialogs; perf; two
-  # judged ones skipped (no judge). Through the launcher that scores only gpt-oss's final channel.
-  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 12
-  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 12
+  # 7 multiple-choice benchmarks, CPsyExam's two, GSM8K and SafetyBench, the held-out dialogs and
+  # PsyDTCorpus's turns; perf; three judged ones skipped (no judge). Through the launcher that
+  # scores only gpt-oss's final channel.
+  assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*python scripts/py/evalscope_lab.py \\$' <<<"$output")" 13
+  assert_equal "$(grep -c -- '^    --replies harmony eval .$' <<<"$output")" 13
   assert_equal "$(grep -c '^CUDA_VISIBLE_DEVICES=6 .*evalscope perf' <<<"$output")" 1
   assert_equal "$(grep -c -- '--limit 100 ' <<<"$output")" 7
-  assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 2
+  assert_equal "$(grep -c '^# (skipped: no judge configured, JUDGE_MODEL)$' <<<"$output")" 3
   assert_equal "$(grep -c 'python scripts/py/heldout_set.py' <<<"$output")" 2
-  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 13
+  assert_equal "$(grep -c 'python scripts/py/contamination.py' <<<"$output")" 1
+  assert_equal "$(grep -c 'python scripts/py/eval_result.py' <<<"$output")" 14
   assert_equal "$(grep -c 'python scripts/py/log_eval_swanlab.py' <<<"$output")" 1
   assert_line --partial "--api-url http://127.0.0.1:8000/v1"
   assert_line --partial "--work-dir results/gpt-oss-20b-sft-v1/gpt-oss-20b-sft-v1/cmmlu-psych"
@@ -579,4 +581,69 @@ YAML
   # shellcheck disable=SC2016 # backquotes of the Markdown table, not a command
   run grep -F '| ARC 测试基准 | `arc` | accuracy | CC BY-SA 4.0 | https://huggingface.co/datasets/allenai/ai2_arc |' "report/$DEFAULT_EXP.md"
   assert_success
+}
+
+@test "an external test set (psydt-turns): its overlap with the training set first, then every turn, scored as EmoLLM does" {
+  serve_smoke
+  STUB_REVIEWS=1 eval_smoke psydt-turns
+  assert_success
+  assert_line --regexp "^\[eval\] overlap with the training set: 0 of 7 test replies share 20 characters with one of [0-9]+ training replies, 0 exact duplicates$"
+  run stub_arg evalscope 1 --dataset-args
+  assert_output "{\"general_qa\":{\"subset_list\":[\"psydt\"],\"local_path\":\"$REPO/configs/smoke/data/psydt\"}}"
+  local result="$REPO/results/smoke/smoke/psydt-turns/lab-eval.json"
+  assert_equal "$(jq -r '[.metric, .num, .scorer.name, .contamination.test_replies, .contamination.flagged] | @tsv' "$result")" \
+    "$(printf 'rouge-l-f1\t7\temollm\t7\tfalse')"
+  assert_equal "$(jq -r '.metrics | keys | join(",")' "$result")" "bleu-1,bleu-2,bleu-3,bleu-4,rouge-1-f1,rouge-2-f1,rouge-l-f1"
+  assert_equal "$(grep -c . "$REPO/results/smoke/smoke/psydt-turns/lab-scores.jsonl")" 7
+}
+
+@test "an external test set that overlaps the training set above contamination_limit is flagged in its result" {
+  # A training reply that is one of the test set's, as a copied test set would be (trained on it).
+  jq -c '{conversations: [{from: "human", value: "?"}, {from: "gpt", value: .answer}]}' \
+    "$REPO/configs/smoke/data/psydt/psydt.jsonl" | head -n 2 >>"$REPO/configs/smoke/data/mh-sharegpt-sample.jsonl"
+  EXP=smoke ENV_FILE="$SMOKE_ENV" mark_done train export
+  serve_smoke
+  STUB_REVIEWS=1 eval_smoke psydt-turns
+  assert_success
+  assert_output --partial "[eval] overlap with the training set: 2 of 7 test replies share 20 characters"
+  assert_equal "$(jq -r '[.contamination.exact_duplicates, .contamination.ngram_share, .contamination.flagged] | @tsv' \
+    "$REPO/results/smoke/smoke/psydt-turns/lab-eval.json")" "$(printf '2\t0.2857\ttrue')"
+}
+
+@test "DRY_RUN=1 on the real run: PsyDTCorpus fetched, its overlap measured, EmoLLM's scoring, all printed" {
+  rm -r "$REPO/data/psydt" # not fetched yet (common_setup plants it, as after a first run)
+  DRY_RUN=1 run scripts/eval.sh psydt-turns
+  assert_success
+  assert_line "python scripts/py/fetch_psydt.py \\"
+  assert_line "    --out data/psydt"
+  assert_line "python scripts/py/contamination.py \\"
+  assert_line "    --config configs/$DEFAULT_EXP/sft.yaml \\"
+  assert_line "    --limit 0.05 \\"
+  assert_line "    --scorer emollm \\"
+  assert_line "    --contamination results/$DEFAULT_EXP/$DEFAULT_EXP/psydt-turns/lab-contamination.json \\"
+  assert_line "    --limit 100000 \\"
+  [[ ! -e "$REPO/data/psydt" ]]
+}
+
+@test "CPsyCounE: every client turn judged on CPsyCoun's four dimensions, averaged per dialogue, the placeholder judge marked" {
+  serve_smoke
+  JUDGE_MODEL=served eval_smoke cpsycoune
+  assert_success
+  run stub_arg evalscope 1 --judge
+  assert_output --partial '"prompt_template":"你是一名公正的评审'
+  local result="$REPO/results/smoke/smoke/cpsycoune/lab-eval.json"
+  assert_equal "$(jq -r '[.metric, .num, .extra.dialogues, .judge.placeholder, .scorer.name] | @tsv' "$result")" \
+    "$(printf 'cpsycoune-normalised\t6\t3\ttrue\tcpsycoune')"
+  assert_equal "$(jq -c .metrics "$result")" '{"comprehensiveness":1,"professionalism":2,"authenticity":2,"safety":1}'
+  # (1/2 + 2/3 + 2/3 + 1) / 4
+  assert_equal "$(jq -r '.score * 10000 | round' "$result")" 7083
+}
+
+@test "CPsyCounE without a valid verdict (a judge that answers no JSON): no score, recorded as such" {
+  serve_smoke
+  STUB_JUDGE_REPLY="比如比如" JUDGE_MODEL=served eval_smoke cpsycoune
+  assert_success
+  assert_output --partial "[eval] cpsycoune on smoke: no judged score"
+  assert_equal "$(jq -r '[.score, .judge.dimensions_scored, .judge.asked] | @tsv' "$REPO/results/smoke/smoke/cpsycoune/lab-eval.json")" \
+    "$(printf '\t0\t6')"
 }

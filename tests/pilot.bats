@@ -46,9 +46,9 @@ small_experiment() {
   assert_line "    --served_model_name $PILOT \\"
   assert_line "    --lmdeploy_tp 2 > .state/$PILOT/server/deploy.log 2>&1 &"
   # Every benchmark: 5 questions per subject at the configured concurrency (8 per GPU).
-  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 12
-  assert_equal "$(grep -c '^    --limit 5 \\$' <<<"$output")" 11
-  assert_equal "$(grep -c '^    --eval-batch-size 16 \\$' <<<"$output")" 12
+  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 13
+  assert_equal "$(grep -c '^    --limit 5 \\$' <<<"$output")" 12
+  assert_equal "$(grep -c '^    --eval-batch-size 16 \\$' <<<"$output")" 13
   refute_line --partial "--limit 100"
   # 20 held-out conversations (the full run asks 100) for the replies and perf's prompts (the
   # judged ones are skipped: no judge); perf at its highest level only.
@@ -74,7 +74,7 @@ small_experiment() {
   run --separate-stderr make all EXP="$PILOT" DRY_RUN=1
   assert_success
   assert_line "    --max_steps 12 \\"
-  assert_equal "$(grep -c '^    --limit 2 \\$' <<<"$output")" 11
+  assert_equal "$(grep -c '^    --limit 2 \\$' <<<"$output")" 12
   assert_equal "$(grep -c '^    --rows 4 \\$' <<<"$output")" 2
   # At least one request per slot: 8 (the highest concurrency), not 3.
   assert_line "    --parallel 8 \\"
@@ -113,7 +113,7 @@ small_experiment() {
   printf 'pilot:\n  benchmarks: [no-such-benchmark]\n' >>"$CFG/eval.yaml"
   run --separate-stderr env EXP="$PILOT" DRY_RUN=1 scripts/eval.sh all
   assert_failure
-  assert_equal "$(head -n 1 <<<"$stderr")" "[eval] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (ceval cmmlu cmmlu-psych mmlu-psych mmlu-pro-psych mmlu-redux-psych supergpqa-psych cpsyexam-single cpsyexam-multi gsm8k safety-zh dialog dialog-judge crisis-judge perf)"
+  assert_equal "$(head -n 1 <<<"$stderr")" "[eval] error: configs/$DEFAULT_EXP/eval.yaml, section pilot: benchmarks names none of the experiment's (ceval cmmlu cmmlu-psych mmlu-psych mmlu-pro-psych mmlu-redux-psych supergpqa-psych cpsyexam-single cpsyexam-multi gsm8k safety-zh dialog dialog-judge crisis-judge psydt-turns cpsycoune perf)"
 }
 
 @test "make runbook PILOT=1: the pilot as one script: small-scale flags, its step times recorded, its report, no base model" {
@@ -125,9 +125,9 @@ small_experiment() {
   assert_line "    --parallel 8 \\"
   assert_line "lab_event deploy start"
   assert_line "lab_event eval end 'exit 0'"
-  # Each benchmark's seconds, as make records them: 7 multiple-choice, the replies, perf.
+  # Each benchmark's seconds, as make records them: the multiple-choice ones, the replies (held-out, PsyDTCorpus), perf.
   # shellcheck disable=SC2016 # the printed script's own expression
-  assert_equal "$(grep -c '^    --seconds "\$((SECONDS - eval_started))"' <<<"$output")" 13
+  assert_equal "$(grep -c '^    --seconds "\$((SECONDS - eval_started))"' <<<"$output")" 14
   assert_line "EXP=$PILOT ENV_FILE=$ENV_FILE GPU=0,1 scripts/pilot-report.sh"
   assert_line 'echo "runbook: done: report/'"$PILOT"'.md" >&2'
   refute_line --partial "serve_base"

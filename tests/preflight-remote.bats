@@ -247,6 +247,63 @@ assert_key_not_leaked() {
   assert_key_not_leaked
 }
 
+# --- the public sources of fetched benchmarks (configs/benchmarks.yaml: fetch, hub) ------------
+
+# write_eval BENCH...: eval.yaml of the test experiment, the benchmarks' sets not fetched yet.
+write_eval() {
+  local bench
+  {
+    printf 'benchmarks: [%s]\ndefaults: {max_tokens: 16, temperature: 0, answer_mode: final}\n' "$(IFS=,; printf '%s' "$*")"
+    for bench in "$@"; do printf '%s:\n  local_path: data/%s\n' "$bench" "$bench"; done
+  } >"$EXP_DIR/eval.yaml"
+}
+
+@test "sources: each fetched benchmark's source is asked on its hub; a set already fetched is not" {
+  write_eval psydt-turns cpsyexam-single cpsycoune
+  start_hub
+  GITHUB_API_URL="$HUB_URL" preflight
+  assert_success
+  assert_output --partial "benchmark cpsycoune: its source, dataset 'CAS-SIAT-XinHai/CPsyCoun' on GitHub, answers"
+  assert_output --partial "benchmark psydt-turns: its source, dataset 'YIRONGCHEN/PsyDTCorpus' on ModelScope, answers"
+  assert_output --partial "benchmark cpsyexam-single: its source, dataset 'CAS-SIAT-XinHai/CPsyExam' on Hugging Face, answers"
+  run cat "$HUB_LOG"
+  assert_line "GET /api/v1/datasets/YIRONGCHEN/PsyDTCorpus/repo/tree auth=no"
+  assert_line "GET /api/datasets/CAS-SIAT-XinHai/CPsyExam/revision/main auth=no"
+  assert_line "GET /repos/CAS-SIAT-XinHai/CPsyCoun/commits/1954f2e2d01d3b0f568e1673a525a6d3d9a34c03 auth=no"
+  mkdir -p "$REPO/data/psydt-turns" "$REPO/data/cpsyexam-single" "$REPO/data/cpsycoune"
+  preflight
+  assert_success
+  refute_output --partial "benchmark psydt-turns"
+  run grep -c "PsyDTCorpus" "$HUB_LOG"
+  assert_output 1
+}
+
+@test "sources: an unknown source fails naming the benchmark and the suite; OFFLINE=1 names the unfetched set" {
+  sed -i 's|hub: modelscope:YIRONGCHEN/PsyDTCorpus|hub: modelscope:lab/missing-corpus|' "$REPO/configs/benchmarks.yaml"
+  write_eval psydt-turns
+  start_hub
+  preflight
+  assert_failure
+  assert_output --partial "error: benchmark psydt-turns: dataset 'lab/missing-corpus' on ModelScope does not exist"
+  assert_output --partial "fix: fix hub: modelscope:lab/missing-corpus of psydt-turns in configs/benchmarks.yaml"
+  : >"$HUB_LOG"
+  OFFLINE=1 preflight
+  assert_failure
+  assert_output --partial "error: OFFLINE=1, but benchmark psydt-turns's questions are not fetched yet (from modelscope:lab/missing-corpus)"
+  run cat "$HUB_LOG"
+  refute_output --partial "missing-corpus"
+}
+
+@test "sources: SKIP_REMOTE_CHECKS=hub skips them with the model and dataset" {
+  write_eval psydt-turns
+  start_hub
+  SKIP_REMOTE_CHECKS=hub preflight
+  assert_success
+  assert_output --partial "benchmark sources: not checked on their hub (SKIP_REMOTE_CHECKS=hub)"
+  run cat "$HUB_LOG"
+  assert_output ""
+}
+
 @test "swanlab: local mode asks nothing; SKIP_REMOTE_CHECKS=swanlab skips cloud mode's login with a note" {
   start_hub
   SKIP_REMOTE_CHECKS=hub SWANLAB_TOKEN="$FAKE_KEY" SWANLAB_MODE=local SWANLAB_API_HOST="$HUB_URL" preflight

@@ -40,10 +40,10 @@ teardown() {
   assert_equal "$(grep -c ' swift sft ' <<<"$output")" 1
   assert_equal "$(grep -c ' swift export ' <<<"$output")" 1
   assert_equal "$(grep -c 'scripts/py/report.py' <<<"$output")" 1
-  # Per model: 7 multiple-choice benchmarks and the held-out dialogs; perf; the judged ones
+  # Per model: the multiple-choice benchmarks, the held-out dialogs and PsyDTCorpus's turns; perf; the judged ones
   # are skipped without a judge, saying so.
   # Through the launcher that scores only gpt-oss's final channel.
-  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 24
+  assert_equal "$(grep -c -- '--replies harmony eval' <<<"$output")" 26
   assert_equal "$(grep -c ' evalscope perf \\$' <<<"$output")" 2
   assert_equal "$(grep -c 'scripts/py/heldout_set.py' <<<"$output")" 4
   assert_equal "$(grep -c '^# [a-z-]*-judge: scored by an LLM judge; none is configured' <<<"$output")" 4
@@ -74,7 +74,7 @@ teardown() {
   assert_line "argv: deploy $CFG/deploy.yaml --model $EXPORT_DIR --served_model_name $DEFAULT_EXP --host 127.0.0.1 --port $port --lmdeploy_tp 4"
   run stub_call swift 4
   assert_line "argv: deploy $CFG/deploy.yaml --model openai-mirror/gpt-oss-20b --served_model_name $DEFAULT_EXP-base --host 127.0.0.1 --port $((port + 1)) --lmdeploy_tp 4"
-  assert_equal "$(stub_calls evalscope)" 26
+  assert_equal "$(stub_calls evalscope)" 28
   assert_file_exist "report/$DEFAULT_EXP.md"
   assert_file_not_exist "$EXPORT_DIR.partial"
   run jq -c . "$EXPORT_DIR/config.json"
@@ -110,8 +110,8 @@ teardown() {
   run --separate-stderr make runbook GPU=6
   assert_success
   # The final channel prefilled for both models, the base model reasoning first as well.
-  assert_equal "$(grep -c 'chat_template_kwargs":{"response_prefix":"<|channel|>final<|message|>"}' <<<"$output")" 26
-  assert_equal "$(grep -c '"reasoning_effort":"medium"' <<<"$output")" 13
+  assert_equal "$(grep -c 'chat_template_kwargs":{"response_prefix":"<|channel|>final<|message|>"}' <<<"$output")" 28
+  assert_equal "$(grep -c '"reasoning_effort":"medium"' <<<"$output")" 14
   assert_line "# $DEFAULT_EXP-base in answer mode reasoning-medium as well (eval.yaml: base_extra_modes)"
   assert_line --partial "--work-dir results/$DEFAULT_EXP/$DEFAULT_EXP-base@reasoning-medium/ceval"
   assert_line --partial "--name $DEFAULT_EXP-base@reasoning-medium-eval"

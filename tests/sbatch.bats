@@ -158,8 +158,8 @@ prepare_cluster_checkout() {
   assert_line --partial "--served_model_name $DEFAULT_EXP-base"
   assert_equal "$(stub_calls swift)" 5
   # Per model: 11 multiple-choice benchmarks (GSM8K, SafetyBench, CPsyExam among them), the
-  # held-out dialogs, perf (no judge configured).
-  assert_equal "$(stub_calls evalscope)" 26
+  # held-out dialogs, PsyDTCorpus's turns, perf (no judge configured).
+  assert_equal "$(stub_calls evalscope)" 28
   assert_equal "$(stub_arg evalscope 1 --eval-batch-size)" 32
   # make all evaluates each model in one step (make evals, eval-base): one SwanLab process each.
   assert_equal "$(grep -c '^arg: .*/log_eval_swanlab\.py$' "$STUB_LOG")" 2

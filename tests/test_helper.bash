@@ -87,6 +87,9 @@ plant_fetched_sets() {
 print("\n".join(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))[sys.argv[2]]["subsets"]))' \
       "$SRC_ROOT/configs/benchmarks.yaml" "cpsyexam-$kind")
   done
+  mkdir -p "$REPO/data"
+  cp -r "$SRC_ROOT/configs/smoke/data/psydt" "$REPO/data/psydt"
+  cp -r "$SRC_ROOT/configs/smoke/data/cpsycoune" "$REPO/data/cpsycoune"
 }
 
 # stub_tools NAME...: NAME on PATH is tests/stubs/stub (common_setup puts the usual

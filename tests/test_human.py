@@ -335,8 +335,8 @@ def test_script_stops_with_error_and_fix(tmp_path, command, settings, message):
 # ---------------------------------------------------------------- the report's 9.5 and the thesis table
 
 def test_report_section_and_table_columns_render(experiment, tmp_path):
-    import report as rep
     import table
+    from lab.report.render import template_environment
     from types import SimpleNamespace
 
     sys.path.insert(0, str(REPO / "tests"))
@@ -344,7 +344,7 @@ def test_report_section_and_table_columns_render(experiment, tmp_path):
 
     out, _, _ = rated(experiment)
     human_eval.main(["report", "--packet", str(out), "--exp", "exp1", str(tmp_path / "r")])
-    env = rep.template_environment(REPO / "report")
+    env = template_environment(REPO / "report")
     text = env.get_template("human.zh.md").render(human=human_facts.report_facts(tmp_path / "r", "exp1"))
     assert md_check.problems(text) == []
     assert "6 个场景（危机情境消息 2 个、留出对话 4 个）" in text

@@ -2,6 +2,7 @@
 
 import json
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -337,7 +338,9 @@ def test_the_summary_comes_first_and_answers_with_every_benchmark(finished):
         "C-Eval", "CMMLU", "CMMLU 心理学子集", "MMLU 心理学", "MMLU-Pro 心理学", "CPsyExam 单项选择（MCQA）",
         "CPsyExam 多项选择（MRQA）", "GSM8K", "SafetyBench（中文，总体）", "SafetyBench（中文）心理健康",
         "留出对话的咨询回复", "留出对话的咨询回复",
-        "留出对话的咨询回复（LLM 评审）", "危机情境消息（LLM 评审）", "服务性能"]
+        "留出对话的咨询回复（LLM 评审）", "危机情境消息（LLM 评审）",
+        "PsyDTCorpus 测试集逐轮回复（EmoLLM 指标）", "PsyDTCorpus 测试集逐轮回复（EmoLLM 指标）",
+        "CPsyCounE 逐轮评审（四个维度）", "服务性能"]
     assert "| C-Eval | 准确率 | 24 | 25.00% | 37.50% | +12.50 [-6.79, +30.68] | 不显著（p=0.375） |" in table
     # ROUGE-L F1 0.05 higher on each of the 3 replies: the interval is [0.05, 0.05]
     assert "| 留出对话的咨询回复 | ROUGE-L F1 | 3 | 0.2000 | 0.2500 | +0.0500 [+0.0500, +0.0500] | 显著（区间不含 0） |" in table
@@ -475,3 +478,50 @@ def test_the_base_model_in_an_extra_answer_mode_is_its_own_column_and_cut_offs_a
     assert table_rows_with_other_widths(text) == []
     manifest = json.loads((out / "smoke.manifest.json").read_text())
     assert manifest["results"]["eval"]["ceval"]["base@reasoning-medium"]["score"] == 0.5
+
+
+def test_an_emollm_scored_test_set_has_its_table_and_its_overlap_flagged(tmp_path):
+    """psydt-turns (scorer: emollm, contamination_limit): both models' EmoLLM metrics x100 in
+    EmoLLM's column order, the overlap with the training set beside them, flagged above its limit."""
+    results = tmp_path / "evalscope"
+    shutil.copytree(FIXTURES / "evalscope", results)
+    overlap = {"test_replies": 7, "train_replies": 72, "ngram_chars": 20, "ngram_matches": 2, "ngram_share": 0.2857,
+               "exact_duplicates": 1, "exact_share": 0.1429, "limit": 0.05, "flagged": True, "train": [], "missing": []}
+    for served, rouge_l in (("smoke", 0.25), ("smoke-base", 0.2)):
+        folder = results / "smoke" / served / "psydt-turns"
+        folder.mkdir(parents=True)
+        metrics = {"rouge-1-f1": 0.3, "rouge-2-f1": 0.1, "rouge-l-f1": rouge_l, "bleu-1": 0.35, "bleu-2": 0.2,
+                   "bleu-3": 0.12, "bleu-4": 0.08}
+        (folder / "lab-eval.json").write_text(json.dumps({
+            "benchmark": "psydt-turns", "dataset": "general_qa", "model": served, "metric": "rouge-l-f1",
+            "score": rouge_l, "num": 7, "metrics": metrics, "subsets": [{"name": "psydt", "score": rouge_l, "num": 7}],
+            "contamination": overlap}))
+    status, out = run_report(tmp_path, results=results)
+    assert status == 0
+    text = (out / "smoke.md").read_text()
+    assert "| PsyDTCorpus 测试集逐轮回复（EmoLLM 指标） | 微调后（`smoke`） | 7 | 30.00 | 10.00 | 25.00 | 35.00 | 20.00 | 12.00 | 8.00 |" in text
+    assert "| PsyDTCorpus 测试集逐轮回复（EmoLLM 指标） | 基座（`smoke-base`） | 7 | 30.00 | 10.00 | 20.00 |" in text
+    flags = [line for line in summary_of(text) if line.startswith("- ")]
+    assert ("- PsyDTCorpus 测试集逐轮回复（EmoLLM 指标）：可能的数据污染——2 / 7 条测试回复（28.57%）与训练集的某条回复有至少 20 字"
+            "的连续重合（去掉空白与标点），其中 1 条与训练回复完全相同，超过阈值 5.00%（contamination_limit），其分数可能偏高") in flags
+    assert "阈值 5.00%：⚠ 超过，分数可能因数据污染偏高" in text
+    assert "PsyDTCorpus 测试集逐轮回复（EmoLLM 指标） | 微调后" not in text.split("**外部测试集上的逐轮回复**")[0].split("**咨询回复质量**")[1]
+
+
+def test_cpsycoune_shows_its_four_dimensions_per_model_and_its_judge(tmp_path):
+    results = tmp_path / "evalscope"
+    shutil.copytree(FIXTURES / "evalscope", results)
+    for served, professionalism in (("smoke", 2.2), ("smoke-base", 1.5)):
+        folder = results / "smoke" / served / "cpsycoune"
+        folder.mkdir(parents=True)
+        (folder / "lab-eval.json").write_text(json.dumps({
+            "benchmark": "cpsycoune", "dataset": "general_qa", "model": served, "metric": "cpsycoune-normalised",
+            "score": 0.6, "num": 6, "extra": {"dialogues": 3},
+            "metrics": {"comprehensiveness": 1.32, "professionalism": professionalism, "authenticity": 2.1, "safety": 1.0},
+            "judge": {"model": "served", "placeholder": True}, "subsets": []}))
+    status, out = run_report(tmp_path, results=results)
+    assert status == 0
+    text = (out / "smoke.md").read_text()
+    assert ("| CPsyCounE 逐轮评审（四个维度） | 微调后（`smoke`） | 6 | 3 | 1.32 | 2.20 | 2.10 | 1.00 | `served`（占位，分数没有意义） |"
+            in text)
+    assert "| CPsyCounE 逐轮评审（四个维度） | 基座（`smoke-base`） | 6 | 3 | 1.32 | 1.50 |" in text

@@ -8,7 +8,7 @@
 # in its entry of the suite configs/benchmarks.yaml, the rest in the suite or eval.yaml.
 BENCH_KEYS=(dataset group kind subsets limit few_shot local_path source rows judge max_tokens temperature
   eval_batch_size parallel number answer_mode cut_off_limit label section metric licence url extra_params
-  category_rows aggregate fetch)
+  category_rows aggregate fetch scorer contamination_limit hub)
 # How the model answers (eval.yaml's answer_mode), and what the requests ask of it:
 #   final               the reply starts in gpt-oss's final channel (ms-swift's per-request
 #                       response_prefix): it answers at once, as fine-tuning on plain replies taught it
@@ -140,6 +140,12 @@ read_bench() {
   AGGREGATE="$(bench_setting "$bench" aggregate)"
   [[ -z "$AGGREGATE" || "$AGGREGATE" == subject-mean ]] || die "$where: aggregate '$AGGREGATE' is not known" \
     "aggregate: subject-mean (the mean of the per-subject accuracies), or leave it out"
+  SCORER="$(bench_setting "$bench" scorer)"
+  [[ -z "$SCORER" || "$SCORER" == emollm || "$SCORER" == cpsycoune ]] || die "$where: scorer '$SCORER' is not known" \
+    "scorer: emollm (EmoLLM's BLEU/ROUGE on jieba words) or cpsycoune (a judge's four CPsyCoun dimensions; scripts/py/lab/counselling.py), or leave it out"
+  CONTAMINATION_LIMIT="$(bench_setting "$bench" contamination_limit)"
+  [[ -z "$CONTAMINATION_LIMIT" || "$CONTAMINATION_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: contamination_limit '$CONTAMINATION_LIMIT' is not a share below 1" \
+    "the share of test replies overlapping the training set above which the report flags the benchmark, e.g. contamination_limit: 0.05"
   EXTRA_PARAMS="$(bench_setting "$bench" extra_params)"
   [[ -z "$EXTRA_PARAMS" ]] || jq -e 'type == "object"' <<<"$EXTRA_PARAMS" >/dev/null 2>&1 ||
     die "$where: extra_params is not a mapping" "e.g. extra_params: {multiple_correct: true} (the benchmark's EvalScope extra_params)"
@@ -240,6 +246,16 @@ build_fetch_cmd() {
   reset_cmd
   CMD=(python "$REPO_ROOT/${FETCH[0]}" "${FETCH[@]:1}" --out "$LOCAL_PATH")
 }
+
+# build_contamination_cmd: the overlap of the benchmark's set (read last) with the training set,
+# measured before scoring on it (scripts/py/contamination.py), into the results folder.
+build_contamination_cmd() {
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/contamination.py" --test "$LOCAL_PATH" --config "$EXP_DIR/sft.yaml"
+    --repo-root "$REPO_ROOT" --cache-root "$CACHE_ROOT" --limit "$CONTAMINATION_LIMIT" --out "$(contamination_file)")
+  if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
+}
+contamination_file() { printf '%s/lab-contamination.json' "$WORK_DIR"; }
 
 # needs_fetch: the benchmark read last is fetched, and its set is not there yet.
 needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
@@ -439,6 +455,9 @@ build_eval_result_cmd() {
   if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
   if [[ -n "$AGGREGATE" ]]; then CMD+=(--aggregate "$AGGREGATE"); fi
+  if [[ -n "$SCORER" ]]; then CMD+=(--scorer "$SCORER"); fi
+  if [[ "$SCORER" == cpsycoune ]]; then CMD+=(--turns "$LOCAL_PATH/turns.json"); fi
+  if [[ -n "$CONTAMINATION_LIMIT" ]]; then CMD+=(--contamination "$(contamination_file)"); fi
   if [[ "$KIND" != perf ]]; then
     CMD+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")
     if [[ -n "$CUT_OFF_LIMIT" ]]; then CMD+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi

@@ -134,6 +134,13 @@ spec_eval() {
   elif [[ -n "$LOCAL_PATH" ]]; then
     spec_line file "$LOCAL_PATH"
   fi
+  if [[ -n "$SCORER" ]]; then spec_line file "$REPO_ROOT/scripts/py/lab/counselling.py"; fi
+  if [[ -n "$CONTAMINATION_LIMIT" ]]; then
+    # The overlap is measured against the training set: another training set measures again.
+    spec_line file "$REPO_ROOT/scripts/py/contamination.py"
+    spec_line setting "contamination_limit=$CONTAMINATION_LIMIT"
+    spec_line upstream train
+  fi
   spec_line upstream "serve${base:+-base}"
   # The model itself, so a record says which export (or base model) it scored.
   if [[ -n "$base" ]]; then spec_line upstream base-model; else spec_line upstream export; fi

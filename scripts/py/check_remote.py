@@ -1,8 +1,13 @@
-"""Preflight's remote checks: the SwanLab key, and the model and dataset on their hub.
+"""Preflight's remote checks: the SwanLab key, the model and dataset on their hub, and the public
+sources of the benchmarks fetched on the real run.
 
 Usage: python scripts/py/check_remote.py swanlab
        python scripts/py/check_remote.py hub --config SFT.yaml --repo-root DIR --cache-root DIR
            [--model ID] [--dataset ID] [--offline] [--revisions-out FILE]
+       python scripts/py/check_remote.py sources --eval-config EVAL.yaml --repo-root DIR [--offline]
+           (each benchmark with a fetch script and a `hub` in configs/benchmarks.yaml whose set is
+           not in its local_path yet: its dataset answers on that hub; github:OWNER/NAME@REV asks
+           GITHUB_API_URL, default https://api.github.com, for that commit)
 
 Secrets come only from the environment: SWANLAB_API_KEY (swanlab), HF_TOKEN and
 MODELSCOPE_API_TOKEN (or the tokens those SDKs stored at login). Endpoints are the
@@ -30,7 +35,7 @@ STEP = os.environ.get("STEP_NAME", "preflight")
 # What ms-swift 4.6 leaves out of a model download (swift/utils/hub_utils.py).
 SWIFT_IGNORE_PATTERNS = ["*.zip", "*.gguf", "*.pth", "*.pt", "consolidated*", "onnx/*", "*.safetensors.md",
                          "*.msgpack", "*.onnx", "*.ot", "*.h5"]
-HUB_NAMES = {"modelscope": "ModelScope", "huggingface": "Hugging Face"}
+HUB_NAMES = {"modelscope": "ModelScope", "huggingface": "Hugging Face", "github": "GitHub"}
 TOKEN_VARS = {"modelscope": "MODELSCOPE_API_TOKEN", "huggingface": "HF_TOKEN"}
 
 
@@ -323,6 +328,73 @@ def check_hub(args, failures: Failures) -> int:
     return check_online(remote, Path(args.cache_root), failures, args.revisions_out)
 
 
+# --- the benchmarks' public sources ------------------------------------------------------
+
+
+def fetched_sources(eval_config: Path, repo_root: Path) -> list:
+    """(benchmark, SwiftEntry) of each benchmark of eval.yaml fetched from a hub on the real run (its
+    suite entry's fetch and hub) whose set is not in its local_path yet."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import eval_suite
+
+    config = eval_suite.resolve(eval_config)
+    found = []
+    for name in config.get("benchmarks") or []:
+        section = config.get(name) or {}
+        fetch, hub, local_path = section.get("fetch"), section.get("hub"), section.get("local_path")
+        if not fetch or fetch == "none" or not hub:
+            continue
+        path = Path(os.path.expanduser(str(local_path or "")))
+        if local_path and (path if path.is_absolute() else repo_root / path).is_dir():
+            continue
+        kind, _, repo_id = str(hub).partition(":")
+        repo_id, _, revision = repo_id.partition("@")
+        found.append((name, SwiftEntry("dataset", str(hub), repo_id=repo_id, revision=revision or None,
+                                  hub=kind if kind in ("huggingface", "github") else "modelscope")))
+    return found
+
+
+def ask_github(entry: SwiftEntry) -> dict:
+    """GitHub's answer about a repository at a revision (GITHUB_API_URL, default api.github.com)."""
+    import requests
+
+    endpoint = (os.environ.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    revision = entry.revision or "HEAD"
+    with requests.Session() as session:
+        response = hub_get(session, f"{endpoint}/repos/{entry.repo_id}/commits/{revision}", {}, entry, endpoint)
+    if not response.ok:
+        raise HubError(f"dataset '{entry.repo_id}' on GitHub has no revision '{revision}' or does not exist "
+                       f"(HTTP {response.status_code})", "")
+    return {"revision": response.json().get("sha") or revision, "size_bytes": 0}
+
+
+def check_sources(args, failures: Failures) -> None:
+    """Each fetched benchmark's source answers on its hub (online), or its set is there (offline)."""
+    unreachable = set()
+    for name, entry in fetched_sources(Path(args.eval_config), Path(args.repo_root)):
+        hub = HUB_NAMES[entry.hub]
+        fix = (f"check the network to {hub} (a proxy: HTTPS_PROXY); or fetch it elsewhere into the benchmark's "
+               f"local_path (its suite entry's fetch script); or skip this check with SKIP_REMOTE_CHECKS=hub")
+        if args.offline:
+            failures.add(f"OFFLINE=1, but benchmark {name}'s questions are not fetched yet (from {entry.raw})",
+                         f"run its evaluation once with OFFLINE=0, or put the set into its local_path")
+            continue
+        if entry.hub in unreachable:
+            log(f"benchmark {name}: not checked, {hub} is unreachable")
+            continue
+        try:
+            answer = ask_github(entry) if entry.hub == "github" else ask_hub(entry)
+        except HubError as error:
+            if error.unreachable:
+                unreachable.add(entry.hub)
+                failures.add(f"benchmark {name}: {error.error}", fix)
+            else:
+                failures.add(f"benchmark {name}: {error.error}", f"fix hub: {entry.raw} of {name} in configs/benchmarks.yaml")
+            continue
+        log(f"benchmark {name}: its source, dataset '{entry.repo_id}' on {hub}, answers (revision {answer['revision']}, "
+            f"{human_size(answer['size_bytes'])}); fetched when it first runs")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -335,11 +407,17 @@ def main() -> int:
     hub.add_argument("--dataset")
     hub.add_argument("--offline", action="store_true")
     hub.add_argument("--revisions-out")
+    sources = commands.add_parser("sources")
+    sources.add_argument("--eval-config", required=True)
+    sources.add_argument("--repo-root", required=True)
+    sources.add_argument("--offline", action="store_true")
     args = parser.parse_args()
     failures = Failures()
     try:
         if args.command == "swanlab":
             check_swanlab(failures)
+        elif args.command == "sources":
+            check_sources(args, failures)
         else:
             print(check_hub(args, failures))
     except ImportError as error:

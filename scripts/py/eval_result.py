@@ -3,7 +3,7 @@
   eval_result.py --report REPORT.json --benchmark B --model SERVED --config CONFIG
                  --out RESULT.json [--expected-num N] [--subject S ...] [--judged]
                  [--inputs-digest D] [--seconds S] [--replies-dir DIR --max-tokens N
-                 [--cut-off-limit SHARE] [--tokenizer DIR]]
+                 [--cut-off-limit SHARE] [--tokenizer DIR] [--scorer emollm]] [--contamination FILE]
   eval_result.py --perf --report PERF_DIR --parallel P... --number N... (and the above)
 
 Accepted (exit 0): an accuracy in [0, 1], N questions scored when N is given, and
@@ -19,6 +19,13 @@ and with --replies-dir (EvalScope's work dir) what a reader needs to trust the s
 to score in the final channel; tokens: generated tokens, mean/p95/max; the analysis and
 final parts apart when a tokenizer tells them apart; fix: when more than cut-off-limit of
 the replies were cut off, the max_tokens and session length that would fit them).
+With --scorer emollm the replies are scored again as EmoLLM scores them (scripts/py/lab/counselling.py:
+BLEU-1..4 and ROUGE-1/2/L F on jieba words; the score ROUGE-L F; each reply's scores in
+lab-scores.jsonl for the paired tests; EvalScope's own metrics kept as evalscope_metrics), and
+--scorer cpsycoune reads the judge's four CPsyCoun dimensions (--turns: the case of each row),
+averages them per dialogue and over the dialogues (metrics), the score their normalised mean;
+--contamination adds the test set's overlap with the training set (scripts/py/contamination.py)
+as `contamination`.
 With --perf, --report is an `evalscope perf` output folder and the result holds one
 entry per concurrency level (throughput, TTFT, latency p50/p99) instead of a score.
 Rejected (exit 1): the reason and the fix go to stderr, RESULT.json is not
@@ -202,7 +209,8 @@ def check(report_path: Path, args) -> dict:
     if not metrics:
         # A judge whose every reply failed to parse leaves no score: recorded as such.
         if args.judged:
-            return {**with_replies(result, args), "metric": None, "score": None, "num": 0, "metrics": {}, "subsets": []}
+            return with_cpsycoune_scores({**with_replies(result, args), "metric": None, "score": None, "num": 0,
+                                          "metrics": {}, "subsets": []}, args)
         raise Rejected(f"{args.report_shown} is not an EvalScope report with metrics", rerun)
     primary = primary_metric(report, metrics)
     score, num = primary.get("score"), primary.get("num")
@@ -216,9 +224,12 @@ def check(report_path: Path, args) -> dict:
         if subject not in names:
             raise Rejected(f"subject '{subject}' has no results in {args.report_shown}",
                            f"check that {report.get('dataset_name') or 'the dataset'} has subject '{subject}' ({args.config})")
-    accepted = {**with_replies(result, args), "metric": metric_label(primary), "score": score, "num": num,
+    accepted = {**with_contamination(with_replies(result, args), args), "metric": metric_label(primary), "score": score, "num": num,
                 "metrics": {metric_label(m): m.get("score") for m in metrics if is_score(m.get("score"))},
                 "subsets": subsets, "categories": categories_of(primary)}
+    if args.scorer == "emollm":
+        accepted = with_emollm_scores(accepted, args)
+    accepted = with_cpsycoune_scores(accepted, args)
     if args.aggregate == "subject-mean":
         # The benchmark's own definition: each subject weighs the same, whatever its size.
         mean = subject_mean(subsets)
@@ -227,6 +238,57 @@ def check(report_path: Path, args) -> dict:
         accepted["metrics"][f"{accepted['metric']}-question-mean"] = score
         accepted.update(metric=f"{accepted['metric']}-subject-mean", score=mean)
     return accepted
+
+
+def with_emollm_scores(accepted: dict, args) -> dict:
+    """The replies scored as EmoLLM scores them (scripts/py/lab/counselling.py): its BLEU-1..4 and
+    ROUGE-1/2/L F are the metrics, ROUGE-L F the score; EvalScope's own are kept apart."""
+    from lab.counselling import EMOLLM_PRIMARY, EMOLLM_SOURCE, rescore_emollm
+
+    scored = rescore_emollm(Path(args.replies_dir), accepted.get("dataset") or "general_qa")
+    if not scored["num"]:
+        raise Rejected(f"no scored replies in {args.replies_dir}/reviews to score as EmoLLM does",
+                       "read the log above; rerunning make resumes from the cached predictions")
+    return {**accepted, "metric": EMOLLM_PRIMARY, "score": scored["metrics"][EMOLLM_PRIMARY], "num": scored["num"],
+            "metrics": scored["metrics"], "evalscope_metrics": accepted["metrics"], "subsets": scored["subsets"],
+            "scorer": {"name": "emollm", "source": EMOLLM_SOURCE}}
+
+
+def with_cpsycoune_scores(result: dict, args) -> dict:
+    """CPsyCounE's four dimensions from the judge's replies (scripts/py/lab/counselling.py), averaged
+    per dialogue, then over the dialogues: the metrics; the score is their mean, each divided by its
+    maximum (0-1). No valid verdict: no score, as for any judged benchmark."""
+    if args.scorer != "cpsycoune":
+        return result
+    from lab.counselling import rescore_cpsycoune
+
+    try:
+        cases = json.loads(Path(args.turns).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        raise Rejected(f"the cases of the turns are not listed ({args.turns})",
+                       "fetch the set again: remove its folder, make fetches it") from None
+    scored = rescore_cpsycoune(Path(args.replies_dir), cases, result.get("dataset") or "general_qa")
+    judge = {**(result.get("judge") or {}), "dimensions_scored": scored["num"], "asked": scored["asked"]}
+    if not scored["num"]:
+        return {**result, "judge": judge, "metric": None, "score": None, "num": 0, "metrics": {}}
+    from lab.counselling import CPSYCOUNE_DIMENSIONS, normalised
+
+    return {**result, "judge": judge, "metric": "cpsycoune-normalised", "score": normalised(scored["metrics"]),
+            "num": scored["num"], "extra": {"dialogues": scored["dialogues"]}, "metrics": scored["metrics"],
+            "dimension_ranges": CPSYCOUNE_DIMENSIONS, "evalscope_metrics": result.get("metrics") or {},
+            "scorer": {"name": "cpsycoune", "source": "CAS-SIAT-XinHai/CPsyCoun Code/Turn_Based_Dialogue_Evaluation.ipynb"}}
+
+
+def with_contamination(result: dict, args) -> dict:
+    """The test set's overlap with the training set (scripts/py/contamination.py), beside the score."""
+    if not args.contamination:
+        return result
+    try:
+        record = json.loads(Path(args.contamination).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise Rejected(f"the overlap with the training set was not measured ({args.contamination})",
+                       "rerun make: the evaluation measures it before scoring") from None
+    return {**result, "contamination": record}
 
 
 def with_replies(result: dict, args) -> dict:
@@ -294,6 +356,11 @@ def main(argv=None) -> int:
     parser.add_argument("--tokenizer", default=None, help="the served model's folder, to count final-channel tokens")
     parser.add_argument("--aggregate", choices=["subject-mean"], default=None,
                         help="subject-mean: the score is the mean of the per-subject accuracies")
+    parser.add_argument("--scorer", choices=["emollm", "cpsycoune"], default=None,
+                        help="emollm: score the replies with EmoLLM's BLEU/ROUGE; cpsycoune: the judge's four "
+                             "CPsyCoun dimensions per dialogue (both need --replies-dir)")
+    parser.add_argument("--turns", default=None, help="cpsycoune: the set's turns.json (the case of each row)")
+    parser.add_argument("--contamination", default=None, help="the overlap record to show beside the score")
     parser.add_argument("--perf", action="store_true", help="--report is an `evalscope perf` output folder")
     parser.add_argument("--parallel", type=int, nargs="*", default=[], help="perf: the concurrency levels")
     parser.add_argument("--number", type=int, nargs="*", default=[], help="perf: the requests at each level")

@@ -23,7 +23,8 @@ PERF_KEYS = ("output_tok_s", "requests_s", "avg_ttft_ms", "ttft_ms_p50", "ttft_m
 def result_metrics(result: dict) -> dict:
     """The numbers of one checked result, under its benchmark's name: the primary score
     (accuracy for multiple choice) and count, every other metric (BLEU, ROUGE), each
-    subject, a judge's coverage, a perf run's figures per concurrency level."""
+    subject, a judge's coverage, an external test set's overlap with the training set, a perf
+    run's figures per concurrency level."""
     bench = result["benchmark"]
     logged = {}
     if isinstance(result.get("score"), (int, float)):
@@ -45,6 +46,11 @@ def result_metrics(result: dict) -> dict:
     for key, value in (result.get("extra") or {}).items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             logged[f"{bench}/{key}"] = value
+    # An external test set's overlap with the training set (scripts/py/contamination.py).
+    overlap = result.get("contamination") or {}
+    for key in ("ngram_share", "exact_duplicates"):
+        if isinstance(overlap.get(key), (int, float)) and not isinstance(overlap.get(key), bool):
+            logged[f"{bench}/contamination/{key}"] = overlap[key]
     judge = result.get("judge") or {}
     if isinstance(judge.get("coverage"), (int, float)):
         logged[f"{bench}/judge_coverage"] = judge["coverage"]

@@ -30,6 +30,8 @@ BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 20261205
 # EvalScope's per-question names of general_qa's metrics, as lab-eval.json labels them.
 ROUGE_PARTS = {"r": "recall", "p": "precision", "f": "f1"}
+# Per-question scores of a benchmark scored by its own metric instead of EvalScope's (lab/counselling.py).
+SCORES_FILE = "lab-scores.jsonl"
 
 
 # ---------------------------------------------------------------- the tests
@@ -147,8 +149,17 @@ def sample_scores(row: dict) -> dict | None:
 def read_samples(work_dir: str, served: str, dataset: str = "") -> dict:
     """{(subset, index, reference): {measure: value}} of an evaluation's scored questions.
     The subset is the review file's name without the dataset's prefix (reviews/<served>/
-    <dataset>_<subset>.jsonl), as lab-eval.json names it."""
+    <dataset>_<subset>.jsonl), as lab-eval.json names it. A benchmark scored by its own metric
+    (EmoLLM's) has them in SCORES_FILE instead, keyed the same way."""
     samples = {}
+    rescored = Path(work_dir) / SCORES_FILE
+    if rescored.is_file():
+        # Replies re-scored by the benchmark's own metric (EmoLLM's, scripts/py/lab/counselling.py).
+        rows, _ = rp.read_jsonl(rescored)
+        for row in rows:
+            if isinstance(row.get("index"), int) and isinstance(row.get("values"), dict):
+                samples[(row.get("subset"), row["index"], json.dumps(row.get("target"), ensure_ascii=False))] = row["values"]
+        return samples
     prefix = f"{dataset}_" if dataset else ""
     for path in sorted((Path(work_dir) / "reviews" / served).glob("*.jsonl")):
         subset = path.stem[len(prefix):] if prefix and path.stem.startswith(prefix) else path.stem

@@ -122,7 +122,7 @@ EXPECTED_EVALS=(
   "smoke ceval 12" "smoke cmmlu 16" "smoke cmmlu-psych 12" "smoke mmlu-psych 8" "smoke mmlu-pro-psych 4"
   "smoke dialog 7"
   "smoke-base ceval 12" "smoke-base cmmlu 16" "smoke-base cmmlu-psych 12" "smoke-base mmlu-psych 8"
-  "smoke-base mmlu-pro-psych 4" "smoke-base dialog 7"
+  "smoke-base mmlu-pro-psych 4" "smoke-base dialog 7" "smoke psydt-turns 7" "smoke-base psydt-turns 7"
 )
 
 @test "every evaluation scored all shipped questions, a score within [0, 1], no duplicates" {
@@ -172,7 +172,37 @@ EXPECTED_EVALS=(
       assert_output --partial "\"model_id\":\"$served\""
     done
   done
+  # The judge table's rows: dialog-judge, crisis-judge, cpsycoune.
   run grep -c '占位：被评测的模型自己评审' report/smoke.md
+  assert_output 3
+}
+
+@test "the external test set: every turn on both models, EmoLLM's metrics, its overlap with the training set beside them" {
+  local served result
+  for served in smoke smoke-base; do
+    result="results/smoke/$served/psydt-turns/lab-eval.json"
+    run jq -r '[.scorer.name, .metric, (.metrics | keys | join(",")), .contamination.test_replies,
+      .contamination.train_replies > 0, .contamination.flagged] | @tsv' "$result"
+    assert_output "$(printf 'emollm\trouge-l-f1\tbleu-1,bleu-2,bleu-3,bleu-4,rouge-1-f1,rouge-2-f1,rouge-l-f1\t7\ttrue\tfalse')"
+    assert_equal "$(grep -c . "results/smoke/$served/psydt-turns/lab-scores.jsonl")" 7
+  done
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
+  run grep -cE '^\| PsyDTCorpus 测试集逐轮回复（EmoLLM 指标） \| (基座|微调后)（`smoke(-base)?`） \| 7 \|( [0-9]+\.[0-9]{2} \|){7}$' report/smoke.md
+  assert_output 2
+  run grep -F '训练回复 ' report/smoke.md
+  assert_output --regexp '^- PsyDTCorpus 测试集逐轮回复（EmoLLM 指标）：0 / 7 条测试回复（0\.00%）.*阈值 5\.00%：未超过$'
+}
+
+@test "CPsyCounE: every client turn judged on both models by the placeholder judge, its four dimensions in the report" {
+  local served result
+  for served in smoke smoke-base; do
+    result="results/smoke/$served/cpsycoune/lab-eval.json"
+    run jq -r '[.judge.model, .judge.placeholder, .judge.asked] | @tsv' "$result"
+    assert_output "$(printf 'served\ttrue\t6')"
+    run grep -F -- '--judge' "results/smoke/$served/cpsycoune/lab-command.txt"
+    assert_output --partial 'CPsyCoun 论文'
+  done
+  run grep -c '^| CPsyCounE 逐轮评审（四个维度） | .*（占位，分数没有意义） |$' report/smoke.md
   assert_output 2
 }
 

@@ -1,7 +1,8 @@
 """Stand-in for the ModelScope and Hugging Face hub APIs and SwanLab's login, on 127.0.0.1.
 
 Usage: python tests/stubs/hub_server.py PORT LOG
-Serves the requests scripts/py/check_remote.py makes. A repo's name decides the answer:
+Serves the requests scripts/py/check_remote.py makes (GitHub's /repos/OWNER/NAME/commits/REV too).
+A repo's name decides the answer:
   missing*  404 (Hugging Face: X-Error-Code RepoNotFound)
   private*  401 without a token, 403 with one
   gated*    Hugging Face: the card (gated: "manual"), then 403 GatedRepo on auth-check
@@ -56,6 +57,11 @@ class Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path).path.strip("/").split("/")
         # /api/v1/{models|datasets}/OWNER/NAME/repo/{files|tree}: ModelScope
         # /api/{models|datasets}/OWNER/NAME/{revision/REV|auth-check}: Hugging Face
+        if parts[:1] == ["repos"] and len(parts) >= 5 and parts[3] == "commits":
+            # GitHub's GET /repos/OWNER/NAME/commits/REV (a benchmark's source on GitHub)
+            if parts[2].startswith("missing"):
+                return self.reply(404, {"message": "Not Found"})
+            return self.reply(200, {"sha": SHA})
         modelscope = parts[:2] == ["api", "v1"]
         rest = parts[2:] if modelscope else parts[1:]
         if len(rest) < 4 or rest[0] not in ("models", "datasets"):

@@ -135,8 +135,8 @@ def measure_cell(result: dict | None, measure: str) -> dict:
 
 
 def recorded_contamination(result: dict):
-    """A contamination check a checked result records beside its score, when it does (none
-    writes one yet: the summary shows it when one does)."""
+    """The overlap with the training set a checked result records beside its score (an external
+    test set's: scripts/py/contamination.py), else None."""
     if result["state"] != "done" or not result.get("path"):
         return None
     record, _ = rp.read_json_object(Path(result["path"]))

@@ -19,7 +19,7 @@ import yaml
 import fingerprint as fp
 import paired
 import runparse as rp
-from lab import REPO_ROOT, human_facts
+from lab import REPO_ROOT, counselling_report, human_facts
 from lab.files import rel, sha256_bytes, sha256_file
 from lab.report.evaluations import (BASE_TARGET, SIDES, benchmark_labels, category_row, compare_subjects,
                                     extra_base_sides, headline_rows, paired_stats, question_scores, read_benchmarks,
@@ -420,11 +420,7 @@ class Report:
             if items:
                 flags.append({"kind": kind, "items": items,
                               "over_limit": any(s["over_limit"] for i in items for s in i["sides"])})
-        for bench in self.benchmarks:
-            for side, _ in self.sides:
-                if bench[side].get("contamination"):
-                    flags.append({"kind": "contamination", "benchmark": bench["key"], "side": side,
-                                  "detail": bench[side]["contamination"]})
+        flags += counselling_report.contamination_flags(self.benchmarks, [side for side, _ in self.sides])
         placeholders = [b["key"] for b in self.benchmarks
                         if any((b[side].get("judge") or {}).get("placeholder") for side, _ in self.sides)]
         if placeholders:
@@ -512,6 +508,9 @@ class Report:
             "eval_sides": [{"side": side, "served": f"{self.exp}{suffix}"}
                            for side, suffix in self.sides[1:] + self.sides[:1]],
             "examples": self.dialog_examples(),
+            "counselling": counselling_report.facts(
+                self.benchmarks, Path(self.inputs.eval_config) if self.inputs.eval_config else None,
+                [{"side": side, "served": f"{self.exp}{suffix}"} for side, suffix in self.sides[1:] + self.sides[:1]]),
             "human": human_facts.report_facts(Path(self.inputs.results_dir), self.exp),  # 9.5, make human-report
             "results_dir": rel(self.inputs.results_dir, self.root),
             "efficiency": {"trainable_share": t["trainable_params"] / total * 100 if t["trainable_params"] and total else None,
