@@ -43,6 +43,7 @@ CONFIG_TABLE_KEYS = ["model", "tuner_type", "torch_dtype", "num_train_epochs", "
                      "logging_steps", "seed", "data_seed"]
 SIDES = (("tuned", ""), ("base", "-base"))  # the fine-tuned model is served as <exp>, the base as <exp>-base
 BASE_TARGET = "make eval-base"
+STORE_NAME, STORE_RECORD = ".store", "lab-store.json"  # the store of shared evaluations (scripts/lib/store.sh)
 UNFILLED_MARKERS = ("[待补充]", "[待评测]", "[待对比]", "[待分析]")
 # The measures tested base vs fine-tuned on the per-question scores, per report section, and
 # those of the summary's headline table (perf: output tok/s at the highest concurrency).
@@ -521,7 +522,8 @@ class Report:
                     result["command"] = scrub(result["command"])
                 record = self.records.get(f"eval-{served}-{bench['key']}")
                 upstream, digest = expected["tuned" if side == "tuned" else "base"]
-                result["examples"] = rp.read_dialog_replies(results / served / bench["key"], served) \
+                # A shared evaluation (scripts/lib/store.sh) files its replies under the name it was served as.
+                result["examples"] = rp.read_dialog_replies(results / served / bench["key"], result.get("model") or served) \
                     if bench["section"] == "dialog" and result["state"] == "done" else {}
                 if (result["state"] != "not_run" and record and digest is not None
                         and ((record.get("inputs") or {}).get("upstream") or {}).get(upstream) != digest):
@@ -538,11 +540,32 @@ class Report:
             entry["difference"] = scores[0] - scores[1] if None not in scores else None
             entry["subjects"] = compare_subjects(entry["tuned"], entry["base"])
             entry["stats"] = paired_stats(entry, question_scores(entry["tuned"], self.exp, bench["dataset"]),
-                                          question_scores(entry["base"], f"{self.exp}-base", bench["dataset"]))
+                                          question_scores(entry["base"], entry["base"].get("model") or f"{self.exp}-base",
+                                                          bench["dataset"]))
             benchmarks.append(entry)
             benchmarks += [category_row(entry, category, [side for side, _ in self.sides])
                            for category in bench["category_rows"]]
         return benchmarks
+
+    def base_sources(self) -> list[dict]:
+        """Where each finished evaluation of the base model comes from: the entry of the store of
+        shared evaluations its results folder links to (scripts/lib/store.sh), the experiment that
+        made it and its evaluation fingerprint (the entry's name)."""
+        rows = []
+        results = Path(self.args.results_dir)
+        for bench in self.benchmarks:
+            if ":" in bench["key"]:  # a category row of a benchmark
+                continue
+            for side, suffix in self.sides[1:]:
+                folder = results / f"{self.exp}{suffix}" / bench["key"]
+                entry = folder.resolve()
+                if bench[side]["state"] != "done" or not folder.is_symlink() or entry.parent.name != STORE_NAME:
+                    continue
+                record = fp.read_json(entry / STORE_RECORD) or {}
+                rows.append({"key": bench["key"], "side": side, "mode": side.partition("@")[2] or None,
+                             "experiment": record.get("experiment"), "served": record.get("served"),
+                             "fingerprint": entry.name[:12], "here": record.get("experiment") == self.exp})
+        return rows
 
     # -- facts
 
@@ -749,6 +772,8 @@ class Report:
                        "size_mib": self.export["size_bytes"] / 2**20 if self.export.get("size_bytes") is not None else None,
                        "command": scrub(self.export["command"]) if self.export.get("command") else None},
             "served": self.served_commands(),
+            "base_sources": self.base_sources(),
+            "store_dir": rel(Path(self.args.results_dir).parent / STORE_NAME, self.root),
             "benchmarks": self.benchmarks,
             "benchmark_labels": benchmark_labels(Path(self.args.eval_config) if self.args.eval_config else None),
             "answer_mode": self.answer_mode(),
@@ -785,6 +810,7 @@ class Report:
             "data_seed": self.setting("data_seed"),
             "commands": facts["provenance"]["commands"],
             "train_command": facts["run"]["command"],
+            "base_sources": facts["base_sources"],
             "export_command": facts["export"]["command"],
             "steps": self.steps["runs"],
             "versions": self.versions,
