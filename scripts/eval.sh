@@ -134,6 +134,7 @@ set_aside_entry() {
   local entry
   entry="$(store_entry "${STEP_DIGEST[$(eval_step_name "$1")]}")"
   rm -f "$WORK_DIR"
+  mkdir -p "$(dirname "$WORK_DIR")"
   mv "$entry" "$WORK_DIR"
   move_aside "$WORK_DIR"
   log "$1 on $(result_name): $2"

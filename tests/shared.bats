@@ -131,3 +131,28 @@ entry() { readlink -f "$OUT/results/$1/$1-base/ceval"; }
   assert_equal "$(stub_calls evalscope)" 0
   assert_equal "$(entry share-b)" "$entry_a"
 }
+
+@test "make clean removes the store entries a smoke run made that no other experiment links, and no other" {
+  local entry
+  for entry in smoke-only smoke-linked other; do
+    mkdir -p "results/.store/$entry"
+    : >"results/.store/$entry.lock"
+  done
+  printf '{"experiment": "smoke"}\n' >results/.store/smoke-only/lab-store.json
+  printf '{"experiment": "smoke-r4"}\n' >results/.store/smoke-linked/lab-store.json
+  printf '{"experiment": "gpt-oss-20b-sft-v1"}\n' >results/.store/other/lab-store.json
+  mkdir -p results/gpt-oss-20b-sft-r32/gpt-oss-20b-sft-r32-base results/smoke/smoke-base
+  ln -s ../../.store/smoke-linked results/gpt-oss-20b-sft-r32/gpt-oss-20b-sft-r32-base/ceval
+  ln -s ../../.store/smoke-only results/smoke/smoke-base/ceval
+  run make clean DRY_RUN=1
+  assert_success
+  assert_line "rm -rf results/.store/smoke-only results/.store/smoke-only.lock"
+  assert_dir_exist results/.store/smoke-only
+  run make clean
+  assert_success
+  assert_dir_not_exist results/.store/smoke-only
+  assert_file_not_exist results/.store/smoke-only.lock
+  assert_dir_exist results/.store/smoke-linked
+  assert_dir_exist results/.store/other
+  assert_file_exist results/.store/other.lock
+}

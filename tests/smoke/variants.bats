@@ -2,7 +2,9 @@
 # The smoke experiment's variants, for real (run by tests/run.sh after the other real
 # suites, so the smoke run and the tiny model exist): smoke-experts trains LoRA on the
 # fused expert parameters (its adapter holds them, trained), and smoke-r4's whole pipeline
-# followed by make compare EXPS="smoke smoke-r4" writes the comparison with its charts.
+# through make sweep EXPS="smoke smoke-r4" WITH_BASE=1 (which serves no base model: smoke-r4 links
+# smoke's evaluations of it) followed by make compare EXPS="smoke smoke-r4" writes the
+# comparison with its charts.
 # The server of smoke-r4 listens on a free port (a location, not an input: nothing redone).
 
 load ../test_helper
@@ -43,19 +45,45 @@ EOF
   refute_output --partial experts
 }
 
-@test "make all EXP=smoke-r4, then make compare and make table EXPS=\"smoke smoke-r4\": both named, lora_rank differs, the charts linked, the tests, the thesis table" {
-  local port started
+# served_count EXP NAME: how many times the make of EXP started a server of NAME (its step record).
+served_count() {
+  jq -r 'select(.step == "deploy" and .event == "command") | .detail' ".state/$1/steps.jsonl" 2>/dev/null |
+    grep -c -- "--served_model_name $2 " || true
+}
+
+@test "make sweep EXPS=\"smoke smoke-r4\" WITH_BASE=1 serves smoke-base once (smoke-r4 links its evaluations); then make compare and make table: both named, lora_rank differs, the charts linked, the tests, the thesis table" {
+  local port started bench
   # A free port whose next one is free too (preflight checks the base model's, SERVE_PORT + 1).
   until port="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do :; done
   make stop EXP=smoke-r4 >/dev/null 2>&1 # one server at a time: none of an earlier run
   started=$SECONDS
-  run make all EXP=smoke-r4 SERVE_PORT="$port"
+  run --separate-stderr make sweep EXPS="smoke smoke-r4" WITH_BASE=1 SERVE_PORT="$port"
   make stop EXP=smoke-r4 >/dev/null 2>&1 || true
   assert_success
-  echo "# make all EXP=smoke-r4: $((SECONDS - started)) s" >&3
+  echo "# make sweep EXPS=\"smoke smoke-r4\" WITH_BASE=1 (smoke done already): $((SECONDS - started)) s" >&3
+  assert_line "sweep of 2 experiment(s): 0 failed"
   assert_file_exist report/smoke-r4.md
   run jq -r .lora_rank output/smoke-r4/args.json
   assert_output 4
+  # The base model was served once, by make smoke: the sweep serves none, smoke-r4 (another LoRA
+  # rank, the same evaluation inputs) links smoke's evaluations of it, held-out replies included.
+  assert_equal "$(served_count smoke smoke-base)" 1
+  assert_equal "$(served_count smoke-r4 smoke-r4-base)" 0
+  assert_equal "$(served_count smoke-r4 smoke-r4)" 1
+  for bench in ceval cmmlu dialog; do
+    assert_equal "$(readlink -f "results/smoke-r4/smoke-r4-base/$bench")" "$(readlink -f "results/smoke/smoke-base/$bench")"
+  done
+  # Both reports show the base model's results and where they came from.
+  local fingerprint
+  fingerprint="$(basename "$(readlink -f results/smoke/smoke-base/ceval)")"
+  run grep -F "| C-Eval | \`smoke\`（本实验） | \`smoke-base\` | \`${fingerprint:0:12}\` |" report/smoke.md
+  assert_success
+  run cat report/smoke-r4.md
+  assert_line "| C-Eval | \`smoke\` | \`smoke-base\` | \`${fingerprint:0:12}\` |"
+  assert_line --partial "3 项评测由其他实验首次完成（\`smoke\`）"
+  assert_line --regexp '^\| C-Eval \| 准确率 \| 12 \| [0-9.]+% \| [0-9.]+% \|'
+  # shellcheck disable=SC2016 # backquotes of the Markdown table
+  assert_line --regexp '^\| 留出对话的咨询回复 \| 基座（`smoke-r4-base`） \| 7 \|'
 
   run make compare EXPS="smoke smoke-r4"
   assert_success
