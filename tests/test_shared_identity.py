@@ -134,3 +134,10 @@ def test_the_store_entry_is_reported_with_its_maker(root):
         fp.compute_text(spec(root, "b", 8001))
     assert out.getvalue().splitlines()[-1].split("\t")[2:] == ["none", "done", "a"]
     assert rows["serve-base"] == ["none", "-", "-"]
+
+
+def test_swanlab_names_the_evaluation_fingerprint():
+    """The experiment that made a shared evaluation logs it once, naming its store entry."""
+    import log_eval_swanlab
+    config = log_eval_swanlab.run_config([{"benchmark": "ceval", "model": "smoke-base", "inputs_digest": "ab" * 32}])
+    assert config["benchmarks"]["ceval"]["fingerprint"] == "ab" * 32
