@@ -29,7 +29,7 @@ evaluations() { grep -c -- "^argv: eval --eval-type .* --model $1 " "$STUB_LOG" 
 # entry EXP: the store entry EXP's base C-Eval results link to.
 entry() { readlink -f "$OUT/results/$1/$1-base/ceval"; }
 
-@test "a variant that changes only a training setting: the base model served and evaluated once; both reports show the results and where they came from" {
+@test "a variant that changes only a training setting: the base model served and evaluated once; both reports, make status and make runbook show the results and where they came from" {
   run --separate-stderr make sweep EXPS="share-a share-b" WITH_BASE=1
   assert_success
   assert_line "sweep of 2 experiment(s): 0 failed"
@@ -60,6 +60,12 @@ entry() { readlink -f "$OUT/results/$1/$1-base/ceval"; }
   # make status names the source; a second sweep runs no tool.
   run env EXP=share-b scripts/status.sh
   assert_line --regexp "^  eval-share-b-base-ceval +done, up to date \(shared: evaluated by share-a, evaluation fingerprint ${digest:0:12}\)$"
+  # make runbook prints the link, and no server for the base model.
+  run --separate-stderr make runbook EXP=share-b
+  assert_success
+  assert_line "# ceval on share-b-base: evaluated already by share-a (evaluation fingerprint ${digest:0:12}): linked, not evaluated again"
+  assert_line --partial "ln -sfn ../../.store/$digest "
+  refute_line --partial "--served_model_name share-b-base"
   : >"$STUB_LOG"
   run --separate-stderr make sweep EXPS="share-a share-b" WITH_BASE=1
   assert_success
@@ -68,9 +74,8 @@ entry() { readlink -f "$OUT/results/$1/$1-base/ceval"; }
 }
 
 @test "a changed evaluation input (the question limit) is not shared: the base model is served and evaluated again, into its own entry" {
-  run make experiment-with-base EXP=share-a
+  run make eval-base EXP=share-a # trains (the stub) and evaluates the base model: its store entry
   assert_success
-  make stop EXP=share-a >/dev/null 2>&1
   sed -i 's/^eval:$/eval:\n  ceval: {limit: 50}/' configs/share-b/variant.yaml
   make variants >/dev/null 2>&1
   : >"$STUB_LOG"
@@ -87,9 +92,8 @@ entry() { readlink -f "$OUT/results/$1/$1-base/ceval"; }
 }
 
 @test "an unfinished entry is never reused: another experiment sets it aside and evaluates the base model itself" {
-  run make experiment-with-base EXP=share-a
+  run make eval-base EXP=share-a # trains (the stub) and evaluates the base model: its store entry
   assert_success
-  make stop EXP=share-a >/dev/null 2>&1
   local entry_a
   entry_a="$(entry share-a)"
   # Interrupted before its completion marker: the record and predictions are there, the marker is not.
@@ -108,9 +112,8 @@ entry() { readlink -f "$OUT/results/$1/$1-base/ceval"; }
 }
 
 @test "a make that wants an entry another make is evaluating waits for its lock, then links it" {
-  run make experiment-with-base EXP=share-a
+  run make eval-base EXP=share-a # trains (the stub) and evaluates the base model: its store entry
   assert_success
-  make stop EXP=share-a >/dev/null 2>&1
   local entry_a log="$BATS_TEST_TMPDIR/eval-base.log"
   entry_a="$(entry share-a)"
   mv "$entry_a/lab-eval.json" "$BATS_TEST_TMPDIR/marker"
