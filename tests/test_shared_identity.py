@@ -49,11 +49,12 @@ def spec(root: Path, exp: str, port: int, max_tokens: int = 16, served: str | No
              *[("location_flag", flag) for flag in ("--model", "--served_model_name", "--port", "--api-url", "--work-dir")],
              ("store", f"{root}/results/.store"),
              ("name", f"{cfg}/deploy.yaml\t{{deploy.yaml}}"), ("name", f"{run}\t{{run}}"),
-             ("name", f"{results}\t{{results}}"), ("name", f"{served}\t{{served}}"), ("name", f"{api}\t{{api}}"),
+             ("name", f"{results}\t{{results}}"), ("name", f"{served}\t{{served}}"), ("location_value", f"{api}\t{{api}}"),
              ("step", "base-model"), ("model_ref", "model"), ("model_config", f"{cfg}/deploy.yaml"),
              ("step", "serve-base"), ("identity", "shared"), ("arg", "swift"), ("arg", "deploy"), ("arg", f"{cfg}/deploy.yaml"),
              ("arg", "--served_model_name"), ("arg", served), ("arg", "--port"), ("arg", str(port)),
              ("config", f"{cfg}/deploy.yaml"), ("upstream", "base-model"), ("lock", f"{root}/env/requirements-cpu.lock"),
+             ("step", "eval-tuned-judge"), ("arg", "evalscope"), ("arg", "--judge"), ("arg", judge.replace("-base", "")),
              ("step", "eval-dialog"), ("identity", "shared"), ("arg", "evalscope"), ("arg", "eval"),
              ("arg", "--model"), ("arg", served), ("arg", "--api-url"), ("arg", api),
              ("arg", "--dataset-args"), ("arg", dataset_args), ("arg", "--judge"), ("arg", judge),
@@ -77,6 +78,11 @@ def test_names_ports_and_a_generated_copy_of_the_serving_config_are_no_inputs(ro
     a, b = digests(spec(root, "a", 8001)), digests(spec(root, "b", 9101))
     assert a["serve-base"] == b["serve-base"]
     assert a["eval-dialog"] == b["eval-dialog"]
+
+
+def test_a_judge_that_is_the_served_model_names_its_address_which_is_no_input(root):
+    """The fine-tuned model's judged evaluation (JUDGE_MODEL=served) under another port is the same."""
+    assert digests(spec(root, "a", 8001))["eval-tuned-judge"] == digests(spec(root, "a", 9101))["eval-tuned-judge"]
 
 
 def test_what_changes_the_answers_is_an_input(root):

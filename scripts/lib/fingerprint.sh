@@ -193,7 +193,10 @@ shared_names() {
   spec_line name "$RESULTS_DIR"$'\t''{results}'
   resolve_served_model --base
   spec_line name "$SERVED_NAME"$'\t''{served}'
-  spec_line name "$(api_base)"$'\t''{api}'
+  # Where each server listens is no input of any step (a judge that is the served model names it).
+  spec_line location_value "$(api_base)"$'\t''{api}'
+  resolve_served_model
+  spec_line location_value "$(api_base)"$'\t''{api}'
 }
 
 # fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,

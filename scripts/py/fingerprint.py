@@ -192,18 +192,20 @@ def json_container(text: str):
     return value if isinstance(value, (dict, list)) else None
 
 
-def unnamed(value, names: list[tuple[str, str]]):
+def unnamed(value, names: list[tuple[str, str]], keep: bool = False):
     """VALUE with each string that is a name, or a path under one, given as its placeholder
-    (in dict keys, lists, and the strings of a JSON argument too)."""
+    (in dict keys, lists, and the strings of a JSON argument too, written canonically; with
+    KEEP, a JSON argument without any name stays as it was written)."""
     if isinstance(value, dict):
-        return {unnamed(key, names): unnamed(item, names) for key, item in value.items()}
+        return {unnamed(key, names, keep): unnamed(item, names, keep) for key, item in value.items()}
     if isinstance(value, list):
-        return [unnamed(item, names) for item in value]
+        return [unnamed(item, names, keep) for item in value]
     if not isinstance(value, str):
         return value
     parsed = json_container(value)
     if parsed is not None:
-        return canonical(unnamed(parsed, names))
+        replaced = unnamed(parsed, names, keep)
+        return value if keep and replaced == parsed else canonical(replaced)
     for name, placeholder in names:
         if value == name:
             return placeholder
@@ -221,11 +223,11 @@ def shared_identity(inputs: dict, names: list[tuple[str, str]]) -> dict:
     return unnamed(inputs, names)
 
 
-def spec_names(spec: dict, repo: Repo) -> list[tuple[str, str]]:
-    """The spec's `name` lines (VALUE<TAB>PLACEHOLDER) as the inputs spell them (located),
-    longest first, so a path is replaced by its own name before a shorter one's."""
+def spec_names(spec: dict, repo: Repo, key: str = "name") -> list[tuple[str, str]]:
+    """The spec's `name` (or `location_value`) lines (VALUE<TAB>PLACEHOLDER) as the inputs spell
+    them (located), longest first, so a path is replaced by its own name before a shorter one's."""
     names = []
-    for line in spec.get("name", []):
+    for line in spec.get(key, []):
         value, _, placeholder = line.partition("\t")
         if value and placeholder:
             names += [(repo.located(value), placeholder), (value, placeholder)]
@@ -287,7 +289,7 @@ def write_if_changed(path: Path, text: str) -> None:
 
 LIST_KEYS = {"arg": "argv", "env": "cmd_env", "secret_env": "secret_env", "config": "configs", "file": "files",
              "upstream": "upstream", "read": "reads", "setting": "settings"}
-SPEC_LISTS = ("location_flag", "location_env", "location_root", "name")
+SPEC_LISTS = ("location_flag", "location_env", "location_root", "location_value", "name")
 
 
 def read_spec(lines) -> dict:
@@ -347,10 +349,14 @@ def compute_text(text: str) -> int:
     repo = Repo(spec["repo"], spec.get("hub_revisions"), spec["location_root"])
     out_dir = Path(spec["out_dir"]) if spec.get("out_dir") else None
     names = spec_names(spec, repo)
+    # A value that is where a server listens, inside an argument too (a judge that is the served
+    # model names its address): no input of any step.
+    locations = spec_names(spec, repo, "location_value")
     digests: dict = {}
     for step in spec["steps"]:
         command = printed_command(step, repo) if step.get("argv") else ""
         compared_command(step, spec, repo)
+        step["argv"] = unnamed(step["argv"], locations, keep=True)
         if step.get("datasets_config"):
             step["datasets_from"] = step["datasets_config"]
         inputs = step_inputs(step, repo, digests)
