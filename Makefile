@@ -170,14 +170,12 @@ $(EVALS_STAMP): $(call step_prereqs,evals)
 	scripts/eval.sh all
 	$(call mark_done,$(EVAL_STAMPS))
 
-# After training: the held-out conversations come from the run's split.
-eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name
+# After training: the held-out conversations come from the run's split. Shared between
+# experiments (scripts/lib/store.sh): what another experiment evaluated with the same inputs
+# is linked; the base model is served (and stopped after) only when something is left.
+eval-base: $(STATE)/eval-base.done ## The same benchmarks on the base model, served under its own name (shared between experiments)
 $(STATE)/eval-base.done: $(call step_prereqs,eval-base) $(EVAL_BASE_PREREQS) | env
-	scripts/stop.sh
-	scripts/deploy.sh --base
-	scripts/health.sh --base
-	scripts/eval.sh --base all
-	scripts/stop.sh
+	scripts/eval.sh --base --serve all
 	$(mark_done)
 
 eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
@@ -280,6 +278,7 @@ test: ## shellcheck, bats, pytest, then the real CPU smoke pipeline
 # The smoke experiment's variants (configs/smoke-*, e.g. smoke-r4) and its pilots (smoke-pilot,
 # smoke-r4-pilot) are smoke runs too.
 clean: ## Remove step stamps, the outputs of the smoke run, its variants and pilots (smoke-*), their human-evaluation packets, the tiny model (never other experiments' outputs)
+	@scripts/store.sh clean-smoke
 	@$(if $(filter 1,$(DRY_RUN)),echo ,)rm -rf .state build output/smoke output/smoke.replaced-* export/smoke \
 	  results/smoke results/smoke/*/*.replaced-* output/smoke-* export/smoke-* results/smoke-* \
 	  report/smoke-pilot.md report/smoke-*-pilot.md results/human/smoke results/human/smoke-*

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make eval-ceval / eval-cmmlu / eval-base: EvalScope against the served model.
-#   scripts/eval.sh [--base] BENCH...|all|--group GROUP
+#   scripts/eval.sh [--base [--serve]] BENCH...|all|--group GROUP
 # BENCH is a benchmark of configs/$EXP/eval.yaml, or a group: `cmmlu` also runs
 # every benchmark with `group: cmmlu` (cmmlu-psych). `--group GROUP` (make eval-GROUP)
 # runs the group's benchmarks, none when eval.yaml has none in it. Results of one benchmark go
@@ -12,6 +12,10 @@
 # Same inputs: finished is kept, interrupted resumes from its cached predictions
 # (--use-cache). Other inputs (or no record): the folder is moved aside, kept, and
 # the benchmark runs fresh.
+# The base model's evaluations are shared between experiments (lib/store.sh): one that the
+# store holds, complete, for the same inputs is linked, not evaluated again; the others are
+# evaluated into their store entry, under its lock. --serve (make eval-base): serves the base
+# model first, and stops it after, only when something is left to evaluate.
 set -euo pipefail
 export STEP_NAME=eval
 # shellcheck source=lib/common.sh
@@ -21,7 +25,7 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
 
-usage() { die "usage: scripts/eval.sh [--base] BENCH...|all|--group GROUP" "BENCH is one of: ${BENCHMARKS[*]:-see configs/\$EXP/eval.yaml}"; }
+usage() { die "usage: scripts/eval.sh [--base [--serve]] BENCH...|all|--group GROUP" "BENCH is one of: ${BENCHMARKS[*]:-see configs/\$EXP/eval.yaml}"; }
 
 # The subjects EvalScope knows for a hub dataset (empty if it cannot tell).
 known_subjects() {
@@ -132,6 +136,91 @@ set_aside_other_results() {
     log "$bench on $(result_name): $(display_path "$WORK_DIR") has no record of what it was made from"
   fi
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
+}
+
+# set_aside_entry BENCH WHY: the store entry WORK_DIR links to (or would) is kept aside as
+# WORK_DIR.replaced-<time>, out of the store, never reused.
+set_aside_entry() {
+  local entry
+  entry="$(store_entry "${STEP_DIGEST[$(eval_step_name "$1")]}")"
+  rm -f "$WORK_DIR"
+  mkdir -p "$(dirname "$WORK_DIR")"
+  mv "$entry" "$WORK_DIR"
+  move_aside "$WORK_DIR"
+  log "$1 on $(result_name): $2"
+  log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
+}
+
+# prepare_store_entry BENCH STEP: WORK_DIR links to the store entry this make evaluates BENCH
+# into (its lock is held: use_store). A link to the entry of other inputs is replaced (that
+# entry stays: others may link it); results of other inputs or of unknown origin are kept
+# aside; an interrupted evaluation is resumed only by the experiment that started it, under
+# the same served name (its cached predictions are filed under that name), and is otherwise
+# kept aside: an unfinished evaluation is never reused.
+prepare_store_entry() {
+  local bench="$1" step="$2" digest="${STEP_DIGEST[$2]}" linked producer
+  linked="$(linked_entry "$WORK_DIR")"
+  if [[ -L "$WORK_DIR" && "$linked" != "$digest" ]]; then
+    if [[ -f "$WORK_DIR/lab-inputs.json" ]]; then
+      log "$bench on $(result_name): $(display_path "$WORK_DIR") linked the evaluation of other inputs:"
+      describe_input_changes "$WORK_DIR/lab-inputs.json" "$(inputs_file "$step")" >&2
+    fi
+    rm -f "$WORK_DIR"
+  elif [[ ! -L "$WORK_DIR" ]]; then
+    set_aside_other_results "$bench"
+  fi
+  case "${STEP_STORE[$step]}" in
+    unknown) set_aside_entry "$bench" "$(display_path "$WORK_DIR") has no record of what it was made from" ;;
+    changed) set_aside_entry "$bench" "its store entry $(display_path "$(store_entry "$digest")") holds results of other inputs" ;;
+    partial)
+      if ! claimed_by_us "$digest" "$SERVED_NAME"; then
+        producer="$(store_producer "$digest")"
+        set_aside_entry "$bench" "its store entry $(display_path "$(store_entry "$digest")") holds an unfinished evaluation by ${producer:-an unknown run}: never reused"
+      fi
+      ;;
+  esac
+  claim_entry "$WORK_DIR" "$digest" "$SERVED_NAME"
+}
+
+# use_store: the base model's evaluations of the selected benchmarks that the store holds,
+# complete, are linked; the entries of the others are locked for this make (one another make
+# evaluates now is waited for, then linked). Sets PENDING to how many are left.
+use_store() {
+  local wanted=()
+  for_each_selected_step store_or_want
+  ((${#wanted[@]} > 0)) || return 0
+  lock_entries "${wanted[@]}"
+  for_each_selected_step link_if_finished_meanwhile
+}
+store_or_want() {
+  if [[ "${STEP_STORE[$1]}" == "done" ]]; then link_stored "$1" "$RESULTS_DIR/$(result_name)/$2" "$2 on $(result_name)"; else wanted+=("${STEP_DIGEST[$1]}"); fi
+}
+link_if_finished_meanwhile() {
+  if store_entry_complete "${STEP_DIGEST[$1]}"; then link_stored "$1" "$RESULTS_DIR/$(result_name)/$2" "$2 on $(result_name)"; fi
+}
+
+# for_each_selected_step FUNCTION: FUNCTION STEP BENCH for each selected benchmark in each
+# answer mode that is not done yet.
+for_each_selected_step() {
+  local mode bench step
+  for mode in "${EVALUATION_MODES[@]}"; do
+    MODE_OVERRIDE="$mode"
+    for bench in "${SELECTED[@]}"; do
+      step="$(eval_step_name "$bench")"
+      step_done "$step" || "$1" "$step" "$bench"
+    done
+  done
+  MODE_OVERRIDE=""
+}
+count_pending() { PENDING=$((PENDING + 1)); }
+
+# serve_base_model: make eval-base's server, started here when something is left to evaluate
+# (one server at a time: this checkout's other one is stopped first). Neither the server nor
+# the scripts inherit the store locks.
+serve_base_model() {
+  without_store_locks "$REPO_ROOT/scripts/stop.sh"
+  without_store_locks "$REPO_ROOT/scripts/deploy.sh" --base
+  without_store_locks "$REPO_ROOT/scripts/health.sh" --base
 }
 
 # A checked result waits here until its metrics reached SwanLab; only then is it
@@ -254,7 +343,7 @@ run_bench() {
       else "\(.metric) \(.score) on \(.num) questions" end' "$WORK_DIR/$EVAL_DONE_FILE")"
     return 0
   fi
-  set_aside_other_results "$bench"
+  if is_shared_step "$step"; then prepare_store_entry "$bench" "$step"; else set_aside_other_results "$bench"; fi
   rm -f "$WORK_DIR/$EVAL_DONE_FILE" "$WORK_DIR/$EVAL_PENDING_FILE"
   if judge_unconfigured; then skip_unjudged "$step"; return 0; fi
   build_heldout_rows
@@ -288,14 +377,17 @@ check_server() {
 }
 
 main() {
-  BASE_FLAG=""
+  BASE_FLAG="" SERVE=0
   if [[ "${1:-}" == --base ]]; then BASE_FLAG=--base; shift; fi
+  if [[ -n "$BASE_FLAG" && "${1:-}" == --serve ]]; then SERVE=1; shift; fi
   load_env
   begin_step
   # shellcheck source=lib/server.sh
   source "$REPO_ROOT/scripts/lib/server.sh"
   # shellcheck source=lib/eval_config.sh
   source "$REPO_ROOT/scripts/lib/eval_config.sh"
+  # shellcheck source=lib/store.sh
+  source "$REPO_ROOT/scripts/lib/store.sh" # (fingerprint.sh sources it too; a dry run sources only this)
   load_eval_config
   (($# > 0)) || { resolve_served_model "$BASE_FLAG"; usage; }
   if ! is_dry_run; then
@@ -320,16 +412,17 @@ main() {
     if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
     fi
-    local bench mode pending=0
-    for mode in "${EVALUATION_MODES[@]}"; do
-      MODE_OVERRIDE="$mode"
-      for bench in "${SELECTED[@]}"; do
-        step_done "$(eval_step_name "$bench")" || pending=1
-      done
-    done
-    ((pending == 0)) || check_server
+    if [[ -n "$BASE_FLAG" ]]; then use_store; fi
+    PENDING=0
+    for_each_selected_step count_pending
+    if ((PENDING > 0 && SERVE)); then serve_base_model; fi
+    ((PENDING == 0)) || check_server
+  elif ((SERVE)); then
+    serve_base_model
   fi
+  local mode
   for mode in "${EVALUATION_MODES[@]}"; do evaluate_in_mode "$mode"; done
+  if ((SERVE)) && { is_dry_run || ((PENDING > 0)); }; then without_store_locks "$REPO_ROOT/scripts/stop.sh"; fi
 }
 
 # evaluate_in_mode MODE: the selected benchmarks in that answer mode ("": eval.yaml's),

@@ -7,7 +7,9 @@
 # environment, preflight, train, export, serve (and wait until it answers), health,
 # evaluations, stop; the base model the same way; the report. Values known only when
 # it runs are shell substitutions; secrets are "$SWANLAB_TOKEN" / "$SERVE_API_KEY".
-# Outputs of an earlier run are moved aside (kept), never mixed with the new ones.
+# Outputs of an earlier run are moved aside (kept), never mixed with the new ones. The base
+# model's evaluations that the store of shared evaluations holds for the same inputs are
+# linked, not evaluated again (lib/store.sh).
 # PREREQ_CMD: the command that builds the experiment's own prerequisites
 # (configs/<exp>/experiment.mk), printed as its dry run.
 set -euo pipefail
@@ -169,8 +171,58 @@ EOF
 }
 print_event() { if is_pilot; then printf 'lab_event %s %s%s\n' "$1" "$2" "${3:+ '$3'}"; fi; }
 
+# The base model's evaluations the store of shared evaluations holds, complete, for the inputs
+# of this runbook (lib/store.sh): printed as links to them, not evaluated again. Known only
+# where the fingerprints can be computed (after make env); none otherwise.
+find_stored_evaluations() {
+  "$(config_python)" -c 'import yaml' 2>/dev/null || return 0
+  INPUTS_DIR="$(mktemp -d)"
+  trap 'rm -rf "$INPUTS_DIR"' EXIT
+  compute_experiment_inputs
+}
+is_stored() { [[ "${STEP_STORE[$1]:--}" == "done" ]]; }
+
+# all_base_stored: every evaluation of the base model (each answer mode) is in the store.
+all_base_stored() {
+  local mode bench
+  resolve_served_model --base
+  set_evaluation_modes --base
+  for mode in "${EVALUATION_MODES[@]}"; do
+    MODE_OVERRIDE="$mode"
+    for bench in "${BENCHMARKS[@]}"; do is_stored "$(eval_step_name "$bench")" || { MODE_OVERRIDE=""; return 1; }; done
+  done
+  MODE_OVERRIDE=""
+}
+
+# print_link_stored STEP BENCH: the results folder of BENCH links to the step's store entry.
+print_link_stored() {
+  local digest="${STEP_DIGEST[$1]}" entry dir
+  entry="$(store_entry "$digest")"
+  dir="$RESULTS_DIR/$(result_name)/$2"
+  printf '# %s on %s: evaluated already by %s (evaluation fingerprint %s): linked, not evaluated again
+' "$2" "$(result_name)" \
+    "${STEP_PRODUCER[$1]}" "${digest:0:12}"
+  printf '[[ -f %s/%s ]] || { echo "runbook: %s is not here; print the runbook where it is, or run make eval-base" >&2; exit 1; }\n' \
+    "$(display_path "$entry")" "$EVAL_DONE_FILE" "$(display_path "$entry")"
+  printf 'mkdir -p %s && ln -sfn %s %s\n' "$(display_path "$(dirname "$dir")")" \
+    "$(realpath -m --relative-to="$(dirname "$dir")" "$entry")" "$(display_path "$dir")"
+}
+
+# print_linked_base_evaluations STEP: every evaluation of the base model is in the store: links, no server.
+print_linked_base_evaluations() {
+  local mode bench
+  open_step "$1" "the base model's evaluations: shared with experiments of the same evaluation inputs (results/.store)"
+  for mode in "${EVALUATION_MODES[@]}"; do
+    MODE_OVERRIDE="$mode"
+    for bench in "${BENCHMARKS[@]}"; do print_link_stored "$(eval_step_name "$bench")" "$bench"; done
+  done
+  MODE_OVERRIDE=""
+  close_step
+}
+
 # print_serve_and_evaluate [--base] STEP: serve, wait, health, every benchmark, stop.
 print_serve_and_evaluate() {
+  if [[ "${1:-}" == --base ]] && all_base_stored; then print_linked_base_evaluations "$2"; return 0; fi
   resolve_served_model "${1:-}"
   open_step "${2:-serve}" "serve $SERVED_NAME, check it, evaluate it, stop it"
   print_config_as_comments "configs/$CONFIG_EXP/deploy.yaml"
@@ -205,6 +257,7 @@ print_evaluations() {
   # shellcheck disable=SC2016 # printed for the shell that runs the printed script
   if is_pilot; then seconds="$(shell_expr '"$((SECONDS - eval_started))"')"; fi
   for bench in "${BENCHMARKS[@]}"; do
+    if is_stored "$(eval_step_name "$bench")"; then print_link_stored "$(eval_step_name "$bench")" "$bench"; continue; fi
     read_bench "$bench"
     build_eval_cmd "$bench"
     if judge_unconfigured; then
@@ -284,6 +337,7 @@ main() {
   # shellcheck source=lib/fingerprint.sh
   source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   load_eval_config
+  find_stored_evaluations
   print_header
   print_pilot_events_header
   print_environment

@@ -84,6 +84,19 @@ print_server_status() {
   fi
 }
 
+# shared_elsewhere STEP: not done here, but the store of shared evaluations holds it, complete.
+shared_elsewhere() { [[ "${STEP_STORE[$1]:--}" == "done" && "${STEP_STATUS[$1]:-none}" != "done" ]]; }
+
+# shared_source STEP: where a done shared step's results are (lib/store.sh), or nothing.
+shared_source() {
+  is_shared_step "$1" || return 0
+  if [[ "${STEP_PRODUCER[$1]}" != "$EXP" ]]; then
+    printf ' (shared: evaluated by %s, evaluation fingerprint %s)' "${STEP_PRODUCER[$1]}" "${STEP_DIGEST[$1]:0:12}"
+  else
+    printf ' (shared with experiments of the same evaluation inputs: fingerprint %s)' "${STEP_DIGEST[$1]:0:12}"
+  fi
+}
+
 # Each step: done and up to date, done but its inputs changed (which), partly done, or not run.
 print_steps_status() {
   # shellcheck source=lib/eval_config.sh
@@ -104,8 +117,13 @@ print_steps_status() {
   for step in "${steps[@]}"; do ((${#step} < width)) || width=$((${#step} + 1)); done
   printf 'steps:\n'
   for step in "${steps[@]}"; do
+    if shared_elsewhere "$step"; then
+      printf '  %-*s evaluated already by %s (evaluation fingerprint %s): make links it, serving nothing\n' "$width" "$step" \
+        "${STEP_PRODUCER[$step]}" "${STEP_DIGEST[$step]:0:12}"
+      continue
+    fi
     case "${STEP_STATUS[$step]:-none}" in
-      done) printf '  %-*s done, up to date\n' "$width" "$step" ;;
+      done) printf '  %-*s done, up to date%s\n' "$width" "$step" "$(shared_source "$step")" ;;
       partial) printf '  %-*s started with the current inputs, not finished (make resumes it)\n' "$width" "$step" ;;
       unknown) printf '  %-*s has outputs without a record of their inputs (make redoes it)\n' "$width" "$step" ;;
       none) printf '  %-*s not run\n' "$width" "$step" ;;

@@ -2,7 +2,9 @@
 # Run by make before any step target (scripts/sync-state.sh GOAL...): takes the
 # experiment's run lock (lib/runlock.sh), fingerprints the inputs of every step
 # (lib/fingerprint.sh) and makes the stamps in .state/<EXP>/ say exactly which steps'
-# outputs were made from the current inputs, so make redoes exactly the others.
+# outputs were made from the current inputs, so make redoes exactly the others. The base
+# model's evaluations another experiment made with the same inputs are linked from the store
+# of shared evaluations (lib/store.sh) and count as done.
 set -euo pipefail
 export STEP_NAME=state
 # shellcheck source=lib/common.sh
@@ -102,6 +104,18 @@ sync_stamps() {
   done
 }
 
+# The base model's evaluations that the store holds, complete, for the current inputs (made by
+# this experiment or another: lib/store.sh) are linked here, so their stamps hold and make
+# neither serves nor evaluates the base model for them. A dry run only counts them done.
+link_stored_evaluations() {
+  local step
+  for step in "${!STEP_STORE[@]}"; do
+    if [[ "${STEP_STORE[$step]}" != "done" ]] || step_done "$step"; then continue; fi
+    if is_dry_run; then STEP_STATUS[$step]="done"; continue; fi
+    link_stored "$step" "$(dirname "$(step_record "$step")")" "$step"
+  done
+}
+
 # Under DRY_RUN=1 nothing changes: it prints the stamps that do not hold (make
 # treats them as not done), so a dry run shows what the target would run now.
 print_stale_stamps() {
@@ -143,6 +157,7 @@ main() {
   mapfile -t NEEDED < <(needed_steps "$@")
   if [[ " ${NEEDED[*]} " == *" eval"* ]]; then
     compute_experiment_inputs
+    link_stored_evaluations
   elif [[ " ${NEEDED[*]} " == *" export "* ]]; then
     compute_inputs export
   elif [[ " ${NEEDED[*]} " == *" train "* ]]; then

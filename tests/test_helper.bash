@@ -102,8 +102,8 @@ stub_tools() {
 # unstub_tool NAME: NAME is not on PATH at all (as on a machine without it).
 unstub_tool() { rm -f "$STUBS/$1"; }
 
-# smoke_copy DIR: a copy of the checkout with the real smoke run's outputs (times kept,
-# so make's stamps still hold) and the project venv, for suites that change configs or
+# smoke_copy DIR: a copy of the checkout with the real smoke run's outputs (and the store of
+# shared evaluations its base model's results link to; times kept, so make's stamps still hold) and the project venv, for suites that change configs or
 # outputs: the real checkout, which other suites read meanwhile, stays as it is.
 smoke_copy() {
   mkdir -p "$1"
@@ -113,6 +113,7 @@ smoke_copy() {
     mkdir -p "$1/$(dirname "$dir")"
     cp -a "$SRC_ROOT/$dir" "$1/$dir"
   done
+  if [[ -d "$SRC_ROOT/results/.store" ]]; then cp -a "$SRC_ROOT/results/.store" "$1/results/.store"; fi
   ln -s "$SRC_ROOT/.venv" "$1/.venv"
 }
 

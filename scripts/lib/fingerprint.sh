@@ -8,6 +8,9 @@
 #   serve, serve-base     swift deploy of the export / of the base model     (upstream: export / base-model)
 #   eval-<served>-<bench> one EvalScope run   output: $RESULTS_DIR/<served>/<bench>  (upstream: serve)
 #   report                report/$EXP.md      reads the completion markers of all of the above
+# The base model's side (serve-base, eval-<exp>-base*) is marked `identity shared`: its digest
+# leaves out what only names or locates the experiment (shared_names), so experiments that
+# ask the same questions of the same model share one evaluation (lib/store.sh).
 # Each step with outputs records its inputs in lab-inputs.json when it starts and
 # its completion marker (with inputs_digest) when it ends.
 # Source after env.sh, load_env, commands.sh, server.sh and eval_config.sh.
@@ -15,8 +18,12 @@
 # shellcheck source=lib/pipeline.sh
 source "$REPO_ROOT/scripts/lib/pipeline.sh"
 
+# shellcheck source=store.sh
+source "$REPO_ROOT/scripts/lib/store.sh"
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
-declare -A STEP_DIGEST=() STEP_STATUS=()
+# STEP_STORE, STEP_PRODUCER: a shared step's store entry (its status, as STEP_STATUS) and
+# the experiment that made it; "-" for the other steps.
+declare -A STEP_DIGEST=() STEP_STATUS=() STEP_STORE=() STEP_PRODUCER=()
 
 # INPUTS_DIR: elsewhere for a read-only look (make status). A node of rank > 0 keeps
 # its own: on a checkout the nodes share, it must never overwrite rank 0's, which rank
@@ -88,6 +95,7 @@ spec_serve() {
   local name=serve upstream=export
   if [[ "${1:-}" == --base ]]; then name="serve-base"; upstream="base-model"; fi
   spec_line step "$name"
+  if [[ -n "${1:-}" ]]; then spec_line identity shared; fi
   resolve_served_model "${1:-}"
   SERVE_API_KEY="" build_deploy_cmd # the key's launcher changes who may ask, not the answers
   spec_cmd
@@ -119,6 +127,7 @@ spec_eval() {
   local bench="$1" base="${2:-}"
   build_eval_cmd "$bench"
   spec_line step "$(eval_step_name "$bench")"
+  if [[ -n "$base" ]]; then spec_line identity shared; fi
   spec_cmd
   if [[ -n "$HELDOUT_ROWS" ]]; then
     # Built from the training's held-out split when it runs: made from that and the builder
@@ -187,6 +196,24 @@ spec_report() {
   done < <(evaluated_names)
 }
 
+# shared_names: what names or locates this experiment in the shared steps' inputs, and the
+# placeholder each stands for there (fingerprint.py shared_identity): the serving config's
+# path (its parsed content is the input), the run's and results' folders (the held-out split
+# is an input by its content), the base model's served name and address (a judge that is the
+# served model names both). Paths inside a config stay: they name the file a setting reads.
+shared_names() {
+  spec_line store "$(store_root)"
+  spec_line name "$EXP_DIR/deploy.yaml"$'\t''{deploy.yaml}'
+  spec_line name "$RUN_DIR"$'\t''{run}'
+  spec_line name "$RESULTS_DIR"$'\t''{results}'
+  resolve_served_model --base
+  spec_line name "$SERVED_NAME"$'\t''{served}'
+  # Where each server listens is no input of any step (a judge that is the served model names it).
+  spec_line location_value "$(api_base)"$'\t''{api}'
+  resolve_served_model
+  spec_line location_value "$(api_base)"$'\t''{api}'
+}
+
 # fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,
 # eval, report) and of the steps they build on.
 fingerprint_spec() {
@@ -199,6 +226,7 @@ fingerprint_spec() {
   for word in "${LOCATION_ENV[@]}"; do spec_line location_env "$word"; done
   # Paths under the output roots are where things are, not what they are.
   for word in OUTPUT_ROOT EXPORT_ROOT RESULTS_ROOT CACHE_ROOT; do spec_line location_root "$word=${!word}"; done
+  if [[ "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then shared_names; fi
   spec_train
   if [[ "$groups" == *" export "* || "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then spec_export; fi
   if [[ "$groups" == *" eval "* || "$groups" == *" serve "* ]]; then
@@ -227,9 +255,11 @@ compute_inputs() {
   fi
   ((status_code == 0)) ||
     die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
-  while IFS=$'\t' read -r name digest status; do
+  while IFS=$'\t' read -r name digest status store producer; do
     STEP_DIGEST[$name]="$digest"
     STEP_STATUS[$name]="$status"
+    STEP_STORE[$name]="$store"
+    STEP_PRODUCER[$name]="$producer"
   done <<<"$result"
 }
 

@@ -2,7 +2,7 @@
 and params, dvc.lock's record), so a changed config, dataset, model, lock or
 upstream output is noticed, and a result is reused only when it provably matches.
 
-  fingerprint.py compute SPEC|-      one line per step: NAME<TAB>DIGEST<TAB>STATUS,
+  fingerprint.py compute SPEC|-      one line per step: NAME<TAB>DIGEST<TAB>STATUS<TAB>STORE<TAB>PRODUCER,
                                      writes OUT_DIR/NAME.json only when it changed
   fingerprint.py diff OLD.json NEW.json   what changed, one `what: old -> new` a line
   fingerprint.py store-spec CACHE ROOT GROUPS     compute (spec on stdin), and keep the spec
@@ -22,6 +22,16 @@ step, list keys repeated (see read_spec). A step's inputs are:
   lock      the lock file the venv was built from
   upstream  the digests of the steps it consumes (export <- train, eval <- export)
 The digest is the sha256 of the canonical JSON of the inputs.
+
+A step marked `identity shared` (the base model's serving and evaluations) is the same
+for every experiment that asks the same questions of the same model: its inputs are
+taken without what only names or locates the experiment (the spec's `name` lines: its
+config folder, run and results folders, served name, server address) and each config
+by its parsed content alone, so a variant's generated copy (another path, a header
+comment) is the same input (shared_identity). Its digest keys the store of shared
+evaluations ($RESULTS_ROOT/.store/<digest>, lib/store.sh): STORE is the status of that
+entry (as STATUS, below) and PRODUCER the experiment that made it (lab-store.json), for
+the other steps "-".
 
 STATUS compares the current inputs with what the step recorded next to its outputs:
   done     its completion marker holds this digest
@@ -165,6 +175,59 @@ def step_inputs(step: dict, repo: Repo, digests: dict) -> dict:
     return inputs
 
 
+def json_container(text: str):
+    """TEXT parsed, when it is a JSON object or list (an argument such as --dataset-args)."""
+    if text[:1] not in ("{", "["):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, (dict, list)) else None
+
+
+def unnamed(value, names: list[tuple[str, str]], keep: bool = False):
+    """VALUE with each string that is a name, or a path under one, given as its placeholder
+    (in dict keys, lists, and the strings of a JSON argument too, written canonically; with
+    KEEP, a JSON argument without any name stays as it was written)."""
+    if isinstance(value, dict):
+        return {unnamed(key, names, keep): unnamed(item, names, keep) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unnamed(item, names, keep) for item in value]
+    if not isinstance(value, str):
+        return value
+    parsed = json_container(value)
+    if parsed is not None:
+        replaced = unnamed(parsed, names, keep)
+        return value if keep and replaced == parsed else canonical(replaced)
+    for name, placeholder in names:
+        if value == name:
+            return placeholder
+        if value.startswith(name.rstrip("/") + "/"):
+            return placeholder + value[len(name.rstrip("/")):]
+    return value
+
+
+def shared_identity(inputs: dict, names: list[tuple[str, str]]) -> dict:
+    """The inputs of a step whose outputs experiments share: the names and locations of the
+    experiment (NAMES: value, placeholder) replaced by placeholders, each config by its parsed
+    content alone (a generated copy's header comment changes no answer)."""
+    inputs = dict(inputs)
+    inputs["configs"] = {path: {"content": entry.get("content")} for path, entry in (inputs.get("configs") or {}).items()}
+    return unnamed(inputs, names)
+
+
+def spec_names(spec: dict, repo: Repo, key: str = "name") -> list[tuple[str, str]]:
+    """The spec's `name` (or `location_value`) lines (VALUE<TAB>PLACEHOLDER) as the inputs spell
+    them (located), longest first, so a path is replaced by its own name before a shorter one's."""
+    names = []
+    for line in spec.get(key, []):
+        value, _, placeholder = line.partition("\t")
+        if value and placeholder:
+            names += [(repo.located(value), placeholder), (value, placeholder)]
+    return sorted(set(names), key=lambda pair: -len(pair[0]))
+
+
 def read_json(path: Path) -> dict | None:
     try:
         value = json.loads(path.read_text())
@@ -179,9 +242,23 @@ def recorded_digest(path: Path) -> str | None:
 
 
 def status(step: dict, digest: str) -> str:
-    marker = Path(step["marker"]) if step.get("marker") else None
-    record = Path(step["record"]) if step.get("record") else None
-    outputs = Path(step["outputs"]) if step.get("outputs") else None
+    return outputs_status(step.get("marker"), step.get("record"), step.get("outputs"), digest)
+
+
+def store_status(step: dict, digest: str, store: str | None) -> tuple[str, str]:
+    """The state of a shared step's store entry STORE/DIGEST (as status) and who made it."""
+    if step.get("identity") != "shared" or not store or not step.get("marker"):
+        return "-", "-"
+    entry = Path(store) / digest
+    state = outputs_status(str(entry / Path(step["marker"]).name), str(entry / "lab-inputs.json"), str(entry), digest)
+    producer = (read_json(entry / "lab-store.json") or {}).get("experiment") or "-"
+    return state, producer
+
+
+def outputs_status(marker: str | None, record: str | None, outputs: str | None, digest: str) -> str:
+    marker = Path(marker) if marker else None
+    record = Path(record) if record else None
+    outputs = Path(outputs) if outputs else None
     marked = recorded_digest(marker) if marker else None
     recorded = (read_json(record) or {}).get("digest") if record else None
     if marked == digest:
@@ -197,10 +274,11 @@ def status(step: dict, digest: str) -> str:
 
 LIST_KEYS = {"arg": "argv", "env": "cmd_env", "secret_env": "secret_env", "config": "configs", "file": "files",
              "upstream": "upstream", "read": "reads", "setting": "settings"}
+SPEC_LISTS = ("location_flag", "location_env", "location_root", "location_value", "name")
 
 
 def read_spec(lines) -> dict:
-    spec: dict = {"steps": [], "location_flag": [], "location_env": [], "location_root": []}
+    spec: dict = {"steps": [], **{key: [] for key in SPEC_LISTS}}
     step = None
     for number, line in enumerate(lines, 1):
         line = line.rstrip("\n")
@@ -212,7 +290,7 @@ def read_spec(lines) -> dict:
         if key == "step":
             step = {"name": value}
             spec["steps"].append(step)
-        elif key in ("location_flag", "location_env", "location_root"):
+        elif key in SPEC_LISTS:
             spec[key].append(value)
         elif step is None:
             spec[key] = value
@@ -255,20 +333,28 @@ def compute_text(text: str) -> int:
     spec = read_spec(text.splitlines())
     repo = Repo(spec["repo"], spec.get("hub_revisions"), spec["location_root"])
     out_dir = Path(spec["out_dir"]) if spec.get("out_dir") else None
+    names = spec_names(spec, repo)
+    # A value that is where a server listens, inside an argument too (a judge that is the served
+    # model names its address): no input of any step.
+    locations = spec_names(spec, repo, "location_value")
     digests: dict = {}
     for step in spec["steps"]:
         command = printed_command(step, repo) if step.get("argv") else ""
         compared_command(step, spec, repo)
+        step["argv"] = unnamed(step["argv"], locations, keep=True)
         if step.get("datasets_config"):
             step["datasets_from"] = step["datasets_config"]
         inputs = step_inputs(step, repo, digests)
+        if step.get("identity") == "shared":
+            inputs = shared_identity(inputs, names)
         digest = sha256_bytes(canonical(inputs).encode())
         digests[step["name"]] = digest
         if out_dir is not None:
             document = {"step": step["name"], "digest": digest, "inputs": inputs, "command_line": command}
             write_if_changed(out_dir / f"{step['name']}.json",
                              json.dumps(document, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
-        print(f"{step['name']}\t{digest}\t{status(step, digest)}")
+        store, producer = store_status(step, digest, spec.get("store"))
+        print(f"{step['name']}\t{digest}\t{status(step, digest)}\t{store}\t{producer}")
     return 0
 
 

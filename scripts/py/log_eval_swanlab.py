@@ -6,7 +6,9 @@ Usage: python scripts/py/log_eval_swanlab.py --project P --name N --mode cloud|l
 RESULT.json is what scripts/py/eval_result.py accepted (lab-eval.json): only checked
 results reach SwanLab. EvalScope 1.14 cannot report to SwanLab itself. With --run-id
 the run is resumed (resume="allow"), so the evaluations of one model made by several
-`make eval-*` land in one run. In cloud mode the key comes from the SWANLAB_API_KEY
+`make eval-*` land in one run. A base-model evaluation another experiment made and this one
+links (scripts/lib/store.sh) is not given here: it is logged once, by the experiment that made
+it, with its evaluation fingerprint in the run's config. In cloud mode the key comes from the SWANLAB_API_KEY
 environment variable only; local mode writes DIR/run-*/ and the dashboard's index
 DIR/runs.swanlab (`make dashboard`; upload later with `swanlab sync -p P DIR/run-...`).
 """
@@ -76,7 +78,11 @@ def run_config(results: list[dict]) -> dict:
         "benchmarks": {r["benchmark"]: {"dataset": r.get("dataset"), "metric": r.get("metric"),
                                         "subjects": sorted(s["name"] for s in r.get("subsets") or []),
                                         "judged": r.get("judge") is not None,
-                                        "answer_mode": r.get("answer_mode")}
+                                        "answer_mode": r.get("answer_mode"),
+                                        # the digest of its inputs: for the base model, its evaluation
+                                        # fingerprint, the entry of the store of shared evaluations
+                                        # (scripts/lib/store.sh) other experiments link to
+                                        "fingerprint": r.get("inputs_digest")}
                        for r in results},
     }
 

@@ -426,7 +426,7 @@ def read_eval_result(work_dir: Path) -> dict:
     command = command_path.read_text(encoding="utf-8", errors="replace").strip() if command_path.is_file() else None
     result = {"state": "not_run", "score": None, "num": None, "metric": None, "metrics": {}, "subjects": [],
               "levels": [], "judge": None, "eval_seconds": None, "reason": None, "command": command, "path": None,
-              "replies": None, "answer_mode": None, "categories": [], "extra": None}
+              "replies": None, "answer_mode": None, "categories": [], "extra": None, "model": None}
     done = work_dir / EVAL_DONE
     if done.is_file():
         record, _ = read_json_object(done)
@@ -443,7 +443,8 @@ def read_eval_result(work_dir: Path) -> dict:
                     "subjects": subjects, "levels": record.get("levels") or [], "judge": record.get("judge"),
                     "eval_seconds": record.get("eval_seconds"), "path": str(done),
                     "replies": record.get("replies"), "answer_mode": record.get("answer_mode"),
-                    "categories": record.get("categories") or [], "extra": record.get("extra")}
+                    "categories": record.get("categories") or [], "extra": record.get("extra"),
+                    "model": record.get("model")}
     rejected = work_dir / EVAL_REJECTED
     if rejected.is_file():
         record, _ = read_json_object(rejected)

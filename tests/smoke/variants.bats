@@ -1,10 +1,12 @@
 #!/usr/bin/env bats
 # The smoke experiment's variants, for real (run by tests/run.sh after the other real
-# suites, so the smoke run and the tiny model exist): make sweep runs the whole pipelines of
-# smoke-r4 and smoke-experts side by side (GPUS="cpu cpu"), each on ports of its own; then
-# smoke-experts' adapter holds LoRA on the fused expert parameters, trained, and make compare
-# EXPS="smoke smoke-r4" writes the comparison with its charts. The servers listen on free
-# ports (a location, not an input: nothing redone).
+# suites, so the smoke run and the tiny model exist): one make sweep EXPS="smoke smoke-r4
+# smoke-experts" WITH_BASE=1 GPUS="cpu cpu" (smoke is done: a no-op) runs the whole pipelines of
+# smoke-r4 and smoke-experts side by side, each on ports of its own, and serves no base model:
+# they link smoke's evaluations of it (the store of shared evaluations). Then smoke-experts'
+# adapter holds LoRA on the fused expert parameters, trained, and make compare EXPS="smoke
+# smoke-r4" writes the comparison with its charts. The servers listen on free ports (a
+# location, not an input: nothing redone).
 
 # shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
 load ../test_helper
@@ -28,22 +30,39 @@ train_window() {
     | map(.time | fromdateiso8601) | @tsv' ".state/$1/steps.jsonl"
 }
 
-@test "make sweep EXPS=\"smoke-r4 smoke-experts\" GPUS=\"cpu cpu\": both whole pipelines side by side, each on its own ports, server and log" {
-  local serve master started r4_start r4_end experts_start experts_end
-  # Four free ports in a row: each experiment's model and base model (SERVE_PORT + 2i, + 1).
-  until serve="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((serve + 1))") 2>/dev/null &&
-    ! (: >"/dev/tcp/127.0.0.1/$((serve + 2))") 2>/dev/null && ! (: >"/dev/tcp/127.0.0.1/$((serve + 3))") 2>/dev/null; do :; done
+# served_count EXP NAME: how many times the make of EXP started a server of NAME (its step record).
+served_count() {
+  jq -r 'select(.step == "deploy" and .event == "command") | .detail' ".state/$1/steps.jsonl" 2>/dev/null |
+    grep -c -- "--served_model_name $2 " || true
+}
+
+# free_ports N: the first of N free ports in a row.
+free_ports() {
+  local first i
+  while :; do
+    first="$(free_port)"
+    for ((i = 1; i < $1; i++)); do (: >"/dev/tcp/127.0.0.1/$((first + i))") 2>/dev/null && continue 2; done
+    printf '%s' "$first"
+    return 0
+  done
+}
+
+@test "make sweep EXPS=\"smoke smoke-r4 smoke-experts\" WITH_BASE=1 GPUS=\"cpu cpu\": side by side on ports of their own, the base model served once in all (its evaluations shared)" {
+  local serve master started r4_start r4_end experts_start experts_end bench fingerprint
+  # Each experiment i: its model on SERVE_PORT + 2i, its base model on + 1.
+  serve="$(free_ports 6)"
   master="$(free_port)"
   started=$SECONDS
-  run --separate-stderr make sweep EXPS="smoke-r4 smoke-experts" GPUS="cpu cpu" SERVE_PORT="$serve" MASTER_PORT="$master"
-  echo "# make sweep EXPS=\"smoke-r4 smoke-experts\" GPUS=\"cpu cpu\": $((SECONDS - started)) s" >&3
+  run --separate-stderr make sweep EXPS="smoke smoke-r4 smoke-experts" WITH_BASE=1 GPUS="cpu cpu" \
+    SERVE_PORT="$serve" MASTER_PORT="$master"
+  echo "# make sweep EXPS=\"smoke smoke-r4 smoke-experts\" WITH_BASE=1 GPUS=\"cpu cpu\": $((SECONDS - started)) s" >&3
   assert_success
   assert_line --regexp '^  smoke-r4 +done +report/smoke-r4\.md +\.state/smoke-r4/sweep\.log$'
   assert_line --regexp '^  smoke-experts +done +report/smoke-experts\.md +\.state/smoke-experts/sweep\.log$'
   grep -q '\[sweep\] up to 2 experiments at once, on GPUS="cpu cpu"' <<<"$stderr"
   # Each on its own port, its server stopped at the end.
-  assert_file_contains .state/smoke-r4/sweep.log "\[deploy\] serving smoke-r4 at http://127.0.0.1:$serve/v1"
-  assert_file_contains .state/smoke-experts/sweep.log "\[deploy\] serving smoke-experts at http://127.0.0.1:$((serve + 2))/v1"
+  assert_file_contains .state/smoke-r4/sweep.log "\[deploy\] serving smoke-r4 at http://127.0.0.1:$((serve + 2))/v1"
+  assert_file_contains .state/smoke-experts/sweep.log "\[deploy\] serving smoke-experts at http://127.0.0.1:$((serve + 4))/v1"
   assert_file_not_exist .state/smoke-r4/server/pid
   assert_file_not_exist .state/smoke-experts/server/pid
   # Side by side: the two trainings overlapped.
@@ -51,10 +70,24 @@ train_window() {
   read -r experts_start experts_end < <(train_window smoke-experts)
   echo "# trainings: smoke-r4 $r4_start-$r4_end, smoke-experts $experts_start-$experts_end" >&3
   ((r4_start < experts_end && experts_start < r4_end))
-  assert_file_exist report/smoke-r4.md
-  assert_file_exist report/smoke-experts.md
   run jq -r .lora_rank output/smoke-r4/args.json
   assert_output 4
+  # The base model was served once, by make smoke: the sweep serves none. smoke-r4 (another LoRA
+  # rank, the same evaluation inputs) links smoke's evaluations of it, held-out replies included.
+  assert_equal "$(served_count smoke smoke-base)" 1
+  assert_equal "$(served_count smoke-r4 smoke-r4-base)" 0
+  assert_equal "$(served_count smoke-r4 smoke-r4)" 1
+  for bench in ceval cmmlu dialog; do
+    assert_equal "$(readlink -f "results/smoke-r4/smoke-r4-base/$bench")" "$(readlink -f "results/smoke/smoke-base/$bench")"
+  done
+  # Both reports show the base model's results and where they came from.
+  fingerprint="$(basename "$(readlink -f results/smoke/smoke-base/ceval)")"
+  run grep -F "| C-Eval | \`smoke\`（本实验） | \`smoke-base\` | \`${fingerprint:0:12}\` |" report/smoke.md
+  assert_success
+  run cat report/smoke-r4.md
+  assert_line "| C-Eval | \`smoke\` | \`smoke-base\` | \`${fingerprint:0:12}\` |"
+  assert_line --regexp '^\| C-Eval \| 准确率 \| 12 \| [0-9.]+% \| [0-9.]+% \|'
+  assert_file_exist report/smoke-experts.md
 }
 
 @test "smoke-experts: LoRA on the fused experts (target_parameters), trained" {

@@ -14,6 +14,7 @@ import runparse as rp
 
 SIDES = (("tuned", ""), ("base", "-base"))  # the fine-tuned model is served as <exp>, the base as <exp>-base
 BASE_TARGET = "make eval-base"
+STORE_NAME, STORE_RECORD = ".store", "lab-store.json"  # the store of shared evaluations (scripts/lib/store.sh)
 # The measures tested base vs fine-tuned on the per-question scores, per report section, and
 # those of the summary's headline table (perf: output tok/s at the highest concurrency).
 CHOICE_SECTIONS = ("knowledge", "psych", "general", "safety")  # each question right or wrong (GSM8K, SafetyBench too)

@@ -21,7 +21,7 @@ import paired
 import runparse as rp
 from lab import REPO_ROOT, counselling_report, human_facts
 from lab.files import rel, sha256_bytes, sha256_file
-from lab.report.evaluations import (BASE_TARGET, SIDES, benchmark_labels, category_row, compare_subjects,
+from lab.report.evaluations import (BASE_TARGET, SIDES, STORE_NAME, STORE_RECORD, benchmark_labels, category_row, compare_subjects,
                                     extra_base_sides, headline_rows, paired_stats, question_scores, read_benchmarks,
                                     recorded_contamination, replies_counts)
 
@@ -276,7 +276,8 @@ class Report:
                     result["command"] = scrub(result["command"])
                 record = self.records.get(f"eval-{served}-{bench['key']}")
                 upstream, digest = expected["tuned" if side == "tuned" else "base"]
-                result["examples"] = rp.read_dialog_replies(results / served / bench["key"], served) \
+                # A shared evaluation (scripts/lib/store.sh) files its replies under the name it was served as.
+                result["examples"] = rp.read_dialog_replies(results / served / bench["key"], result.get("model") or served) \
                     if bench["section"] == "dialog" and result["state"] == "done" else {}
                 if (result["state"] != "not_run" and record and digest is not None
                         and ((record.get("inputs") or {}).get("upstream") or {}).get(upstream) != digest):
@@ -293,11 +294,32 @@ class Report:
             entry["difference"] = scores[0] - scores[1] if None not in scores else None
             entry["subjects"] = compare_subjects(entry["tuned"], entry["base"])
             entry["stats"] = paired_stats(entry, question_scores(entry["tuned"], self.exp, bench["dataset"]),
-                                          question_scores(entry["base"], f"{self.exp}-base", bench["dataset"]))
+                                          question_scores(entry["base"], entry["base"].get("model") or f"{self.exp}-base",
+                                                          bench["dataset"]))
             benchmarks.append(entry)
             benchmarks += [category_row(entry, category, [side for side, _ in self.sides])
                            for category in bench["category_rows"]]
         return benchmarks
+
+    def base_sources(self) -> list[dict]:
+        """Where each finished evaluation of the base model comes from: the entry of the store of
+        shared evaluations its results folder links to (scripts/lib/store.sh), the experiment that
+        made it and its evaluation fingerprint (the entry's name)."""
+        rows = []
+        results = Path(self.inputs.results_dir)
+        for bench in self.benchmarks:
+            if ":" in bench["key"]:  # a category row of a benchmark
+                continue
+            for side, suffix in self.sides[1:]:
+                folder = results / f"{self.exp}{suffix}" / bench["key"]
+                entry = folder.resolve()
+                if bench[side]["state"] != "done" or not folder.is_symlink() or entry.parent.name != STORE_NAME:
+                    continue
+                record = fp.read_json(entry / STORE_RECORD) or {}
+                rows.append({"key": bench["key"], "side": side, "mode": side.partition("@")[2] or None,
+                             "experiment": record.get("experiment"), "served": record.get("served"),
+                             "fingerprint": entry.name[:12], "here": record.get("experiment") == self.exp})
+        return rows
 
     # -- facts
 
@@ -500,6 +522,8 @@ class Report:
                        "size_mib": self.export["size_bytes"] / 2**20 if self.export.get("size_bytes") is not None else None,
                        "command": scrub(self.export["command"]) if self.export.get("command") else None},
             "served": self.served_commands(),
+            "base_sources": self.base_sources(),
+            "store_dir": rel(Path(self.inputs.results_dir).parent / STORE_NAME, self.root),
             "benchmarks": self.benchmarks,
             "benchmark_labels": benchmark_labels(Path(self.inputs.eval_config) if self.inputs.eval_config else None),
             "answer_mode": self.answer_mode(),
@@ -540,6 +564,7 @@ class Report:
             "data_seed": self.setting("data_seed"),
             "commands": facts["provenance"]["commands"],
             "train_command": facts["run"]["command"],
+            "base_sources": facts["base_sources"],
             "export_command": facts["export"]["command"],
             "steps": self.steps["runs"],
             "versions": self.versions,
