@@ -118,7 +118,7 @@ make_prereqs() {
   run --separate-stderr env DRY_RUN=1 scripts/sync-state.sh
   assert_success
   assert_equal "$(xargs -n 1 basename <<<"$output" | tr '\n' ' ')" \
-    "train.done export.done eval-base.done eval-ceval.done eval-cmmlu.done eval-psych.done eval-general.done eval-safety.done eval-dialog.done eval-perf.done evals.done "
+    "train.done export.done eval-base.done eval-ceval.done eval-cmmlu.done eval-psych.done eval-general.done eval-safety.done eval-dialog.done eval-counsel.done eval-perf.done evals.done "
 
   # A step the scripts do not know is refused with what to do, not skipped.
   sed -i 's/^PIPELINE := .*/PIPELINE := train export calibrate evals eval-base report/' scripts/pipeline.mk
