@@ -47,7 +47,7 @@ teardown() { common_teardown; }
   # two base models: each once, with its experiment
   # (every column of the suite's benchmarks the experiments evaluate, GSM8K first, as the lab's table)
   assert_line "| \`openai-mirror/gpt-oss-20b\` | 基座（未微调） |$(printf ' ¹ |%.0s' {1..19})"
-  assert_line --partial "| \`Qwen/Qwen3-30B-A3B-Instruct-2507\` | \`qwen3-30b-a3b-sft-v1\` | ¹¹ |"
+  assert_line --partial "| \`Qwen/Qwen3-30B-A3B-Instruct-2507\` | \`qwen3-30b-a3b-sft-v1\` | ¹⁰ | ¹¹ |"
   assert_line "- ¹ 未运行（make eval-base EXP=gpt-oss-20b-sft-v1）"
   assert_line "- ² 未运行（make eval-general EXP=gpt-oss-20b-sft-v1）"
   refute_output --partial "| 0.00 |"

@@ -145,10 +145,12 @@ spec_eval() {
   fi
   if [[ -n "$SCORER" ]]; then spec_line file "$REPO_ROOT/scripts/py/lab/counselling.py"; fi
   if [[ -n "$CONTAMINATION_LIMIT" ]]; then
-    # The overlap is measured against the training set: another training set measures again.
+    # The overlap is measured against the training set: another training set measures again
+    # (its datasets, not the rest of the training: a variant of lora_rank shares the base's).
     spec_line file "$REPO_ROOT/scripts/py/contamination.py"
     spec_line setting "contamination_limit=$CONTAMINATION_LIMIT"
-    spec_line upstream train
+    spec_line datasets_config "$EXP_DIR/sft.yaml"
+    spec_line dataset_override "${DATASET:-}"
   fi
   spec_line upstream "serve${base:+-base}"
   # The model itself, so a record says which export (or base model) it scored.
