@@ -25,10 +25,11 @@ def scorers(eval_config: Path | None) -> dict:
             if (config.get(key) or {}).get("scorer")}
 
 
-def emollm_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[dict]) -> list[dict]:
-    """Per EmoLLM-scored benchmark, per model (sides: {side, served}): its state, turns and
-    metrics x100 (EmoLLM's unit)."""
-    keys = {key for key, scorer in scorers(eval_config).items() if scorer == "emollm"}
+def scored_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[dict], scorer: str,
+                columns: tuple[str, ...], scale: float) -> list[dict]:
+    """Per benchmark rescored by SCORER, per model (sides: {side, served}): its state and the
+    metrics of COLUMNS times SCALE."""
+    keys = {key for key, name in scorers(eval_config).items() if name == scorer}
     rows = []
     for bench in benchmarks:
         if bench["key"] not in keys:
@@ -36,32 +37,25 @@ def emollm_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[di
         models = []
         for side in sides:
             result = bench[side["side"]]
-            values = {m: result["metrics"][m] * 100 for m in EMOLLM_COLUMNS
+            values = {m: result["metrics"][m] * scale for m in columns
                       if isinstance((result.get("metrics") or {}).get(m), (int, float))}
             models.append({**side, "result": result, "values": values})
         rows.append({"key": bench["key"], "models": models})
     return rows
+
+
+def emollm_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[dict]) -> list[dict]:
+    """EmoLLM-scored benchmarks: BLEU/ROUGE x100 (EmoLLM's unit)."""
+    return scored_rows(benchmarks, eval_config, sides, "emollm", EMOLLM_COLUMNS, 100)
 
 
 CPSYCOUNE_COLUMNS = ("comprehensiveness", "professionalism", "authenticity", "safety")
 
 
 def cpsycoune_rows(benchmarks: list[dict], eval_config: Path | None, sides: list[dict]) -> list[dict]:
-    """Per benchmark judged on CPsyCoun's dimensions, per model: its state, turns, dialogues and the
-    four dimensions (their own ranges, as CPsyCoun and EmoLLM report them)."""
-    keys = {key for key, scorer in scorers(eval_config).items() if scorer == "cpsycoune"}
-    rows = []
-    for bench in benchmarks:
-        if bench["key"] not in keys:
-            continue
-        models = []
-        for side in sides:
-            result = bench[side["side"]]
-            values = {m: result["metrics"][m] for m in CPSYCOUNE_COLUMNS
-                      if isinstance((result.get("metrics") or {}).get(m), (int, float))}
-            models.append({**side, "result": result, "values": values})
-        rows.append({"key": bench["key"], "models": models})
-    return rows
+    """Benchmarks judged on CPsyCoun's four dimensions, in their own ranges (as CPsyCoun and
+    EmoLLM report them)."""
+    return scored_rows(benchmarks, eval_config, sides, "cpsycoune", CPSYCOUNE_COLUMNS, 1)
 
 
 def contamination_of(bench: dict, side_names: list[str]) -> dict | None:
