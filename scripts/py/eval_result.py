@@ -427,12 +427,13 @@ def check_arena(args) -> dict:
         outcomes += found
     totals = arena_counts(outcomes)
     metrics = {}
-    for pair in pairs:
+    for prefix, counts in [("", totals)] + [(f"{pair['name']}/", pair) for pair in pairs]:
         for key in ("wins", "ties", "losses", "unusable", "n"):
-            metrics[f"{pair['name']}/{key}"] = pair[key]
-        for prefix, rates in (("win_rate", pair["evalscope"]), ("simple_win_rate", pair["simple"])):
+            metrics[f"{prefix}{key}"] = counts[key]
+        for name, rates in (("win_rate", counts.get("evalscope") or {}), ("simple_win_rate", counts["simple"])):
             for key, value in rates.items():
-                metrics[f"{pair['name']}/{prefix}" + ("" if key == "rate" else f"_{key}")] = value
+                if value is not None:  # none without a usable verdict: nothing to log
+                    metrics[f"{prefix}{name}" + ("" if key == "rate" else f"_{key}")] = value
     return {"inputs_digest": args.inputs_digest, "benchmark": args.benchmark, "kind": "arena", "dataset": "general_arena",
             "model": args.model, "baseline": args.baseline, "metric": "simple-win-rate" if totals["n"] else None,
             "score": totals["simple"]["rate"], "num": totals["asked"], "metrics": metrics, "subsets": [],
