@@ -37,7 +37,8 @@ pipeline_stamps = $(foreach step,$(filter $(1),$(PIPELINE)),$(if $(and $(filter 
 # each a target: make eval-<group>. A group eval.yaml gives no benchmark has nothing to do.
 # (Read with awk: make parses this before the venv exists.)
 BENCH_SUITE := configs/benchmarks.yaml
-EVAL_GROUPS := $(shell awk '/^  group: / && !seen[$$2]++ {print $$2}' $(BENCH_SUITE))
+# The arena's group is no evaluation of one model but the pipeline step arena (make arena).
+EVAL_GROUPS := $(filter-out arena,$(shell awk '/^  group: / && !seen[$$2]++ {print $$2}' $(BENCH_SUITE)))
 EVAL_STAMPS := $(EVAL_GROUPS:%=$(STATE)/eval-%.done)
 # The fine-tuned model's whole evaluation, as one step of `make all` (see its rule).
 EVALS_STAMP := $(call step_stamp,evals)
@@ -61,7 +62,7 @@ export LAB_RUN_OWNER
 # a time) and removes every stamp whose outputs were not made from the current inputs
 # (configs, dataset, model, lock, upstream outputs: scripts/lib/fingerprint.sh), so
 # make redoes exactly the steps whose inputs changed.
-STEP_GOALS := train export deploy deploy-base serve $(EVAL_GROUPS:%=eval-%) evals eval-base report all experiment \
+STEP_GOALS := train export deploy deploy-base serve $(EVAL_GROUPS:%=eval-%) evals eval-base arena report all experiment \
 	experiment-with-base
 # Make 4.3's $(shell) does not see command-line variables: the settings are passed
 # along (never a secret: the sync needs none).
@@ -109,7 +110,7 @@ endif
 # Steps share one server and one port: never run two at once, even under -j.
 .NOTPARALLEL:
 
-.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-GROUP evals eval-base eval-app dashboard \
+.PHONY: help env preflight train export deploy deploy-base health serve experiment experiment-with-base stop $(EVAL_GROUPS:%=eval-%) eval-GROUP evals eval-base arena eval-app dashboard \
 	report status all smoke pilot test lint clean runbook sbatch new-exp new-grid variants sweep prereqs compare table \
 	human-pack human-eval human-export human-import human-report
 
@@ -178,6 +179,14 @@ $(STATE)/eval-base.done: $(call step_prereqs,eval-base) $(EVAL_BASE_PREREQS) | e
 	scripts/eval.sh --base --serve all
 	$(mark_done)
 
+# Both models' replies to the same prompts, compared by the judge of the env file in both orders
+# (the arena benchmark of eval.yaml; none: nothing to do). With JUDGE_MODEL=served it serves the
+# fine-tuned model as the (placeholder) judge, and stops it after.
+arena: $(STATE)/arena.done ## Base vs fine-tuned head to head: the judge compares both models' replies to the same prompts, both orders (win / tie / loss, win rate)
+$(STATE)/arena.done: $(call step_prereqs,arena)
+	scripts/arena.sh
+	$(mark_done)
+
 eval-app: ## EvalScope's result viewer on 127.0.0.1 over this repo's results
 	scripts/eval-app.sh
 
@@ -205,9 +214,9 @@ all: ## The whole experiment: train, export, deploy, health, evaluations, report
 
 # The pipeline's steps in its order (prerequisites are built left to right: .NOTPARALLEL),
 # then the report. `all` runs it with a trap: Ctrl-C leaves no server behind (it runs in
-# its own session). make all leaves out the base model's evaluations (make eval-base,
-# make sweep WITH_BASE=1 and make smoke add them).
-experiment: $(call pipeline_stamps,$(filter-out eval-base report,$(PIPELINE)))
+# its own session). make all leaves out the base model's evaluations and the arena, which
+# needs them (make eval-base arena, make sweep WITH_BASE=1 and make smoke add them).
+experiment: $(call pipeline_stamps,$(filter-out eval-base arena report,$(PIPELINE)))
 	scripts/report.sh
 
 experiment-with-base: $(call pipeline_stamps,$(filter-out report,$(PIPELINE)))

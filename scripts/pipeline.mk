@@ -14,7 +14,7 @@
 # the suite's groups (make eval-<group>, .state/<exp>/eval-<group>.done), each needing
 # what evals needs. Keep it plain `NAME := words` lines: bash reads it without make.
 
-PIPELINE := train export evals eval-base report
+PIPELINE := train export evals eval-base arena report
 UNSTAMPED := report
 
 needs.train :=
@@ -35,6 +35,11 @@ configs.eval-base := eval.yaml
 suite.eval-base := yes
 title.eval-base := eval-base: the same benchmarks on the base model, served under its own name
 
-needs.report := evals eval-base
+needs.arena := evals eval-base
+configs.arena := eval.yaml
+suite.arena := yes
+title.arena := arena: base vs fine-tuned, each prompt's two replies judged in both orders (the judge of the env file)
+
+needs.report := evals eval-base arena
 configs.report :=
 title.report := report: report/<exp>.md from the run's own files

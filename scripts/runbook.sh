@@ -5,7 +5,7 @@
 # builders the make targets run (lib/commands.sh, lib/eval_config.sh):
 #   make runbook EXP=... GPU=... ENV_FILE=... > runbook.sh && bash runbook.sh
 # environment, preflight, train, export, serve (and wait until it answers), health,
-# evaluations, stop; the base model the same way; the report. Values known only when
+# evaluations, stop; the base model the same way; the arena (base vs fine-tuned); the report. Values known only when
 # it runs are shell substitutions; secrets are "$SWANLAB_TOKEN" / "$SERVE_API_KEY".
 # Outputs of an earlier run are moved aside (kept), never mixed with the new ones. The base
 # model's evaluations that the store of shared evaluations holds for the same inputs are
@@ -225,6 +225,18 @@ print_serve_and_evaluate() {
   if [[ "${1:-}" == --base ]] && all_base_stored; then print_linked_base_evaluations "$2"; return 0; fi
   resolve_served_model "${1:-}"
   open_step "${2:-serve}" "serve $SERVED_NAME, check it, evaluate it, stop it"
+  print_start_server
+  local mode
+  set_evaluation_modes "${1:-}"
+  print_event eval start
+  for mode in "${EVALUATION_MODES[@]}"; do print_evaluations "$mode"; done
+  print_event eval end "exit 0"
+  printf 'stop_server\n'
+  close_step
+}
+
+# print_start_server: serve $SERVED_NAME (resolve_served_model first), wait until it answers, check it.
+print_start_server() {
   print_config_as_comments "configs/$CONFIG_EXP/deploy.yaml"
   build_deploy_cmd
   printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
@@ -239,12 +251,35 @@ print_serve_and_evaluate() {
   print_event health start
   printf 'health %s\n' "$SERVED_NAME"
   print_event health end "exit 0"
-  local mode
-  set_evaluation_modes "${1:-}"
-  print_event eval start
-  for mode in "${EVALUATION_MODES[@]}"; do print_evaluations "$mode"; done
-  print_event eval end "exit 0"
-  printf 'stop_server\n'
+}
+
+# print_arena: base vs fine-tuned (make arena): a general_arena run per pair on both models'
+# replies, their result, SwanLab. A judge that is the served model (JUDGE_MODEL=served, a
+# placeholder) is the fine-tuned model's server, served again for it.
+print_arena() {
+  [[ -n "$ARENA_BENCH" ]] || return 0
+  read_bench "$ARENA_BENCH"
+  open_step arena "arena: $EXP against $EXP-base on the replies of ${PAIRS[*]}, each prompt judged in both orders"
+  if [[ -z "${JUDGE_MODEL:-}" ]]; then
+    printf '# no judge configured (JUDGE_MODEL, JUDGE_API_URL): skipped\n:\n'
+    close_step
+    return 0
+  fi
+  resolve_served_model
+  if [[ "$JUDGE_MODEL" == served ]]; then print_start_server; fi
+  print_move_aside "$(arena_dir)"
+  local pair
+  for pair in "${PAIRS[@]}"; do
+    build_arena_cmd "$pair"
+    print_cmd
+  done
+  build_arena_result_cmd "$(arena_dir)/$EVAL_DONE_FILE"
+  print_cmd
+  printf '# the arena to SwanLab\n'
+  resolve_served_model
+  build_eval_log_cmd "$(arena_dir)/$EVAL_DONE_FILE"
+  print_cmd
+  if [[ "$JUDGE_MODEL" == served ]]; then printf 'stop_server\n'; fi
   close_step
 }
 
@@ -320,6 +355,7 @@ print_pipeline_step() {
     export) print_export ;;
     evals) print_serve_and_evaluate "" serve ;;
     eval-base) is_pilot || print_serve_and_evaluate --base serve_base ;; # a pilot projects, it compares nothing
+    arena) is_pilot || print_arena ;;
     report) if is_pilot; then print_pilot_report; else print_report; fi ;;
     *) die "the runbook has no printer for step '$1' of scripts/pipeline.mk" "add one to print_pipeline_step in scripts/runbook.sh" ;;
   esac

@@ -3,7 +3,7 @@
 # make sbatch: the whole experiment as a Slurm batch script on stdout, the twin of
 # make runbook for clusters: NNODES nodes with the GPUs of GPU each run this
 # checkout's own `make train` with their rank (srun), then the first node runs the
-# rest of the pipeline (make all eval-base report: export, serving, the evaluations of
+# rest of the pipeline (make all eval-base arena report: export, serving, the evaluations of
 # the fine-tuned and the base model, the report).
 #   make sbatch GPU=0,1,2,3 NNODES=2 > job.sh && sbatch job.sh
 #   make sbatch GPU=0,1,2,3 NNODES=2 SUBMIT=1     writes .state/<exp>/sbatch.sh and submits it
@@ -139,13 +139,13 @@ print_steps() {
   CMD+=(--export=ALL --kill-on-bad-exit=1 --wait=60 bash -c "$task")
   print_cmd
   reset_cmd
-  CMD=(make all eval-base report)
+  CMD=(make all eval-base arena report)
   # A pilot (make sbatch PILOT=1) has no base-model evaluation; its report is the projection.
   if is_pilot; then
     CMD=(make all)
     printf '\n# The rest on this node: export, serving, evaluations, the projection of the full run; no server left behind.\n'
   else
-    printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the report; no server left behind.\n'
+    printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the arena, the report; no server left behind.\n'
   fi
   printf "trap 'make stop' EXIT\n"
   print_cmd

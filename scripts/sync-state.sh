@@ -21,7 +21,7 @@ source "$REPO_ROOT/scripts/lib/pipeline.sh"
 # goal_steps GOAL: the pipeline steps a make goal builds itself (make's other goals, none).
 goal_steps() {
   case "$1" in
-    train | export | evals | eval-base) printf '%s\n' "$1" ;;
+    train | export | evals | eval-base | arena) printf '%s\n' "$1" ;;
     deploy | serve) printf 'export\n' ;;
     eval-*) printf 'evals\n' ;; # a group's stamp is synced with the evaluations'
     deploy-base) ;;

@@ -98,27 +98,28 @@ make_prereqs() {
 @test "the pipeline is declared once: scripts/pipeline.mk's order and needs are make's graph, the stamps make syncs and the runbook's order" {
   local state=".state/$DEFAULT_EXP"
   assert_equal "$(make_prereqs experiment-with-base)" \
-    "$state/train.done $state/export.done serve $state/evals.done $state/eval-base.done"
+    "$state/train.done $state/export.done serve $state/evals.done $state/eval-base.done $state/arena.done"
   assert_equal "$(make_prereqs "$state/export.done")" "$state/train.done $CFG/export.yaml"
+  assert_equal "$(make_prereqs "$state/arena.done")" "$state/evals.done $state/eval-base.done $CFG/eval.yaml configs/benchmarks.yaml"
   run make runbook
   assert_success
-  assert_line "STEPS=(environment preflight train export serve serve_base report)"
+  assert_line "STEPS=(environment preflight train export serve serve_base arena report)"
 
   # One edit there: the base model evaluated before the fine-tuned one, and only once the
   # export exists. Make's graph, the runbook and the stamps follow.
-  sed -i -e 's/^PIPELINE := .*/PIPELINE := train export eval-base evals report/' \
+  sed -i -e 's/^PIPELINE := .*/PIPELINE := train export eval-base evals arena report/' \
     -e 's/^needs.eval-base := .*/needs.eval-base := export/' scripts/pipeline.mk
   assert_equal "$(make_prereqs experiment-with-base)" \
-    "$state/train.done $state/export.done $state/eval-base.done serve $state/evals.done"
+    "$state/train.done $state/export.done $state/eval-base.done serve $state/evals.done $state/arena.done"
   assert_equal "$(make_prereqs "$state/eval-base.done")" \
     "$state/export.done $CFG/eval.yaml configs/benchmarks.yaml | env"
   run make runbook
   assert_success
-  assert_line "STEPS=(environment preflight train export serve_base serve report)"
+  assert_line "STEPS=(environment preflight train export serve_base serve arena report)"
   run --separate-stderr env DRY_RUN=1 scripts/sync-state.sh
   assert_success
   assert_equal "$(xargs -n 1 basename <<<"$output" | tr '\n' ' ')" \
-    "train.done export.done eval-base.done eval-ceval.done eval-cmmlu.done eval-psych.done eval-general.done eval-safety.done eval-dialog.done eval-counsel.done eval-perf.done evals.done "
+    "train.done export.done eval-base.done eval-ceval.done eval-cmmlu.done eval-psych.done eval-general.done eval-safety.done eval-dialog.done eval-counsel.done eval-perf.done evals.done arena.done "
 
   # A step the scripts do not know is refused with what to do, not skipped.
   sed -i 's/^PIPELINE := .*/PIPELINE := train export calibrate evals eval-base report/' scripts/pipeline.mk

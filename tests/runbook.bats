@@ -27,7 +27,7 @@ teardown() {
   assert_line --partial "--requirement env/requirements-gpu.lock"
   assert_line --partial "--requirement env/requirements-lmdeploy.lock"
   refute_line --partial "requirements-cpu.lock"
-  assert_line "STEPS=(environment preflight train export serve serve_base report)"
+  assert_line "STEPS=(environment preflight train export serve serve_base arena report)"
   assert_line --partial "NPROC_PER_NODE=4 MASTER_PORT=29500 SWANLAB_API_KEY=\"\$SWANLAB_TOKEN\" swift sft $CFG/sft.yaml"
   assert_line "    --lmdeploy_tp 4 > .state/$DEFAULT_EXP/server/deploy.log 2>&1 &"
   assert_line "    --adapters \"\$CHECKPOINT\" \\"

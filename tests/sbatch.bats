@@ -48,7 +48,7 @@ SECRET=sk-SBATCH-SECRET-42
   assert_line "    --gres=gpu:4 \\"
   assert_line "    --kill-on-bad-exit=1 \\"
   assert_line --partial "bash -c 'NODE_RANK=\"\$SLURM_NODEID\" GPU=\"\${CUDA_VISIBLE_DEVICES:-\$GPU}\" exec make train'"
-  assert_line "make all eval-base report"
+  assert_line "make all eval-base arena report"
   bash -n <<<"$output"
 }
 

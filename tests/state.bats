@@ -22,8 +22,10 @@ stamps() { find ".state/$DEFAULT_EXP" -maxdepth 1 -name '*.done' -printf '%f\n' 
 
 # The steps of the base model's evaluations: every benchmark of eval.yaml on <exp>-base.
 base_evals() {
-  "$LAB_PYTHON" -c 'import sys, yaml; print(" ".join(f"eval-{sys.argv[2]}-base-{b}" for b in yaml.safe_load(open(sys.argv[1]))["benchmarks"]))' \
-    "$CFG/eval.yaml" "$DEFAULT_EXP"
+  # Not the arena (kind: arena): it compares both models, its own step.
+  "$LAB_PYTHON" -c 'import sys, yaml; suite = yaml.safe_load(open(sys.argv[3]))
+print(" ".join(f"eval-{sys.argv[2]}-base-{b}" for b in yaml.safe_load(open(sys.argv[1]))["benchmarks"]
+               if suite.get(b, {}).get("kind") != "arena"))' "$CFG/eval.yaml" "$DEFAULT_EXP" configs/benchmarks.yaml
 }
 
 @test "finished work: make train export runs no tool and keeps the stamps" {

@@ -8,7 +8,7 @@
 # in its entry of the suite configs/benchmarks.yaml, the rest in the suite or eval.yaml.
 BENCH_KEYS=(dataset group kind subsets limit few_shot local_path source rows judge max_tokens temperature
   eval_batch_size parallel number answer_mode cut_off_limit label section metric licence url extra_params
-  category_rows aggregate fetch scorer contamination_limit hub)
+  category_rows aggregate fetch scorer contamination_limit hub pairs)
 # How the model answers (eval.yaml's answer_mode), and what the requests ask of it:
 #   final               the reply starts in gpt-oss's final channel (ms-swift's per-request
 #                       response_prefix): it answers at once, as fine-tuning on plain replies taught it
@@ -34,6 +34,7 @@ load_eval_config() {
   load_config "$EVAL_CONFIG" EVAL_SETTINGS --eval
   mapfile -t BENCHMARKS < <(config_items "${EVAL_SETTINGS[benchmarks]:-}")
   ((${#BENCHMARKS[@]} > 0)) || die "configs/$CONFIG_EXP/eval.yaml lists no benchmarks" "add a line: benchmarks: [ceval, cmmlu]"
+  split_arena_benchmark
   [[ " ${BENCHMARKS[*]} " != *" pilot "* ]] || die "configs/$CONFIG_EXP/eval.yaml lists 'pilot' as a benchmark; its section is the scale of make pilot" \
     "name the benchmark otherwise"
   mapfile -t BASE_EXTRA_MODES < <(config_items "${EVAL_SETTINGS[base_extra_modes]:-}")
@@ -45,6 +46,21 @@ load_eval_config() {
   MODE_OVERRIDE=""
   ALL_BENCHMARKS=("${BENCHMARKS[@]}")
   if is_pilot; then select_pilot_benchmarks; fi
+}
+
+# split_arena_benchmark: the arena (kind: arena) is no evaluation of one model but its own step
+# (make arena, scripts/arena.sh), after both models' evaluations: ARENA_BENCH names it (or is
+# empty), and BENCHMARKS keeps the evaluations of one model each.
+split_arena_benchmark() {
+  local bench evaluations=()
+  ARENA_BENCH=""
+  for bench in "${BENCHMARKS[@]}"; do
+    if [[ "$(bench_setting "$bench" kind)" != arena ]]; then evaluations+=("$bench"); continue; fi
+    [[ -z "$ARENA_BENCH" ]] || die "configs/$CONFIG_EXP/eval.yaml lists two arena benchmarks ($ARENA_BENCH, $bench)" \
+      "list one; its pairs name every benchmark whose replies it compares"
+    ARENA_BENCH="$bench"
+  done
+  BENCHMARKS=("${evaluations[@]}")
 }
 
 # A pilot measures those of its section's `benchmarks` the experiment has (default: all of
@@ -117,7 +133,8 @@ read_bench() {
   done < <(for key in "${!EVAL_SETTINGS[@]}"; do [[ "$key" != "$bench".* ]] || printf '%s\n' "${key#"$bench".}"; done)
   KIND="$(bench_setting "$bench" kind)"
   KIND="${KIND:-eval}"
-  [[ "$KIND" == eval || "$KIND" == perf ]] || die "$where: kind '$KIND' is neither eval nor perf" "kind: eval (EvalScope's eval, the default) or kind: perf (evalscope perf)"
+  [[ "$KIND" == eval || "$KIND" == perf || "$KIND" == arena ]] || die "$where: kind '$KIND' is not eval, perf or arena" \
+    "kind: eval (EvalScope's eval, the default), kind: perf (evalscope perf) or kind: arena (make arena: base vs fine-tuned)"
   DATASET_NAME="$(bench_setting "$bench" dataset)"
   [[ "$KIND" == perf || -n "$DATASET_NAME" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
   local subsets
@@ -153,6 +170,7 @@ read_bench() {
   read_bench_source "$where"
   read_bench_judge "$where"
   read_bench_perf "$where"
+  read_bench_pairs "$where"
   # What the full run asks (a pilot's projection scales its measurements to it).
   FULL_LIMIT="$LIMIT" FULL_ROWS="$HELDOUT_ROWS" FULL_PERF_PARALLEL=("${PERF_PARALLEL[@]}") FULL_PERF_NUMBER=("${PERF_NUMBER[@]}")
   if is_pilot; then apply_pilot_scale; fi
@@ -300,6 +318,22 @@ read_bench_perf() {
     [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$where: '$value' in parallel or number is not a positive number" "use whole numbers"
   done
   [[ -n "$HELDOUT_ROWS" ]] || die "$where: a perf benchmark needs source: heldout" "its prompts are the held-out conversations"
+}
+
+# kind: arena: PAIRS, the benchmarks of eval.yaml whose replies of both models it compares.
+read_bench_pairs() {
+  local where="$1" pair
+  PAIRS=()
+  [[ "$KIND" == arena ]] || return 0
+  mapfile -t PAIRS < <(config_items "$(bench_setting "$BENCH" pairs)")
+  ((${#PAIRS[@]} > 0)) || die "$where: an arena benchmark names no pairs" \
+    "list the benchmarks whose replies it compares, e.g. pairs: [dialog, psydt-turns]"
+  for pair in "${PAIRS[@]}"; do
+    [[ " ${BENCHMARKS[*]} " == *" $pair "* ]] || die "$where: pairs names '$pair', which configs/$CONFIG_EXP/eval.yaml does not evaluate" \
+      "add '$pair' to its benchmarks, or leave it out of pairs (evaluated: ${BENCHMARKS[*]})"
+    [[ "$(bench_setting "$pair" kind)" != perf ]] || die "$where: pairs names '$pair', a serving-speed benchmark with no replies to compare" \
+      "pair benchmarks whose replies are scored, e.g. dialog"
+  done
 }
 
 # A pilot asks a few questions of every benchmark (common.sh's load_pilot_config): at most
@@ -488,4 +522,77 @@ build_eval_log_cmd() {
   CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$(result_name)-eval"
     --group "$EXP" --mode "$SWANLAB_MODE" --log-dir "$(swanlab_log_dir)")
   if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
+}
+
+# ---------------------------------------------------------------- the arena (make arena)
+# Base vs fine-tuned on the same prompts: EvalScope's general_arena pairs both models' reviews
+# of each benchmark of PAIRS (by index, checking the prompts match) and has the judge compare
+# the two replies of each prompt in both orders. It evaluates no model of ours (--eval-type
+# mock_llm); the replies it compares are what the evaluations scored: the final channel alone
+# (scripts/py/evalscope_lab.py made it the message text, which EvalScope's reviews keep as the
+# prediction the arena reads). Each pair is one EvalScope run into $(arena_dir)/<pair>.
+
+# arena_dir: the arena's results folder: the fine-tuned model's, beside its evaluations.
+arena_dir() { printf '%s/%s/%s' "$RESULTS_DIR" "$EXP" "$ARENA_BENCH"; }
+
+# replies_name DIR DEFAULT: the name a model's replies are filed under in its evaluation folder
+# DIR (reports/<name>): the served name it recorded (a base evaluation linked from the store
+# keeps the name its experiment served it as), else DEFAULT.
+replies_name() {
+  local name
+  name="$(jq -r '.model // empty' "$1/$EVAL_DONE_FILE" 2>/dev/null || true)"
+  printf '%s' "${name:-$2}"
+}
+
+# arena_report_path SERVED PAIR: the reports folder of SERVED's evaluation of PAIR.
+arena_report_path() {
+  local dir="$RESULTS_DIR/$1/$2"
+  printf '%s/reports/%s' "$dir" "$(replies_name "$dir" "$1")"
+}
+
+# arena_judge_config: the judge of the arena (--judge): JUDGE_MODEL at JUDGE_API_URL, or with
+# JUDGE_MODEL=served the fine-tuned model's server (a placeholder). No contract: general_arena
+# brings its own prompt and verdict schema (A>>B ... B>>A); both orders are asked (position_swap,
+# the adapter's official protocol, stated). Empty when no judge is configured.
+arena_judge_config() {
+  [[ -n "${JUDGE_MODEL:-}" ]] || return 0
+  local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
+  if [[ "$JUDGE_MODEL" == served ]]; then resolve_served_model; model="$SERVED_NAME" url="$(api_base)"; fi
+  jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "$MAX_TOKENS" \
+    '{strategy: "llm", position_swap: "on", models: [{model_id: $model, api_url: $url,
+      generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}]}'
+}
+
+# build_arena_cmd PAIR: the general_arena run on PAIR's replies of both models (read_bench of
+# the arena first), into WORK_DIR. The judge's key, if any, only in the environment.
+build_arena_cmd() {
+  local pair="$1" tuned base args
+  WORK_DIR="$(arena_dir)/$pair"
+  tuned="$(arena_report_path "$EXP" "$pair")" base="$(arena_report_path "$EXP-base" "$pair")"
+  args="$(jq -nc --arg tuned "$EXP" --arg base "$EXP-base" --arg tuned_path "$tuned" --arg base_path "$base" \
+    '{general_arena: {extra_params: {models: [{name: $tuned, report_path: $tuned_path},
+      {name: $base, report_path: $base_path}], baseline: $base}}}')"
+  reset_cmd
+  add_common_tool_env
+  if [[ -n "${JUDGE_API_KEY:-}" ]]; then CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
+  CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
+  if [[ "$REPLIES" == harmony ]]; then CMD+=(--replies harmony); fi # a gpt-oss judge's final channel is its verdict
+  CMD+=(eval --eval-type mock_llm --model "$ARENA_BENCH" --datasets general_arena --dataset-args "$args")
+  if [[ -n "$LIMIT" ]]; then CMD+=(--limit "$LIMIT"); fi
+  CMD+=(--eval-batch-size "${EVAL_BATCH_SIZE:-8}" --judge "$(arena_judge_config)" --work-dir "$WORK_DIR" --no-timestamp)
+}
+
+# build_arena_result_cmd OUT [DIGEST] [SECONDS]: the arena's result from its runs' reviews and
+# reports (scripts/py/eval_result.py --arena: win / tie / loss, the win rates), into OUT.
+build_arena_result_cmd() {
+  local pair
+  reset_cmd
+  CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --arena --benchmark "$ARENA_BENCH" --model "$EXP"
+    --baseline "$EXP-base" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1" --judge-model "$JUDGE_MODEL")
+  if [[ "$JUDGE_MODEL" == served ]]; then CMD+=(--judge-placeholder); fi
+  for pair in "${PAIRS[@]}"; do
+    CMD+=(--pair "$pair" "$(arena_dir)/$pair" "$RESULTS_DIR/$EXP/$pair/$EVAL_DONE_FILE" "$RESULTS_DIR/$EXP-base/$pair/$EVAL_DONE_FILE")
+  done
+  if [[ -n "${2:-}" ]]; then CMD+=(--inputs-digest "$2"); fi
+  if [[ -n "${3:-}" ]]; then CMD+=(--seconds "$3"); fi
 }

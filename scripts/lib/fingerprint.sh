@@ -7,6 +7,8 @@
 #   export                swift export        output: $EXPORT_DIR
 #   serve, serve-base     swift deploy of the export / of the base model     (upstream: export / base-model)
 #   eval-<served>-<bench> one EvalScope run   output: $RESULTS_DIR/<served>/<bench>  (upstream: serve)
+#   arena                 general_arena per pair   output: $RESULTS_DIR/<exp>/<arena>  (upstream: both
+#                         models' evaluations of each pair; their reviews by content)
 #   report                report/$EXP.md      reads the completion markers of all of the above
 # The base model's side (serve-base, eval-<exp>-base*) is marked `identity shared`: its digest
 # leaves out what only names or locates the experiment (shared_names), so experiments that
@@ -158,6 +160,26 @@ spec_eval() {
   spec_outputs "$WORK_DIR" "$EVAL_DONE_FILE"
 }
 
+# spec_arena: the arena of eval.yaml (make arena), if any: its general_arena commands (the judge,
+# the pairs, the limit), both models' reviews of each pair by content (other replies are judged
+# again) and their evaluations' digests.
+spec_arena() {
+  [[ -n "$ARENA_BENCH" ]] || return 0
+  local pair served
+  read_bench "$ARENA_BENCH"
+  spec_line step arena
+  for pair in "${PAIRS[@]}"; do
+    build_arena_cmd "$pair"
+    spec_cmd
+    for served in "$EXP" "$EXP-base"; do
+      spec_line file "$RESULTS_DIR/$served/$pair/reviews"
+      spec_line upstream "eval-$served-$pair"
+    done
+  done
+  spec_line setting "judge=${JUDGE_MODEL:-none}"
+  spec_outputs "$(arena_dir)" "$EVAL_DONE_FILE"
+}
+
 # eval_step_name BENCH: the step of BENCH on the model (and mode) being evaluated.
 eval_step_name() { printf 'eval-%s-%s' "$(result_name)" "$1"; }
 
@@ -180,6 +202,7 @@ spec_report() {
       spec_line read "$RESULTS_DIR/$served/$bench/$EVAL_REJECTED_FILE"
     done
   done < <(evaluated_names)
+  if [[ -n "$ARENA_BENCH" ]]; then spec_line read "$(arena_dir)/$EVAL_DONE_FILE"; fi
   spec_line file "$(report_template)"
   spec_line file "$REPO_ROOT/report/appendix.zh.md"
   spec_line file "$REPO_ROOT/report/macros.zh.md"
@@ -237,7 +260,7 @@ fingerprint_spec() {
     spec_serve --base
   fi
   if [[ "$groups" == *" eval "* || "$groups" == *" report "* ]]; then load_eval_config; fi
-  if [[ "$groups" == *" eval "* ]]; then spec_evals; fi
+  if [[ "$groups" == *" eval "* ]]; then spec_evals; spec_arena; fi
   if [[ "$groups" == *" report "* ]]; then spec_report; fi
 }
 
@@ -293,6 +316,7 @@ step_record() {
       ;;
     eval-"$EXP"-base-*) printf '%s/%s-base/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "${1#eval-"$EXP"-base-}" ;;
     eval-"$EXP"-*) printf '%s/%s/%s/lab-inputs.json' "$RESULTS_DIR" "$EXP" "${1#eval-"$EXP"-}" ;;
+    arena) printf '%s/lab-inputs.json' "$(arena_dir)" ;;
   esac
 }
 

@@ -33,7 +33,8 @@ pipeline_stamped_steps() {
 
 # fingerprinted_steps STAMP: the fingerprinted steps (scripts/lib/fingerprint.sh) a stamp
 # stands for: train, export, each evaluation of the fine-tuned model (evals, or a group's
-# eval-<group>), of the base model in each of its modes (eval-base). After load_eval_config.
+# eval-<group>), of the base model in each of its modes (eval-base), the arena (when eval.yaml
+# has one). After load_eval_config.
 fingerprinted_steps() {
   local bench mode
   case "$1" in
@@ -43,6 +44,7 @@ fingerprinted_steps() {
         for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-base%s-%s\n' "$EXP" "${mode:+@$mode}" "$bench"; done
       done
       ;;
+    arena) if [[ -n "$ARENA_BENCH" ]]; then printf 'arena\n'; fi ;; # none in eval.yaml: nothing to be done
     eval-*)
       select_group "${1#eval-}"
       for bench in "${SELECTED[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done

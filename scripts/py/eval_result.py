@@ -26,6 +26,13 @@ lab-scores.jsonl for the paired tests; EvalScope's own metrics kept as evalscope
 averages them per dialogue and over the dialogues (metrics), the score their normalised mean;
 --contamination adds the test set's overlap with the training set (scripts/py/contamination.py)
 as `contamination`.
+With --arena (make arena), each --pair NAME DIR TUNED_RESULT BASE_RESULT is one general_arena run
+(DIR: its work dir) on NAME's replies of both models (their lab-eval.json, whose inputs digests are
+recorded): per pair and over all pairs, the fine-tuned model's wins, ties and losses against the
+base, each prompt's two orders reduced as EvalScope reduces them (the same result in both orders,
+else a tie), the prompts without a usable verdict, EvalScope's win_rate (Bradley-Terry, strong
+verdicts weighted 3) with its bootstrap bounds, and the simple win rate (wins + ties/2)/n with a
+seeded bootstrap 95% interval over the prompts; the score is the simple win rate over all pairs.
 With --perf, --report is an `evalscope perf` output folder and the result holds one
 entry per concurrency level (throughput, TTFT, latency p50/p99) instead of a score.
 Rejected (exit 1): the reason and the fix go to stderr, RESULT.json is not
@@ -334,9 +341,111 @@ def check_perf(perf_dir: Path, args) -> dict:
             "levels": levels, "eval_seconds": args.seconds, "report": args.report_shown}
 
 
+ARENA_OUTCOMES = {"win": "wins", "tie": "ties", "loss": "losses"}
+
+
+def battle_outcome(battle: dict | None, model: str) -> tuple[str, bool] | None:
+    """The fine-tuned model's result on one prompt from its games (both orders), reduced as
+    general_arena reduces them, and whether the two orders disagreed; None: no usable verdict."""
+    results = []
+    for game in (battle or {}).get("games") or []:
+        judgment = game.get("judgment") or ""
+        if judgment == "A=B":
+            results.append("tie")
+        elif judgment[:1] in ("A", "B"):
+            winner = game.get("model_a") if judgment.startswith("A") else game.get("model_b")
+            results.append("win" if winner == model else "loss")
+    if not results:
+        return None
+    return (results[0] if len(set(results)) == 1 else "tie"), len(set(results)) > 1
+
+
+def simple_win_rate(points: list[float], resamples: int = 10_000, seed: int = 20261205) -> dict:
+    """(wins + ties/2)/n with a percentile bootstrap 95% interval over the prompts (seeded)."""
+    if not points:
+        return {"rate": None, "lower": None, "upper": None}
+    import numpy as np
+
+    values = np.asarray(points)
+    means = np.random.default_rng(seed).choice(values, size=(resamples, len(values))).mean(axis=1)
+    return {"rate": float(values.mean()), "lower": float(np.percentile(means, 2.5)),
+            "upper": float(np.percentile(means, 97.5))}
+
+
+def arena_counts(outcomes: list[tuple[str, bool] | None]) -> dict:
+    usable = [o for o in outcomes if o is not None]
+    counts = {plural: sum(1 for o, _ in usable if o == outcome) for outcome, plural in ARENA_OUTCOMES.items()}
+    points = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[o] for o, _ in usable]
+    return {**counts, "unusable": len(outcomes) - len(usable), "n": len(usable), "asked": len(outcomes),
+            "order_disagreements": sum(1 for _, flipped in usable if flipped), "simple": simple_win_rate(points)}
+
+
+def evalscope_win_rate(report: dict) -> dict:
+    """general_arena's win_rate of the fine-tuned model against the baseline, and its bounds."""
+    keys = {"win_rate": "rate", "win_rate_lower": "lower", "win_rate_upper": "upper"}
+    found = dict.fromkeys(keys.values())
+    for metric in report.get("metrics") or []:
+        name = (metric.get("identity") or {}).get("name") or str(metric.get("name") or "").split(":")[0]
+        if name in keys and is_score(metric.get("score")):
+            found[keys[name]] = metric["score"]
+    return found
+
+
+def arena_pair(name: str, folder: Path, tuned_result: Path, base_result: Path, args) -> tuple[dict, list]:
+    """One paired benchmark's general_arena run: its counts and win rates, and its outcomes."""
+    rerun = "read the log above; rerunning make arena judges the pairs again"
+    for side, path in (("fine-tuned", tuned_result), ("base", base_result)):
+        if not path.is_file():
+            raise Rejected(f"{name}: the {side} model's evaluation is not finished ({path})",
+                           "run make evals and make eval-base first (make arena needs both)")
+    report_path = folder / "reports" / args.benchmark / "general_arena.json"
+    reviews = sorted((folder / "reviews" / args.benchmark).glob("general_arena_*.jsonl"))
+    if not reviews:
+        raise Rejected(f"{name}: general_arena wrote no reviews in {folder}", rerun)
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise Rejected(f"{name}: general_arena wrote no report ({report_path})", rerun) from None
+    outcomes = []
+    for path in reviews:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    score = (json.loads(line).get("sample_score") or {}).get("score") or {}
+                    outcomes.append(battle_outcome((score.get("metadata") or {}).get("battle_result"), args.model))
+    digest = {side: (json.loads(path.read_text(encoding="utf-8")) or {}).get("inputs_digest")
+              for side, path in (("tuned", tuned_result), ("base", base_result))}
+    return {"name": name, **arena_counts(outcomes), "evalscope": evalscope_win_rate(report),
+            "judge": judge_facts(report), "replies_digests": digest}, outcomes
+
+
+def check_arena(args) -> dict:
+    pairs, outcomes = [], []
+    for name, folder, tuned_result, base_result in args.pair:
+        pair, found = arena_pair(name, Path(folder), Path(tuned_result), Path(base_result), args)
+        pairs.append(pair)
+        outcomes += found
+    totals = arena_counts(outcomes)
+    metrics = {}
+    for prefix, counts in [("", totals)] + [(f"{pair['name']}/", pair) for pair in pairs]:
+        for key in ("wins", "ties", "losses", "unusable", "n"):
+            metrics[f"{prefix}{key}"] = counts[key]
+        for name, rates in (("win_rate", counts.get("evalscope") or {}), ("simple_win_rate", counts["simple"])):
+            for key, value in rates.items():
+                if value is not None:  # none without a usable verdict: nothing to log
+                    metrics[f"{prefix}{name}" + ("" if key == "rate" else f"_{key}")] = value
+    return {"inputs_digest": args.inputs_digest, "benchmark": args.benchmark, "kind": "arena", "dataset": "general_arena",
+            "model": args.model, "baseline": args.baseline, "metric": "simple-win-rate" if totals["n"] else None,
+            "score": totals["simple"]["rate"], "num": totals["asked"], "metrics": metrics, "subsets": [],
+            "judge": {"model": args.judge_model, "placeholder": args.judge_placeholder,
+                      "scored": totals["n"], "asked": totals["asked"]},
+            "extra": {"baseline": args.baseline, "pairs": pairs, "totals": totals},
+            "eval_seconds": args.seconds, "report": None}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", required=True, help="EvalScope's reports/<model>/<dataset>.json")
+    parser.add_argument("--report", default="", help="EvalScope's reports/<model>/<dataset>.json")
     parser.add_argument("--benchmark", required=True)
     parser.add_argument("--model", required=True, help="the served model name that was scored")
     parser.add_argument("--config", required=True, help="the evaluation config, for the messages")
@@ -364,14 +473,22 @@ def main(argv=None) -> int:
     parser.add_argument("--perf", action="store_true", help="--report is an `evalscope perf` output folder")
     parser.add_argument("--parallel", type=int, nargs="*", default=[], help="perf: the concurrency levels")
     parser.add_argument("--number", type=int, nargs="*", default=[], help="perf: the requests at each level")
+    parser.add_argument("--arena", action="store_true", help="make arena: the fine-tuned model against the base")
+    parser.add_argument("--pair", nargs=4, action="append", default=[], metavar=("NAME", "DIR", "TUNED", "BASE"),
+                        help="arena: a paired benchmark, its general_arena work dir and both models' lab-eval.json")
+    parser.add_argument("--baseline", default=None, help="arena: the base model's served name")
     args = parser.parse_args(argv)
+    if not args.arena and not args.report:
+        parser.error("--report is required (but with --arena)")
+    if args.arena and not args.pair:
+        parser.error("--arena needs at least one --pair")
 
     report_path, out = Path(args.report), Path(args.out)
     root = str(Path.cwd()) + os.sep
     args.report_shown = args.report[len(root):] if args.report.startswith(root) else args.report
     rejected_path = out.parent / REJECTED_NAME
     try:
-        result = check_perf(report_path, args) if args.perf else check(report_path, args)
+        result = check_arena(args) if args.arena else check_perf(report_path, args) if args.perf else check(report_path, args)
     except Rejected as rejected:
         write_json_atomic(rejected_path, {
             "inputs_digest": args.inputs_digest, "benchmark": args.benchmark, "model": args.model,
@@ -387,6 +504,11 @@ def main(argv=None) -> int:
     if args.perf:
         best = max(result["levels"], key=lambda level: level["output_tok_s"] or 0)
         outcome = f"{best['output_tok_s']:g} output tok/s at concurrency {best['parallel']}"
+    elif args.arena:
+        totals = result["extra"]["totals"]
+        outcome = (f"{totals['wins']} wins, {totals['ties']} ties, {totals['losses']} losses against {args.baseline}, "
+                   f"{totals['unusable']} without a usable verdict" +
+                   (f"; win rate {result['score']:.3f}" if result["score"] is not None else ""))
     elif result["score"] is None:
         outcome = f"no judged score ({(result.get('judge') or {}).get('failures') or 'no valid verdict'})"
     else:

@@ -42,7 +42,9 @@ LAB_COLUMNS = [("gsm8k", "knowledge", "score"), ("ceval", "knowledge", "score"),
                ("dialog", "dialog", "rouge-l-f1"), ("dialog", "dialog", "bleu-4"),
                ("dialog-judge", "judge", "score"), ("crisis-judge", "judge", "score")]
 ALWAYS = ("gsm8k", "ceval", "cmmlu")  # the lab's table has them, run or not
-MEASURES = {"dialog": ("rouge-l-f1", "bleu-4"), "perf": ()}  # else the primary score; perf: not a column
+# Else the primary score; perf: not a column, nor the arena (two models compared, not one's score:
+# its win / tie / loss are in each report and make compare).
+MEASURES = {"dialog": ("rouge-l-f1", "bleu-4"), "perf": (), "arena": ()}
 TEMPLATES = ("table.zh.md", "table.zh.tex")
 SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")  # a footnote's number in the Markdown table
 

@@ -206,6 +206,25 @@ EXPECTED_EVALS=(
   assert_output 2
 }
 
+@test "the arena: both models' replies to the same prompts judged in both orders by the placeholder judge, in the report" {
+  local result=results/smoke/smoke/arena/lab-eval.json pair
+  run jq -r '[.kind, .model, .baseline, .judge.model, .judge.placeholder, .num, (.extra.pairs | map(.name) | join(","))] | @tsv' "$result"
+  assert_output "$(printf 'arena\tsmoke\tsmoke-base\tserved\ttrue\t8\tdialog,psydt-turns')"
+  # Every prompt counted once: a win, a tie, a loss, or no usable verdict.
+  assert_equal "$(jq '.extra.totals | .wins + .ties + .losses + .unusable' "$result")" 8
+  for pair in dialog psydt-turns; do
+    assert_equal "$(cat results/smoke/smoke/arena/"$pair"/reviews/arena/general_arena_*.jsonl | grep -c .)" 4
+    run grep -F -- "\"report_path\":\"results/smoke/smoke-base/$pair/reports/smoke-base\"" results/smoke/smoke/arena/lab-command.txt
+    assert_success
+  done
+  run grep -F -- '"position_swap":"on"' results/smoke/smoke/arena/lab-command.txt
+  assert_success
+  run grep -c '^| 留出对话的咨询回复 | 4 | ' report/smoke.md
+  assert_output 1
+  run grep -c '（占位：由微调后模型的服务充当评审' report/smoke.md
+  assert_output 1
+}
+
 @test "serving speed of both models at each concurrency level, with tokens, in the report" {
   local served
   for served in smoke smoke-base; do

@@ -22,7 +22,8 @@ DIALOG_METRICS = ("bleu-1", "bleu-4", "rouge-1-f1", "rouge-l-f1", "rouge-l-recal
 PAIRED_MEASURES = {"knowledge": ("score",), "psych": ("score",), "general": ("score",), "safety": ("score",),
                    "judge": ("score",), "dialog": DIALOG_METRICS}
 HEADLINE_MEASURES = {"knowledge": ("score",), "psych": ("score",), "judge": ("score",),
-                     "dialog": ("rouge-l-f1", "bleu-4"), "perf": ("perf",)}
+                     "dialog": ("rouge-l-f1", "bleu-4"), "perf": ("perf",), "arena": ()}  # the arena: its own line
+ARENA_TARGET = "make arena"  # the arena compares both models: one result, made by its own step
 
 
 def section_of(key: str, section: dict) -> str:
@@ -56,10 +57,23 @@ def read_benchmarks(eval_config: Path | None) -> list[dict]:
         group = section["group"]
         benchmarks.append({"key": key, "label": section.get("label") or key, "dataset": section.get("dataset"),
                            "group": group, "section": section_of(key, section),
-                           "heldout": section.get("source") == "heldout", "target": f"make eval-{group}",
+                           "heldout": section.get("source") == "heldout",
+                           "target": ARENA_TARGET if section.get("kind") == "arena" else f"make eval-{group}",
                            "metric_name": section.get("metric"), "licence": section.get("licence"),
                            "url": section.get("url"), "category_rows": section.get("category_rows") or {}})
     return benchmarks
+
+
+def arena_sides(result: dict, sides: list[str], current: dict) -> dict:
+    """The arena's result on every side: the fine-tuned model's folder holds it (the fine-tuned
+    model against the base); the other sides have none of their own (state "arena"). A result
+    judged from replies that are no longer the evaluations' (CURRENT: each pair's inputs digests
+    now, {pair: {tuned, base}}) is shown as made from another model's replies."""
+    pairs = (result.get("extra") or {}).get("pairs") or []
+    if result["state"] == "done" and any(p.get("replies_digests") != current.get(p.get("name")) for p in pairs):
+        result = {**result, "state": "other_model", "score": None, "metrics": {}, "extra": None}
+    return {side: result if index == 0 else {**result, "state": "arena", "score": None, "command": None, "judge": None}
+            for index, side in enumerate(sides)}
 
 
 def benchmark_labels(eval_config: Path | None) -> dict:

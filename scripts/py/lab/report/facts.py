@@ -21,7 +21,8 @@ import paired
 import runparse as rp
 from lab import REPO_ROOT, counselling_report, human_facts
 from lab.files import rel, sha256_bytes, sha256_file
-from lab.report.evaluations import (BASE_TARGET, SIDES, STORE_NAME, STORE_RECORD, benchmark_labels, category_row, compare_subjects,
+from lab.report.evaluations import (BASE_TARGET, SIDES, STORE_NAME, STORE_RECORD, arena_sides, benchmark_labels, category_row,
+                                    compare_subjects,
                                     extra_base_sides, headline_rows, paired_stats, question_scores, read_benchmarks,
                                     recorded_contamination, replies_counts)
 
@@ -204,6 +205,9 @@ class Report:
         # set aside (<bench>.replaced-<time>) or of a benchmark no longer configured.
         results = Path(self.inputs.results_dir)
         for bench in read_benchmarks(Path(self.inputs.eval_config) if self.inputs.eval_config else None):
+            if bench["section"] == "arena":  # its own step (make arena), in the fine-tuned model's folder
+                records["arena"] = fp.read_json(results / self.exp / bench["key"] / "lab-inputs.json")
+                continue
             for _, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
                 records[f"eval-{served}-{bench['key']}"] = fp.read_json(results / served / bench["key"] / "lab-inputs.json")
@@ -267,6 +271,9 @@ class Report:
         benchmarks = []
         for bench in read_benchmarks(Path(self.inputs.eval_config) if self.inputs.eval_config else None):
             entry = dict(bench)
+            if bench["section"] == "arena":
+                benchmarks.append(self._read_arena(entry))
+                continue
             for side, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
                 result = rp.read_eval_result(results / served / bench["key"])
@@ -300,6 +307,26 @@ class Report:
             benchmarks += [category_row(entry, category, [side for side, _ in self.sides])
                            for category in bench["category_rows"]]
         return benchmarks
+
+    def _read_arena(self, entry: dict) -> dict:
+        """The arena (make arena): the fine-tuned model against the base on the same prompts, one
+        result (results/<exp>/<exp>/<arena>), shown as made from other replies when a paired
+        evaluation has been redone since."""
+        results = Path(self.inputs.results_dir)
+        result = rp.read_eval_result(results / self.exp / entry["key"])
+        if result.get("command"):
+            result["command"] = scrub(result["command"])
+        result.update(served=self.exp, target=entry["target"], examples={}, contamination=None)
+        current = {}
+        for pair in ((result.get("extra") or {}).get("pairs") or []):
+            digests = [(fp.read_json(results / served / pair["name"] / "lab-eval.json") or {}).get("inputs_digest")
+                       for served in (self.exp, f"{self.exp}-base")]
+            current[pair["name"]] = dict(zip(("tuned", "base"), digests))
+        sides = arena_sides(result, [side for side, _ in self.sides], current)
+        if sides["tuned"]["state"] != "done":
+            self.notes.append(rp.note("eval_" + sides["tuned"]["state"], benchmark=entry["key"], side="tuned",
+                                      target=entry["target"], reason=result.get("reason")))
+        return {**entry, **sides, "difference": None, "subjects": [], "stats": {}}
 
     def base_sources(self) -> list[dict]:
         """Where each finished evaluation of the base model comes from: the entry of the store of
