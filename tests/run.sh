@@ -87,12 +87,12 @@ fi
 
 # Two lanes at once on the machine's cores: the real smoke suites here, one after the
 # other (they share the smoke run and its ports); beside them the fast lane, then the
-# smoke runbook as pasted in a clean tree (its own ports), compared at the end with
-# what make smoke gave. Each phase logs its seconds since the start.
+# smoke pilot's runbook as pasted in a clean tree (its own ports), compared at the end with
+# what make pilot gave and what make smoke ran (tests/check_repro.sh). Each phase logs its seconds since the start.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lab-test.XXXXXX")"
 side_lane() {
   fast_lane 1 "${MAIN_LANE_SUITES[@]}"
-  log "the smoke runbook as pasted in a clean tree"
+  log "the smoke pilot's runbook as pasted in a clean tree"
   tests/check_repro.sh runbook "$WORK/repro"
   printf '%s\n' "$passed" >"$WORK/side-passed"
 }
@@ -112,8 +112,6 @@ if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local >"$smoke_log" 2>&
   exit 1
 fi
 SMOKE_LOG="$smoke_log" run_bats tests/smoke/outputs.bats
-# What make smoke gave, before the suites below change it (check_repro compares with it).
-tests/check_repro.sh reference "$WORK/reference"
 
 log "SwanLab's local dashboard in headless Chromium (real smoke runs)"
 run_bats tests/smoke/dashboard.bats
@@ -135,6 +133,9 @@ run_bats tests/smoke/variants.bats
 
 log "the pilot (real smoke: make pilot EXP=smoke, its projection, the smoke run left as it was)"
 run_bats tests/smoke/pilot.bats
+# What make smoke ran and make pilot gave, before the suites below change them (check_repro
+# compares the runbooks with them).
+tests/check_repro.sh reference "$WORK/reference"
 
 log "blind human evaluation (real smoke replies: make human-pack N=6, three raters in headless Chromium, server killed and restarted, make human-report)"
 run_bats tests/smoke/human.bats
@@ -148,7 +149,7 @@ wait "$SIDE_PID" || side_status=$?
 trap - EXIT
 cat "$WORK/side.log"
 ((side_status == 0)) || { log "the fast lane or the runbook failed (above)"; exit 1; }
-log "reproducibility: the runbook's run against make smoke's"
+log "reproducibility: the pilot's runbook against make pilot; the smoke runbook against make smoke's commands"
 tests/check_repro.sh compare "$WORK/repro" "$WORK/reference"
 passed=$((passed + $(cat "$WORK/side-passed") + 1))
 
