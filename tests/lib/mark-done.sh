@@ -13,7 +13,13 @@ SKIP_GPU_CHECK=1 SKIP_SECRET_CHECKS=1 load_env
 source "$REPO_ROOT/scripts/lib/server.sh"
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
-compute_experiment_inputs
+# Only the fingerprints the steps need: the evaluations' spec (every benchmark's command, on
+# both models) is the costly part, built only when an evaluation is marked.
+needs_evals=0
+for step in "$@"; do
+  case "$step" in train | export | serving | serving-base) ;; *) needs_evals=1 ;; esac
+done
+if ((needs_evals)); then compute_experiment_inputs; else compute_inputs serve; fi
 
 marker_of() {
   case "$1" in
