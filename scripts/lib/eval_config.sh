@@ -25,6 +25,11 @@ EVAL_REJECTED_FILE=lab-eval-rejected.json # what eval_result.py found wrong, ins
 bench_setting() {
   printf '%s' "${EVAL_SETTINGS[$1.$2]:-}"
 }
+# bench_value VAR BENCH KEY: the same into VAR, without a subshell (read_bench reads ~25 a
+# benchmark, for every benchmark of every fingerprint).
+bench_value() {
+  printf -v "$1" '%s' "${EVAL_SETTINGS[$2.$3]:-}"
+}
 
 load_eval_config() {
   EVAL_CONFIG="$EXP_DIR/eval.yaml"
@@ -128,42 +133,45 @@ select_group() {
 read_bench() {
   local bench="$1" key where="configs/$CONFIG_EXP/eval.yaml, section $1"
   BENCH="$bench"
-  while read -r key; do
-    [[ " ${BENCH_KEYS[*]} " == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
-  done < <(for key in "${!EVAL_SETTINGS[@]}"; do [[ "$key" != "$bench".* ]] || printf '%s\n' "${key#"$bench".}"; done)
-  KIND="$(bench_setting "$bench" kind)"
+  local known=" ${BENCH_KEYS[*]} "
+  for key in "${!EVAL_SETTINGS[@]}"; do
+    [[ "$key" == "$bench".* ]] || continue
+    key="${key#"$bench".}"
+    [[ "$known" == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
+  done
+  bench_value KIND "$bench" kind
   KIND="${KIND:-eval}"
   [[ "$KIND" == eval || "$KIND" == perf || "$KIND" == arena ]] || die "$where: kind '$KIND' is not eval, perf or arena" \
     "kind: eval (EvalScope's eval, the default), kind: perf (evalscope perf) or kind: arena (make arena: base vs fine-tuned)"
-  DATASET_NAME="$(bench_setting "$bench" dataset)"
+  bench_value DATASET_NAME "$bench" dataset
   [[ "$KIND" == perf || -n "$DATASET_NAME" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
   local subsets
-  subsets="$(bench_setting "$bench" subsets)"
+  bench_value subsets "$bench" subsets
   SUBSETS=()
   if [[ -n "$subsets" && "$subsets" != all ]]; then mapfile -t SUBSETS < <(config_items "$subsets"); fi
-  LIMIT="$(bench_setting "$bench" limit)"
-  FEW_SHOT="$(bench_setting "$bench" few_shot)"
-  MAX_TOKENS="$(bench_setting "$bench" max_tokens)"
-  TEMPERATURE="$(bench_setting "$bench" temperature)"
+  bench_value LIMIT "$bench" limit
+  bench_value FEW_SHOT "$bench" few_shot
+  bench_value MAX_TOKENS "$bench" max_tokens
+  bench_value TEMPERATURE "$bench" temperature
   [[ -z "$LIMIT" || "$LIMIT" =~ ^[1-9][0-9]*$ ]] || die "$where: limit '$LIMIT' is not a positive number" "questions per subject, or empty for all"
   [[ -z "$FEW_SHOT" || "$FEW_SHOT" =~ ^[0-9]+$ ]] || die "$where: few_shot '$FEW_SHOT' is not a number" "e.g. few_shot: 5"
   [[ "$MAX_TOKENS" =~ ^[1-9][0-9]*$ ]] || die "$where: max_tokens '$MAX_TOKENS' is not a positive number" "set max_tokens in defaults or the section"
   [[ "$TEMPERATURE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$where: temperature '$TEMPERATURE' is not a number" "use temperature: 0"
-  CUT_OFF_LIMIT="$(bench_setting "$bench" cut_off_limit)"
+  bench_value CUT_OFF_LIMIT "$bench" cut_off_limit
   [[ -z "$CUT_OFF_LIMIT" || "$CUT_OFF_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: cut_off_limit '$CUT_OFF_LIMIT' is not a share below 1" \
     "the share of replies ended by max_tokens above which the report flags the benchmark, e.g. cut_off_limit: 0.02"
-  EVAL_BATCH_SIZE="$(bench_setting "$bench" eval_batch_size)"
+  bench_value EVAL_BATCH_SIZE "$bench" eval_batch_size
   [[ -z "$EVAL_BATCH_SIZE" || "$EVAL_BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$EVAL_BATCH_SIZE' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
-  AGGREGATE="$(bench_setting "$bench" aggregate)"
+  bench_value AGGREGATE "$bench" aggregate
   [[ -z "$AGGREGATE" || "$AGGREGATE" == subject-mean ]] || die "$where: aggregate '$AGGREGATE' is not known" \
     "aggregate: subject-mean (the mean of the per-subject accuracies), or leave it out"
-  SCORER="$(bench_setting "$bench" scorer)"
+  bench_value SCORER "$bench" scorer
   [[ -z "$SCORER" || "$SCORER" == emollm || "$SCORER" == cpsycoune ]] || die "$where: scorer '$SCORER' is not known" \
     "scorer: emollm (EmoLLM's BLEU/ROUGE on jieba words) or cpsycoune (a judge's four CPsyCoun dimensions; scripts/py/lab/counselling.py), or leave it out"
-  CONTAMINATION_LIMIT="$(bench_setting "$bench" contamination_limit)"
+  bench_value CONTAMINATION_LIMIT "$bench" contamination_limit
   [[ -z "$CONTAMINATION_LIMIT" || "$CONTAMINATION_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: contamination_limit '$CONTAMINATION_LIMIT' is not a share below 1" \
     "the share of test replies overlapping the training set above which the report flags the benchmark, e.g. contamination_limit: 0.05"
-  EXTRA_PARAMS="$(bench_setting "$bench" extra_params)"
+  bench_value EXTRA_PARAMS "$bench" extra_params
   [[ -z "$EXTRA_PARAMS" ]] || jq -e 'type == "object"' <<<"$EXTRA_PARAMS" >/dev/null 2>&1 ||
     die "$where: extra_params is not a mapping" "e.g. extra_params: {multiple_correct: true} (the benchmark's EvalScope extra_params)"
   read_bench_answer_mode "$where"
@@ -189,7 +197,7 @@ read_bench() {
 # read_bench_answer_mode WHERE: checks the benchmark's answer_mode (CONFIGURED_ANSWER_MODE).
 read_bench_answer_mode() {
   local where="$1"
-  CONFIGURED_ANSWER_MODE="$(bench_setting "$BENCH" answer_mode)"
+  bench_value CONFIGURED_ANSWER_MODE "$BENCH" answer_mode
   [[ -n "$CONFIGURED_ANSWER_MODE" ]] || die "$where: no answer_mode" \
     "add 'answer_mode: final' to the defaults of configs/$CONFIG_EXP/eval.yaml (or reasoning-medium, or plain for a model without gpt-oss channels)"
   [[ " ${ANSWER_MODES[*]} " == *" $CONFIGURED_ANSWER_MODE "* ]] ||
@@ -217,15 +225,15 @@ apply_answer_mode() {
 # (source: heldout; built at evaluation time into HELDOUT_DIR), or the hub (neither).
 read_bench_source() {
   local where="$1" source
-  source="$(bench_setting "$BENCH" source)"
-  LOCAL_PATH="$(bench_setting "$BENCH" local_path)"
+  bench_value source "$BENCH" source
+  bench_value LOCAL_PATH "$BENCH" local_path
   HELDOUT_ROWS="" EXPECTED_NUM=""
   LOCAL_COUNTS=() FETCH=()
   case "$source" in
     "") ;;
     heldout)
       [[ -z "$LOCAL_PATH" ]] || die "$where: both local_path and source: heldout" "keep one: the held-out rows are built from the training's val_dataset.jsonl"
-      HELDOUT_ROWS="$(bench_setting "$BENCH" rows)"
+      bench_value HELDOUT_ROWS "$BENCH" rows
       [[ "$HELDOUT_ROWS" =~ ^[1-9][0-9]*$ ]] || die "$where: rows '$HELDOUT_ROWS' is not a positive number" \
         "rows: how many held-out conversations to ask (e.g. rows: 100)"
       LOCAL_PATH="$RESULTS_DIR/heldout/$BENCH"
@@ -236,7 +244,7 @@ read_bench_source() {
     *) die "$where: source '$source' is not known" "source: heldout (rows from the run's held-out split), or a local_path" ;;
   esac
   local fetch
-  fetch="$(bench_setting "$BENCH" fetch)"
+  bench_value fetch "$BENCH" fetch
   [[ -n "$LOCAL_PATH" ]] || return 0
   LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
   # fetch (the suite): a script of ours writes the public source into LOCAL_PATH when it is
@@ -286,19 +294,32 @@ read_local_counts() {
   local subject count
   LOCAL_COUNTS=()
   [[ -d "$LOCAL_PATH" ]] || return 0
-  if [[ -z "${LOCAL_SET_LISTING[$LOCAL_PATH]+set}" ]]; then
-    LOCAL_SET_LISTING[$LOCAL_PATH]="$("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" "$LOCAL_PATH" 2>/dev/null || true)"
-  fi
+  if [[ -z "${LOCAL_SET_LISTING[$LOCAL_PATH]+set}" ]]; then list_local_sets "$LOCAL_PATH"; fi
   while IFS=$'\t' read -r subject count; do
     [[ -n "$subject" ]] && LOCAL_COUNTS["$subject"]="$count"
   done <<<"${LOCAL_SET_LISTING[$LOCAL_PATH]}"
+}
+
+# list_local_sets FOLDER: lists FOLDER and every other local_path of eval.yaml not listed yet
+# that exists, in one Python start (one per folder cost 0.6 s a fingerprint on the smoke).
+list_local_sets() {
+  local key folder folders=("$1") dir subject count
+  for key in "${!EVAL_SETTINGS[@]}"; do
+    [[ "$key" == *.local_path ]] || continue
+    folder="$(abs_path "${EVAL_SETTINGS[$key]}")"
+    if [[ -d "$folder" && -z "${LOCAL_SET_LISTING[$folder]+set}" && " ${folders[*]} " != *" $folder "* ]]; then folders+=("$folder"); fi
+  done
+  for folder in "${folders[@]}"; do LOCAL_SET_LISTING[$folder]=""; done
+  while IFS=$'\t' read -r dir subject count; do
+    if [[ -n "$dir" ]]; then LOCAL_SET_LISTING[$dir]+="$subject"$'\t'"$count"$'\n'; fi
+  done < <("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" --each "${folders[@]}" 2>/dev/null || true)
 }
 
 # judge: the rubric (a prompt template file) an LLM judge scores the replies with, when
 # the env file names one (JUDGE_MODEL, JUDGE_API_URL); without one the benchmark is skipped.
 read_bench_judge() {
   local where="$1"
-  JUDGE_TEMPLATE="$(bench_setting "$BENCH" judge)"
+  bench_value JUDGE_TEMPLATE "$BENCH" judge
   [[ -n "$JUDGE_TEMPLATE" ]] || return 0
   JUDGE_TEMPLATE="$(abs_path "$JUDGE_TEMPLATE")"
   [[ -f "$JUDGE_TEMPLATE" ]] || die "$where: judge rubric $(display_path "$JUDGE_TEMPLATE") not found" \

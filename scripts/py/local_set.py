@@ -2,6 +2,8 @@
 offline, with the number of questions of each: one `SUBJECT<TAB>COUNT` line each.
 
   local_set.py DIR
+  local_set.py --each DIR...   every DIR's, as DIR<TAB>SUBJECT<TAB>COUNT lines (one start for all;
+                               a DIR in no layout has no line)
 
 Layouts (what scripts/eval.sh needs to check the subjects and the scored count):
   C-Eval     README.md front matter with one config per subject; DIR/<subject>/val.jsonl
@@ -63,6 +65,12 @@ def subjects(folder: Path) -> Counter:
 
 
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--each"]:
+        for folder in argv[1:]:
+            found = subjects(Path(folder))
+            for name in sorted(found):
+                print(f"{folder}\t{name}\t{found[name]}")
+        return 0
     if len(argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
