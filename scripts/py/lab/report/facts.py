@@ -268,11 +268,11 @@ class Report:
         describes (an earlier export, another base model) is not shown as its result."""
         results = Path(self.inputs.results_dir)
         expected = self.served_model_digests()
-        benchmarks = []
+        benchmarks, arenas = [], []
         for bench in read_benchmarks(Path(self.inputs.eval_config) if self.inputs.eval_config else None):
             entry = dict(bench)
-            if bench["section"] == "arena":
-                benchmarks.append(self._read_arena(entry))
+            if bench["section"] == "arena":  # read after the evaluations it pairs, in its place
+                arenas.append((len(benchmarks), entry))
                 continue
             for side, suffix in self.sides:
                 served = f"{self.exp}{suffix}"
@@ -306,12 +306,16 @@ class Report:
             benchmarks.append(entry)
             benchmarks += [category_row(entry, category, [side for side, _ in self.sides])
                            for category in bench["category_rows"]]
+        for place, entry in reversed(arenas):
+            benchmarks.insert(place, self._read_arena(entry, benchmarks))
         return benchmarks
 
-    def _read_arena(self, entry: dict) -> dict:
+    def _read_arena(self, entry: dict, read: list[dict]) -> dict:
         """The arena (make arena): the fine-tuned model against the base on the same prompts, one
         result (results/<exp>/<exp>/<arena>), shown as made from other replies when a paired
-        evaluation has been redone since."""
+        evaluation has been redone since, or is itself of another model (READ: the benchmarks
+        read before it; a retrained model's old replies are no reply of the current one)."""
+        stale = {b["key"] for b in read if "other_model" in (b.get("tuned", {}).get("state"), b.get("base", {}).get("state"))}
         results = Path(self.inputs.results_dir)
         result = rp.read_eval_result(results / self.exp / entry["key"])
         if result.get("command"):
@@ -321,7 +325,7 @@ class Report:
         for pair in ((result.get("extra") or {}).get("pairs") or []):
             digests = [(fp.read_json(results / served / pair["name"] / "lab-eval.json") or {}).get("inputs_digest")
                        for served in (self.exp, f"{self.exp}-base")]
-            current[pair["name"]] = dict(zip(("tuned", "base"), digests))
+            current[pair["name"]] = None if pair["name"] in stale else dict(zip(("tuned", "base"), digests))
         sides = arena_sides(result, [side for side, _ in self.sides], current)
         if sides["tuned"]["state"] != "done":
             self.notes.append(rp.note("eval_" + sides["tuned"]["state"], benchmark=entry["key"], side="tuned",
