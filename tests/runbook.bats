@@ -102,7 +102,7 @@ teardown() {
   make runbook GPU=6 >runbook.sh
   run bash runbook.sh nonsense
   assert_failure
-  assert_output "runbook: no step 'nonsense' (steps: environment preflight train export serve serve_base report)"
+  assert_output "runbook: no step 'nonsense' (steps: environment preflight train export serve serve_base arena report)"
 }
 
 @test "the GPU runbook asks both models in eval.yaml's answer mode, and the base model in each of base_extra_modes too" {

@@ -296,7 +296,7 @@ read_local_counts() {
   [[ -d "$LOCAL_PATH" ]] || return 0
   if [[ -z "${LOCAL_SET_LISTING[$LOCAL_PATH]+set}" ]]; then list_local_sets "$LOCAL_PATH"; fi
   while IFS=$'\t' read -r subject count; do
-    [[ -n "$subject" ]] && LOCAL_COUNTS["$subject"]="$count"
+    if [[ -n "$subject" ]]; then LOCAL_COUNTS["$subject"]="$count"; fi
   done <<<"${LOCAL_SET_LISTING[$LOCAL_PATH]}"
 }
 
