@@ -52,7 +52,7 @@ passed=0
 
 # run_bats FILE...: runs the suites and counts their tests.
 run_bats() {
-  bats "$@"
+  bats --timing "$@" # each test's milliseconds: a slow one shows in CI's log
   passed=$((passed + $(bats --count "$@")))
 }
 

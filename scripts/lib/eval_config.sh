@@ -50,7 +50,8 @@ load_eval_config() {
   done
   MODE_OVERRIDE=""
   ALL_BENCHMARKS=("${BENCHMARKS[@]}")
-  if is_pilot; then select_pilot_benchmarks; fi
+  # A pilot evaluates the fine-tuned model alone: no base model's replies to pair.
+  if is_pilot; then select_pilot_benchmarks; ARENA_BENCH=""; fi
 }
 
 # split_arena_benchmark: the arena (kind: arena) is no evaluation of one model but its own step
