@@ -393,9 +393,6 @@ main() {
   if ! is_dry_run; then
     require_command evalscope
     require_command jq
-    # shellcheck source=lib/fingerprint.sh
-    source "$REPO_ROOT/scripts/lib/fingerprint.sh"
-    compute_inputs eval
   fi
   resolve_served_model "$BASE_FLAG"
   set_evaluation_modes "$BASE_FLAG"
@@ -409,6 +406,13 @@ main() {
     select_benchmarks "$@"
   fi
   if ! is_dry_run; then
+    # shellcheck source=lib/fingerprint.sh
+    source "$REPO_ROOT/scripts/lib/fingerprint.sh"
+    # The selected benchmarks' evaluations alone (and what they build on).
+    if ((${#SELECTED[@]} < ${#BENCHMARKS[@]})); then EVAL_SPEC_ONLY=("${SELECTED[@]}"); fi
+    compute_inputs eval
+    resolve_served_model "$BASE_FLAG" # the fingerprints served each model in turn
+    set_evaluation_modes "$BASE_FLAG"
     if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
     fi

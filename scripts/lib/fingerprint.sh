@@ -108,8 +108,9 @@ spec_serve() {
 
 # spec_evals: one step per benchmark of eval.yaml and model (fine-tuned, base).
 spec_evals() {
-  local bench base mode
-  for bench in "${BENCHMARKS[@]}"; do
+  local bench base mode benches=("${BENCHMARKS[@]}")
+  if ((${#EVAL_SPEC_ONLY[@]} > 0)); then benches=("${EVAL_SPEC_ONLY[@]}"); fi
+  for bench in "${benches[@]}"; do
     read_bench "$bench"
     for base in "" --base; do
       resolve_served_model "$base"
@@ -164,7 +165,8 @@ spec_eval() {
 # the pairs, the limit), both models' reviews of each pair by content (other replies are judged
 # again) and their evaluations' digests.
 spec_arena() {
-  [[ -n "$ARENA_BENCH" ]] || return 0
+  # (with some evaluations alone, the arena's upstream is not there to fingerprint)
+  [[ -n "$ARENA_BENCH" ]] && ((${#EVAL_SPEC_ONLY[@]} == 0)) || return 0
   local pair served
   read_bench "$ARENA_BENCH"
   spec_line step arena
@@ -268,15 +270,21 @@ fingerprint_spec() {
 # and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
 # The spec is kept in .state/<exp>/cache/ and reused while nothing it is made from changed
 # (fingerprint.py spec_key): a finished make builds no command.
+# EVAL_SPEC_ONLY: the benchmarks whose evaluations a script needs (scripts/eval.sh: the selected
+# ones), when not all: their steps alone are fingerprinted (each step's digest is made from its
+# own lines, so it is the same), under a cache of their own. Building every benchmark's command
+# on both models cost a make eval-<group> 1-2 s of bash.
+EVAL_SPEC_ONLY=()
 compute_inputs() {
-  local spec result name digest status cache python status_code=0
-  cache="$STATE_DIR/$EXP/cache/spec-${*// /-}.json"
+  local spec result name digest status cache python status_code=0 groups="$*"
+  if ((${#EVAL_SPEC_ONLY[@]} > 0)); then groups+=" only=$(IFS=,; printf '%s' "${EVAL_SPEC_ONLY[*]//\//_}")"; fi
+  cache="$STATE_DIR/$EXP/cache/spec-${groups// /-}.json"
   python="$(config_python)"
-  result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$*" "$(inputs_dir)")" || status_code=$?
+  result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$groups" "$(inputs_dir)")" || status_code=$?
   if ((status_code == 3)); then
     spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
     status_code=0
-    result="$("$python" "$FINGERPRINT_PY" store-spec "$cache" "$REPO_ROOT" "$*" <<<"$spec")" || status_code=$?
+    result="$("$python" "$FINGERPRINT_PY" store-spec "$cache" "$REPO_ROOT" "$groups" <<<"$spec")" || status_code=$?
   fi
   ((status_code == 0)) ||
     die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
