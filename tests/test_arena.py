@@ -113,3 +113,20 @@ def test_an_unfinished_evaluation_is_rejected(tmp_path, capsys):
 def test_both_orders_reduce_as_general_arena_reduces_them(games, expected):
     assert eval_result.battle_outcome({"games": games}, "t") == expected
     assert eval_result.battle_outcome(None, "t") is None
+
+
+def test_a_result_judged_from_replies_no_longer_current_is_of_another_model(tmp_path):
+    """The report (lab/report/evaluations.py arena_sides): the arena is shown only while every
+    pair's replies are the evaluations' now; a pair whose evaluation was redone, or is itself of
+    another model (its current digests None: facts.py's stale pairs), makes it another model's."""
+    from lab.report.evaluations import arena_sides
+
+    result = {**run_arena(tmp_path, "dialog"), "state": "done"}
+    digests = result["extra"]["pairs"][0]["replies_digests"]
+    sides = ["tuned", "base"]
+    assert arena_sides(result, sides, {"dialog": digests})["tuned"]["state"] == "done"
+    for current in ({"dialog": {**digests, "tuned": "redone"}}, {"dialog": None}, {}):
+        shown = arena_sides(result, sides, current)
+        assert shown["tuned"]["state"] == "other_model"
+        assert shown["tuned"]["score"] is None
+    assert arena_sides(result, sides, {"dialog": digests})["base"]["state"] == "arena"
