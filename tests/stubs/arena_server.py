@@ -23,26 +23,12 @@ import argparse
 import json
 import re
 import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from replay_server import OpenAIHandler, last_user_text, render  # its sibling: the same OpenAI stub
 
 ANSWER = re.compile(r"<\|The Start of Assistant ([AB])'s Answer\|>\n(.*?)\n<\|The End of Assistant \1's Answer\|>", re.DOTALL)
 QUALITY = re.compile(r"q=(\d+)")
-
-
-def last_user_text(body: dict) -> str:
-    for message in reversed(body.get("messages") or []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):
-                return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
-            return content or ""
-    return ""
-
-
-def harmony(reply: dict) -> str:
-    return (f"<|channel|>analysis<|message|>{reply['analysis']}<|end|>"
-            f"<|start|>assistant<|channel|>final<|message|>{reply['final']}<|return|>")
 
 
 def quality(answer: str) -> int:
@@ -64,45 +50,26 @@ def verdict(prompt: str) -> str:
     return json.dumps({"reasoning": "按 q 值比较。", "verdict": label}, ensure_ascii=False)
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(OpenAIHandler):
     server_version = "arena/1"
 
-    def log_message(self, *args):  # quiet: the request log is the record
-        pass
-
-    def send_json(self, status: int, value: dict) -> None:
-        data = json.dumps(value, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        if self.path.rstrip("/").endswith("/models"):
-            names = list(self.server.replies) + ["judge"]
-            self.send_json(200, {"object": "list", "data": [{"id": name, "object": "model"} for name in names]})
-        else:
-            self.send_json(404, {"error": "not found"})
+    def model_names(self) -> list[str]:
+        return list(self.server.replies) + ["judge"]
 
     def do_POST(self):
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        body = self.read_body()
         model, text = body.get("model"), last_user_text(body)
         if model in self.server.replies:
             reply = next((r for r in self.server.replies[model] if r["match"] in text), None)
             if reply is None:
                 self.send_json(400, {"error": f"no reply of {model} matches the request"})
                 return
-            content = harmony(reply)
+            content = render(reply, None)["content"]  # raw harmony, analysis then final
         else:
             content = verdict(text)
             with self.server.lock, open(self.server.log, "a", encoding="utf-8") as log:
                 log.write(json.dumps({"model": model, "prompt": text, "reply": content}, ensure_ascii=False) + "\n")
-        self.send_json(200, {
-            "id": "chatcmpl-arena", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len(text), "completion_tokens": len(content),
-                      "total_tokens": len(text) + len(content)}})
+        self.send_completion("chatcmpl-arena", model, {"role": "assistant", "content": content}, len(text), len(content))
 
 
 def main() -> None:

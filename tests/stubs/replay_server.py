@@ -53,11 +53,15 @@ def render(reply: dict, prefix: str | None) -> dict:
     return {"role": "assistant", "content": text}
 
 
-class Handler(BaseHTTPRequestHandler):
-    server_version = "replay/1"
+class OpenAIHandler(BaseHTTPRequestHandler):
+    """What every stub OpenAI server here shares (tests/stubs/arena_server.py too): quiet, JSON
+    answers, /v1/models from model_names(), a chat completion's body and its answer."""
 
     def log_message(self, *args):  # quiet: the request log is the record
         pass
+
+    def model_names(self) -> list[str]:
+        return self.server.models
 
     def send_json(self, status: int, value: dict) -> None:
         data = json.dumps(value, ensure_ascii=False).encode()
@@ -70,15 +74,30 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path.rstrip("/").endswith("/models"):
             self.send_json(200, {"object": "list", "data": [
-                {"id": name, "object": "model", "owned_by": "replay"} for name in self.server.models]})
+                {"id": name, "object": "model", "owned_by": self.server_version.split("/")[0]} for name in self.model_names()]})
         else:
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
+
+    def read_body(self) -> dict:
+        return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+
+    def send_completion(self, completion_id: str, model: str | None, message: dict, prompt_tokens: int,
+                        completion_tokens: int, finish_reason: str = "stop", **choice) -> None:
+        self.send_json(200, {
+            "id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, **choice}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}})
+
+
+class Handler(OpenAIHandler):
+    server_version = "replay/1"
 
     def do_POST(self):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self.send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        body = self.read_body()
         with self.server.lock, open(self.server.log, "a", encoding="utf-8") as log:
             log.write(json.dumps(body, ensure_ascii=False) + "\n")
         text = last_user_text(body)
@@ -89,12 +108,8 @@ class Handler(BaseHTTPRequestHandler):
         prefix = (body.get("chat_template_kwargs") or {}).get("response_prefix")
         message = render(reply, prefix)
         tokens = reply.get("completion_tokens") or len(message["content"]) + len(message.get("reasoning_content") or "")
-        self.send_json(200, {
-            "id": f"chatcmpl-replay-{time.monotonic_ns()}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model"),
-            "choices": [{"index": 0, "message": message, "finish_reason": reply.get("finish_reason", "stop"),
-                         "logprobs": None}],
-            "usage": {"prompt_tokens": len(text), "completion_tokens": tokens, "total_tokens": len(text) + tokens}})
+        self.send_completion(f"chatcmpl-replay-{time.monotonic_ns()}", body.get("model"), message, len(text), tokens,
+                             reply.get("finish_reason", "stop"), logprobs=None)
 
 
 def main() -> None:
