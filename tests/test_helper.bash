@@ -76,20 +76,31 @@ common_setup() {
 
 # plant_fetched_sets: the sets the real experiments fetch from their public source
 # (configs/benchmarks.yaml: fetch) are already in the copy, as after a first run, one file per
-# listed task with the smoke sample's questions: no test contacts a public host.
+# listed task with the smoke sample's questions: no test contacts a public host. Built once
+# per bats run (build_fetched_sets), then copied.
 plant_fetched_sets() {
-  local kind task
+  local built="$BATS_RUN_TMPDIR/fetched-sets"
+  [[ -d "$built" ]] || build_fetched_sets "$built"
+  mkdir -p "$REPO/data"
+  cp -a "$built/." "$REPO/data/"
+}
+
+# build_fetched_sets DIR: the planted sets in DIR; tests running at once (bats --jobs) each
+# build their own and the first to rename it into place wins.
+build_fetched_sets() {
+  local tmp kind task
+  tmp="$(mktemp -d "$1.XXXXXX")"
   for kind in single multi; do
-    mkdir -p "$REPO/data/cpsyexam/$kind"
+    mkdir -p "$tmp/cpsyexam/$kind"
     while read -r task; do
-      cp "$(compgen -G "$SRC_ROOT/configs/smoke/data/cpsyexam/$kind/*_val.jsonl" | head -n 1)" "$REPO/data/cpsyexam/$kind/${task}_val.jsonl"
+      cp "$(compgen -G "$SRC_ROOT/configs/smoke/data/cpsyexam/$kind/*_val.jsonl" | head -n 1)" "$tmp/cpsyexam/$kind/${task}_val.jsonl"
     done < <("${LAB_PYTHON:-python3}" -c 'import sys, yaml
 print("\n".join(yaml.safe_load(open(sys.argv[1], encoding="utf-8"))[sys.argv[2]]["subsets"]))' \
       "$SRC_ROOT/configs/benchmarks.yaml" "cpsyexam-$kind")
   done
-  mkdir -p "$REPO/data"
-  cp -r "$SRC_ROOT/configs/smoke/data/psydt" "$REPO/data/psydt"
-  cp -r "$SRC_ROOT/configs/smoke/data/cpsycoune" "$REPO/data/cpsycoune"
+  cp -r "$SRC_ROOT/configs/smoke/data/psydt" "$tmp/psydt"
+  cp -r "$SRC_ROOT/configs/smoke/data/cpsycoune" "$tmp/cpsycoune"
+  mv -T "$tmp" "$1" 2>/dev/null || rm -rf "$tmp"
 }
 
 # stub_tools NAME...: NAME on PATH is tests/stubs/stub (common_setup puts the usual
@@ -179,6 +190,15 @@ write_env_raw() {
   printf '%s\n' "$@" >"$ENV_FILE"
   chmod 600 "$ENV_FILE"
   export ENV_FILE
+}
+
+# evaluate_only EXP BENCH...: configs/EXP/eval.yaml evaluates only these benchmarks, for a
+# test of the orchestration around them (every benchmark's command: tests/eval.bats, the GPU
+# runbook in tests/runbook.bats, the real smoke).
+evaluate_only() {
+  local list
+  list="$(IFS=,; echo "${*:2}")"
+  perl -0pi -e 's/^benchmarks: \[[^\]]*\]/benchmarks: ['"${list//,/, }"']/m or die "no benchmarks list\n"' "$REPO/configs/$1/eval.yaml"
 }
 
 # stub_call NAME [N]: the log block of the Nth call (1-based; default the last) to NAME.
