@@ -12,9 +12,15 @@ setup() {
   ARENA="$RESULTS/$DEFAULT_EXP/arena"
   write_env_raw GPU=6 SWANLAB_PROJECT=multi-model-psychology SERVE_HOST=127.0.0.1 SERVE_PORT=8000 OFFLINE=0
   export STUB_ARENA_FIXTURE="$SRC_ROOT/tests/fixtures/arena/arena"
+}
+
+teardown() { common_teardown; }
+
+# evaluate_pairs: both models' replies to the paired benchmarks (the held-out dialogue,
+# PsyDTCorpus's turns), as after make evals eval-base; the stub log emptied after.
+evaluate_pairs() {
   heldout_split "$REPO/output/$DEFAULT_EXP"
   mark_done train export serving
-  # Both models' replies to the paired benchmarks (the held-out dialogue, PsyDTCorpus's turns).
   stub_serves "$DEFAULT_EXP"
   STUB_REVIEWS=1 run scripts/eval.sh dialog psydt-turns
   assert_success
@@ -24,8 +30,6 @@ setup() {
   assert_success
   : >"$STUB_LOG"
 }
-
-teardown() { common_teardown; }
 
 with_judge() { printf '%s\n' JUDGE_MODEL=judge-7b JUDGE_API_URL=http://127.0.0.1:9901/v1 >>"$ENV_FILE"; }
 
@@ -38,6 +42,7 @@ arena_calls() {
 }
 
 @test "GPU=6 with a judge: one general_arena run per pair, both models' replies, the base the baseline, the key only in the environment" {
+  evaluate_pairs
   with_judge
   JUDGE_API_KEY=judge-secret-789 run scripts/arena.sh
   assert_success
@@ -84,6 +89,7 @@ $ARENA/dialog
 }
 
 @test "no judge configured: recorded as skipped, judged once a judge is configured" {
+  evaluate_pairs
   run scripts/arena.sh
   assert_success
   assert_line "[arena] arena: no judge configured (JUDGE_MODEL in ${ENV_FILE#"$REPO"/}); skipped"
@@ -97,6 +103,7 @@ $ARENA/dialog
 }
 
 @test "bound to its inputs: nothing changed is not judged again; another judge or other replies are" {
+  evaluate_pairs
   with_judge
   run scripts/arena.sh
   assert_success
@@ -128,6 +135,7 @@ $ARENA/dialog
 }
 
 @test "a paired evaluation not finished: a clear error naming what to run" {
+  evaluate_pairs
   with_judge
   rm "$RESULTS/$DEFAULT_EXP-base/psydt-turns/lab-eval.json"
   run scripts/arena.sh

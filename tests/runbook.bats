@@ -89,6 +89,7 @@ teardown() {
   mkdir -p .venv-lmdeploy/bin "$RUN_DIR"
   ln -s "$SRC_ROOT/tests/stubs/stub" .venv-lmdeploy/bin/swift
   echo old >"$RUN_DIR/marker"
+  evaluate_only "$DEFAULT_EXP" ceval
   make runbook GPU=6 >runbook.sh
   STUB_CURL_WAIT_SERVED=5 run bash runbook.sh train
   assert_success
