@@ -34,18 +34,18 @@ setup() { smoke_setup; }
 }
 
 @test "each answer mode's request changes the prompt ms-swift builds: the reasoning effort, or a prefilled final channel" {
-  local prompt=(run --separate-stderr .venv/bin/python tests/lib/served_prompt.py build/tiny-gpt-oss configs/smoke/system.txt)
-  "${prompt[@]}" '{}'
-  assert_output --partial $'Reasoning: medium\n'
-  assert_output --regexp '<\|start\|>assistant$'
-  "${prompt[@]}" '{"reasoning_effort": "low"}'
-  assert_output --partial $'Reasoning: low\n'
-  refute_output --partial 'Reasoning: medium'
   # The smoke's own answer mode (final), as its evaluations sent it.
-  local kwargs
+  local kwargs prompts
   kwargs="$(sed -n "s/.*--generation-config '\(.*\)' .*/\1/p" results/smoke/smoke/ceval/lab-command.txt | jq -c .extra_body.chat_template_kwargs)"
   assert_equal "$kwargs" '{"response_prefix":"<|channel|>final<|message|>"}'
-  "${prompt[@]}" "$kwargs"
+  prompts="$(.venv/bin/python tests/lib/served_prompt.py build/tiny-gpt-oss configs/smoke/system.txt '{}' '{"reasoning_effort": "low"}' "$kwargs")"
+  run jq -r '.[0]' <<<"$prompts"
+  assert_output --partial $'Reasoning: medium\n'
+  assert_output --regexp '<\|start\|>assistant$'
+  run jq -r '.[1]' <<<"$prompts"
+  assert_output --partial $'Reasoning: low\n'
+  refute_output --partial 'Reasoning: medium'
+  run jq -r '.[2]' <<<"$prompts"
   assert_output --regexp '<\|start\|>assistant<\|channel\|>final<\|message\|>$'
 }
 
