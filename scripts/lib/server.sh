@@ -60,7 +60,7 @@ port_in_use() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # SO_REUSEADDR): connections of a stopped server linger in TIME_WAIT for up to 60 s
 # and make swift drift to the next port although nothing listens.
 port_bindable() {
-  python3 -c 'import socket, sys; socket.socket().bind(("", int(sys.argv[1])))' "$1" 2>/dev/null
+  "$(config_python)" -c 'import socket, sys; socket.socket().bind(("", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
 # wait_until_port_bindable PORT: waits out TIME_WAIT (at most PORT_WAIT_TIMEOUT s).
