@@ -46,6 +46,23 @@ print_find_links_resolver() {
     'done'
 }
 
+# write_bytecode_on_import DIR: DIR's Python writes each module's bytecode when it first
+# imports it, even where PYTHONDONTWRITEBYTECODE is set (a container habit; without .pyc files
+# every tool start compiles its imports again, twice as slow). Compiling the whole lock up
+# front instead (uv --compile-bytecode) took 46 CPU-seconds on 2 cores (2026-12-05), most of
+# them for modules no step imports; the smoke's imports compile in a few seconds, once.
+write_bytecode_on_import() {
+  local line='import sys; sys.dont_write_bytecode = False'
+  local purelib='import sysconfig; print(sysconfig.get_path("purelib"))'
+  if is_dry_run; then
+    # shellcheck disable=SC2016 # the runbook's line: $(...) runs where the runbook runs
+    printf 'echo %s >"$(%s/bin/python -c %s)/lab-bytecode.pth"\n' \
+      "$(shell_quote "$line")" "$(display_path "$1")" "$(shell_quote "$purelib")"
+  else
+    echo "$line" >"$("$1/bin/python" -c "$purelib")/lab-bytecode.pth"
+  fi
+}
+
 # install_venv DIR LOCK: (re)creates DIR from LOCK unless its stamp matches.
 install_venv() {
   local dir="$1" lock="$2" stamp digest
@@ -63,9 +80,7 @@ install_venv() {
   reset_cmd; CMD=("$PYTHON" -m venv "$dir"); run_cmd
   ensure_uv
   reset_cmd
-  # --compile-bytecode, as pip does: without .pyc files every tool start compiles its
-  # imports again (always, where PYTHONDONTWRITEBYTECODE is set), twice as slow.
-  CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --compile-bytecode --requirement "$lock")
+  CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --requirement "$lock")
   local link
   if [[ "${RUNBOOK:-0}" == 1 ]]; then
     # The folders of the machine that runs the runbook, not of the one that printed it.
@@ -76,6 +91,7 @@ install_venv() {
     while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
   fi
   run_cmd
+  write_bytecode_on_import "$dir"
   if is_dry_run; then
     printf "sha256sum %s | cut -d' ' -f1 >%s\n" "$(display_path "$lock")" "$(display_path "$stamp")"
   else

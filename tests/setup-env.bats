@@ -25,7 +25,13 @@ setup() {
   refute_output --partial "the old venv python ran"
   assert_file_executable .venv/bin/python
   assert_equal "$(cat .venv/.lab-lock.sha256)" "$(sha256sum env/requirements-cpu.lock | cut -d' ' -f1)"
-  assert_line --partial "--compile-bytecode"
+  # Bytecode is written on first import, even where PYTHONDONTWRITEBYTECODE says not to (no
+  # compile of the whole lock up front).
+  refute_output --partial "--compile-bytecode"
+  run env PYTHONDONTWRITEBYTECODE=1 .venv/bin/python -c 'import sys; print(sys.dont_write_bytecode)'
+  assert_output False
+  run env PYTHONDONTWRITEBYTECODE=1 python3 -c 'import sys; print(sys.dont_write_bytecode)'
+  assert_output True
   # Up to date now: left alone.
   run scripts/setup-env.sh
   assert_success
