@@ -280,7 +280,11 @@ compute_inputs() {
   if ((${#EVAL_SPEC_ONLY[@]} > 0)); then groups+=" only=$(IFS=,; printf '%s' "${EVAL_SPEC_ONLY[*]//\//_}")"; fi
   cache="$STATE_DIR/$EXP/cache/spec-${groups// /-}.json"
   python="$(config_python)"
-  result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$groups" "$(inputs_dir)")" || status_code=$?
+  if [[ -f "$cache" ]]; then
+    result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$groups" "$(inputs_dir)")" || status_code=$?
+  else
+    status_code=3 # no spec stored: no Python start to learn it
+  fi
   if ((status_code == 3)); then
     spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
     status_code=0

@@ -207,16 +207,15 @@ EXPECTED_EVALS=(
 }
 
 @test "the arena: both models' replies to the same prompts judged in both orders by the placeholder judge, in the report" {
-  local result=results/smoke/smoke/arena/lab-eval.json pair
+  local result=results/smoke/smoke/arena/lab-eval.json
   run jq -r '[.kind, .model, .baseline, .judge.model, .judge.placeholder, .num, (.extra.pairs | map(.name) | join(","))] | @tsv' "$result"
-  assert_output "$(printf 'arena\tsmoke\tsmoke-base\tserved\ttrue\t8\tdialog,psydt-turns')"
+  # The smoke's one pair (configs/smoke/eval.yaml), 4 prompts.
+  assert_output "$(printf 'arena\tsmoke\tsmoke-base\tserved\ttrue\t4\tdialog')"
   # Every prompt counted once: a win, a tie, a loss, or no usable verdict.
-  assert_equal "$(jq '.extra.totals | .wins + .ties + .losses + .unusable' "$result")" 8
-  for pair in dialog psydt-turns; do
-    assert_equal "$(cat results/smoke/smoke/arena/"$pair"/reviews/arena/general_arena_*.jsonl | grep -c .)" 4
-    run grep -F -- "\"report_path\":\"results/smoke/smoke-base/$pair/reports/smoke-base\"" results/smoke/smoke/arena/lab-command.txt
-    assert_success
-  done
+  assert_equal "$(jq '.extra.totals | .wins + .ties + .losses + .unusable' "$result")" 4
+  assert_equal "$(cat results/smoke/smoke/arena/dialog/reviews/arena/general_arena_*.jsonl | grep -c .)" 4
+  run grep -F -- '"report_path":"results/smoke/smoke-base/dialog/reports/smoke-base"' results/smoke/smoke/arena/lab-command.txt
+  assert_success
   run grep -F -- '"position_swap":"on"' results/smoke/smoke/arena/lab-command.txt
   assert_success
   run grep -c '^| 留出对话的咨询回复 | 4 | ' report/smoke.md
@@ -230,7 +229,7 @@ EXPECTED_EVALS=(
   for served in smoke smoke-base; do
     run jq -r '.levels[] | "\(.parallel) \(.number) \(.output_tok_s > 0) \(.requests_s > 0) \(.ttft_ms_p99 != null)"' \
       "results/smoke/$served/perf/lab-eval.json"
-    assert_output $'1 4 true true true\n2 8 true true true'
+    assert_output $'1 2 true true true\n2 4 true true true'
   done
   # shellcheck disable=SC2016 # backquotes of the Markdown table
   run grep -cE '^\| (基座|微调后)（`smoke(-base)?`） \| [12] \| [48] \| [0-9]' report/smoke.md
