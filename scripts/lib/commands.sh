@@ -2,7 +2,8 @@
 # shellcheck disable=SC2034 # the lists defined here are read by lib/fingerprint.sh
 # The commands of the pipeline's steps, built in one place: the step scripts run
 # them, the fingerprints (lib/fingerprint.sh) record them. Each builder fills
-# CMD_ENV, CMD_SECRET_ENV and CMD (see common.sh). Source after env.sh and load_env.
+# CMD_ENV, CMD_SECRET_ENV and CMD (see common.sh). Sourced at any point after common.sh;
+# the builders read load_env's settings when called.
 
 # Flags and environment values that say where a step writes or reports, not what
 # it computes: recorded with the command, left out of its inputs' fingerprint

@@ -244,6 +244,7 @@ load_env() {
   DEPLOY_VENV_DIR="$REPO_ROOT/.venv-lmdeploy"
   if [[ -d "$VENV_DIR/bin" ]]; then PATH="$VENV_DIR/bin:$PATH"; fi
   export PATH NO_PROXY no_proxy="$NO_PROXY" EXP
+  ENV_LOADED=1 # lib/server.sh checks it when sourced
 }
 
 # The lock a venv of this machine's profile is built from (DEVICE_PROFILE: cpu or gpu).

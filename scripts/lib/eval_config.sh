@@ -2,7 +2,8 @@
 # shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
 # The evaluation config (configs/$EXP/eval.yaml) and the EvalScope command of one
 # benchmark, shared by scripts/eval.sh and the fingerprints (lib/fingerprint.sh).
-# Source after env.sh, load_env and server.sh's resolve_served_model.
+# Sourced at any point after common.sh; its functions read load_env's settings, and the
+# command builders the served model (server.sh's resolve_served_model), when called.
 
 # A benchmark's keys: its identity (label, dataset, group, section, metric, licence, url) lives
 # in its entry of the suite configs/benchmarks.yaml, the rest in the suite or eval.yaml.

@@ -6,7 +6,7 @@
 # answer can compare its own inputs with rank 0's record. Every node records its
 # digest of the training inputs in the run dir, which all nodes must see (shared
 # storage): $RUN_DIR/lab-node-<rank>.json.
-# Source after env.sh and load_env.
+# Sourced at any point after common.sh; its functions read load_env's settings when called.
 
 is_multi_node() { ((NNODES > 1)); }
 

@@ -3,7 +3,8 @@
 # The model server started by `make deploy`: its files, its API, its process group.
 # One server per experiment (its fine-tuned or its base model), its files in
 # .state/<exp>/server/: experiments of a sweep serve side by side, each on its own port.
-# Source after env.sh and load_env.
+# The one library that reads the env file's settings when sourced: source it after load_env
+# (checked).
 
 # use_server_dir DIR: the server's files are in DIR (make stop ALL=1 visits every experiment's).
 use_server_dir() {
@@ -13,6 +14,8 @@ use_server_dir() {
   SERVER_LOG_FILE="$SERVER_DIR/deploy.log"
   SERVER_DIGEST_FILE="$SERVER_DIR/inputs_digest" # what it serves (lib/fingerprint.sh: serve, serve-base)
 }
+[[ -n "${ENV_LOADED:-}" ]] || die "scripts/lib/server.sh was sourced before load_env (it needs EXP and STATE_DIR)" \
+  "call load_env (scripts/lib/env.sh) first, then source scripts/lib/server.sh"
 use_server_dir "$STATE_DIR/$EXP/server"
 
 # Where clients connect: a server bound to every interface is still reached on loopback.

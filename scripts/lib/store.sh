@@ -9,7 +9,8 @@
 # marker (lab-eval.json) holds the digest. It records who made it (lab-store.json); the make
 # that evaluates it holds its lock (<digest>.lock, flock), and another make that wants the
 # same entry waits, then links it.
-# Source after env.sh, load_env and eval_config.sh (EVAL_DONE_FILE).
+# Sourced by lib/fingerprint.sh; its functions read load_env's settings and eval_config.sh's
+# EVAL_DONE_FILE when called.
 
 STORE_RECORD_FILE=lab-store.json
 

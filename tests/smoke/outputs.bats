@@ -232,7 +232,7 @@ EXPECTED_EVALS=(
     assert_output $'1 2 true true true\n2 4 true true true'
   done
   # shellcheck disable=SC2016 # backquotes of the Markdown table
-  run grep -cE '^\| (基座|微调后)（`smoke(-base)?`） \| [12] \| [48] \| [0-9]' report/smoke.md
+  run grep -cE '^\| (基座|微调后)（`smoke(-base)?`） \| [12] \| [24] \| [0-9]' report/smoke.md
   assert_output 4
 }
 
