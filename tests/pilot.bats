@@ -23,8 +23,7 @@ teardown() {
 # benchmarks: local-less C-Eval, the held-out replies, perf) and a venv that matches the lock,
 # for real makes on the stubs.
 small_experiment() {
-  mkdir -p .venv/bin
-  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  venv_up_to_date
   write_env GPU=cpu "SERVE_PORT=$(free_port)" SKIP_REMOTE_CHECKS=swanlab,hub
   make new-exp FROM="$DEFAULT_EXP" NAME=small SET="eval.benchmarks=[${1:-ceval,dialog,perf}]" >/dev/null 2>&1
   export STUB_CURL_WAIT_SERVED=5

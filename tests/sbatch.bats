@@ -114,9 +114,8 @@ SECRET=sk-SBATCH-SECRET-42
 # The GPU profile's venvs as make env leaves them (their stamps), lmdeploy's swift the stub;
 # the tools the rest of the pipeline calls: evalscope, the report's python; a git checkout.
 prepare_cluster_checkout() {
-  mkdir -p .venv .venv-lmdeploy/bin
-  sha256sum env/requirements-gpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
-  sha256sum env/requirements-lmdeploy.lock | cut -d' ' -f1 >.venv-lmdeploy/.lab-lock.sha256
+  venv_up_to_date .venv gpu
+  venv_up_to_date .venv-lmdeploy lmdeploy
   cp "$SRC_ROOT/tests/stubs/stub" .venv-lmdeploy/bin/swift
   # What this run needs of the disk is not what a gpt-oss-20b run needs.
   printf 'GPU_FREE_MIB_PER_GPU=61440\nDISK_OUTPUT_GIB=0\nDISK_EXPORT_GIB=0\nDISK_CACHE_GIB=0\n' >"$CFG/requirements.env"
@@ -210,8 +209,7 @@ array_task() { awk -v i="$2" '$0 ~ "^  " i "\\) " { on = 1; next } on && /^    ;
   local serve master
   until serve="$(free_port)" && ! (: >"/dev/tcp/127.0.0.1/$((serve + 2))") 2>/dev/null && ! (: >"/dev/tcp/127.0.0.1/$((serve + 3))") 2>/dev/null; do :; done
   master="$(free_port)"
-  mkdir -p .venv/bin
-  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  venv_up_to_date
   write_env GPU=cpu "SERVE_PORT=$serve" "MASTER_PORT=$master" SKIP_REMOTE_CHECKS=swanlab,hub
   make new-exp FROM="$DEFAULT_EXP" NAME=array-a SET="eval.benchmarks=[ceval]" >/dev/null 2>&1
   make new-exp FROM="$DEFAULT_EXP" NAME=array-b SET="lora_rank=8 eval.benchmarks=[ceval]" >/dev/null 2>&1

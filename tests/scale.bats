@@ -290,8 +290,7 @@ train_digest() {
 # ---------------------------------------------------------------- preflight
 
 preflight_env() {
-  mkdir -p .venv/bin
-  sha256sum "env/requirements-${1:-cpu}.lock" | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  venv_up_to_date .venv "${1:-cpu}"
   shift
   write_env "SERVE_PORT=$(free_port)" SKIP_REMOTE_CHECKS=swanlab,hub "MASTER_PORT=$PORT" "$@"
 }
@@ -322,7 +321,7 @@ preflight_env() {
   preflight_env gpu GPU=0,1 DEEPSPEED=zero2
   # The venv's python: no deepspeed module, then one.
   cp "$SRC_ROOT/tests/stubs/stub" .venv/bin/python
-  mkdir -p .venv-lmdeploy && sha256sum env/requirements-lmdeploy.lock | cut -d' ' -f1 >.venv-lmdeploy/.lab-lock.sha256
+  venv_up_to_date .venv-lmdeploy lmdeploy
   EXP=smoke run scripts/preflight.sh
   assert_failure
   assert_line "[preflight] error: DeepSpeed (zero2) is asked for, but 'import deepspeed' fails in .venv: ModuleNotFoundError: No module named 'deepspeed'"

@@ -12,8 +12,7 @@ load test_helper
 setup() {
   common_setup
   # A venv that matches the lock, so `make env` has nothing to do.
-  mkdir -p .venv/bin
-  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  venv_up_to_date
   write_env GPU=cpu "SERVE_PORT=$(free_port)" SKIP_REMOTE_CHECKS=swanlab,hub
   make new-exp FROM="$DEFAULT_EXP" NAME=share-a SET="eval.benchmarks=[ceval]" >/dev/null 2>&1
   make new-exp FROM="$DEFAULT_EXP" NAME=share-b SET="learning_rate=2e-4 eval.benchmarks=[ceval]" >/dev/null 2>&1

@@ -8,8 +8,7 @@ setup() {
   common_setup
   CFG="configs/$DEFAULT_EXP"
   # A venv that matches the lock, so `make env` has nothing to do.
-  mkdir -p .venv/bin
-  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  venv_up_to_date
   write_env GPU=cpu "SERVE_PORT=$(free_port)" SKIP_REMOTE_CHECKS=swanlab,hub
 }
 

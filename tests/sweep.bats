@@ -9,8 +9,7 @@ load test_helper
 setup() {
   common_setup
   # A venv that matches the lock, so `make env` has nothing to do.
-  mkdir -p .venv/bin
-  sha256sum env/requirements-cpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
+  venv_up_to_date
   write_env GPU=cpu "SERVE_PORT=$(free_port)" SKIP_REMOTE_CHECKS=swanlab,hub
   make new-exp FROM="$DEFAULT_EXP" NAME=sweep-a SET="eval.benchmarks=[ceval]" >/dev/null 2>&1
   make new-exp FROM="$DEFAULT_EXP" NAME=sweep-b SET="learning_rate=2e-4 eval.benchmarks=[ceval]" >/dev/null 2>&1
@@ -154,9 +153,8 @@ most_at_once() {
 @test "GPUS=\"0,1 2,3\" WITH_BASE=1: up to two at once, each on its entry's GPUs, with its own ports, server, run lock and log; the base model served once" {
   make new-exp FROM="$DEFAULT_EXP" NAME=sweep-c SET="lora_rank=8 eval.benchmarks=[ceval]" >/dev/null 2>&1
   # The GPU profile's venvs as make env leaves them; lmdeploy's swift the stub.
-  mkdir -p .venv-lmdeploy/bin
-  sha256sum env/requirements-gpu.lock | cut -d' ' -f1 >.venv/.lab-lock.sha256
-  sha256sum env/requirements-lmdeploy.lock | cut -d' ' -f1 >.venv-lmdeploy/.lab-lock.sha256
+  venv_up_to_date .venv gpu
+  venv_up_to_date .venv-lmdeploy lmdeploy
   cp "$SRC_ROOT/tests/stubs/stub" .venv-lmdeploy/bin/swift
   local serve master exp i block port bases_served=0
   serve="$(free_ports 6)"

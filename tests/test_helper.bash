@@ -192,6 +192,15 @@ write_env_raw() {
   export ENV_FILE
 }
 
+# venv_up_to_date [VENV [LOCK]]: VENV (.venv) as make env leaves it for env/requirements-LOCK.lock
+# (cpu): its bin/ and the lock's stamp, so make env and preflight have nothing to do (the stubs
+# stand in for its tools).
+venv_up_to_date() {
+  local venv="${1:-.venv}"
+  mkdir -p "$venv/bin"
+  sha256sum "env/requirements-${2:-cpu}.lock" | cut -d' ' -f1 >"$venv/.lab-lock.sha256"
+}
+
 # evaluate_only EXP BENCH...: configs/EXP/eval.yaml evaluates only these benchmarks, for a
 # test of the orchestration around them (every benchmark's command: tests/eval.bats, the GPU
 # runbook in tests/runbook.bats, the real smoke).

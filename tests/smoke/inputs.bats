@@ -79,14 +79,67 @@ teardown() {
   assert_output 1
 }
 
-@test "a changed training hyperparameter: retrained; args.json, the report and the manifest agree with it" {
-  local base_marker=results/smoke/smoke-base/ceval/lab-eval.json before
+# wait_for_complete_checkpoint DIR: until the trainer has written DIR's state (at most 300 s).
+wait_for_complete_checkpoint() {
+  local waited=0
+  until is_complete_checkpoint "$1"; do
+    ((waited < 300)) || return 1
+    sleep 1
+    waited=$((waited + 1))
+  done
+}
+
+# One retraining serves two tests of the real tools: a changed input retrains, and a training
+# killed with SIGKILL after a complete checkpoint resumes from it on the next make.
+@test "a changed training hyperparameter: retrained, killed mid-run and resumed from its last complete checkpoint; args.json, the report and the manifest agree with it" {
+  # shellcheck source=../../scripts/lib/common.sh
+  source scripts/lib/common.sh
+  # shellcheck source=../../scripts/lib/checkpoints.sh
+  source scripts/lib/checkpoints.sh
+  local base_marker=results/smoke/smoke-base/ceval/lab-eval.json before resumed_from step total run_id
   before="$(sha256sum "$base_marker")"
   sed -i 's/^learning_rate: 1.0e-2$/learning_rate: 1.5e-2/' configs/smoke/sft.yaml
-  run make train export report
-  assert_success
+  setsid make train >"$BATS_TEST_TMPDIR/first.log" 2>&1 &
+  MAKE_PID=$!
+  # The old run moved aside first (its checkpoint-8 is complete too), then the new one's.
+  local waited=0
+  until compgen -G 'output/smoke.replaced-*' >/dev/null; do
+    ((waited++ < 300)) || fail "the old run was not moved aside"
+    sleep 1
+  done
+  wait_for_complete_checkpoint output/smoke/checkpoint-8
+  kill -KILL -- "-$MAKE_PID"
+  wait "$MAKE_PID" || true
+  MAKE_PID=
+  run cat "$BATS_TEST_TMPDIR/first.log"
   assert_line "[state] train: its inputs changed since it ran (train); make redoes it"
   assert_line --regexp "^\[train\] output/smoke was made from other inputs; moved it to output/smoke\.replaced-[0-9T]+Z \(REPLACE_CHANGED=1\)$"
+  run training_finished output/smoke
+  assert_failure
+  resumed_from="$(last_complete_checkpoint output/smoke)"
+  [[ "$resumed_from" == output/smoke/checkpoint-8 || "$resumed_from" == output/smoke/checkpoint-12 ]]
+
+  run make train export report
+  assert_success
+  assert_line --regexp "^\[train\] resuming from .*/$resumed_from \(same inputs\)$"
+  run training_finished output/smoke
+  assert_success
+  # The resumed run's first logged step is the one after the checkpoint, not step 1.
+  step="${resumed_from##*-}"
+  total="$(jq -r 'select(."global_step/max_steps") | ."global_step/max_steps"' output/smoke/logging.jsonl | tail -n 1)"
+  total="${total#*/}"
+  run jq -r --arg next "$((step + 1))/$total" 'select(."global_step/max_steps" == $next) | .loss' output/smoke/logging.jsonl
+  assert_success
+  refute_output ""
+  run jq -e --argjson step "$step" --argjson total "$total" \
+    '.global_step == $total and (.log_history | map(select(.step == ($step + 1) and .loss)) | length) >= 1' \
+    "output/smoke/checkpoint-$total/trainer_state.json"
+  assert_success
+  # Both parts logged to the same SwanLab run id (a cloud run continues; locally one folder each).
+  run_id="$(cat output/smoke/swanlab-run-id)"
+  run find results/smoke/swanlog -maxdepth 1 -name "run-*-$run_id"
+  assert_equal "${#lines[@]}" 2
+
   assert_equal "$(jq .learning_rate output/smoke/args.json)" 0.015
   run grep -F "| \`learning_rate\` | \`0.015\` |" report/smoke.md
   assert_success
