@@ -86,6 +86,27 @@ train_on_other_node() {
   log "node rank $NODE_RANK done; rank 0 records the finished run"
 }
 
+# ms-swift 4.6 appends the held-out split to <output_dir>/val_dataset.jsonl at every start
+# (swift/pipelines/train/sft.py, _save_val_dataset): a run resumed or restarted in the same
+# folder would hold every held-out row twice, and the evaluations on it (dialog, dialog-judge,
+# perf, make human-pack) would count each conversation twice. The earlier split is set aside
+# before swift starts and compared with the one it writes.
+HELDOUT_EARLIER=val_dataset.earlier.jsonl
+set_aside_heldout_split() {
+  [[ -f "$RUN_DIR/val_dataset.jsonl" ]] || return 0
+  # An earlier copy set aside by a start that was interrupted again stays the one to compare.
+  if [[ -f "$RUN_DIR/$HELDOUT_EARLIER" ]]; then rm -f "$RUN_DIR/val_dataset.jsonl"; return 0; fi
+  mv "$RUN_DIR/val_dataset.jsonl" "$RUN_DIR/$HELDOUT_EARLIER"
+}
+
+check_heldout_split() {
+  [[ -f "$RUN_DIR/$HELDOUT_EARLIER" ]] || return 0
+  cmp -s "$RUN_DIR/$HELDOUT_EARLIER" "$RUN_DIR/val_dataset.jsonl" ||
+    die "the held-out split swift wrote when resuming ($(repo_relative "$RUN_DIR")/val_dataset.jsonl) is not the one of the run's first start ($HELDOUT_EARLIER beside it): the evaluations would not use the rows training held out" \
+      "compare the two files; to train from scratch instead, move $(repo_relative "$RUN_DIR") aside and run make train EXP=$EXP again"
+  rm -f "$RUN_DIR/$HELDOUT_EARLIER"
+}
+
 main() {
   load_env
   if ((NODE_RANK > 0)); then export STEP_NAME="train-node$NODE_RANK"; fi
@@ -123,6 +144,7 @@ main() {
   local checkpoint=""
   if [[ "${STEP_STATUS[train]}" == partial ]]; then
     if training_finished "$RUN_DIR"; then
+      check_heldout_split
       mark_finished
       log "training of $EXP had finished; recorded it"
       return 0
@@ -142,6 +164,7 @@ main() {
     log "resuming from $checkpoint (same inputs)"
     CMD+=(--resume_from_checkpoint "$checkpoint")
   fi
+  set_aside_heldout_split
   local status=0
   run_cmd || status=$?
   if ((status != 0)); then
@@ -150,6 +173,7 @@ main() {
   fi
   training_finished "$RUN_DIR" || die "swift sft exited without its final summary in $RUN_DIR/logging.jsonl" \
     "read the log above; 'make train' resumes from the last complete checkpoint"
+  check_heldout_split
   mark_finished
   log "done: $(last_complete_checkpoint "$RUN_DIR")"
 }

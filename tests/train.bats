@@ -197,17 +197,35 @@ sft_argv() {
   assert_line "[train] fix: read the log above; 'make train' resumes from the last complete checkpoint"
 }
 
-@test "train resumes from the last complete checkpoint, ignoring a half-written one" {
+@test "train resumes from the last complete checkpoint, ignoring a half-written one; the held-out split is in it once" {
   write_env GPU=cpu
   mark_done train && rm "$RUN_DIR/lab-train.json" # started with these inputs, not finished
   make_checkpoint "$RUN_DIR/checkpoint-2" 2
   make_checkpoint "$RUN_DIR/checkpoint-3" 3 partial
   echo '{"loss": 2.0}' >"$RUN_DIR/logging.jsonl"
+  heldout_split "$RUN_DIR" # written by the first start
   run scripts/train.sh
   assert_success
   assert_line "[train] resuming from $RUN_DIR/checkpoint-2 (same inputs)"
   run stub_call swift
   assert_line "$(sft_argv local) --use_cpu true --resume_from_checkpoint $RUN_DIR/checkpoint-2"
+  # swift appends the split at every start (as ms-swift 4.6 does): the earlier one was set aside.
+  assert_equal "$(cat "$RUN_DIR/val_dataset.jsonl")" "$(cat "$STUB_HELDOUT")"
+  assert_file_not_exist "$RUN_DIR/val_dataset.earlier.jsonl"
+}
+
+@test "a resumed run whose held-out split is not the first start's stops, naming both files and the fix" {
+  write_env GPU=cpu
+  mark_done train && rm "$RUN_DIR/lab-train.json"
+  make_checkpoint "$RUN_DIR/checkpoint-2" 2
+  echo '{"loss": 2.0}' >"$RUN_DIR/logging.jsonl"
+  head -n 1 "$STUB_HELDOUT" >"$RUN_DIR/val_dataset.jsonl" # another split than swift writes now
+  run scripts/train.sh
+  assert_failure
+  assert_line "[train] error: the held-out split swift wrote when resuming (${RUN_DIR#"$REPO"/}/val_dataset.jsonl) is not the one of the run's first start (val_dataset.earlier.jsonl beside it): the evaluations would not use the rows training held out"
+  assert_line "[train] fix: compare the two files; to train from scratch instead, move ${RUN_DIR#"$REPO"/} aside and run make train EXP=$DEFAULT_EXP again"
+  assert_equal "$(cat "$RUN_DIR/val_dataset.earlier.jsonl")" "$(head -n 1 "$STUB_HELDOUT")"
+  assert_file_not_exist "$RUN_DIR/lab-train.json" # not recorded as finished
 }
 
 @test "train resumes from the highest step, not the first in text order" {

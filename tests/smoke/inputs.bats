@@ -135,6 +135,10 @@ wait_for_complete_checkpoint() {
     '.global_step == $total and (.log_history | map(select(.step == ($step + 1) and .loss)) | length) >= 1' \
     "output/smoke/checkpoint-$total/trainer_state.json"
   assert_success
+  # The held-out split once, the rows the first run held out (ms-swift appends it at every
+  # start; train.sh sets the earlier one aside and compares).
+  assert_equal "$(sha256sum <output/smoke/val_dataset.jsonl)" "$(cat output/smoke.replaced-*/val_dataset.jsonl | sha256sum)"
+  assert_file_not_exist output/smoke/val_dataset.earlier.jsonl
   # Both parts logged to the same SwanLab run id (a cloud run continues; locally one folder each).
   run_id="$(cat output/smoke/swanlab-run-id)"
   run find results/smoke/swanlog -maxdepth 1 -name "run-*-$run_id"
