@@ -46,6 +46,20 @@ def test_emollm_scores_are_its_batch_scores_averaged_per_reply():
     assert 0 < ours["bleu-4"] < ours["bleu-1"] < 1
 
 
+def test_bleu_is_nltks_own_module_and_a_later_import_of_nltk_is_whole():
+    import importlib.util
+
+    module = counselling.nltk_bleu_score()
+    root = Path(importlib.util.find_spec("nltk").submodule_search_locations[0])
+    assert Path(module.__file__) == root / "translate" / "bleu_score.py"
+    import nltk
+
+    assert hasattr(nltk, "word_tokenize")  # the real package, not the import's placeholder
+    from nltk.translate.bleu_score import sentence_bleu
+
+    assert sentence_bleu is module.sentence_bleu
+
+
 def test_an_empty_reply_scores_zero_rouge_instead_of_stopping():
     values = counselling.emollm_sample("", "先照顾好自己的睡眠。")
     assert values["rouge-l-f1"] == 0 and values["rouge-1-f1"] == 0
