@@ -79,13 +79,13 @@ teardown() {
   assert_output 1
 }
 
-# wait_for_complete_checkpoint DIR: until the trainer has written DIR's state (at most 300 s).
-wait_for_complete_checkpoint() {
-  local waited=0
-  until is_complete_checkpoint "$1"; do
-    ((waited < 300)) || return 1
+# wait_until SECONDS COMMAND...: polls COMMAND each second until it succeeds; fails after SECONDS.
+wait_until() {
+  local limit="$1" waited=0
+  shift
+  until "$@"; do
+    ((waited++ < limit)) || return 1
     sleep 1
-    waited=$((waited + 1))
   done
 }
 
@@ -102,12 +102,8 @@ wait_for_complete_checkpoint() {
   setsid make train >"$BATS_TEST_TMPDIR/first.log" 2>&1 &
   MAKE_PID=$!
   # The old run moved aside first (its checkpoint-8 is complete too), then the new one's.
-  local waited=0
-  until compgen -G 'output/smoke.replaced-*' >/dev/null; do
-    ((waited++ < 300)) || fail "the old run was not moved aside"
-    sleep 1
-  done
-  wait_for_complete_checkpoint output/smoke/checkpoint-8
+  wait_until 300 compgen -G 'output/smoke.replaced-*' >/dev/null || fail "the old run was not moved aside"
+  wait_until 300 is_complete_checkpoint output/smoke/checkpoint-8 || fail "no complete checkpoint-8 of the new run"
   kill -KILL -- "-$MAKE_PID"
   wait "$MAKE_PID" || true
   MAKE_PID=
