@@ -56,24 +56,14 @@ run_bats() {
   passed=$((passed + $(bats --count "$@")))
 }
 
-# Stubbed suites that the main lane runs after the real ones, so that the lanes end closer
-# together (none now: 2026-12-05, a fresh clone, the main lane's real suites alone took about
-# 630 s of the 700).
-MAIN_LANE_SUITES=()
-
 # The fast lane: shellcheck, the stubbed bats suites (each test has its own repo copy
 # and free ports) and pytest. With SKIP_SMOKE=1 it is all there is, two suites at a time.
-# fast_lane JOBS [SUITE...]: the suites to leave out.
+# fast_lane JOBS: the suites at most JOBS at a time.
 fast_lane() {
-  local jobs="$1" suites=() suite
-  shift
   log "shellcheck"
   make lint
   log "bats"
-  for suite in tests/*.bats; do
-    [[ " $* " == *" $suite "* ]] || suites+=("$suite")
-  done
-  run_bats --jobs "$jobs" "${suites[@]}"
+  run_bats --jobs "$1" tests/*.bats
   log "pytest"
   .venv/bin/python -m pytest -q tests
   passed=$((passed + $(.venv/bin/python -m pytest -q --collect-only tests | grep -c '::')))
@@ -94,7 +84,7 @@ fi
 # idle 17% of the run). Each phase logs its seconds since the start.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lab-test.XXXXXX")"
 side_lane() {
-  fast_lane 2 "${MAIN_LANE_SUITES[@]}"
+  fast_lane 2
   printf '%s\n' "$passed" >"$WORK/side-passed"
 }
 runbook_lane() {
@@ -147,11 +137,6 @@ tests/check_repro.sh reference "$WORK/reference"
 
 log "blind human evaluation (real smoke replies: make human-pack N=6, three raters in headless Chromium, server killed and restarted, make human-report)"
 run_bats tests/smoke/human.bats
-
-if ((${#MAIN_LANE_SUITES[@]} > 0)); then
-  log "stubbed suites of the main lane: ${MAIN_LANE_SUITES[*]}"
-  run_bats --jobs 2 "${MAIN_LANE_SUITES[@]}"
-fi
 
 log "waiting for the fast lane and the runbook"
 side_status=0 runbook_status=0
