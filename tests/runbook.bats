@@ -136,3 +136,22 @@ teardown() {
   assert_output "--find-links
 $TMP/wheels-there"
 }
+
+@test "printed with a Python that cannot read a shipped set (no pyarrow, before make env): the set and make env are named; with the venv it prints" {
+  [[ -x "$SRC_ROOT/.venv/bin/python" ]] || skip "needs the project venv (make env)"
+  # The machine's Python before make env: PyYAML, but no pyarrow for SafetyBench's parquet.
+  mkdir -p "$TMP/no-pyarrow/pyarrow"
+  echo 'raise ModuleNotFoundError("No module named '"'pyarrow'"'")' >"$TMP/no-pyarrow/pyarrow/__init__.py"
+  run --separate-stderr env PYTHONPATH="$TMP/no-pyarrow" make runbook EXP=smoke ENV_FILE=env/smoke.env
+  assert_failure
+  assert_equal "$output" ""
+  # shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
+  [[ "$stderr" == *"cannot read configs/smoke/data/safety_bench: ModuleNotFoundError: No module named 'pyarrow'"* ]]
+  [[ "$stderr" == *"fix: make env ENV_FILE=env/smoke.env"* ]]
+  [[ "$stderr" != *"no subjects found"* ]]
+  # The fix followed: the venv make env builds (the repo's own) reads the configs, whatever LAB_PYTHON is.
+  ln -s "$SRC_ROOT/.venv" .venv
+  run --separate-stderr env LAB_PYTHON=/nonexistent/python3 make runbook EXP=smoke ENV_FILE=env/smoke.env
+  assert_success
+  assert_line "# safety-zh: safety_bench on smoke, limit 6 per subject"
+}

@@ -47,6 +47,17 @@ def test_local_sets_in_every_layout(folder, expected):
     assert dict(local_set.subjects(REPO / folder)) == expected
 
 
+def test_each_names_a_folder_it_cannot_read_and_still_lists_the_others(tmp_path, capsys):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "test.jsonl").write_text("{not json\n", encoding="utf-8")
+    good = REPO / "configs/smoke/data/mmlu_pro"
+    assert local_set.main(["--each", str(broken), str(good)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"!\t{broken}\tJSONDecodeError: ")
+    assert lines[1:] == [f"{good}\tpsychology\t4"]
+
+
 def tiny_tokenizer(folder: Path) -> Path:
     """A byte-level tokenizer: the prompt budget counts tokens, any tokenizer will do."""
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers

@@ -263,6 +263,14 @@ read_bench_source() {
   [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
     "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
   read_local_counts
+  if [[ -n "${LOCAL_SET_ERROR[$LOCAL_PATH]:-}" ]]; then
+    if [[ "${LOCAL_SET_ERROR[$LOCAL_PATH]}" == *ImportError:* || "${LOCAL_SET_ERROR[$LOCAL_PATH]}" == *ModuleNotFoundError:* ]]; then
+      die "$where: $(config_python) cannot read $(display_path "$LOCAL_PATH"): ${LOCAL_SET_ERROR[$LOCAL_PATH]}" \
+        "make env ENV_FILE=$(repo_relative "$ENV_FILE") (the project's venv reads every set), then run this again"
+    fi
+    die "$where: cannot read $(display_path "$LOCAL_PATH"): ${LOCAL_SET_ERROR[$LOCAL_PATH]}" \
+      "repair the set's files (git checkout -- $(display_path "$LOCAL_PATH") restores a shipped one)"
+  fi
   ((${#LOCAL_COUNTS[@]} > 0)) || die "$where: no subjects found in $(display_path "$LOCAL_PATH")" \
     "it needs one of the layouts scripts/py/local_set.py lists (C-Eval, CMMLU, MMLU, MMLU-Pro, general_qa)"
   # `all` means every subject of the local copy: EvalScope would ask for all of its own.
@@ -290,8 +298,9 @@ needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
 
 # LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
 # Read once per folder and process (the fingerprints read each set once per model and mode);
-# a folder that does not exist yet (a set fetched later) is not remembered.
-declare -gA LOCAL_COUNTS=() LOCAL_SET_LISTING=()
+# a folder that does not exist yet (a set fetched later) is not remembered. LOCAL_SET_ERROR[folder]:
+# why the config Python could not read it (e.g. a parquet and no pyarrow, before make env).
+declare -gA LOCAL_COUNTS=() LOCAL_SET_LISTING=() LOCAL_SET_ERROR=()
 read_local_counts() {
   local subject count
   LOCAL_COUNTS=()
@@ -313,8 +322,8 @@ list_local_sets() {
   done
   for folder in "${folders[@]}"; do LOCAL_SET_LISTING[$folder]=""; done
   while IFS=$'\t' read -r dir subject count; do
-    if [[ -n "$dir" ]]; then LOCAL_SET_LISTING[$dir]+="$subject"$'\t'"$count"$'\n'; fi
-  done < <("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" --each "${folders[@]}" 2>/dev/null || true)
+    if [[ "$dir" == '!' ]]; then LOCAL_SET_ERROR[$subject]="$count"; elif [[ -n "$dir" ]]; then LOCAL_SET_LISTING[$dir]+="$subject"$'\t'"$count"$'\n'; fi
+  done < <("$(config_python)" "$REPO_ROOT/scripts/py/local_set.py" --each "${folders[@]}")
 }
 
 # judge: the rubric (a prompt template file) an LLM judge scores the replies with, when

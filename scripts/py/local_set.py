@@ -3,7 +3,8 @@ offline, with the number of questions of each: one `SUBJECT<TAB>COUNT` line each
 
   local_set.py DIR
   local_set.py --each DIR...   every DIR's, as DIR<TAB>SUBJECT<TAB>COUNT lines (one start for all;
-                               a DIR in no layout has no line)
+                               a DIR in no layout has no line; a DIR this Python cannot read
+                               has one line !<TAB>DIR<TAB>WHY, and the others are still listed)
 
 Layouts (what scripts/eval.sh needs to check the subjects and the scored count):
   C-Eval     README.md front matter with one config per subject; DIR/<subject>/val.jsonl
@@ -67,7 +68,11 @@ def subjects(folder: Path) -> Counter:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--each"]:
         for folder in argv[1:]:
-            found = subjects(Path(folder))
+            try:
+                found = subjects(Path(folder))
+            except (ImportError, OSError, ValueError, KeyError) as error:  # e.g. a parquet, and no pyarrow
+                print(f"!\t{folder}\t{type(error).__name__}: {error}")
+                continue
             for name in sorted(found):
                 print(f"{folder}\t{name}\t{found[name]}")
         return 0
