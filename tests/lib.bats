@@ -32,3 +32,25 @@ teardown() { common_teardown; }
   assert_success
   assert_output "$REPO/.state/$DEFAULT_EXP/server/pid"
 }
+
+@test "the step log's lines are what jq writes, for every kind of text, and each is one JSON object" {
+  local text texts=("exit 0" 'a "quoted" \back\slash' $'tab\there\nnew line' $'python x \\\n    --flag' '比如' $'\x01ctl'
+    $'del\x7f' 'a/b' '{}[]$`' $'cr\rx' $'\xff invalid UTF-8')
+  for text in "${texts[@]}"; do
+    run bash -c 'source scripts/lib/common.sh; json_string "$1"' _ "$text"
+    assert_success
+    assert_output "$(jq -n --arg text "$text" '$text')"
+  done
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run env TZ=Asia/Shanghai bash -c 'source scripts/lib/common.sh; STATE_DIR=$1 EXP=e STEP_NAME=train; record_event start; record_event command "$2"' \
+    _ "$TMP/state" $'swift sft "a b" \\\n  --x'
+  assert_success
+  run jq -c 'del(.time)' "$TMP/state/e/steps.jsonl"
+  assert_output '{"step":"train","event":"start"}
+{"step":"train","event":"command","detail":"swift sft \"a b\" \\\n  --x"}'
+  # The time in UTC whatever the machine's zone (Asia/Shanghai is 8 hours off).
+  run jq -r '.time' "$TMP/state/e/steps.jsonl"
+  assert_line --index 0 --regexp '^20[0-9]{2}-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-5][0-9]Z$'
+  local off=$(($(date +%s) - $(jq -n --arg time "${lines[0]}" '$time | fromdate')))
+  ((off > -60 && off < 60))
+}

@@ -145,13 +145,33 @@ write_atomically() {
 
 # Provenance for the report: each step's start, end (with exit status) and the
 # token-free commands it ran, one JSON object a line in .state/<EXP>/steps.jsonl.
+# The line is what `jq -c` writes; every step writes several, so the common case (printable
+# ASCII) is written without starting jq and date (json_string).
 record_event() {
   is_dry_run && return 0
   [[ -n "${STATE_DIR:-}" && -n "${EXP:-}" ]] && command -v jq >/dev/null 2>&1 || return 0
-  mkdir -p "$STATE_DIR/$EXP"
-  jq -nc --arg time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg step "$STEP_NAME" --arg event "$1" --arg detail "${2:-}" \
-    '{time: $time, step: $step, event: $event} + (if $detail == "" then {} else {detail: $detail} end)' \
+  [[ -d "$STATE_DIR/$EXP" ]] || mkdir -p "$STATE_DIR/$EXP"
+  local time detail=""
+  TZ=UTC printf -v time '%(%Y-%m-%dT%H:%M:%SZ)T' -1
+  if [[ -n "${2:-}" ]]; then detail=",\"detail\":$(json_string "$2")"; fi
+  printf '{"time":"%s","step":%s,"event":%s%s}\n' "$time" "$(json_string "$STEP_NAME")" "$(json_string "$1")" "$detail" \
     >>"$STATE_DIR/$EXP/steps.jsonl"
+}
+
+# json_string TEXT: TEXT as a JSON string, as jq writes it: escaped in bash when it is printable
+# ASCII, tabs and newlines (commands, exit statuses); anything else (a model's reply, another
+# control character, UTF-8) through jq.
+json_string() {
+  local LC_ALL=C text="$1"
+  # shellcheck disable=SC2101 # a bracket expression holding a class, [:print:], is meant
+  if [[ "$text" == *[^[:print:]$'\t\n']* ]]; then
+    jq -n --arg text "$1" '$text'
+    return
+  fi
+  text="${text//\\/\\\\}"
+  text="${text//\"/\\\"}"
+  text="${text//$'\t'/\\t}"
+  printf '"%s"' "${text//$'\n'/\\n}"
 }
 
 # Records the step's start now and its end (with exit status) when the script exits.
