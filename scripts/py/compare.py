@@ -32,7 +32,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import paired  # noqa: E402
 import runparse as rp  # noqa: E402
-from lab.files import rel, write_atomic  # noqa: E402
+from lab.files import load_yaml, rel, write_atomic  # noqa: E402
 from lab.report.charts import save_figure  # noqa: E402
 from lab.report.evaluations import CHOICE_SECTIONS, benchmark_labels, measure_cell, question_scores  # noqa: E402
 from lab.report.facts import Report, ReportInputs  # noqa: E402
@@ -90,7 +90,7 @@ class Experiment:
                 continue
             path = self.config_dir / file
             try:
-                content = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+                content = load_yaml(path.read_text(encoding="utf-8")) if path.is_file() else None
             except yaml.YAMLError:
                 content = None
             out[file] = (content if isinstance(content, dict) else None, "current")

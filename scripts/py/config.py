@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+from lab.files import load_yaml
+
 LIST_SEPARATOR = "\x1f"
 
 
@@ -67,7 +69,7 @@ def main(argv: list[str]) -> int:
                 return 2
         else:
             with open(path, encoding="utf-8") as handle:
-                config = yaml.safe_load(handle) or {}
+                config = load_yaml(handle) or {}
     except OSError as error:
         print(f"{path}: cannot be read: {error.strerror}", file=sys.stderr)
         return 2

@@ -23,16 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab.counselling import (DEFAULT_CONTAMINATION_LIMIT, contamination, data_files, read_rows,  # noqa: E402
                              reply_texts, rows_of_set)
-from lab.files import write_json_atomic  # noqa: E402
+from lab.files import load_yaml, write_json_atomic  # noqa: E402
 
 
 def training_locations(args) -> tuple[list[Path], list[str]]:
     """Where each training dataset is on disk, and the entries found nowhere."""
-    import yaml
-
     from lab.configs import cached_location, parse_dataset, truthy
 
-    config = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+    config = load_yaml(Path(args.config).read_text(encoding="utf-8")) or {}
     entries = [args.dataset] if args.dataset else config.get("dataset") or []
     if isinstance(entries, str):
         entries = [entries]

@@ -24,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+from lab.files import load_yaml
 
 SUITE_NAME = "benchmarks.yaml"
 # What makes a benchmark the benchmark it is: only in the suite.
@@ -50,7 +50,7 @@ def suite_path(eval_yaml: Path | None = None) -> Path:
 
 def read_yaml(path: Path) -> dict:
     with path.open(encoding="utf-8") as handle:
-        value = yaml.safe_load(handle) or {}
+        value = load_yaml(handle) or {}
     if not isinstance(value, dict):
         raise SuiteError(f"{path}: not a mapping", "write key: value lines (see its header)")
     return value

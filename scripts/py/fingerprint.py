@@ -52,7 +52,7 @@ from pathlib import Path
 import yaml
 
 from lab import configs
-from lab.files import sha256_bytes, sha256_file, write_if_changed
+from lab.files import load_yaml, sha256_bytes, sha256_file, write_if_changed
 
 SMALL_FILE_BYTES = 64 * 1024 * 1024  # larger files (weights) are identified by size
 MODEL_KEY = "model"
@@ -94,7 +94,7 @@ class Repo:
         path = self.path(name)
         data = path.read_bytes()
         try:
-            content = yaml.safe_load(data) or {}
+            content = load_yaml(data) or {}
         except yaml.YAMLError as err:
             raise SystemExit(f"{self.rel(path)} is not valid YAML: {err}")
         return {"sha256": sha256_bytes(data), "content": content}

@@ -20,11 +20,10 @@ import re
 import sys
 from pathlib import Path
 
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runparse as rp  # noqa: E402
-from lab.files import rel as relative_to, write_atomic  # noqa: E402
+from lab.files import load_yaml, rel as relative_to, write_atomic  # noqa: E402
 from lab.report.render import render_or_exit  # noqa: E402
 
 CUT_OFF_LIMIT = 0.02        # a cut-off share above this asks for a larger max_tokens
@@ -353,7 +352,7 @@ class Projection:
         self.plan = plan
         self.train = read_training(Path(plan["run_dir"]))
         self.durations = step_durations(Path(plan["steps"]))
-        self.sft = yaml.safe_load(Path(plan["sft"]).read_text(encoding="utf-8")) or {}
+        self.sft = load_yaml(Path(plan["sft"]).read_text(encoding="utf-8")) or {}
         self.requirements = read_requirements(Path(plan["requirements"]))
 
     def facts(self) -> dict:

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import yaml
 
-from lab.files import write_atomic
+from lab.files import load_yaml, write_atomic
 
 PREFIX = "[variants]"
 SECTIONS = {"sft": "sft.yaml", "export": "export.yaml", "deploy": "deploy.yaml", "eval": "eval.yaml",
@@ -123,7 +123,7 @@ def flow(value) -> str:
 
 def parse_value(text: str):
     try:
-        return normalise(yaml.safe_load(text))
+        return normalise(load_yaml(text))
     except yaml.YAMLError as error:
         raise VariantError(f"'{text}' is not a YAML value: {getattr(error, 'problem', error)}",
                            "write a YAML scalar or flow list, e.g. 32, 2e-4, true, [all-linear]")
@@ -219,9 +219,9 @@ def check_base(root: Path, base: str) -> None:
                            f"derive from {origin} and give both variants' settings: FROM={origin} SET=\"...\"")
 
 
-def load_yaml(path: Path, shown: str):
+def read_yaml_file(path: Path, shown: str):
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
@@ -230,7 +230,7 @@ def load_yaml(path: Path, shown: str):
 
 def read_variant(root: Path, name: str) -> dict:
     shown = f"configs/{name}/{VARIANT_FILE}"
-    data = load_yaml(configs(root) / name / VARIANT_FILE, shown)
+    data = read_yaml_file(configs(root) / name / VARIANT_FILE, shown)
     if not isinstance(data, dict) or not isinstance(data.get("from"), str):
         raise VariantError(f"{shown}: needs 'from: <base experiment>'", f"e.g. from: gpt-oss-20b-sft-v1, then sections {' '.join(SECTIONS)}")
     unknown = [key for key in data if key != "from" and key not in SECTIONS]
@@ -315,7 +315,7 @@ def file_header(base: str, file: str, name: str, variant_header: list[str]) -> l
 def generate_yaml(base_text: str, overrides: dict, base: str, file: str, name: str, header: list[str]) -> str:
     shown = f"configs/{base}/{file}"
     spans = top_level_spans(base_text, shown)
-    base_content = yaml.safe_load(base_text) or {}
+    base_content = load_yaml(base_text) or {}
     lines = base_text.splitlines()
     for key in sorted((k for k in overrides if k in spans), key=lambda k: spans[k][0], reverse=True):
         start, end = spans[key]
@@ -325,7 +325,7 @@ def generate_yaml(base_text: str, overrides: dict, base: str, file: str, name: s
             lines.append(f"{key}: {flow(value)}  # {VARIANT_FILE}; not in the base")
     text = "\n".join(file_header(base, file, name, header) + lines) + "\n"
     expected = {**base_content, **overrides}
-    if yaml.safe_load(text) != expected:  # the generator's own guarantee
+    if load_yaml(text) != expected:  # the generator's own guarantee
         raise VariantError(f"configs/{name}/{file}: the generated text does not parse to {shown} plus the overrides",
                            "report this as a bug of scripts/py/variant.py; set the value in a simpler form meanwhile")
     return text
@@ -488,7 +488,7 @@ def base_values(root: Path, base: str) -> dict:
         elif section == "requirements":
             values[section] = read_requirements(path)
         else:
-            values[section] = load_yaml(path, f"configs/{base}/{file}") or {}
+            values[section] = read_yaml_file(path, f"configs/{base}/{file}") or {}
     return values
 
 
@@ -512,7 +512,7 @@ def create_variant(root: Path, rules: Rules, base: str, name: str, overrides: di
     folder.mkdir()
     values = base_values(root, base)
     text = variant_yaml(name, base, overrides, why, describe(overrides, values))
-    written = {section: {k: normalise(v) for k, v in (yaml.safe_load(text).get(section) or {}).items()} for section in SECTIONS}
+    written = {section: {k: normalise(v) for k, v in (load_yaml(text).get(section) or {}).items()} for section in SECTIONS}
     assert written == overrides, (written, overrides)  # variant.yaml says exactly what was asked
     try:
         write_atomic(folder / VARIANT_FILE, text)

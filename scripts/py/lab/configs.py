@@ -107,10 +107,10 @@ def config_entries(config: dict, repo_root: Path, model: str | None = None, data
 
 
 def read_entries(sft_yaml: Path, repo_root: Path, model: str | None = None, dataset: str | None = None) -> list[SwiftEntry]:
-    import yaml  # here: check_remote.py's SwanLab check runs without PyYAML
+    from lab.files import load_yaml  # PyYAML here: check_remote.py's SwanLab check runs without it
 
     with open(sft_yaml, encoding="utf-8") as stream:
-        config = yaml.safe_load(stream) or {}
+        config = load_yaml(stream) or {}
     return config_entries(config, repo_root, model, dataset)
 
 

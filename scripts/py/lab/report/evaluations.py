@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 import eval_suite
 import paired
 import runparse as rp
+from lab.files import load_yaml
 
 SIDES = (("tuned", ""), ("base", "-base"))  # the fine-tuned model is served as <exp>, the base as <exp>-base
 BASE_TARGET = "make eval-base"
@@ -111,7 +110,7 @@ def extra_base_sides(eval_config: Path | None) -> list[dict]:
     {side: base@MODE, suffix: -base@MODE, mode} (its results in results/<exp>/<exp>-base@MODE)."""
     if not eval_config or not eval_config.is_file():
         return []
-    modes = (yaml.safe_load(eval_config.read_text(encoding="utf-8")) or {}).get("base_extra_modes") or []
+    modes = (load_yaml(eval_config.read_text(encoding="utf-8")) or {}).get("base_extra_modes") or []
     return [{"side": f"base@{mode}", "suffix": f"-base@{mode}", "mode": mode} for mode in modes]
 
 

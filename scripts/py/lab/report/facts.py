@@ -20,7 +20,7 @@ import fingerprint as fp
 import paired
 import runparse as rp
 from lab import REPO_ROOT, counselling_report, human_facts
-from lab.files import rel, sha256_bytes, sha256_file
+from lab.files import load_yaml, rel, sha256_bytes, sha256_file
 from lab.report.evaluations import (BASE_TARGET, SIDES, STORE_NAME, STORE_RECORD, arena_sides, benchmark_labels, category_row,
                                     compare_subjects,
                                     extra_base_sides, headline_rows, paired_stats, question_scores, read_benchmarks,
@@ -242,7 +242,7 @@ class Report:
             return recorded[1]["content"]
         try:
             with self.config_path.open(encoding="utf-8") as handle:
-                return yaml.safe_load(handle) or {}
+                return load_yaml(handle) or {}
         except (OSError, yaml.YAMLError) as error:  # an unreadable config is reported, not fatal
             self.notes.append(rp.note("config_unreadable", file=rel(self.config_path, self.root), error=str(error)))
             return {}
@@ -407,7 +407,7 @@ class Report:
         if len(recorded) == 1:
             return recorded.pop()
         path = Path(self.inputs.eval_config) if self.inputs.eval_config else None
-        config = yaml.safe_load(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
+        config = load_yaml(path.read_text(encoding="utf-8")) if path and path.is_file() else {}
         return ((config or {}).get("defaults") or {}).get("answer_mode")
 
     def served_commands(self) -> dict:
