@@ -54,3 +54,42 @@ teardown() { common_teardown; }
   local off=$(($(date +%s) - $(jq -n --arg time "${lines[0]}" '$time | fromdate')))
   ((off > -60 && off < 60))
 }
+
+@test "a config's reading is kept only for what it was read from: the file, the suite, the code that reads it" {
+  local calls="$TMP/python-calls"
+  printf '#!/usr/bin/env bash\necho "$*" >>%q\nexec %q "$@"\n' "$calls" "${LAB_PYTHON:-python3}" >"$TMP/counting-python"
+  chmod +x "$TMP/counting-python"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  read_twice='source scripts/lib/common.sh; declare -A c=(); for i in 1 2; do load_config "$PWD/$1" c ${2:-}; done; echo "${c[$3]}"'
+  export LAB_PYTHON="$TMP/counting-python"
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/sft.yaml" "" learning_rate
+  assert_success
+  assert_output 0.0001
+  assert_equal "$(wc -l <"$calls")" 1
+  # The file changed: read again, the new value.
+  sed -i 's/^learning_rate: .*/learning_rate: 3.0e-4/' "configs/$DEFAULT_EXP/sft.yaml"
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/sft.yaml" "" learning_rate
+  assert_output 0.0003
+  assert_equal "$(wc -l <"$calls")" 2
+  # An eval.yaml is read with the suite: a changed suite entry is read again.
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/eval.yaml" --eval ceval.label
+  assert_success
+  assert_equal "$(wc -l <"$calls")" 3
+  sed -i '/^ceval:/,/^[a-z]/ s/^  label: .*/  label: C-Eval (edited)/' configs/benchmarks.yaml
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/eval.yaml" --eval ceval.label
+  assert_output "C-Eval (edited)"
+  assert_equal "$(wc -l <"$calls")" 4
+  # The reader's code changed: read again.
+  echo "# edited" >>scripts/py/config.py
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/sft.yaml" "" learning_rate
+  assert_equal "$(wc -l <"$calls")" 5
+  # A file that cannot be read fails every time, naming the problem; nothing is kept of it.
+  printf 'a: [1\n' >"$TMP/bad.yaml"
+  cp "$TMP/bad.yaml" "configs/$DEFAULT_EXP/bad.yaml"
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/bad.yaml" "" a
+  assert_failure
+  assert_output --partial "not valid YAML"
+  run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/bad.yaml" "" a
+  assert_failure
+  assert_equal "$(wc -l <"$calls")" 7
+}

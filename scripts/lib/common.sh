@@ -195,7 +195,7 @@ load_config() {
   local -n config_array="$2"
   local lines key value
   config_array=()
-  lines="$("$(config_python)" "$REPO_ROOT/scripts/py/config.py" "${@:3}" "$1")" ||
+  lines="$(config_lines "$1" "${@:3}")" ||
     die "cannot read $(repo_relative "$1") (see above)" "fix the file; 'make env' provides the Python with PyYAML that reads it"
   while IFS=$'\t' read -r key value; do
     [[ -n "$key" ]] || continue
@@ -209,6 +209,31 @@ load_config() {
 config_items() {
   [[ -n "$1" ]] || return 0
   printf '%s\n' "${1//"$CONFIG_LIST_SEP"/$'\n'}"
+}
+
+# config_lines FILE [--eval]: what scripts/py/config.py prints for FILE. Every step reads its
+# configs again (a stubbed make all read them 20 times): a reading is kept in
+# .cache/config/, named by the digest of all it depends on (the file, for --eval both suites
+# it may use, the code that reads it, the Python and its venv's lock), and used only when that
+# digest matches. A failed reading is not kept; a symlinked config is always read.
+config_lines() {
+  local python digest entry lines sources=("$1" "$REPO_ROOT/scripts/py/config.py" "$REPO_ROOT/scripts/py/lab/files.py")
+  python="$(config_python)"
+  if [[ "$1" != /* || -L "$1" || -L "${1%/*}" ]]; then "$python" "$REPO_ROOT/scripts/py/config.py" "${@:2}" "$1"; return; fi
+  if [[ "${2:-}" == --eval ]]; then
+    sources+=("$REPO_ROOT/scripts/py/eval_suite.py" "${1%/*/*}/benchmarks.yaml" "$REPO_ROOT/configs/benchmarks.yaml")
+  fi
+  digest="$({
+    printf '%s\n' "$python" "$*"
+    cat "${python%/bin/*}/.lab-lock.sha256" 2>/dev/null || true
+    sha256sum "${sources[@]}" 2>&1 || true
+  } | sha256sum)"
+  entry="$REPO_ROOT/.cache/config/${digest%% *}"
+  if [[ -f "$entry" ]]; then cat "$entry"; return; fi
+  lines="$("$python" "$REPO_ROOT/scripts/py/config.py" "${@:2}" "$1")" || return
+  mkdir -p "${entry%/*}"
+  printf '%s\n' "$lines" | write_atomically "$entry"
+  printf '%s\n' "$lines"
 }
 
 # load_sft_config: reads configs/$EXP/sft.yaml once per script. Call it in the
