@@ -174,6 +174,21 @@ json_string() {
   printf '"%s"' "${text//$'\n'/\\n}"
 }
 
+# json_array TEXT...: the texts as a JSON array of strings, as `jq -c` writes it: one jq for all
+# when any is not printable ASCII (json_string).
+json_array() {
+  local LC_ALL=C item items=()
+  for item in "$@"; do
+    # shellcheck disable=SC2101 # a bracket expression holding a class, [:print:], is meant
+    if [[ "$item" == *[^[:print:]$'\t\n']* ]]; then
+      jq -nc '$ARGS.positional' --args "$@"
+      return
+    fi
+    items+=("$(json_string "$item")")
+  done
+  printf '[%s]' "$(IFS=,; printf '%s' "${items[*]}")"
+}
+
 # Records the step's start now and its end (with exit status) when the script exits.
 begin_step() {
   record_event start

@@ -185,15 +185,32 @@ read_bench() {
   FULL_LIMIT="$LIMIT" FULL_ROWS="$HELDOUT_ROWS" FULL_PERF_PARALLEL=("${PERF_PARALLEL[@]}") FULL_PERF_NUMBER=("${PERF_NUMBER[@]}")
   if is_pilot; then apply_pilot_scale; fi
   # EvalScope's JSON arguments, made once per benchmark (build_eval_cmd runs per model).
-  # A judged benchmark is scored by the judge alone (its rows have no BLEU/ROUGE fallback).
-  DATASET_ARGS="$(jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" \
+  DATASET_ARGS="$(dataset_args_json)"
+  apply_answer_mode
+}
+
+# dataset_args_json: the benchmark read last as EvalScope's --dataset-args, as `jq -c` writes it
+# (the command is fingerprinted: not a byte may differ). Built in bash with json_string, as a
+# fingerprint reads every benchmark of the experiment; with extra_params (JSON to re-emit)
+# through jq. A judged benchmark is scored by the judge alone (its rows have no BLEU/ROUGE
+# fallback).
+dataset_args_json() {
+  if [[ -z "$EXTRA_PARAMS" ]]; then
+    local body=""
+    if ((${#SUBSETS[@]} > 0)); then body="\"subset_list\":$(json_array "${SUBSETS[@]}")"; fi
+    if [[ -n "$FEW_SHOT" ]]; then body+="${body:+,}\"few_shot_num\":$((10#$FEW_SHOT))"; fi
+    if [[ -n "$LOCAL_PATH" ]]; then body+="${body:+,}\"local_path\":$(json_string "$LOCAL_PATH")"; fi
+    if [[ -n "$JUDGE_TEMPLATE" ]]; then body+="${body:+,}\"metric_list\":[\"acc\"],\"primary_metric\":\"acc\""; fi
+    printf '{%s:{%s}}\n' "$(json_string "$DATASET_NAME")" "$body"
+    return
+  fi
+  jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" \
     --arg judged "${JUDGE_TEMPLATE:+1}" --arg extra "$EXTRA_PARAMS" --args '{($name): ({}
       + (if $ARGS.positional == [] then {} else {subset_list: $ARGS.positional} end)
       + (if $few_shot == "" then {} else {few_shot_num: ($few_shot | tonumber)} end)
       + (if $local_path == "" then {} else {local_path: $local_path} end)
       + (if $extra == "" then {} else {extra_params: ($extra | fromjson)} end)
-      + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}")"
-  apply_answer_mode
+      + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}"
 }
 
 # read_bench_answer_mode WHERE: checks the benchmark's answer_mode (CONFIGURED_ANSWER_MODE).
