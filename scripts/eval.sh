@@ -410,9 +410,7 @@ main() {
     source "$REPO_ROOT/scripts/lib/fingerprint.sh"
     # The selected benchmarks' evaluations alone (and what they build on).
     if ((${#SELECTED[@]} < ${#BENCHMARKS[@]})); then EVAL_SPEC_ONLY=("${SELECTED[@]}"); fi
-    compute_inputs eval
-    resolve_served_model "$BASE_FLAG" # the fingerprints served each model in turn
-    set_evaluation_modes "$BASE_FLAG"
+    compute_inputs eval # (its spec is built in a subshell: the served model stays this one)
     if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
     fi
