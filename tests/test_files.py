@@ -64,6 +64,8 @@ def test_write_if_changed_leaves_an_equal_file_alone(tmp_path):
 @pytest.mark.parametrize("program, function", [
     ("check_remote", "write_json_atomic"), ("eval_result", "write_json_atomic"), ("heldout_set", "write_atomic"),
     ("variant", "write_atomic"), ("fingerprint", "write_if_changed"), ("fingerprint", "sha256_file"),
+    ("fetch_psydt", "write_folder_atomic"), ("fetch_cpsycoune", "write_folder_atomic"), ("fetch_cpsyexam", "write_folder_atomic"),
+    ("config", "load_yaml"), ("eval_suite", "load_yaml"), ("variant", "load_yaml"),
 ])
 def test_the_programs_use_the_shared_functions(program, function):
     module = importlib.import_module(program)
@@ -71,10 +73,31 @@ def test_the_programs_use_the_shared_functions(program, function):
 
 
 def test_no_program_writes_or_hashes_files_its_own_way():
-    """Atomic writes and file hashes are lab.files' alone (a directory put in place whole, as
-    fetch_cpsyexam.py does, is not a file write)."""
+    """Atomic writes, file hashes, folders put in place whole and YAML reading are lab.files' alone."""
     programs = Path(files.__file__).resolve().parents[1]
-    own_way = re.compile(r"\btempfile\b|os\.replace\(|\.replace\(path\)|def (write_atomic|write_json_atomic|sha256_file)")
+    own_way = re.compile(r"\btempfile\b|os\.replace\(|\.replace\(path\)|\.rename\(|yaml\.(safe_)?load\("
+                         r"|def (write_atomic|write_json_atomic|write_folder_atomic|sha256_file|load_yaml)")
     found = [str(path.relative_to(programs)) for path in sorted(programs.rglob("*.py"))
              if path.name != "files.py" and own_way.search(path.read_text(encoding="utf-8"))]
     assert found == []
+
+
+def test_a_folder_is_put_in_place_whole_and_a_copy_finished_first_is_kept(tmp_path):
+    out = tmp_path / "sets" / "psydt"
+    out.parent.mkdir()
+    files.write_folder_atomic(out, {"a.jsonl": "1\n", "SOURCE.json": "{}\n"})
+    assert sorted(p.name for p in out.iterdir()) == ["SOURCE.json", "a.jsonl"]
+    # Another experiment of a sweep finished the same set first: its copy stays, ours is dropped.
+    files.write_folder_atomic(out, {"a.jsonl": "2\n", "SOURCE.json": "{}\n"})
+    assert (out / "a.jsonl").read_text() == "1\n"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["psydt"]
+
+
+def test_a_folder_that_cannot_be_put_in_place_is_an_error_and_leaves_nothing(tmp_path):
+    out = tmp_path / "psydt"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a fetched set")
+    with pytest.raises(OSError):
+        files.write_folder_atomic(out, {"a.jsonl": "1\n", "SOURCE.json": "{}\n"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["psydt"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

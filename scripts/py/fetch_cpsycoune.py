@@ -5,7 +5,7 @@ local_path (issue 21, point 4b).
 
 Downloads the GitHub repository CAS-SIAT-XinHai/CPsyCoun (ACL Findings 2024) at a pinned commit
 (its codeload zip) and reads CPsyCounE/<topic>/<n>.json: nine topics x five cases, each a JSON
-list of "求助者：…" / "支持者：…" lines. Writes, atomically (DIR.partial, renamed):
+list of "求助者：…" / "支持者：…" lines. Writes, atomically (lab.files.write_folder_atomic: a sweep's experiments may fetch it at once):
   DIR/cpsycoune.jsonl  one row per client turn, as CPsyCoun's Turn_Based_Dialogue_Evaluation
                        builds its prompts: the history up to and including that turn as `messages`
                        (the counsellor's reply that followed it as `answer`, for reading only: the
@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import shutil
 import sys
 import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab.counselling import TURNS_FILE, case_messages, client_turn_rows  # noqa: E402
+from lab.files import write_folder_atomic  # noqa: E402
 
 REPO = "CAS-SIAT-XinHai/CPsyCoun"
 REVISION = "1954f2e2d01d3b0f568e1673a525a6d3d9a34c03"  # read 2026-12-05
@@ -75,15 +75,9 @@ def download(repo: str, revision: str) -> bytes:
 
 
 def write(out: Path, rows: list[dict], turns: list[str], source: dict) -> None:
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    (partial / f"{SUBSET}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                             encoding="utf-8")
-    (partial / TURNS_FILE).write_text(json.dumps(turns, ensure_ascii=False) + "\n", encoding="utf-8")
-    (partial / "SOURCE.json").write_text(json.dumps(source, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    write_folder_atomic(out, {f"{SUBSET}.jsonl": "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                              TURNS_FILE: json.dumps(turns, ensure_ascii=False) + "\n",
+                              "SOURCE.json": json.dumps(source, ensure_ascii=False, indent=1) + "\n"})
 
 
 def main(argv=None) -> int:

@@ -12,7 +12,7 @@ with `question`, `options` {A..E}, `answer`), takes the tasks of one question ty
 (multi: `answer` a list of letters, as general_mcq's multiple_correct needs) and
   DIR/SOURCE.json   repo, revision, file, split, type, questions per task, licence.
 A question without an answer is an error naming the split (it is not the published one).
-Written atomically (DIR.partial-<pid>, renamed; a DIR another process has just written is
+Written atomically (lab.files.write_folder_atomic: DIR.partial-<pid>, renamed; a DIR another process has just written is
 kept). Needs the network once; HF_ENDPOINT / HF_TOKEN are the Hugging Face client's.
 Licence: CC BY 4.0 on the dataset card, CC BY-NC-SA 4.0 in the loader: use the results under
 the stricter (non-commercial, share-alike).
@@ -22,11 +22,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import shutil
 import sys
 import zipfile
 from pathlib import Path
+
+from lab.files import write_folder_atomic
 
 REPO_ID = "CAS-SIAT-XinHai/CPsyExam"
 ARCHIVE = "cpsyexam.zip"
@@ -67,23 +67,8 @@ def convert(archive: zipfile.ZipFile, kind: str, split: str) -> dict[str, list[d
 
 
 def write(out: Path, tasks: dict[str, list[dict]], source: dict) -> None:
-    # A folder of this process's own: experiments of a sweep side by side may fetch the same set
-    # at once; the first to finish provides it, and the others' copies are dropped, never swapped
-    # under an evaluation that reads it.
-    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        for task, rows in tasks.items():
-            (partial / f"{task}_val.jsonl").write_text(
-                "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        (partial / "SOURCE.json").write_text(json.dumps(source, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        partial.rename(out)
-    except OSError:
-        if not (out / "SOURCE.json").is_file():  # not another process's finished copy: a real failure
-            raise
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+    files = {f"{task}_val.jsonl": "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) for task, rows in tasks.items()}
+    write_folder_atomic(out, {**files, "SOURCE.json": json.dumps(source, ensure_ascii=False, indent=1) + "\n"})
 
 
 def download(repo: str, revision: str | None) -> tuple[bytes, str | None]:

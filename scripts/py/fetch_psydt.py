@@ -7,7 +7,7 @@ local_path (issue 21, point 4a).
 Downloads the test file of the ModelScope dataset YIRONGCHEN/PsyDTCorpus (SoulChat2.0's corpus:
 a JSON list of OpenAI-format dialogues, `messages` with system, user and assistant turns; 4,760
 train / 240 test dialogues; the test file holds them split into prefixes that each end with a
-counsellor reply) and writes, atomically (DIR.partial, renamed):
+counsellor reply) and writes, atomically (lab.files.write_folder_atomic):
   DIR/psydt.jsonl   one row per counsellor turn: the gold history before it as `messages`, the
                     counsellor's reply as `answer` (each turn once, however many prefixes hold it;
                     system prompts left out: the server applies the experiment's own)
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab.counselling import dialogue_turn_rows  # noqa: E402
+from lab.files import write_folder_atomic  # noqa: E402
 
 REPO_ID = "YIRONGCHEN/PsyDTCorpus"
 TEST_FILE = "PsyDTCorpus_test_single_turn_split.json"
@@ -46,14 +46,8 @@ def dialogues_of(value) -> list[list]:
 
 
 def write(out: Path, rows: list[dict], source: dict) -> None:
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    (partial / f"{SUBSET}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                             encoding="utf-8")
-    (partial / "SOURCE.json").write_text(json.dumps(source, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    write_folder_atomic(out, {f"{SUBSET}.jsonl": "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                              "SOURCE.json": json.dumps(source, ensure_ascii=False, indent=1) + "\n"})
 
 
 def download(repo: str, file: str, revision: str | None) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -38,6 +39,26 @@ def write_atomic(path: Path | str, data: bytes | str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_folder_atomic(out: Path | str, files: dict[str, str]) -> None:
+    """FILES (name: UTF-8 text) as the folder OUT, whole or absent: written into a folder of
+    this process's own beside it, then renamed. Experiments of a sweep side by side may fetch
+    the same set at once: the first to finish provides OUT, the others' copies are dropped,
+    never swapped under an evaluation that reads it. The own folder is removed whatever fails."""
+    out = Path(out)
+    partial = out.with_name(f"{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        for name, text in files.items():
+            (partial / name).write_text(text, encoding="utf-8")
+        partial.rename(out)
+    except OSError:
+        if not all((out / name).is_file() for name in files):  # not another process's finished copy
+            raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def write_json_atomic(path: Path | str, value, indent: int | None = 2) -> None:
