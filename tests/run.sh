@@ -56,16 +56,14 @@ run_bats() {
   passed=$((passed + $(bats --count "$@")))
 }
 
-# The fast lane: shellcheck and the stubbed bats suites (each test has its own repo copy
-# and free ports); pytest. With SKIP_SMOKE=1 they are all there is, two suites at a time.
+# The fast lane: shellcheck, the stubbed bats suites (each test has its own repo copy
+# and free ports) and pytest. With SKIP_SMOKE=1 it is all there is, two suites at a time.
 # fast_lane JOBS: the suites at most JOBS at a time.
 fast_lane() {
   log "shellcheck"
   make lint
   log "bats"
   run_bats --jobs "$1" tests/*.bats
-}
-run_pytest() {
   log "pytest"
   .venv/bin/python -m pytest -q tests
   passed=$((passed + $(.venv/bin/python -m pytest -q --collect-only tests | grep -c '::')))
@@ -73,20 +71,17 @@ run_pytest() {
 
 if [[ "${SKIP_SMOKE:-0}" == 1 ]]; then
   fast_lane "$(nproc)"
-  run_pytest
   printf 'tests: %d passed, 0 failed\n' "$passed"
   exit 0
 fi
 
 # Three lanes at once on the machine's cores: the real smoke suites here, one after the
 # other (they share the smoke run and its ports); beside them the fast lane (shellcheck, the
-# stubbed suites two at a time) and the runbook lane: the smoke pilot's runbook as pasted in a
-# clean tree (its own ports), compared at the end with what make pilot gave and what make smoke
-# ran (tests/check_repro.sh), then two nodes and pytest. Every lane waits at times (a server
-# loading, a stub's sleep, a poll): three keep both cores busy (2026-12-05, a fresh clone: with
-# two lanes the cores were idle 17% of the run). The main lane is the longest, one step after
-# another: the other two run at a lower priority (nice), on the cores it leaves. Each phase logs
-# its seconds since the start.
+# stubbed suites two at a time, pytest) and the smoke pilot's runbook as pasted in a clean tree
+# (its own ports), compared at the end with what make pilot gave and what make smoke ran
+# (tests/check_repro.sh). Every lane waits at times (a server loading, a stub's sleep, a
+# poll): three keep both cores busy (2026-12-05, a fresh clone: with two lanes the cores were
+# idle 17% of the run). Each phase logs its seconds since the start.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lab-test.XXXXXX")"
 side_lane() {
   fast_lane 2
@@ -95,22 +90,16 @@ side_lane() {
 runbook_lane() {
   log "the smoke pilot's runbook as pasted in a clean tree"
   tests/check_repro.sh runbook "$WORK/repro"
-  # Two nodes need the main lane's tiny model and the venv, nothing else of its run (a copy of
-  # the checkout, ports of their own).
-  until [[ -e "$WORK/model-built" ]]; do sleep 2; done
+  # Two nodes need make smoke's tiny model and venv, nothing else of its run (a copy of the
+  # checkout, ports of their own): here once make smoke is done, off the main lane.
+  until [[ -e "$WORK/smoke-done" ]]; do sleep 2; done
   log "two nodes on one machine (real smoke training: two make train, NNODES=2, CPU, gloo)"
   run_bats tests/smoke/multinode.bats
-  run_pytest
   printf '%s\n' "$passed" >"$WORK/runbook-passed"
 }
-# at_lower_priority LANE: the lane (run in the background: a subshell) and all it starts at nice 5.
-at_lower_priority() {
-  renice -n 5 -p "$BASHPID" >/dev/null 2>&1 || true
-  "$@"
-}
-at_lower_priority runbook_lane >"$WORK/runbook-lane.log" 2>&1 &
+runbook_lane >"$WORK/runbook-lane.log" 2>&1 &
 RUNBOOK_PID=$!
-at_lower_priority side_lane >"$WORK/side.log" 2>&1 &
+side_lane >"$WORK/side.log" 2>&1 &
 SIDE_PID=$!
 trap 'kill "$SIDE_PID" "$RUNBOOK_PID" 2>/dev/null || true' EXIT
 
@@ -120,13 +109,12 @@ log "smoke pipeline (real CPU run)"
 export FAKE_TOKEN="lab-fake-token-$RANDOM$RANDOM-do-not-leak"
 smoke_log="$WORK/smoke.log"
 make clean
-# The tiny model first, alone: the runbook lane's two nodes start from it.
-if ! { make build/tiny-gpt-oss/config.json EXP=smoke ENV_FILE=env/smoke.env && : >"$WORK/model-built" &&
-  make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local; } >"$smoke_log" 2>&1; then
+if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local >"$smoke_log" 2>&1; then
   tail -n 60 "$smoke_log" >&2
   log "make smoke failed (its log: $smoke_log)"
   exit 1
 fi
+: >"$WORK/smoke-done"
 SMOKE_LOG="$smoke_log" run_bats tests/smoke/outputs.bats
 
 log "SwanLab's local dashboard in headless Chromium (real smoke runs)"

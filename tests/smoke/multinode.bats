@@ -3,7 +3,7 @@
 # NNODES=2, NODE_RANK 0 and 1, MASTER_ADDR=127.0.0.1 (CPU, gloo), in one checkout as
 # the nodes of a cluster share one. They finish with one run: one set of checkpoints
 # whose global step counts the batches of both ranks.
-# Needs .venv and the tiny model (build/tiny-gpt-oss): tests/run.sh runs it once the main lane built it.
+# Needs .venv and the tiny model (build/tiny-gpt-oss), so tests/run.sh runs it after make smoke.
 
 load ../test_helper
 
