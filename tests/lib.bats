@@ -119,3 +119,13 @@ teardown() { common_teardown; }
     assert_equal "${lines[0]}" "${lines[1]}"
   done
 }
+
+@test "a checkout whose .cache cannot be written still reads its configs, without a word about it" {
+  mkdir -p .cache && : >.cache/config # (a file where the cache's folder would be: even root cannot write it)
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  run --separate-stderr bash -c 'set -euo pipefail; source scripts/lib/common.sh; declare -A c=(); load_config "$PWD/configs/$1/sft.yaml" c; echo "${c[learning_rate]}"' _ "$DEFAULT_EXP"
+  assert_success
+  assert_output 0.0001
+  # shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
+  assert_equal "$stderr" ""
+}
