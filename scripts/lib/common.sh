@@ -158,17 +158,22 @@ record_event() {
     >>"$STATE_DIR/$EXP/steps.jsonl"
 }
 
-# json_string TEXT: TEXT as a JSON string, as jq writes it: escaped in bash when it is printable
-# ASCII, tabs and newlines (commands, exit statuses); anything else (a model's reply, another
-# control character, UTF-8) through jq.
-json_string() {
-  local LC_ALL=C text="$1"
+# is_plain_text TEXT: TEXT is printable ASCII, tabs and newlines (commands, exit statuses), which
+# json_string escapes in bash; anything else (a model's reply, another control character, UTF-8)
+# goes through jq.
+is_plain_text() {
+  local LC_ALL=C
   # shellcheck disable=SC2101 # a bracket expression holding a class, [:print:], is meant
-  if [[ "$text" == *[^[:print:]$'\t\n']* ]]; then
+  [[ "$1" != *[^[:print:]$'\t\n']* ]]
+}
+
+# json_string TEXT: TEXT as a JSON string, as jq writes it.
+json_string() {
+  if ! is_plain_text "$1"; then
     jq -n --arg text "$1" '$text'
     return
   fi
-  text="${text//\\/\\\\}"
+  local text="${1//\\/\\\\}"
   text="${text//\"/\\\"}"
   text="${text//$'\t'/\\t}"
   printf '"%s"' "${text//$'\n'/\\n}"
@@ -177,10 +182,9 @@ json_string() {
 # json_array TEXT...: the texts as a JSON array of strings, as `jq -c` writes it: one jq for all
 # when any is not printable ASCII (json_string).
 json_array() {
-  local LC_ALL=C item items=()
+  local item items=()
   for item in "$@"; do
-    # shellcheck disable=SC2101 # a bracket expression holding a class, [:print:], is meant
-    if [[ "$item" == *[^[:print:]$'\t\n']* ]]; then
+    if ! is_plain_text "$item"; then
       jq -nc '$ARGS.positional' --args "$@"
       return
     fi
@@ -232,22 +236,25 @@ config_items() {
 # it may use, the code that reads it, the Python and its venv's lock), and used only when that
 # digest matches. A failed reading is not kept; a symlinked config is always read.
 config_lines() {
-  local python digest entry lines sources=("$1" "$REPO_ROOT/scripts/py/config.py" "$REPO_ROOT/scripts/py/lab/files.py")
+  local python digest entry="" lines sources=("$1" "$REPO_ROOT/scripts/py/config.py" "$REPO_ROOT/scripts/py/lab/files.py")
   python="$(config_python)"
-  if [[ "$1" != /* || -L "$1" || -L "${1%/*}" ]]; then "$python" "$REPO_ROOT/scripts/py/config.py" "${@:2}" "$1"; return; fi
-  if [[ "${2:-}" == --eval ]]; then
-    sources+=("$REPO_ROOT/scripts/py/eval_suite.py" "${1%/*/*}/benchmarks.yaml" "$REPO_ROOT/configs/benchmarks.yaml")
+  if [[ "$1" == /* && ! -L "$1" && ! -L "${1%/*}" ]]; then
+    if [[ "${2:-}" == --eval ]]; then
+      sources+=("$REPO_ROOT/scripts/py/eval_suite.py" "${1%/*/*}/benchmarks.yaml" "$REPO_ROOT/configs/benchmarks.yaml")
+    fi
+    digest="$({
+      printf '%s\n' "$python" "$*"
+      cat "${python%/bin/*}/.lab-lock.sha256" 2>/dev/null || true
+      sha256sum "${sources[@]}" 2>&1 || true
+    } | sha256sum)"
+    entry="$REPO_ROOT/.cache/config/${digest%% *}"
+    if [[ -f "$entry" ]]; then cat "$entry"; return; fi
   fi
-  digest="$({
-    printf '%s\n' "$python" "$*"
-    cat "${python%/bin/*}/.lab-lock.sha256" 2>/dev/null || true
-    sha256sum "${sources[@]}" 2>&1 || true
-  } | sha256sum)"
-  entry="$REPO_ROOT/.cache/config/${digest%% *}"
-  if [[ -f "$entry" ]]; then cat "$entry"; return; fi
   lines="$("$python" "$REPO_ROOT/scripts/py/config.py" "${@:2}" "$1")" || return
   # Kept when it can be: a checkout mounted read-only is read every time.
-  if mkdir -p "${entry%/*}" 2>/dev/null; then printf '%s\n' "$lines" | write_atomically "$entry" 2>/dev/null || true; fi
+  if [[ -n "$entry" ]] && mkdir -p "${entry%/*}" 2>/dev/null; then
+    printf '%s\n' "$lines" | write_atomically "$entry" 2>/dev/null || true
+  fi
   printf '%s\n' "$lines"
 }
 
