@@ -381,6 +381,15 @@ set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1
   assert_equal "$(stub_calls evalscope)" 0
 }
 
+@test "extra_params that is not a mapping: fails naming the section and the form, before asking the server" {
+  sed -i '/^ceval:$/a\  extra_params: [multiple_correct]' "configs/$DEFAULT_EXP/eval.yaml"
+  run scripts/eval.sh ceval
+  assert_failure
+  assert_output --partial "configs/$DEFAULT_EXP/eval.yaml, section ceval: extra_params is not a mapping"
+  assert_output --partial "fix: e.g. extra_params: {multiple_correct: true}"
+  assert_equal "$(stub_calls evalscope)" 0
+}
+
 @test "unknown subject: fails before asking the server (hub and local data)" {
   sed -i 's/subsets: \[professional_psychology, college_education,/subsets: [psychologie, college_education,/' "configs/$DEFAULT_EXP/eval.yaml"
   run scripts/eval.sh cmmlu-psych

@@ -97,19 +97,23 @@ teardown() { common_teardown; }
 @test "EvalScope's --dataset-args built in bash are what jq writes (the command is fingerprinted), for every kind of benchmark" {
   # shellcheck disable=SC2016 # expanded by the inner bash and jq
   local both='source scripts/lib/common.sh; source scripts/lib/eval_config.sh
-    DATASET_NAME=$1 FEW_SHOT=$2 LOCAL_PATH=$3 JUDGE_TEMPLATE=$4 EXTRA_PARAMS=""; SUBSETS=("${@:5}")
+    DATASET_NAME=$1 FEW_SHOT=$2 LOCAL_PATH=$3 JUDGE_TEMPLATE=$4 EXTRA_PARAMS=$5; SUBSETS=("${@:6}")
     dataset_args_json
-    jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" --arg judged "${JUDGE_TEMPLATE:+1}" --args "{(\$name): ({}
+    jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" --arg judged "${JUDGE_TEMPLATE:+1}" \
+      --arg extra "$EXTRA_PARAMS" --args "{(\$name): ({}
       + (if \$ARGS.positional == [] then {} else {subset_list: \$ARGS.positional} end)
       + (if \$few_shot == \"\" then {} else {few_shot_num: (\$few_shot | tonumber)} end)
       + (if \$local_path == \"\" then {} else {local_path: \$local_path} end)
+      + (if \$extra == \"\" then {} else {extra_params: (\$extra | fromjson)} end)
       + (if \$judged == \"\" then {} else {metric_list: [\"acc\"], primary_metric: \"acc\"} end))}" "${SUBSETS[@]}"'
+  # (extra_params as read_bench keeps it: jq -c's form)
   local cases=(
-    "ceval|5|||"
-    "ceval|05|/data/c eval/\"x\"||computer_network|law"
-    "general_mcq||/repo/configs/cpsyexam|rubric.txt|CA-心理咨询|KG-GEE-人格心理学"
-    "general_qa||/repo/results/heldout/dialog|/repo/configs/judge/dialog.txt|dialog"
-    "mmlu_pro||||")
+    "ceval|5||||"
+    "ceval|05|/data/c eval/\"x\"|||computer_network|law"
+    "general_mcq||/repo/configs/cpsyexam|rubric.txt||CA-心理咨询|KG-GEE-人格心理学"
+    "general_mcq||/repo/configs/cpsyexam||{\"multiple_correct\":true,\"说明\":[1,2.5]}|KG-GEE-人格心理学"
+    "general_qa||/repo/results/heldout/dialog|/repo/configs/judge/dialog.txt||dialog"
+    "mmlu_pro|||||")
   local case fields
   for case in "${cases[@]}"; do
     IFS='|' read -r -a fields <<<"$case"

@@ -174,8 +174,11 @@ read_bench() {
   [[ -z "$CONTAMINATION_LIMIT" || "$CONTAMINATION_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: contamination_limit '$CONTAMINATION_LIMIT' is not a share below 1" \
     "the share of test replies overlapping the training set above which the report flags the benchmark, e.g. contamination_limit: 0.05"
   bench_value EXTRA_PARAMS "$bench" extra_params
-  [[ -z "$EXTRA_PARAMS" ]] || jq -e 'type == "object"' <<<"$EXTRA_PARAMS" >/dev/null 2>&1 ||
-    die "$where: extra_params is not a mapping" "e.g. extra_params: {multiple_correct: true} (the benchmark's EvalScope extra_params)"
+  # Checked, and kept as jq -c writes it (dataset_args_json puts it in the command as is).
+  if [[ -n "$EXTRA_PARAMS" ]]; then
+    EXTRA_PARAMS="$(jq -c 'if type == "object" then . else error end' <<<"$EXTRA_PARAMS" 2>/dev/null)" ||
+      die "$where: extra_params is not a mapping" "e.g. extra_params: {multiple_correct: true} (the benchmark's EvalScope extra_params)"
+  fi
   read_bench_answer_mode "$where"
   read_bench_source "$where"
   read_bench_judge "$where"
@@ -189,28 +192,18 @@ read_bench() {
   apply_answer_mode
 }
 
-# dataset_args_json: the benchmark read last as EvalScope's --dataset-args, as `jq -c` writes it
-# (the command is fingerprinted: not a byte may differ). Built in bash with json_string, as a
-# fingerprint reads every benchmark of the experiment; with extra_params (JSON to re-emit)
-# through jq. A judged benchmark is scored by the judge alone (its rows have no BLEU/ROUGE
-# fallback).
+# dataset_args_json: the benchmark read last as EvalScope's --dataset-args, as `jq -c` wrote it
+# (the command is fingerprinted: not a byte may differ), built in bash with json_string, as a
+# fingerprint reads every benchmark of the experiment. A judged benchmark is scored by the judge
+# alone (its rows have no BLEU/ROUGE fallback).
 dataset_args_json() {
-  if [[ -z "$EXTRA_PARAMS" ]]; then
-    local body=""
-    if ((${#SUBSETS[@]} > 0)); then body="\"subset_list\":$(json_array "${SUBSETS[@]}")"; fi
-    if [[ -n "$FEW_SHOT" ]]; then body+="${body:+,}\"few_shot_num\":$((10#$FEW_SHOT))"; fi
-    if [[ -n "$LOCAL_PATH" ]]; then body+="${body:+,}\"local_path\":$(json_string "$LOCAL_PATH")"; fi
-    if [[ -n "$JUDGE_TEMPLATE" ]]; then body+="${body:+,}\"metric_list\":[\"acc\"],\"primary_metric\":\"acc\""; fi
-    printf '{%s:{%s}}\n' "$(json_string "$DATASET_NAME")" "$body"
-    return
-  fi
-  jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" \
-    --arg judged "${JUDGE_TEMPLATE:+1}" --arg extra "$EXTRA_PARAMS" --args '{($name): ({}
-      + (if $ARGS.positional == [] then {} else {subset_list: $ARGS.positional} end)
-      + (if $few_shot == "" then {} else {few_shot_num: ($few_shot | tonumber)} end)
-      + (if $local_path == "" then {} else {local_path: $local_path} end)
-      + (if $extra == "" then {} else {extra_params: ($extra | fromjson)} end)
-      + (if $judged == "" then {} else {metric_list: ["acc"], primary_metric: "acc"} end))}' "${SUBSETS[@]}"
+  local body=""
+  if ((${#SUBSETS[@]} > 0)); then body="\"subset_list\":$(json_array "${SUBSETS[@]}")"; fi
+  if [[ -n "$FEW_SHOT" ]]; then body+="${body:+,}\"few_shot_num\":$((10#$FEW_SHOT))"; fi
+  if [[ -n "$LOCAL_PATH" ]]; then body+="${body:+,}\"local_path\":$(json_string "$LOCAL_PATH")"; fi
+  if [[ -n "$EXTRA_PARAMS" ]]; then body+="${body:+,}\"extra_params\":$EXTRA_PARAMS"; fi
+  if [[ -n "$JUDGE_TEMPLATE" ]]; then body+="${body:+,}\"metric_list\":[\"acc\"],\"primary_metric\":\"acc\""; fi
+  printf '{%s:{%s}}\n' "$(json_string "$DATASET_NAME")" "$body"
 }
 
 # read_bench_answer_mode WHERE: checks the benchmark's answer_mode (CONFIGURED_ANSWER_MODE).
