@@ -20,7 +20,6 @@ import re
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import runparse as rp  # noqa: E402
 from lab.files import load_yaml, rel as relative_to, write_atomic  # noqa: E402
