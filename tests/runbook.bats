@@ -137,21 +137,23 @@ teardown() {
 $TMP/wheels-there"
 }
 
-@test "printed with a Python that cannot read a shipped set (no pyarrow, before make env): the set and make env are named; with the venv it prints" {
-  [[ -x "$SRC_ROOT/.venv/bin/python" ]] || skip "needs the project venv (make env)"
-  # The machine's Python before make env: PyYAML, but no pyarrow for SafetyBench's parquet.
+@test "printed before make env, with a Python that has PyYAML and no pyarrow: every set is read, SafetyBench's parquet included" {
+  # The machine's Python before make env: no pyarrow (and no venv in the copy).
   mkdir -p "$TMP/no-pyarrow/pyarrow"
   echo 'raise ModuleNotFoundError("No module named '"'pyarrow'"'")' >"$TMP/no-pyarrow/pyarrow/__init__.py"
   run --separate-stderr env PYTHONPATH="$TMP/no-pyarrow" make runbook EXP=smoke ENV_FILE=env/smoke.env
+  assert_success
+  assert_line "# safety-zh: safety_bench on smoke, limit 6 per subject"
+  assert_line --partial "--expected-num 6"
+}
+
+@test "a local set with a broken file: the runbook names that set and the fix, not another benchmark" {
+  echo '{not json' >>configs/smoke/data/mmlu_pro/data/test.jsonl
+  run --separate-stderr make runbook EXP=smoke ENV_FILE=env/smoke.env
   assert_failure
   assert_equal "$output" ""
   # shellcheck disable=SC2154 # $stderr: set by run --separate-stderr
-  [[ "$stderr" == *"cannot read configs/smoke/data/safety_bench: ModuleNotFoundError: No module named 'pyarrow'"* ]]
-  [[ "$stderr" == *"fix: make env ENV_FILE=env/smoke.env"* ]]
+  [[ "$stderr" == *"cannot read configs/smoke/data/mmlu_pro: JSONDecodeError: "* ]]
+  [[ "$stderr" == *"fix: repair the set's files (git checkout -- configs/smoke/data/mmlu_pro restores a shipped one)"* ]]
   [[ "$stderr" != *"no subjects found"* ]]
-  # The fix followed: the venv make env builds (the repo's own) reads the configs, whatever LAB_PYTHON is.
-  ln -s "$SRC_ROOT/.venv" .venv
-  run --separate-stderr env LAB_PYTHON=/nonexistent/python3 make runbook EXP=smoke ENV_FILE=env/smoke.env
-  assert_success
-  assert_line "# safety-zh: safety_bench on smoke, limit 6 per subject"
 }

@@ -47,6 +47,24 @@ def test_local_sets_in_every_layout(folder, expected):
     assert dict(local_set.subjects(REPO / folder)) == expected
 
 
+@pytest.mark.parametrize("rows, row_group_size, compression", [(0, None, "snappy"), (1, None, "none"),
+                                                             (1000, 100, "zstd"), (70001, 10000, "snappy")])
+def test_a_parquet_file_s_rows_are_read_from_its_footer_as_pyarrow_reads_them(tmp_path, rows, row_group_size, compression):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": list(range(rows)), "question": [f"问题{i}" for i in range(rows)],
+                      "safe": [i % 2 == 0 for i in range(rows)], "options": [["A", "B"]] * rows})
+    path = tmp_path / "test.parquet"
+    pq.write_table(table, path, row_group_size=row_group_size, compression=compression)
+    assert local_set.parquet_rows(path) == pq.read_metadata(path).num_rows == rows
+    shipped = REPO / "configs/smoke/data/safety_bench/data/zh/test.parquet"
+    assert local_set.parquet_rows(shipped) == pq.read_metadata(shipped).num_rows
+    (tmp_path / "not.parquet").write_bytes(b"PAR1 plain text")
+    with pytest.raises(ValueError, match="not a Parquet file"):
+        local_set.parquet_rows(tmp_path / "not.parquet")
+
+
 def test_each_names_a_folder_it_cannot_read_and_still_lists_the_others(tmp_path, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()

@@ -273,14 +273,8 @@ read_bench_source() {
   [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
     "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
   read_local_counts
-  if [[ -n "${LOCAL_SET_ERROR[$LOCAL_PATH]:-}" ]]; then
-    if [[ "${LOCAL_SET_ERROR[$LOCAL_PATH]}" == *ImportError:* || "${LOCAL_SET_ERROR[$LOCAL_PATH]}" == *ModuleNotFoundError:* ]]; then
-      die "$where: $(config_python) cannot read $(display_path "$LOCAL_PATH"): ${LOCAL_SET_ERROR[$LOCAL_PATH]}" \
-        "make env ENV_FILE=$(repo_relative "$ENV_FILE") (the project's venv reads every set), then run this again"
-    fi
-    die "$where: cannot read $(display_path "$LOCAL_PATH"): ${LOCAL_SET_ERROR[$LOCAL_PATH]}" \
-      "repair the set's files (git checkout -- $(display_path "$LOCAL_PATH") restores a shipped one)"
-  fi
+  [[ -z "${LOCAL_SET_ERROR[$LOCAL_PATH]:-}" ]] || die "$where: cannot read $(display_path "$LOCAL_PATH"): ${LOCAL_SET_ERROR[$LOCAL_PATH]}" \
+    "repair the set's files (git checkout -- $(display_path "$LOCAL_PATH") restores a shipped one)"
   ((${#LOCAL_COUNTS[@]} > 0)) || die "$where: no subjects found in $(display_path "$LOCAL_PATH")" \
     "it needs one of the layouts scripts/py/local_set.py lists (C-Eval, CMMLU, MMLU, MMLU-Pro, general_qa)"
   # `all` means every subject of the local copy: EvalScope would ask for all of its own.
@@ -309,7 +303,7 @@ needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
 # LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
 # Read once per folder and process (the fingerprints read each set once per model and mode);
 # a folder that does not exist yet (a set fetched later) is not remembered. LOCAL_SET_ERROR[folder]:
-# why the config Python could not read it (e.g. a parquet and no pyarrow, before make env).
+# why it could not be read (a broken file); the other folders are still listed.
 declare -gA LOCAL_COUNTS=() LOCAL_SET_LISTING=() LOCAL_SET_ERROR=()
 read_local_counts() {
   local subject count
