@@ -173,6 +173,32 @@ $REPO/results/smoke/smoke/ceval
   assert_line "env: CUDA_VISIBLE_DEVICES unset"
 }
 
+@test "EVALSCOPE_HTML=0 (env/smoke.env): our launcher, told in its environment; a location, so changing it evaluates nothing again" {
+  printf '%s\n' EVALSCOPE_HTML=0 >>"$SMOKE_ENV"
+  serve_smoke
+  STUB_NUM=12 eval_smoke ceval
+  assert_success
+  assert_line --regexp '^\+ .* EVALSCOPE_HTML=0 python scripts/py/evalscope_lab\.py \\$'
+  run stub_call evalscope 1
+  assert_line "env: EVALSCOPE_HTML=0"
+  # Written again (1, the default): the finished evaluation stands.
+  sed -i '/^EVALSCOPE_HTML=/d' "$SMOKE_ENV"
+  STUB_NUM=12 eval_smoke ceval
+  assert_success
+  assert_equal "$(stub_calls evalscope)" 1
+  # The GPU default writes it: nothing in the environment.
+  stub_serves "$DEFAULT_EXP"
+  run scripts/eval.sh ceval
+  assert_success
+  run stub_call evalscope 2
+  assert_line "env: EVALSCOPE_HTML unset"
+  # Anything else is refused with the fix.
+  printf '%s\n' EVALSCOPE_HTML=no >>"$SMOKE_ENV"
+  eval_smoke ceval
+  assert_failure
+  assert_line "[eval] error: EVALSCOPE_HTML='no' is not 0 or 1"
+}
+
 # set_answer_mode EXP MODE: eval.yaml's answer_mode, as a user edits it.
 set_answer_mode() { sed -i "s/^  answer_mode: .*/  answer_mode: $2/" "configs/$1/eval.yaml"; }
 

@@ -71,10 +71,15 @@ def replay(tmp_path_factory):
     server.wait(timeout=10)
 
 
-def evalscope(url: str, work_dir: Path, dataset: str, dataset_args: dict, generation: dict, *extra: str):
-    """EvalScope for real, as scripts/lib/eval_config.sh builds it for a harmony model."""
+def evalscope(url: str, work_dir: Path, dataset: str, dataset_args: dict, generation: dict, *extra: str,
+              html: bool = True):
+    """EvalScope for real, as scripts/lib/eval_config.sh builds it for a harmony model (html=False:
+    with EVALSCOPE_HTML=0, as env/smoke.env has it)."""
     shutil.rmtree(work_dir, ignore_errors=True)
     env = {**os.environ, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+    env.pop("EVALSCOPE_HTML", None)
+    if not html:
+        env["EVALSCOPE_HTML"] = "0"
     run = subprocess.run([PYTHON, str(REPO / "scripts/py/evalscope_lab.py"), "--replies", "harmony",
                     "eval", "--eval-type", "openai_api", "--api-url", url, "--api-key", "EMPTY", "--model", MODEL,
                     "--datasets", dataset, "--dataset-args", json.dumps({dataset: dataset_args}),
@@ -108,6 +113,7 @@ def test_evalscope_scores_only_the_final_channel_in_every_form(replay, tmp_path)
     assert [reviews[i]["extracted_prediction"] for i in range(9)] == EXPECTED_LETTERS
     # Right: 1 (C), 5 (A), 7 (B), 9 (C); the cut-off and empty replies are wrong, not the letter of their reasoning.
     assert [reviews[i]["value"]["accuracy"] for i in range(9)] == [1, 0, 0, 0, 1, 0, 1, 0, 1]
+    assert (tmp_path / "ceval" / "reports" / "report.html").is_file()  # EvalScope's own page, by default
     # Every request carried the answer mode to the server.
     asked = requests_of(log, MODEL)
     assert asked and all(r.get("chat_template_kwargs") == {"reasoning_effort": "medium"} for r in asked)
@@ -132,11 +138,14 @@ def test_a_prefilled_final_channel_is_requested_and_its_reply_scored(replay, tmp
     before = len(requests_of(log, MODEL))
     reviews = evalscope(url, tmp_path / "ceval", "ceval", CEVAL_ARGS,
                         {"max_tokens": 64, "temperature": 0,
-                         "extra_body": {"chat_template_kwargs": {"response_prefix": FINAL_PREFIX}}})
+                         "extra_body": {"chat_template_kwargs": {"response_prefix": FINAL_PREFIX}}}, html=False)
     asked = requests_of(log, MODEL)[before:]
     assert len(asked) == 9 and all(r["chat_template_kwargs"] == {"response_prefix": FINAL_PREFIX} for r in asked)
     # ms-swift returns the prefix and the final text: every reply has a final channel, empty or not.
     assert [reviews[i]["extracted_prediction"] for i in range(9)] == ["C", "D", "", "", "A", "", "B", "", "C"]
+    # EVALSCOPE_HTML=0: the report our pipeline reads is written, EvalScope's HTML page is not.
+    assert (tmp_path / "ceval" / "reports" / MODEL / "ceval.json").is_file()
+    assert not (tmp_path / "ceval" / "reports" / "report.html").exists()
 
 
 def test_dialogue_metrics_and_the_judge_see_only_the_final_channel(replay, tmp_path):

@@ -5,9 +5,10 @@
 # CMD_ENV, CMD_SECRET_ENV and CMD (see common.sh). Sourced at any point after common.sh;
 # the builders read load_env's settings when called.
 
-# Flags and environment values that say where a step writes or reports, not what
-# it computes: recorded with the command, left out of its inputs' fingerprint
-# (the model and dataset behind --model/--dataset are fingerprinted by content).
+# Flags and environment values that say where (or whether, EVALSCOPE_HTML: EvalScope's HTML
+# page) a step writes or reports, not what it computes: recorded with the command, left out of
+# its inputs' fingerprint (the model and dataset behind --model/--dataset are fingerprinted by
+# content).
 # Which node is which (NODE_RANK) and where they meet (MASTER_ADDR, MASTER_PORT) are
 # locations; NNODES and NPROC_PER_NODE are inputs: their product, the world size,
 # sets the global batch and so the number of steps and the result. --deepspeed is an
@@ -18,7 +19,7 @@ LOCATION_FLAGS=(--output_dir --swanlab_mode --swanlab_project --swanlab_exp_name
   --url --outputs-dir)
 LOCATION_ENV=(CUDA_VISIBLE_DEVICES HF_HOME MODELSCOPE_CACHE HF_HUB_OFFLINE HF_DATASETS_OFFLINE
   TRANSFORMERS_OFFLINE SWANLAB_LOG_DIR SWANLAB_RUN_ID SWANLAB_RESUME SWANLAB_API_HOST MASTER_PORT
-  NODE_RANK MASTER_ADDR)
+  NODE_RANK MASTER_ADDR EVALSCOPE_HTML)
 
 # The config is the truth: sft.yaml's `deepspeed:` runs as written. DEEPSPEED (env
 # file or make command line) adds --deepspeed only when the config names none; one

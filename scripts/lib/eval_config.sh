@@ -421,15 +421,17 @@ judge_config() {
 }
 
 # evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
-# harmony (only the final channel is scored) or a key has no environment variable in
-# EvalScope (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge): no key is ever in argv.
+# harmony (only the final channel is scored), a key has no environment variable in
+# EvalScope (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge: no key is ever in argv),
+# or an evaluation's HTML page is not to be written (EVALSCOPE_HTML=0).
 evalscope_command() {
-  local needs_keys=0
-  if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_keys=1; CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY); fi
-  if [[ -n "$(judge_config)" && -n "${JUDGE_API_KEY:-}" ]]; then needs_keys=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
+  local needs_launcher=0
+  if [[ "$KIND" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; CMD_ENV+=(EVALSCOPE_HTML=0); fi
+  if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY); fi
+  if [[ -n "$(judge_config)" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
   if [[ "$KIND" != perf && "$REPLIES" == harmony ]]; then
     CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
-  elif ((needs_keys)); then
+  elif ((needs_launcher)); then
     CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
   else
     CMD=(evalscope)
@@ -611,6 +613,7 @@ build_arena_cmd() {
   reset_cmd
   add_common_tool_env
   if [[ -n "${JUDGE_API_KEY:-}" ]]; then CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
+  if [[ "${EVALSCOPE_HTML:-1}" == 0 ]]; then CMD_ENV+=(EVALSCOPE_HTML=0); fi
   CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
   if [[ "$REPLIES" == harmony ]]; then CMD+=(--replies harmony); fi # a gpt-oss judge's final channel is its verdict
   CMD+=(eval --eval-type mock_llm --model "$ARENA_BENCH" --datasets general_arena --dataset-args "$args")

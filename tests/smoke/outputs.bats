@@ -141,6 +141,9 @@ EXPECTED_EVALS=(
     run bash -c "cat results/smoke/$served/$bench/predictions/$served/*.jsonl | wc -l"
     assert_output "$want"
   done
+  # env/smoke.env's EVALSCOPE_HTML=0: no evaluation wrote EvalScope's own HTML page.
+  run find -L results/smoke -name report.html
+  assert_output ""
 }
 
 @test "the fine-tuning shows: held-out loss at least 1 nat below the base model's, ROUGE on held-out replies above it" {
