@@ -11,9 +11,8 @@
 # Running the full smoke runbook as well would cost a third full pipeline in make test
 # (about 300 s on 2 cores, 30 cold EvalScope starts); its commands are the ones make ran.
 # Exit 0 when all hold.
-#   tests/check_repro.sh reference DIR [ROOT]   after make smoke and make pilot EXP=smoke in the
-#                                        checkout ROOT (default: this one): what they ran and
-#                                        gave, kept in DIR (later suites change it)
+#   tests/check_repro.sh reference DIR   after make smoke and make pilot EXP=smoke: what they
+#                                        ran and gave, kept in DIR (later suites change it)
 #   tests/check_repro.sh runbook WORK    the runbooks in WORK/tree (needs no run of make)
 #   tests/check_repro.sh compare WORK DIR   the runbooks in WORK against the reference in DIR
 #   tests/check_repro.sh [WORK]          the three in turn, after make smoke and make pilot
@@ -46,26 +45,24 @@ record() {
   answers "$1/results/$PILOT/$PILOT/ceval/predictions/$PILOT" >"$2/answers.txt"
 }
 
-# record_commands ROOT DIR: the commands make smoke ran under ROOT (train, every evaluation of
-# both models), one file each in DIR; the training's SwanLab run id (a resume key made at run
-# time) left out.
+# The commands make smoke ran (train, every evaluation of both models), one file each; the
+# training's SwanLab run id (a resume key made at run time) left out.
 record_commands() {
-  local file root="$1" dir="$2/commands"
+  local file dir="$1/commands"
   mkdir -p "$dir"
-  sed -E 's/SWANLAB_RUN_ID=[^ ]+ SWANLAB_RESUME=allow //' "$root/output/smoke/lab-command.txt" >"$dir/train.txt"
-  for file in "$root"/results/smoke/smoke/*/lab-command.txt "$root"/results/smoke/smoke-base/*/lab-command.txt; do
+  sed -E 's/SWANLAB_RUN_ID=[^ ]+ SWANLAB_RESUME=allow //' "$REPO_ROOT/output/smoke/lab-command.txt" >"$dir/train.txt"
+  for file in "$REPO_ROOT"/results/smoke/smoke/*/lab-command.txt "$REPO_ROOT"/results/smoke/smoke-base/*/lab-command.txt; do
     cp "$file" "$dir/$(basename "$(dirname "$(dirname "$file")")")-$(basename "$(dirname "$file")").txt"
   done
 }
 
 reference() {
-  local root="${2:-$REPO_ROOT}"
-  [[ -f "$root/output/smoke/lab-train.json" && -d "$root/results/smoke/smoke-base/ceval" ]] ||
-    fail "no finished smoke run in $root to compare with; run make smoke first"
-  [[ -f "$root/output/$PILOT/lab-train.json" && -d "$root/results/$PILOT/$PILOT/ceval/predictions/$PILOT" ]] ||
-    fail "no finished pilot in $root to compare with; run make pilot EXP=smoke first"
-  record "$root" "$1"
-  record_commands "$root" "$1"
+  [[ -f "$REPO_ROOT/output/smoke/lab-train.json" && -d "$REPO_ROOT/results/smoke/smoke-base/ceval" ]] ||
+    fail "no finished smoke run to compare with; run make smoke first"
+  [[ -f "$REPO_ROOT/output/$PILOT/lab-train.json" && -d "$REPO_ROOT/results/$PILOT/$PILOT/ceval/predictions/$PILOT" ]] ||
+    fail "no finished pilot to compare with; run make pilot EXP=smoke first"
+  record "$REPO_ROOT" "$1"
+  record_commands "$1"
 }
 
 runbook() {
@@ -135,7 +132,7 @@ compare() {
 }
 
 case "${1:-}" in
-  reference) reference "${2:?usage: check_repro.sh reference DIR [ROOT]}" "${3:-}" ;;
+  reference) reference "${2:?usage: check_repro.sh reference DIR}" ;;
   runbook) runbook "${2:?usage: check_repro.sh runbook WORK}" ;;
   compare) compare "${2:?usage: check_repro.sh compare WORK DIR}" "${3:?usage: check_repro.sh compare WORK DIR}" ;;
   *)

@@ -77,13 +77,11 @@ fi
 
 # Three lanes at once on the machine's cores: the real smoke suites here, one after the
 # other (they share the smoke run and its ports); beside them the fast lane (shellcheck, the
-# stubbed suites two at a time, pytest) and the runbook lane: the smoke pilot's runbook as pasted
-# in a clean tree (its own ports), compared at the end with what make pilot gave and what make
-# smoke ran (tests/check_repro.sh), then, once make smoke is done, the suites that need its run
-# but not the others' changes to it, on a copy of it (tests/lib/smoke-copy.sh). Every lane waits
-# at times (a server loading, a stub's sleep, a poll): three keep both cores busy (2026-12-05, a
-# fresh clone: with two lanes the cores were idle 17% of the run). Each phase logs its seconds
-# since the start.
+# stubbed suites two at a time, pytest) and the smoke pilot's runbook as pasted in a clean tree
+# (its own ports), compared at the end with what make pilot gave and what make smoke ran
+# (tests/check_repro.sh). Every lane waits at times (a server loading, a stub's sleep, a
+# poll): three keep both cores busy (2026-12-05, a fresh clone: with two lanes the cores were
+# idle 17% of the run). Each phase logs its seconds since the start.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lab-test.XXXXXX")"
 side_lane() {
   fast_lane 2
@@ -97,15 +95,6 @@ runbook_lane() {
   until [[ -e "$WORK/smoke-done" ]]; do sleep 2; done
   log "two nodes on one machine (real smoke training: two make train, NNODES=2, CPU, gloo)"
   run_bats tests/smoke/multinode.bats
-  # The pilot and the human evaluation, on the copy of the smoke run as make smoke left it
-  # (free ports): the main lane's suites change the checkout's meanwhile.
-  export SMOKE_ROOT="$WORK/smoke-copy"
-  log "the pilot (real smoke, on a copy: make pilot EXP=smoke, its projection, the smoke run left as it was)"
-  run_bats tests/smoke/pilot.bats
-  # What make smoke ran and make pilot gave (check_repro compares the runbooks with them).
-  tests/check_repro.sh reference "$WORK/reference" "$SMOKE_ROOT"
-  log "blind human evaluation (real smoke replies, on a copy: make human-pack N=6, three raters in headless Chromium, server killed and restarted, make human-report)"
-  run_bats tests/smoke/human.bats
   printf '%s\n' "$passed" >"$WORK/runbook-passed"
 }
 runbook_lane >"$WORK/runbook-lane.log" 2>&1 &
@@ -125,7 +114,6 @@ if ! make smoke SWANLAB_TOKEN="$FAKE_TOKEN" SWANLAB_MODE=local >"$smoke_log" 2>&
   log "make smoke failed (its log: $smoke_log)"
   exit 1
 fi
-tests/lib/smoke-copy.sh "$PWD" "$WORK/smoke-copy"
 : >"$WORK/smoke-done"
 SMOKE_LOG="$smoke_log" run_bats tests/smoke/outputs.bats
 
@@ -141,6 +129,15 @@ run_bats tests/smoke/inputs.bats
 log "variants (real smoke: make sweep runs smoke-r4 and smoke-experts side by side; the experts' adapter; make compare with smoke)"
 run_bats tests/smoke/variants.bats
 
+log "the pilot (real smoke: make pilot EXP=smoke, its projection, the smoke run left as it was)"
+run_bats tests/smoke/pilot.bats
+# What make smoke ran and make pilot gave, before the suites below change them (check_repro
+# compares the runbooks with them).
+tests/check_repro.sh reference "$WORK/reference"
+
+log "blind human evaluation (real smoke replies: make human-pack N=6, three raters in headless Chromium, server killed and restarted, make human-report)"
+run_bats tests/smoke/human.bats
+
 log "waiting for the fast lane and the runbook"
 side_status=0 runbook_status=0
 wait "$SIDE_PID" || side_status=$?
@@ -148,7 +145,7 @@ wait "$RUNBOOK_PID" || runbook_status=$?
 trap - EXIT
 cat "$WORK/side.log" "$WORK/runbook-lane.log"
 ((side_status == 0)) || { log "the fast lane failed (above)"; exit 1; }
-((runbook_status == 0)) || { log "the runbook lane failed (above)"; exit 1; }
+((runbook_status == 0)) || { log "the pilot's runbook failed (above)"; exit 1; }
 log "reproducibility: the pilot's runbook against make pilot; the smoke runbook against make smoke's commands"
 tests/check_repro.sh compare "$WORK/repro" "$WORK/reference"
 passed=$((passed + $(cat "$WORK/side-passed") + $(cat "$WORK/runbook-passed") + 1))

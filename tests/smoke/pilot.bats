@@ -15,7 +15,7 @@ smoke_fingerprint() {
 }
 
 setup_file() {
-  cd "$SMOKE_ROOT" || return 1
+  cd "$BATS_TEST_DIRNAME/../.." || return 1
   smoke_fingerprint >"$BATS_FILE_TMPDIR/smoke-before"
   local port start status=0
   port="$(free_port)"
@@ -75,7 +75,7 @@ pilot_setting() {
 }
 
 @test "report/smoke-pilot.md: numbers made from the pilot's measurements" {
-  run "$LAB_PYTHON" "$SRC_ROOT/tests/md_check.py" report/smoke-pilot.md
+  run "$LAB_PYTHON" tests/md_check.py report/smoke-pilot.md
   assert_success
   run cat report/smoke-pilot.md
   # The full training's steps from the pilot's dataset size and the config: as many as the
