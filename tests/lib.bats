@@ -13,6 +13,13 @@ setup() {
 
 teardown() { common_teardown; }
 
+# counting_python CALLS: LAB_PYTHON becomes a Python that logs each start's arguments to CALLS.
+counting_python() {
+  printf '#!/usr/bin/env bash\necho "$*" >>%q\nexec %q "$@"\n' "$1" "${LAB_PYTHON:-python3}" >"$TMP/counting-python"
+  chmod +x "$TMP/counting-python"
+  export LAB_PYTHON="$TMP/counting-python"
+}
+
 @test "every library but server.sh can be sourced right after common.sh" {
   local lib
   for lib in scripts/lib/*.sh; do
@@ -57,11 +64,9 @@ teardown() { common_teardown; }
 
 @test "a config's reading is kept only for what it was read from: the file, the suite, the code that reads it" {
   local calls="$TMP/python-calls"
-  printf '#!/usr/bin/env bash\necho "$*" >>%q\nexec %q "$@"\n' "$calls" "${LAB_PYTHON:-python3}" >"$TMP/counting-python"
-  chmod +x "$TMP/counting-python"
+  counting_python "$calls"
   # shellcheck disable=SC2016 # expanded by the inner bash
   read_twice='source scripts/lib/common.sh; declare -A c=(); for i in 1 2; do load_config "$PWD/$1" c ${2:-}; done; echo "${c[$3]}"'
-  export LAB_PYTHON="$TMP/counting-python"
   run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/sft.yaml" "" learning_rate
   assert_success
   assert_output 0.0001
@@ -92,6 +97,31 @@ teardown() { common_teardown; }
   run bash -c "$read_twice" _ "configs/$DEFAULT_EXP/bad.yaml" "" a
   assert_failure
   assert_equal "$(wc -l <"$calls")" 7
+}
+
+@test "a copy of the checkout uses another's readings of the same files: a reading is named by the files' place in the checkout" {
+  local calls="$TMP/python-calls"
+  counting_python "$calls"
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  local read_once='source scripts/lib/common.sh; declare -A c=(); load_config "$PWD/$1" c ${3:-}; echo "${c[$2]}"'
+  run bash -c "$read_once" _ "configs/$DEFAULT_EXP/sft.yaml" learning_rate
+  assert_output 0.0001
+  run bash -c "$read_once" _ "configs/$DEFAULT_EXP/eval.yaml" ceval.dataset --eval
+  assert_output ceval
+  assert_equal "$(wc -l <"$calls")" 2
+  # The copy keeps the readings' folder (cp -a), elsewhere on the disk.
+  mkdir -p "$TMP/copy" && cp -a Makefile scripts configs env .cache "$TMP/copy/"
+  cd "$TMP/copy" || return 1
+  run bash -c "$read_once" _ "configs/$DEFAULT_EXP/sft.yaml" learning_rate
+  assert_output 0.0001
+  run bash -c "$read_once" _ "configs/$DEFAULT_EXP/eval.yaml" ceval.dataset --eval
+  assert_output ceval
+  assert_equal "$(wc -l <"$calls")" 2
+  # Changed in the copy: read again there.
+  sed -i 's/^learning_rate: .*/learning_rate: 3.0e-4/' "configs/$DEFAULT_EXP/sft.yaml"
+  run bash -c "$read_once" _ "configs/$DEFAULT_EXP/sft.yaml" learning_rate
+  assert_output 0.0003
+  assert_equal "$(wc -l <"$calls")" 3
 }
 
 @test "EvalScope's --dataset-args built in bash are what jq writes (the command is fingerprinted), for every kind of benchmark" {
@@ -125,6 +155,7 @@ teardown() { common_teardown; }
 }
 
 @test "a checkout whose .cache cannot be written still reads its configs, without a word about it" {
+  rm -f .cache/config # (the run's shared readings, common_setup)
   mkdir -p .cache && : >.cache/config # (a file where the cache's folder would be: even root cannot write it)
   # shellcheck disable=SC2016 # expanded by the inner bash
   run --separate-stderr bash -c 'set -euo pipefail; source scripts/lib/common.sh; declare -A c=(); load_config "$PWD/configs/$1/sft.yaml" c; echo "${c[learning_rate]}"' _ "$DEFAULT_EXP"

@@ -234,7 +234,9 @@ config_items() {
 # configs again (a stubbed make all read them 20 times): a reading is kept in
 # .cache/config/, named by the digest of all it depends on (the file, for --eval both suites
 # it may use, the code that reads it, the Python and its venv's lock), and used only when that
-# digest matches. A failed reading is not kept; a symlinked config is always read.
+# digest matches. A failed reading is not kept; a symlinked config is always read. The digest
+# names the files by their place in the checkout, not on the disk (config.py's output does not
+# depend on it): a copy of the checkout can use the readings of another.
 config_lines() {
   local python digest entry="" lines sources=("$1" "$REPO_ROOT/scripts/py/config.py" "$REPO_ROOT/scripts/py/lab/files.py")
   python="$(config_python)"
@@ -243,9 +245,9 @@ config_lines() {
       sources+=("$REPO_ROOT/scripts/py/eval_suite.py" "${1%/*/*}/benchmarks.yaml" "$REPO_ROOT/configs/benchmarks.yaml")
     fi
     digest="$({
-      printf '%s\n' "$python" "$*"
+      printf '%s\n' "$python" "${@:2}" "$(repo_relative "$1")"
       cat "${python%/bin/*}/.lab-lock.sha256" 2>/dev/null || true
-      sha256sum "${sources[@]}" 2>&1 || true
+      if cd "$REPO_ROOT"; then sha256sum "${sources[@]#"$REPO_ROOT"/}" 2>&1 || true; fi
     } | sha256sum)"
     entry="$REPO_ROOT/.cache/config/${digest%% *}"
     if [[ -f "$entry" ]]; then cat "$entry"; return; fi
