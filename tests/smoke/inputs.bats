@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # On the real smoke run (tests/run.sh runs it after make smoke): outputs bound to
 # their inputs with the real tools, in a copy of the checkout with the run's outputs
-# (tests/test_helper.bash smoke_copy): it retrains the smoke model with another
-# learning rate and edits the report's template, and the checkout stays as it is.
+# (tests/test_helper.bash smoke_copy): it retrains the smoke model with half the
+# epochs and edits the report's template, and the checkout stays as it is.
 
 load ../test_helper
 
@@ -98,7 +98,8 @@ wait_until() {
   source scripts/lib/checkpoints.sh
   local base_marker=results/smoke/smoke-base/ceval/lab-eval.json before resumed_from step total run_id
   before="$(sha256sum "$base_marker")"
-  sed -i 's/^learning_rate: 1.0e-2$/learning_rate: 1.5e-2/' configs/smoke/sft.yaml
+  # Half the epochs: the retrained run is 16 steps, not 32 (its checkpoints 4, 8, 12, 16).
+  sed -i 's/^num_train_epochs: 4$/num_train_epochs: 2/' configs/smoke/sft.yaml
   setsid make train >"$BATS_TEST_TMPDIR/first.log" 2>&1 &
   MAKE_PID=$!
   # The old run moved aside first (its checkpoint-8 is complete too), then the new one's.
@@ -140,10 +141,10 @@ wait_until() {
   run find results/smoke/swanlog -maxdepth 1 -name "run-*-$run_id"
   assert_equal "${#lines[@]}" 2
 
-  assert_equal "$(jq .learning_rate output/smoke/args.json)" 0.015
-  run grep -F "| \`learning_rate\` | \`0.015\` |" report/smoke.md
+  assert_equal "$(jq .num_train_epochs output/smoke/args.json)" 2
+  run grep -F "| \`num_train_epochs\` | \`2.0\` |" report/smoke.md
   assert_success
-  assert_equal "$(jq '.fingerprints.train.inputs.configs["configs/smoke/sft.yaml"].content.learning_rate' report/smoke.manifest.json)" 0.015
+  assert_equal "$(jq '.fingerprints.train.inputs.configs["configs/smoke/sft.yaml"].content.num_train_epochs' report/smoke.manifest.json)" 2
   assert_equal "$(jq -r .files.config.sha256 report/smoke.manifest.json)" "$(sha256sum configs/smoke/sft.yaml | cut -d' ' -f1)"
   assert_equal "$(jq -c .inputs_changed_since report/smoke.manifest.json)" "[]"
   # The fine-tuned model's scores belong to the old export: not shown (one note per
@@ -157,6 +158,6 @@ wait_until() {
   cp "$BATS_FILE_TMPDIR/sft.yaml" configs/smoke/sft.yaml
   run make report
   assert_success
-  run grep -F "\`train: configs/smoke/sft.yaml: learning_rate: 0.015 -> 0.01\`" report/smoke.md
+  run grep -F "\`train: configs/smoke/sft.yaml: num_train_epochs: 2 -> 4\`" report/smoke.md
   assert_success
 }
