@@ -148,20 +148,9 @@ stub_tools() {
 # unstub_tool NAME: NAME is not on PATH at all (as on a machine without it).
 unstub_tool() { rm -f "$STUBS/$1"; }
 
-# smoke_copy DIR: a copy of the checkout with the real smoke run's outputs (and the store of
-# shared evaluations its base model's results link to; times kept, so make's stamps still hold) and the project venv, for suites that change configs or
-# outputs: the real checkout, which other suites read meanwhile, stays as it is.
-smoke_copy() {
-  mkdir -p "$1"
-  cp -a "$SRC_ROOT/Makefile" "$SRC_ROOT/scripts" "$SRC_ROOT/configs" "$SRC_ROOT/env" "$SRC_ROOT/report" "$SRC_ROOT/build" "$1/"
-  local dir
-  for dir in output/smoke export/smoke results/smoke .state/smoke; do
-    mkdir -p "$1/$(dirname "$dir")"
-    cp -a "$SRC_ROOT/$dir" "$1/$dir"
-  done
-  if [[ -d "$SRC_ROOT/results/.store" ]]; then cp -a "$SRC_ROOT/results/.store" "$1/results/.store"; fi
-  ln -s "$SRC_ROOT/.venv" "$1/.venv"
-}
+# smoke_copy DIR: a copy of the checkout with the real smoke run (tests/lib/smoke-copy.sh), for
+# suites that change configs or outputs.
+smoke_copy() { "$SRC_ROOT/tests/lib/smoke-copy.sh" "$SRC_ROOT" "$1"; }
 
 # fixture_setup, for the suites on fixture runs (report, status): the repo's own scripts
 # with a temp env file (GPU=cpu), temp output roots, state and report dirs; use_run NAME
@@ -181,11 +170,15 @@ fixture_setup() {
 
 use_run() { cp -r "$FIXTURES/runs/$1/smoke" "$TMP/output/smoke"; }
 
+# SMOKE_ROOT: the checkout with the real smoke run the smoke suites read: this one, or a copy of
+# it (tests/lib/smoke-copy.sh) where tests/run.sh runs a suite beside the others.
+SMOKE_ROOT="${SMOKE_ROOT:-$SRC_ROOT}"
+
 smoke_setup() {
   load_assertions
   clean_environment
   use_project_python
-  cd "$SRC_ROOT" || return 1
+  cd "$SMOKE_ROOT" || return 1
   export EXP=smoke ENV_FILE=env/smoke.env
   RUN_DIR=output/smoke
   EXPORT_DIR=export/smoke

@@ -10,8 +10,8 @@ load ../test_helper
 PACKET=results/human/smoke
 
 setup_file() {
-  cd "$SRC_ROOT" || return 1
-  rm -rf "${SRC_ROOT:?}/$PACKET" "$SRC_ROOT/results/smoke/lab-human.json"
+  cd "$SMOKE_ROOT" || return 1
+  rm -rf "${SMOKE_ROOT:?}/$PACKET" "$SMOKE_ROOT/results/smoke/lab-human.json"
 }
 
 setup() {
@@ -34,11 +34,11 @@ start_page() {
 
 # rate RATER[:keyboard]... [--items K]: the simulated raters, in Chromium.
 rate() {
-  "$LAB_PYTHON" tests/lib/rate_in_chromium.py --base "http://127.0.0.1:$PAGE_PORT" --packet "$PACKET" \
+  "$LAB_PYTHON" "$SRC_ROOT/tests/lib/rate_in_chromium.py" --base "http://127.0.0.1:$PAGE_PORT" --packet "$PACKET" \
     --given "$GIVEN" --forbidden smoke,dialog-judge,crisis-judge "$@"
 }
 
-given_answers_stored() { "$LAB_PYTHON" tests/lib/check_given.py "$PACKET" "$GIVEN"; }
+given_answers_stored() { "$LAB_PYTHON" "$SRC_ROOT/tests/lib/check_given.py" "$PACKET" "$GIVEN"; }
 
 @test "make human-pack N=6: six scenarios of every source from the smoke run's replies, no model name in the packet, the key apart" {
   run make human-pack N=6
