@@ -56,31 +56,36 @@ run_bats() {
   passed=$((passed + $(bats --count "$@")))
 }
 
-# The fast lane: shellcheck, the stubbed bats suites (each test has its own repo copy
-# and free ports) and pytest. With SKIP_SMOKE=1 it is all there is, two suites at a time.
-# fast_lane JOBS: the suites at most JOBS at a time.
+# The fast lane: shellcheck and the stubbed bats suites (each test has its own repo copy
+# and free ports). fast_lane JOBS: the suites at most JOBS at a time.
 fast_lane() {
   log "shellcheck"
   make lint
   log "bats"
   run_bats --jobs "$1" tests/*.bats
+}
+
+# pytest (the unit tests, the gpt-oss replay against EvalScope); none reads a smoke run.
+run_pytest() {
   log "pytest"
   .venv/bin/python -m pytest -q tests
   passed=$((passed + $(.venv/bin/python -m pytest -q --collect-only tests | grep -c '::')))
 }
 
+# SKIP_SMOKE=1: the fast lane and pytest alone, two suites at a time.
 if [[ "${SKIP_SMOKE:-0}" == 1 ]]; then
   fast_lane "$(nproc)"
+  run_pytest
   printf 'tests: %d passed, 0 failed\n' "$passed"
   exit 0
 fi
 
 # Three lanes at once on the machine's cores: the real smoke suites here, one after the
 # other (they share the smoke run and its ports); beside them the fast lane (shellcheck, the
-# stubbed suites two at a time, pytest) and the runbook lane: the smoke pilot's runbook as pasted
+# stubbed suites two at a time) and the runbook lane: the smoke pilot's runbook as pasted
 # in a clean tree (its own ports), compared at the end with what make pilot gave and what make
 # smoke ran (tests/check_repro.sh), then the smoke suites that need make smoke's run but none of
-# the main lane's. Every lane waits at times (a server loading, a stub's sleep, a
+# the main lane's, then pytest. Every lane waits at times (a server loading, a stub's sleep, a
 # poll): three keep both cores busy (2026-12-05, a fresh clone: with two lanes the cores were
 # idle 17% of the run). Each phase logs its seconds since the start.
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/lab-test.XXXXXX")"
@@ -109,6 +114,8 @@ runbook_lane() {
   # human ratings into the copy's report while the main lane's suites make smoke again.
   log "blind human evaluation (real smoke replies, on a copy: make human-pack N=6, three raters in headless Chromium, server killed and restarted, make human-report)"
   SMOKE_ROOT="$WORK/smoke-copy" run_bats tests/smoke/human.bats
+  # pytest here, idle by now, rather than after the fast lane's bats, which ends last.
+  run_pytest
   printf '%s\n' "$passed" >"$WORK/runbook-passed"
 }
 runbook_lane >"$WORK/runbook-lane.log" 2>&1 &
