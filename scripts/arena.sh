@@ -16,10 +16,8 @@ set -euo pipefail
 export STEP_NAME=arena
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 ARENA_STEP=arena
 EVAL_PENDING_FILE=lab-eval.pending.json
@@ -71,9 +69,8 @@ check_replies_finished() {
 # not serving (make eval-base stopped it), and stopped after.
 serve_placeholder_judge() {
   [[ "$JUDGE_MODEL" == served ]] || return 0
-  resolve_served_model
-  if is_serving "$SERVED_NAME"; then return 0; fi
-  log "JUDGE_MODEL=served: serving $SERVED_NAME as the (placeholder) judge"
+  if is_serving ""; then return 0; fi
+  log "JUDGE_MODEL=served: serving $(served_name "") as the (placeholder) judge"
   "$REPO_ROOT/scripts/deploy.sh"
   "$REPO_ROOT/scripts/health.sh"
   STARTED_JUDGE=1
@@ -106,8 +103,7 @@ record_result() {
   local started="$1"
   build_arena_result_cmd "$OUT_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$ARENA_STEP]}" "$(($(date +%s) - started))"
   run_cmd || exit 1 # eval_result.py said what was wrong and what to do
-  resolve_served_model
-  SWANLAB_EVAL_RUN_ID="$(fine_tuned_swanlab_run_id)" build_eval_log_cmd "$OUT_DIR/$EVAL_PENDING_FILE"
+  SWANLAB_EVAL_RUN_ID="$(fine_tuned_swanlab_run_id)" build_eval_log_cmd "$(result_name "")" "$OUT_DIR/$EVAL_PENDING_FILE"
   run_cmd || die "logging the arena to SwanLab failed" "read the error above; rerun make arena EXP=$EXP"
   mv -f "$OUT_DIR/$EVAL_PENDING_FILE" "$OUT_DIR/$EVAL_DONE_FILE"
 }
@@ -127,10 +123,6 @@ print_arena() {
 main() {
   load_env
   begin_step
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
-  # shellcheck source=lib/eval_config.sh
-  source "$REPO_ROOT/scripts/lib/eval_config.sh"
   load_eval_config
   if [[ -z "$ARENA_BENCH" ]]; then
     log "configs/$CONFIG_EXP/eval.yaml lists no arena benchmark (kind: arena): nothing to do"
@@ -140,8 +132,6 @@ main() {
   OUT_DIR="$(arena_dir)"
   if is_dry_run; then print_arena; return 0; fi
   require_command jq
-  # shellcheck source=lib/fingerprint.sh
-  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   compute_inputs eval
   if step_done "$ARENA_STEP"; then
     log "$ARENA_BENCH already judged with these inputs: $(jq -r 'if .skipped then "skipped (\(.skipped))"

@@ -8,8 +8,6 @@ set -euo pipefail
 export STEP_NAME=dashboard
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
 
@@ -21,8 +19,6 @@ main() {
   CMD=(swanlab watch "$log_dir" --host 127.0.0.1 --port "$port")
   if is_dry_run; then run_cmd; return 0; fi
   require_command swanlab
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
   if port_in_use "$port"; then
     die "port $port is already in use by $(port_holder "$port")" "set DASHBOARD_PORT to a free port"
   fi

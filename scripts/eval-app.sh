@@ -9,8 +9,8 @@ set -euo pipefail
 export STEP_NAME=eval-app
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/server.sh
+source "$REPO_ROOT/scripts/lib/server.sh"
 
 # Recreates VIEW_DIR's links to every evaluation that has a report; prints how many.
 link_runs() {
@@ -40,8 +40,6 @@ main() {
     return 0
   fi
   require_command evalscope
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
   if port_in_use "$port"; then
     die "port $port is already in use by $(port_holder "$port")" "set EVAL_APP_PORT to a free port"
   fi

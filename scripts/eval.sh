@@ -20,10 +20,8 @@ set -euo pipefail
 export STEP_NAME=eval
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 usage() { die "usage: scripts/eval.sh [--base [--serve]] BENCH...|all|--group GROUP" "BENCH is one of: ${BENCHMARKS[*]:-see configs/\$EXP/eval.yaml}"; }
 
@@ -57,7 +55,7 @@ build_heldout_rows() {
     "run 'make train EXP=$EXP' first (it needs split_dataset_ratio > 0 in configs/$CONFIG_EXP/sft.yaml)"
   build_heldout_cmd
   run_cmd || die "$BENCH: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
-  build_eval_cmd "$BENCH"
+  build_eval_cmd "$BENCH" "$SIDE" "$MODE"
   read_local_counts
 }
 
@@ -68,7 +66,7 @@ fetch_set() {
   log "$BENCH: fetching its questions into $(display_path "$LOCAL_PATH") (${FETCH[0]})"
   build_fetch_cmd
   run_cmd || die "$BENCH: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
-  build_eval_cmd "$BENCH"
+  build_eval_cmd "$BENCH" "$SIDE" "$MODE"
   read_local_counts
 }
 
@@ -79,19 +77,19 @@ measure_contamination() {
   mkdir -p "$WORK_DIR"
   build_contamination_cmd
   run_cmd || die "$BENCH: could not measure its overlap with the training set (see above)" "check $(display_path "$LOCAL_PATH")"
-  build_eval_cmd "$BENCH"
+  build_eval_cmd "$BENCH" "$SIDE" "$MODE"
 }
 
 # Stops before the first question when the benchmark's longest prompt plus max_tokens
 # would not fit the server's session (measured with the served model's tokenizer, on a
 # local question set; a hub set is only known to EvalScope).
 check_session_budget() {
-  [[ -n "$LOCAL_PATH" && -d "$LOCAL_PATH" && -f "$SERVED_MODEL/tokenizer.json" ]] || return 0
-  [[ -n "${SESSION_LIMIT+x}" ]] || read_session_limit
+  [[ -n "$LOCAL_PATH" && -d "$LOCAL_PATH" && -f "$(served_model "$SIDE")/tokenizer.json" ]] || return 0
+  [[ -n "${SESSION_LIMIT+x}" ]] || read_session_limit "$SIDE"
   [[ "$SESSION_LIMIT" =~ ^[0-9]+$ ]] || return 0
   local saved=("${CMD[@]}") saved_env=("${CMD_ENV[@]}") saved_secrets=("${CMD_SECRET_ENV[@]}") budget
   reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$SERVED_MODEL" --session-len "$SESSION_LIMIT")
+  CMD=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$(served_model "$SIDE")" --session-len "$SESSION_LIMIT")
   if [[ -n "$SESSION_SYSTEM" ]]; then CMD+=(--system "$SESSION_SYSTEM"); fi
   CMD+=(--set "$BENCH" "$LOCAL_PATH" "${FEW_SHOT:-0}" "$MAX_TOKENS")
   budget="$(run_cmd)" || exit 1 # prompt_budget.py named both numbers and the fix
@@ -103,10 +101,10 @@ check_session_budget() {
 # inputs (the judge is one of them), so it runs once a judge is configured.
 skip_unjudged() {
   local step="$1"
-  log "$BENCH on $(result_name): no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
+  log "$BENCH on $RESULT: no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
   mkdir -p "$WORK_DIR"
   record_inputs "$step" "$WORK_DIR"
-  jq -nc --arg digest "${STEP_DIGEST[$step]}" --arg bench "$BENCH" --arg model "$SERVED_NAME" \
+  jq -nc --arg digest "${STEP_DIGEST[$step]}" --arg bench "$BENCH" --arg model "$NAME" \
     '{inputs_digest: $digest, benchmark: $bench, model: $model, score: null, skipped: "no judge configured"}' |
     write_atomically "$WORK_DIR/$EVAL_DONE_FILE"
 }
@@ -125,15 +123,15 @@ add_resume_flag() {
 # Folder of results made from other inputs (or of unknown origin): kept aside,
 # never resumed (EvalScope would mix models or settings, or refuse the cache).
 set_aside_other_results() {
-  local bench="$1" status="${STEP_STATUS[$(eval_step_name "$1")]}"
+  local bench="$1" status="${STEP_STATUS[$(eval_step_name "$1" "$SIDE" "$MODE")]}"
   [[ "$status" == changed || "$status" == unknown ]] || return 0
   [[ -d "$WORK_DIR" ]] || return 0
   move_aside "$WORK_DIR"
   if [[ "$status" == changed && -f "$MOVED_TO/lab-inputs.json" ]]; then
-    log "$bench on $(result_name): the results in $(display_path "$WORK_DIR") were made from other inputs:"
-    describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$(eval_step_name "$bench")")" >&2
+    log "$bench on $RESULT: the results in $(display_path "$WORK_DIR") were made from other inputs:"
+    describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$(eval_step_name "$bench" "$SIDE" "$MODE")")" >&2
   else
-    log "$bench on $(result_name): $(display_path "$WORK_DIR") has no record of what it was made from"
+    log "$bench on $RESULT: $(display_path "$WORK_DIR") has no record of what it was made from"
   fi
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
 }
@@ -142,12 +140,12 @@ set_aside_other_results() {
 # WORK_DIR.replaced-<time>, out of the store, never reused.
 set_aside_entry() {
   local entry
-  entry="$(store_entry "${STEP_DIGEST[$(eval_step_name "$1")]}")"
+  entry="$(store_entry "${STEP_DIGEST[$(eval_step_name "$1" "$SIDE" "$MODE")]}")"
   rm -f "$WORK_DIR"
   mkdir -p "$(dirname "$WORK_DIR")"
   mv "$entry" "$WORK_DIR"
   move_aside "$WORK_DIR"
-  log "$1 on $(result_name): $2"
+  log "$1 on $RESULT: $2"
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
 }
 
@@ -162,7 +160,7 @@ prepare_store_entry() {
   linked="$(linked_entry "$WORK_DIR")"
   if [[ -L "$WORK_DIR" && "$linked" != "$digest" ]]; then
     if [[ -f "$WORK_DIR/lab-inputs.json" ]]; then
-      log "$bench on $(result_name): $(display_path "$WORK_DIR") linked the evaluation of other inputs:"
+      log "$bench on $RESULT: $(display_path "$WORK_DIR") linked the evaluation of other inputs:"
       describe_input_changes "$WORK_DIR/lab-inputs.json" "$(inputs_file "$step")" >&2
     fi
     rm -f "$WORK_DIR"
@@ -173,13 +171,13 @@ prepare_store_entry() {
     unknown) set_aside_entry "$bench" "$(display_path "$WORK_DIR") has no record of what it was made from" ;;
     changed) set_aside_entry "$bench" "its store entry $(display_path "$(store_entry "$digest")") holds results of other inputs" ;;
     partial)
-      if ! claimed_by_us "$digest" "$SERVED_NAME"; then
+      if ! claimed_by_us "$digest" "$NAME"; then
         producer="$(store_producer "$digest")"
         set_aside_entry "$bench" "its store entry $(display_path "$(store_entry "$digest")") holds an unfinished evaluation by ${producer:-an unknown run}: never reused"
       fi
       ;;
   esac
-  claim_entry "$WORK_DIR" "$digest" "$SERVED_NAME"
+  claim_entry "$WORK_DIR" "$digest" "$NAME"
 }
 
 # use_store: the base model's evaluations of the selected benchmarks that the store holds,
@@ -193,24 +191,23 @@ use_store() {
   for_each_selected_step link_if_finished_meanwhile
 }
 store_or_want() {
-  if [[ "${STEP_STORE[$1]}" == "done" ]]; then link_stored "$1" "$RESULTS_DIR/$(result_name)/$2" "$2 on $(result_name)"; else wanted+=("${STEP_DIGEST[$1]}"); fi
+  if [[ "${STEP_STORE[$1]}" == "done" ]]; then link_stored "$1" "$RESULTS_DIR/$RESULT/$2" "$2 on $RESULT"; else wanted+=("${STEP_DIGEST[$1]}"); fi
 }
 link_if_finished_meanwhile() {
-  if store_entry_complete "${STEP_DIGEST[$1]}"; then link_stored "$1" "$RESULTS_DIR/$(result_name)/$2" "$2 on $(result_name)"; fi
+  if store_entry_complete "${STEP_DIGEST[$1]}"; then link_stored "$1" "$RESULTS_DIR/$RESULT/$2" "$2 on $RESULT"; fi
 }
 
 # for_each_selected_step FUNCTION: FUNCTION STEP BENCH for each selected benchmark in each
 # answer mode that is not done yet.
 for_each_selected_step() {
-  local mode bench step
-  for mode in "${EVALUATION_MODES[@]}"; do
-    MODE_OVERRIDE="$mode"
+  local bench step
+  for MODE in "${MODES[@]}"; do
+    RESULT="$(result_name "$SIDE" "$MODE")"
     for bench in "${SELECTED[@]}"; do
-      step="$(eval_step_name "$bench")"
+      step="$(eval_step_name "$bench" "$SIDE" "$MODE")"
       step_done "$step" || "$1" "$step" "$bench"
     done
   done
-  MODE_OVERRIDE=""
 }
 count_pending() { PENDING=$((PENDING + 1)); }
 
@@ -231,7 +228,7 @@ EVAL_PENDING_FILE=lab-eval.pending.json
 # another build is served, so the evaluations of one model land in one run.
 eval_swanlab_run_id() {
   local file digest="$1" id
-  file="$RESULTS_DIR/$(result_name)/lab-swanlab-run.json"
+  file="$RESULTS_DIR/$RESULT/lab-swanlab-run.json"
   id="$(jq -r --arg d "$digest" 'select(.served_digest == $d) | .run_id' "$file" 2>/dev/null || true)"
   if [[ -z "$id" ]]; then
     # Letters and digits only: SwanLab rewrites other characters in its folder names.
@@ -247,8 +244,8 @@ log_finished_to_swanlab() {
   ((${#FINISHED_DIRS[@]} > 0)) || return 0
   local dir results=()
   for dir in "${FINISHED_DIRS[@]}"; do results+=("$dir/$EVAL_PENDING_FILE"); done
-  SWANLAB_EVAL_RUN_ID="$(eval_swanlab_run_id "${STEP_DIGEST[$SERVE_STEP]}")" build_eval_log_cmd "${results[@]}"
-  run_cmd || die "logging the metrics of $SERVED_NAME to SwanLab failed" \
+  SWANLAB_EVAL_RUN_ID="$(eval_swanlab_run_id "${STEP_DIGEST[$SERVE_STEP]}")" build_eval_log_cmd "$RESULT" "${results[@]}"
+  run_cmd || die "logging the metrics of $NAME to SwanLab failed" \
     "read the error above; rerunning make logs them again (the predictions are cached)"
   for dir in "${FINISHED_DIRS[@]}"; do mv -f "$dir/$EVAL_PENDING_FILE" "$dir/$EVAL_DONE_FILE"; done
 }
@@ -306,38 +303,38 @@ run_eval_cmd() {
 
 run_bench() {
   local bench="$1" started elapsed
-  read_bench "$bench" # in MODE_OVERRIDE, when set
-  build_eval_cmd "$bench"
+  read_bench "$bench" "$MODE"
+  build_eval_cmd "$bench" "$SIDE" "$MODE"
   if is_dry_run; then
-    describe_bench
+    describe_bench "$SIDE"
     if judge_unconfigured; then printf '# (skipped: no judge configured, JUDGE_MODEL)\n'; return 0; fi
     if [[ -n "$HELDOUT_ROWS" ]]; then
       build_heldout_cmd
       run_cmd
-      build_eval_cmd "$bench"
+      build_eval_cmd "$bench" "$SIDE" "$MODE"
     fi
     if needs_fetch; then
       build_fetch_cmd
       run_cmd
-      build_eval_cmd "$bench"
+      build_eval_cmd "$bench" "$SIDE" "$MODE"
     fi
     if [[ -n "$CONTAMINATION_LIMIT" ]]; then
       build_contamination_cmd
       run_cmd
-      build_eval_cmd "$bench"
+      build_eval_cmd "$bench" "$SIDE" "$MODE"
     fi
     add_resume_flag
     run_cmd
     expected_question_count
-    build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE"
+    build_eval_result_cmd "$SIDE" "$WORK_DIR/$EVAL_DONE_FILE"
     run_cmd
     DRY_RUN_RESULTS+=("$WORK_DIR/$EVAL_DONE_FILE")
     return 0
   fi
   local step
-  step="$(eval_step_name "$bench")"
+  step="$(eval_step_name "$bench" "$SIDE" "$MODE")"
   if step_done "$step"; then
-    log "$bench on $(result_name) already finished: $(jq -r 'if .skipped then "skipped (\(.skipped))"
+    log "$bench on $RESULT already finished: $(jq -r 'if .skipped then "skipped (\(.skipped))"
       elif .kind == "perf" then "serving speed at concurrency \([.levels[].parallel] | map(tostring) | join(", "))"
       elif .score == null then "no score (no valid verdict of the judge)"
       else "\(.metric) \(.score) on \(.num) questions" end' "$WORK_DIR/$EVAL_DONE_FILE")"
@@ -355,12 +352,12 @@ run_bench() {
   print_cmd | write_atomically "$WORK_DIR/lab-command.txt"
   add_resume_flag
   if [[ " ${CMD[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
-  rm -rf "$(report_file)" # EvalScope rewrites it (from the cache); an old one must not pass for new
+  rm -rf "$(report_file "$SIDE")" # EvalScope rewrites it (from the cache); an old one must not pass for new
   started="$(date +%s)"
   run_eval_cmd || die "evalscope failed on $bench" \
     "read the log above; rerunning make resumes from the predictions cached in $(display_path "$WORK_DIR") (same model and settings)"
   elapsed=$(($(date +%s) - started))
-  build_eval_result_cmd "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
+  build_eval_result_cmd "$SIDE" "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
   run_cmd || exit 1 # eval_result.py said what was wrong and what to do
   FINISHED_DIRS+=("$WORK_DIR")
 }
@@ -369,35 +366,30 @@ run_bench() {
 # retries, or when our server serves another build of it (an older export).
 check_server() {
   require_command curl "install curl"
-  is_serving "$SERVED_NAME" || die_not_serving ""
-  if [[ "$(cat "$SERVER_DIGEST_FILE" 2>/dev/null)" != "${STEP_DIGEST[$SERVE_STEP]}" ]]; then
-    die "the server at $(api_base) serves another build of $SERVED_NAME than the current $([[ -n "$BASE_FLAG" ]] && echo 'base model and serving config' || echo 'export and serving config')" \
-      "restart it: make stop $DEPLOY_TARGET EXP=$EXP"
+  is_serving "$SIDE" || die_not_serving "$SIDE" ""
+  if [[ "$(cat "$(server_file digest)" 2>/dev/null)" != "${STEP_DIGEST[$SERVE_STEP]}" ]]; then
+    die "the server at $(api_base "$SIDE") serves another build of $NAME than the current $([[ -n "$SIDE" ]] && echo 'base model and serving config' || echo 'export and serving config')" \
+      "restart it: make stop $(deploy_target "$SIDE") EXP=$EXP"
   fi
 }
 
 main() {
-  BASE_FLAG="" SERVE=0
-  if [[ "${1:-}" == --base ]]; then BASE_FLAG=--base; shift; fi
-  if [[ -n "$BASE_FLAG" && "${1:-}" == --serve ]]; then SERVE=1; shift; fi
+  SIDE="" SERVE=0 # SIDE: the model evaluated (lib/server.sh), MODE its answer mode ("": eval.yaml's)
+  if [[ "${1:-}" == --base ]]; then SIDE=--base; shift; fi
+  if [[ -n "$SIDE" && "${1:-}" == --serve ]]; then SERVE=1; shift; fi
   load_env
   begin_step
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
-  # shellcheck source=lib/eval_config.sh
-  source "$REPO_ROOT/scripts/lib/eval_config.sh"
-  # shellcheck source=lib/store.sh
-  source "$REPO_ROOT/scripts/lib/store.sh" # (fingerprint.sh sources it too; a dry run sources only this)
   load_eval_config
-  (($# > 0)) || { resolve_served_model "$BASE_FLAG"; usage; }
+  (($# > 0)) || usage
   if ! is_dry_run; then
     require_command evalscope
     require_command jq
   fi
-  resolve_served_model "$BASE_FLAG"
-  set_evaluation_modes "$BASE_FLAG"
+  load_sft_config
+  NAME="$(served_name "$SIDE")" MODE="" RESULT="$(result_name "$SIDE" "")"
+  mapfile -t MODES < <(evaluation_modes "$SIDE")
   SERVE_STEP=serve
-  if [[ -n "$BASE_FLAG" ]]; then SERVE_STEP=serve-base; fi
+  if [[ -n "$SIDE" ]]; then SERVE_STEP=serve-base; fi
   if [[ "$1" == --group ]]; then
     (($# == 2)) || usage
     select_group "$2"
@@ -406,15 +398,13 @@ main() {
     select_benchmarks "$@"
   fi
   if ! is_dry_run; then
-    # shellcheck source=lib/fingerprint.sh
-    source "$REPO_ROOT/scripts/lib/fingerprint.sh"
     # The selected benchmarks' evaluations alone (and what they build on).
     if ((${#SELECTED[@]} < ${#BENCHMARKS[@]})); then EVAL_SPEC_ONLY=("${SELECTED[@]}"); fi
-    compute_inputs eval # (its spec is built in a subshell: the served model stays this one)
-    if [[ -z "$BASE_FLAG" ]] && ! step_done export; then
+    compute_inputs eval
+    if [[ -z "$SIDE" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
     fi
-    if [[ -n "$BASE_FLAG" ]]; then use_store; fi
+    if [[ -n "$SIDE" ]]; then use_store; fi
     PENDING=0
     for_each_selected_step count_pending
     if ((PENDING > 0 && SERVE)); then serve_base_model; fi
@@ -423,19 +413,19 @@ main() {
     serve_base_model
   fi
   local mode
-  for mode in "${EVALUATION_MODES[@]}"; do evaluate_in_mode "$mode"; done
+  for mode in "${MODES[@]}"; do evaluate_in_mode "$mode"; done
   if ((SERVE)) && { is_dry_run || ((PENDING > 0)); }; then without_store_locks "$REPO_ROOT/scripts/stop.sh"; fi
 }
 
 # evaluate_in_mode MODE: the selected benchmarks in that answer mode ("": eval.yaml's),
 # into their own results folders (result_name), logged to SwanLab in one process.
 evaluate_in_mode() {
-  MODE_OVERRIDE="$1"
-  if [[ -n "$MODE_OVERRIDE" ]]; then log "$SERVED_NAME in answer mode $MODE_OVERRIDE as well (base_extra_modes), into $(display_path "$RESULTS_DIR/$(result_name)")"; fi
+  MODE="$1" RESULT="$(result_name "$SIDE" "$1")"
+  if [[ -n "$MODE" ]]; then log "$NAME in answer mode $MODE as well (base_extra_modes), into $(display_path "$RESULTS_DIR/$RESULT")"; fi
   FINISHED_DIRS=() DRY_RUN_RESULTS=()
   for bench in "${SELECTED[@]}"; do run_bench "$bench"; done
   if is_dry_run; then
-    build_eval_log_cmd "${DRY_RUN_RESULTS[@]}"
+    build_eval_log_cmd "$RESULT" "${DRY_RUN_RESULTS[@]}"
     run_cmd
   else
     log_finished_to_swanlab

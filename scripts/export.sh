@@ -5,12 +5,10 @@ set -euo pipefail
 export STEP_NAME=export
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 choose_checkpoint() {
   local choice="${CHECKPOINT:-last}" found=""
@@ -72,8 +70,6 @@ main() {
     return 0
   fi
   require_command swift
-  # shellcheck source=lib/fingerprint.sh
-  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   compute_inputs export
   step_done "train" ||
     die "the training in $(repo_relative "$RUN_DIR") is not finished with the current inputs" "run 'make train EXP=$EXP' first"

@@ -10,10 +10,8 @@ set -euo pipefail
 export STEP_NAME=pilot
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/eval_config.sh
+source "$REPO_ROOT/scripts/lib/eval_config.sh"
 
 PILOT_TEMPLATE="$REPO_ROOT/report/pilot.zh.md"
 
@@ -73,7 +71,7 @@ pilot_question_count() {
 # bench_plan: one JSON object, the benchmark read last in the full run and in the pilot
 # (measured: the pilot evaluated it; see its section's `benchmarks`).
 bench_plan() {
-  local work_dir="$RESULTS_DIR/$SERVED_NAME/$BENCH" skipped="" measured=""
+  local work_dir="$RESULTS_DIR/$EXP/$BENCH" skipped="" measured="" # the fine-tuned model's
   if judge_unconfigured; then skipped="no judge configured"; fi
   if [[ " ${BENCHMARKS[*]} " == *" $BENCH "* ]]; then measured=1; fi
   jq -nc --arg name "$BENCH" --arg kind "$KIND" --arg dataset "$DATASET_NAME" --arg group "$(bench_group "$BENCH")" \
@@ -99,10 +97,12 @@ bench_plan() {
 }
 
 # measure_prompts: the longest prompt of each set in PROMPT_SETS (NAME DIR FEW_SHOT MAX_TOKENS
-# ...), in the served model's tokens, one `NAME<TAB>TOKENS` line each (nothing without a tokenizer).
+# ...), in the fine-tuned model's tokens, one `NAME<TAB>TOKENS` line each (nothing without a tokenizer).
 measure_prompts() {
-  ((${#PROMPT_SETS[@]} > 0)) && [[ -f "$SERVED_MODEL/tokenizer.json" ]] || return 0
-  local args=(--tokenizer "$SERVED_MODEL" --session-len 1000000000) i
+  local model i
+  model="$(served_model "")"
+  ((${#PROMPT_SETS[@]} > 0)) && [[ -f "$model/tokenizer.json" ]] || return 0
+  local args=(--tokenizer "$model" --session-len 1000000000)
   if [[ -n "$SESSION_SYSTEM" ]]; then args+=(--system "$SESSION_SYSTEM"); fi
   for ((i = 0; i < ${#PROMPT_SETS[@]}; i += 4)); do args+=(--set "${PROMPT_SETS[@]:i:4}"); done
   python "$REPO_ROOT/scripts/py/prompt_budget.py" "${args[@]}" | cut -f1,2 || true
@@ -115,7 +115,7 @@ write_plan() {
   : >"$benches"
   for bench in "${ALL_BENCHMARKS[@]}"; do
     read_bench "$bench"
-    build_eval_cmd "$bench"
+    build_eval_cmd "$bench" ""
     pilot_question_count
     full_question_count
     if [[ -n "$PROMPT_DIR" ]]; then PROMPT_SETS+=("$bench" "$PROMPT_DIR" "${FEW_SHOT:-0}" "$MAX_TOKENS"); fi
@@ -141,10 +141,6 @@ write_plan() {
 main() {
   SKIP_GPU_CHECK=1 load_env
   is_pilot || die "EXP=$EXP is a full run; the projection is the report of a pilot" "run make pilot EXP=$EXP (or make report EXP=$EXP-pilot after it)"
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
-  # shellcheck source=lib/eval_config.sh
-  source "$REPO_ROOT/scripts/lib/eval_config.sh"
   if is_dry_run; then
     printf '# the full run of %s projected from this pilot: %s\n' "$PILOT_OF" "$(display_path "$REPORT_DIR/$EXP.md")"
     build_pilot_report_cmd
@@ -157,8 +153,7 @@ main() {
     "run make pilot EXP=$PILOT_OF"
   load_eval_config
   load_pilot_config
-  resolve_served_model ""
-  read_session_limit
+  read_session_limit ""
   WORK="$(mktemp -d)"
   # shellcheck disable=SC2154 # status is set in the trap itself
   trap 'status=$?; rm -rf "$WORK"; record_event end "exit $status"' EXIT

@@ -7,14 +7,10 @@ set -euo pipefail
 export STEP_NAME=preflight
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/config_keys.sh
-source "$REPO_ROOT/scripts/lib/config_keys.sh"
-# shellcheck source=lib/eval_config.sh
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
 # shellcheck source=lib/variants.sh
 source "$REPO_ROOT/scripts/lib/variants.sh"
+# shellcheck source=lib/nodes.sh
+source "$REPO_ROOT/scripts/lib/nodes.sh"
 
 FAILED_CHECKS=0
 
@@ -327,8 +323,6 @@ check_ports() {
 # same instant. Last, and only when every other check passed: a failure is reported at once.
 check_master() {
   ((NODE_RANK > 0 && FAILED_CHECKS == 0)) || return 0
-  # shellcheck source=lib/nodes.sh
-  source "$REPO_ROOT/scripts/lib/nodes.sh"
   if wait_for_master; then
     log "rank 0's torchrun answers at $MASTER_ADDR:$MASTER_PORT"
     return 0
@@ -367,12 +361,8 @@ check_venvs() {
 
 main() {
   load_env # the env file and its values, GPU indices, port syntax, SwanLab key: fatal at once
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh" # needs load_env's paths
   begin_step
   load_sft_config
-  # shellcheck source=lib/commands.sh
-  source "$REPO_ROOT/scripts/lib/commands.sh"
   check_deepspeed_setting # DEEPSPEED against sft.yaml's deepspeed: fatal at once, like load_env's checks
   local command
   for command in "${SWIFT_CONFIGS[@]}"; do

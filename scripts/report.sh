@@ -8,10 +8,6 @@ set -euo pipefail
 export STEP_NAME=report
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
 # shellcheck source=lib/fingerprint.sh
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
@@ -19,10 +15,6 @@ source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 # The report's fingerprint: the completion markers it reads, the template and the
 # report code. Unchanged since the last report: nothing to write.
 report_inputs() {
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
-  # shellcheck source=lib/eval_config.sh
-  source "$REPO_ROOT/scripts/lib/eval_config.sh"
   compute_experiment_inputs report
 }
 

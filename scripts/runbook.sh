@@ -16,12 +16,8 @@ set -euo pipefail
 export STEP_NAME=runbook
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/pipeline.sh
-source "$REPO_ROOT/scripts/lib/pipeline.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 SERVER_WAIT_SECONDS="${DEPLOY_TIMEOUT:-900}"
 
@@ -184,24 +180,24 @@ is_stored() { [[ "${STEP_STORE[$1]:--}" == "done" ]]; }
 
 # all_base_stored: every evaluation of the base model (each answer mode) is in the store.
 all_base_stored() {
-  local mode bench
-  resolve_served_model --base
-  set_evaluation_modes --base
-  for mode in "${EVALUATION_MODES[@]}"; do
-    MODE_OVERRIDE="$mode"
-    for bench in "${BENCHMARKS[@]}"; do is_stored "$(eval_step_name "$bench")" || { MODE_OVERRIDE=""; return 1; }; done
+  local mode bench modes
+  mapfile -t modes < <(evaluation_modes --base)
+  for mode in "${modes[@]}"; do
+    for bench in "${BENCHMARKS[@]}"; do is_stored "$(eval_step_name "$bench" --base "$mode")" || return 1; done
   done
-  MODE_OVERRIDE=""
 }
 
-# print_link_stored STEP BENCH: the results folder of BENCH links to the step's store entry.
+# print_link_stored BENCH SIDE MODE: the results folder of BENCH on SIDE's model in MODE links to
+# its step's store entry.
 print_link_stored() {
-  local digest="${STEP_DIGEST[$1]}" entry dir
+  local step digest entry dir
+  step="$(eval_step_name "$1" "$2" "$3")"
+  digest="${STEP_DIGEST[$step]}"
   entry="$(store_entry "$digest")"
-  dir="$RESULTS_DIR/$(result_name)/$2"
+  dir="$RESULTS_DIR/$(result_name "$2" "$3")/$1"
   printf '# %s on %s: evaluated already by %s (evaluation fingerprint %s): linked, not evaluated again
-' "$2" "$(result_name)" \
-    "${STEP_PRODUCER[$1]}" "${digest:0:12}"
+' "$1" "$(result_name "$2" "$3")" \
+    "${STEP_PRODUCER[$step]}" "${digest:0:12}"
   printf '[[ -f %s/%s ]] || { echo "runbook: %s is not here; print the runbook where it is, or run make eval-base" >&2; exit 1; }\n' \
     "$(display_path "$entry")" "$EVAL_DONE_FILE" "$(display_path "$entry")"
   printf 'mkdir -p %s && ln -sfn %s %s\n' "$(display_path "$(dirname "$dir")")" \
@@ -210,46 +206,47 @@ print_link_stored() {
 
 # print_linked_base_evaluations STEP: every evaluation of the base model is in the store: links, no server.
 print_linked_base_evaluations() {
-  local mode bench
+  local mode bench modes
   open_step "$1" "the base model's evaluations: shared with experiments of the same evaluation inputs (results/.store)"
-  for mode in "${EVALUATION_MODES[@]}"; do
-    MODE_OVERRIDE="$mode"
-    for bench in "${BENCHMARKS[@]}"; do print_link_stored "$(eval_step_name "$bench")" "$bench"; done
+  mapfile -t modes < <(evaluation_modes --base)
+  for mode in "${modes[@]}"; do
+    for bench in "${BENCHMARKS[@]}"; do print_link_stored "$bench" --base "$mode"; done
   done
-  MODE_OVERRIDE=""
   close_step
 }
 
-# print_serve_and_evaluate [--base] STEP: serve, wait, health, every benchmark, stop.
+# print_serve_and_evaluate SIDE STEP: serve SIDE's model ("" or --base), wait, health, every
+# benchmark, stop.
 print_serve_and_evaluate() {
-  if [[ "${1:-}" == --base ]] && all_base_stored; then print_linked_base_evaluations "$2"; return 0; fi
-  resolve_served_model "${1:-}"
-  open_step "${2:-serve}" "serve $SERVED_NAME, check it, evaluate it, stop it"
-  print_start_server
-  local mode
-  set_evaluation_modes "${1:-}"
+  local side="$1" mode modes
+  if [[ -n "$side" ]] && all_base_stored; then print_linked_base_evaluations "$2"; return 0; fi
+  open_step "${2:-serve}" "serve $(served_name "$side"), check it, evaluate it, stop it"
+  print_start_server "$side"
+  mapfile -t modes < <(evaluation_modes "$side")
   print_event eval start
-  for mode in "${EVALUATION_MODES[@]}"; do print_evaluations "$mode"; done
+  for mode in "${modes[@]}"; do print_evaluations "$side" "$mode"; done
   print_event eval end "exit 0"
   printf 'stop_server\n'
   close_step
 }
 
-# print_start_server: serve $SERVED_NAME (resolve_served_model first), wait until it answers, check it.
+# print_start_server SIDE: serve SIDE's model, wait until it answers, check it.
 print_start_server() {
+  local side="$1" name
+  name="$(served_name "$side")"
   print_config_as_comments "configs/$CONFIG_EXP/deploy.yaml"
-  build_deploy_cmd
-  printf 'mkdir -p %s\n' "$(display_path "$SERVER_DIR")"
-  printf 'API=%s\n' "$(api_base)"
+  build_deploy_cmd "$side"
+  printf 'mkdir -p %s\n' "$(display_path "$(server_dir)")"
+  printf 'API=%s\n' "$(api_base "$side")"
   print_event deploy start
-  printf 'wait_until_bindable %s\n' "$SERVED_PORT"
+  printf 'wait_until_bindable %s\n' "$(served_port "$side")"
   CMD=(setsid "${CMD[@]}")
-  print_cmd | sed -e "\$ s|\$| > $(display_path "$SERVER_LOG_FILE") 2>\\&1 \\&|"
+  print_cmd | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\\&1 \\&|"
   printf 'SERVER_PID=$!\n'
-  printf 'wait_for_server %s "$SERVER_PID" %s\n' "$SERVED_NAME" "$(display_path "$SERVER_LOG_FILE")"
+  printf 'wait_for_server %s "$SERVER_PID" %s\n' "$name" "$(display_path "$(server_file log)")"
   print_event deploy end "exit 0"
   print_event health start
-  printf 'health %s\n' "$SERVED_NAME"
+  printf 'health %s\n' "$name"
   print_event health end "exit 0"
 }
 
@@ -265,8 +262,7 @@ print_arena() {
     close_step
     return 0
   fi
-  resolve_served_model
-  if [[ "$JUDGE_MODEL" == served ]]; then print_start_server; fi
+  if [[ "$JUDGE_MODEL" == served ]]; then print_start_server ""; fi
   print_move_aside "$(arena_dir)"
   local pair
   for pair in "${PAIRS[@]}"; do
@@ -276,35 +272,33 @@ print_arena() {
   build_arena_result_cmd "$(arena_dir)/$EVAL_DONE_FILE"
   print_cmd
   printf '# the arena to SwanLab\n'
-  resolve_served_model
-  build_eval_log_cmd "$(arena_dir)/$EVAL_DONE_FILE"
+  build_eval_log_cmd "$(result_name "")" "$(arena_dir)/$EVAL_DONE_FILE"
   print_cmd
   if [[ "$JUDGE_MODEL" == served ]]; then printf 'stop_server\n'; fi
   close_step
 }
 
-# print_evaluations MODE: every benchmark of $SERVED_NAME in that answer mode ("": eval.yaml's),
+# print_evaluations SIDE MODE: every benchmark of SIDE's model in that answer mode ("": eval.yaml's),
 # then their checked results to SwanLab. A pilot's runbook records each one's seconds.
 print_evaluations() {
-  local bench results=() seconds=""
-  MODE_OVERRIDE="$1"
-  if [[ -n "$MODE_OVERRIDE" ]]; then printf '# %s in answer mode %s as well (eval.yaml: base_extra_modes)\n' "$SERVED_NAME" "$MODE_OVERRIDE"; fi
+  local side="$1" mode="$2" bench results=() seconds=""
+  if [[ -n "$mode" ]]; then printf '# %s in answer mode %s as well (eval.yaml: base_extra_modes)\n' "$(served_name "$side")" "$mode"; fi
   # shellcheck disable=SC2016 # printed for the shell that runs the printed script
   if is_pilot; then seconds="$(shell_expr '"$((SECONDS - eval_started))"')"; fi
   for bench in "${BENCHMARKS[@]}"; do
-    if is_stored "$(eval_step_name "$bench")"; then print_link_stored "$(eval_step_name "$bench")" "$bench"; continue; fi
-    read_bench "$bench"
-    build_eval_cmd "$bench"
+    if is_stored "$(eval_step_name "$bench" "$side" "$mode")"; then print_link_stored "$bench" "$side" "$mode"; continue; fi
+    read_bench "$bench" "$mode"
+    build_eval_cmd "$bench" "$side" "$mode"
     if judge_unconfigured; then
       printf '# %s: scored by an LLM judge; none is configured (JUDGE_MODEL, JUDGE_API_URL): skipped\n' "$bench"
       continue
     fi
-    describe_bench
+    describe_bench "$side"
     print_move_aside "$WORK_DIR"
     if [[ -n "$HELDOUT_ROWS" ]]; then
       build_heldout_cmd
       print_cmd
-      build_eval_cmd "$bench"
+      build_eval_cmd "$bench" "$side" "$mode"
     fi
     if ((${#FETCH[@]} > 0)); then
       printf '# its questions, fetched from the public source when not there yet
@@ -312,24 +306,24 @@ print_evaluations() {
 ' "$(display_path "$LOCAL_PATH")"
       build_fetch_cmd
       print_cmd
-      build_eval_cmd "$bench"
+      build_eval_cmd "$bench" "$side" "$mode"
     fi
     if [[ -n "$CONTAMINATION_LIMIT" ]]; then
       printf '# its overlap with the training set, before its first question
 '
       build_contamination_cmd
       print_cmd
-      build_eval_cmd "$bench"
+      build_eval_cmd "$bench" "$side" "$mode"
     fi
     if [[ -n "$seconds" ]]; then printf 'eval_started=$SECONDS\n'; fi
     print_cmd
     expected_question_count
-    build_eval_result_cmd "$WORK_DIR/$EVAL_DONE_FILE" "" "$seconds"
+    build_eval_result_cmd "$side" "$WORK_DIR/$EVAL_DONE_FILE" "" "$seconds"
     print_cmd
     results+=("$WORK_DIR/$EVAL_DONE_FILE")
   done
-  printf '# the checked results of %s to SwanLab, one run\n' "$(result_name)"
-  build_eval_log_cmd "${results[@]}"
+  printf '# the checked results of %s to SwanLab, one run\n' "$(result_name "$side" "$mode")"
+  build_eval_log_cmd "$(result_name "$side" "$mode")" "${results[@]}"
   print_cmd
 }
 
@@ -364,14 +358,9 @@ print_pipeline_step() {
 main() {
   export DRY_RUN=1 # everything below is printed, nothing runs
   SKIP_GPU_CHECK=1 load_env
+  load_sft_config
   ((NNODES == 1)) || die "make runbook is the script of one machine, but NNODES=$NNODES" \
     "for several nodes print a Slurm batch script (make sbatch NNODES=$NNODES), or run make train NODE_RANK=<rank> on each node"
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
-  # shellcheck source=lib/eval_config.sh
-  source "$REPO_ROOT/scripts/lib/eval_config.sh"
-  # shellcheck source=lib/fingerprint.sh
-  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   load_eval_config
   find_stored_evaluations
   print_header

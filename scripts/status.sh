@@ -8,12 +8,10 @@ set -euo pipefail
 export STEP_NAME=status
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 # The run's progress, from the report's own parser (scripts/py/runparse.py): one
 # reading of logging.jsonl and trainer_state.json for make status and make report.
@@ -69,16 +67,16 @@ print_train_status() {
 }
 
 print_server_status() {
-  local pid name="" models
+  local pid name="" models side=""
   # The base model's server listens on SERVE_PORT + 1.
-  if [[ "$(cat "$SERVER_NAME_FILE" 2>/dev/null)" == "$EXP-base" ]]; then resolve_served_model --base; fi
+  if [[ "$(cat "$(server_file name)" 2>/dev/null)" == "$(served_name --base)" ]]; then side=--base; fi
   pid="$(server_pid 2>/dev/null || true)"
-  [[ -f "$SERVER_NAME_FILE" ]] && name="$(cat "$SERVER_NAME_FILE")"
-  models="$( (API_TIMEOUT=3 served_models || true) | paste -sd, -)"
+  [[ -f "$(server_file name)" ]] && name="$(cat "$(server_file name)")"
+  models="$( (API_TIMEOUT=3 served_models "$side" || true) | paste -sd, -)"
   if [[ -n "$models" ]]; then
-    printf 'server:      up at %s serving [%s]%s\n' "$(api_base)" "$models" "${pid:+ (pid $pid)}"
+    printf 'server:      up at %s serving [%s]%s\n' "$(api_base "$side")" "$models" "${pid:+ (pid $pid)}"
   elif [[ -n "$pid" ]]; then
-    printf 'server:      process %s%s running, not answering at %s yet\n' "$pid" "${name:+ ($name)}" "$(api_base)"
+    printf 'server:      process %s%s running, not answering at %s yet\n' "$pid" "${name:+ ($name)}" "$(api_base "$side")"
   else
     printf 'server:      not running (make deploy EXP=%s)\n' "$EXP"
   fi
@@ -99,14 +97,8 @@ shared_source() {
 
 # Each step: done and up to date, done but its inputs changed (which), partly done, or not run.
 print_steps_status() {
-  # shellcheck source=lib/eval_config.sh
-  source "$REPO_ROOT/scripts/lib/eval_config.sh"
-  # shellcheck source=lib/fingerprint.sh
-  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   INPUTS_DIR="$(mktemp -d)" # a look only: nothing of .state changes
   trap 'rm -rf "$INPUTS_DIR"' EXIT
-  # shellcheck source=lib/pipeline.sh
-  source "$REPO_ROOT/scripts/lib/pipeline.sh"
   local step changes steps=() stamp width=28
   compute_experiment_inputs
   # The steps in pipeline order (scripts/pipeline.mk); the base model's in eval.yaml's mode.
@@ -138,8 +130,6 @@ print_steps_status() {
 
 main() {
   SKIP_GPU_CHECK=1 load_env
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
   if is_dry_run; then
     printf 'python scripts/py/runparse.py progress %s\n' "$(display_path "$RUN_DIR")"
     printf "curl --noproxy '*' %s/models\n" "$(api_base)"

@@ -6,8 +6,8 @@ set -euo pipefail
 export STEP_NAME=stop
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/server.sh
+source "$REPO_ROOT/scripts/lib/server.sh"
 
 stop_experiment_server() {
   local pid
@@ -45,8 +45,6 @@ stop_all_servers() {
 
 main() {
   SKIP_GPU_CHECK=1 load_env
-  # shellcheck source=lib/server.sh
-  source "$REPO_ROOT/scripts/lib/server.sh"
   case "${ALL:-0}" in
     0) stop_experiment_server ;;
     1) stop_all_servers ;;

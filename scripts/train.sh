@@ -10,14 +10,12 @@ set -euo pipefail
 export STEP_NAME=train
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
 # shellcheck source=lib/nodes.sh
 source "$REPO_ROOT/scripts/lib/nodes.sh"
+# shellcheck source=lib/fingerprint.sh
+source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 # The SwanLab run id of this run dir, made once, random: a fresh run dir is a new run.
 ensure_swanlab_run_id() {
@@ -127,8 +125,6 @@ main() {
   fi
   require_command swift
   require_command jq
-  # shellcheck source=lib/fingerprint.sh
-  source "$REPO_ROOT/scripts/lib/fingerprint.sh"
   compute_inputs train
   if ((NODE_RANK > 0)); then
     train_on_other_node

@@ -1,8 +1,7 @@
 #!/usr/bin/env bats
-# The shell libraries (scripts/lib): what each needs when it is sourced. Every one but
-# server.sh only defines functions and constants (its functions read load_env's settings when
-# called), so a script may source them in any order after common.sh; server.sh reads EXP and
-# STATE_DIR when sourced, and says so when load_env has not run.
+# The shell libraries (scripts/lib): each sources the ones it builds on and only defines
+# functions, constants and tables (its functions read load_env's settings when called), so a
+# script sources what it uses, in any order, from any function.
 
 load test_helper
 
@@ -20,24 +19,58 @@ counting_python() {
   export LAB_PYTHON="$TMP/counting-python"
 }
 
-@test "every library but server.sh can be sourced right after common.sh" {
+@test "every library loads alone, with the ones it builds on, at top level or from a function, and defines the same globals both ways" {
   local lib
+  # Each variable with its declare flags (-A, -a, ...): a table declared without -g in a library
+  # sourced from a function would be the function's, gone when it returns.
+  # shellcheck disable=SC2016 # evaluated by the shells below
+  local globals='compgen -v | grep -vxE "BASH.*|FUNCNAME|_|lib|PIPESTATUS|COMP_WORDBREAKS" | while read -r v; do printf "%s %s\n" "$v" "$(declare -p "$v" | cut -d" " -f2)"; done'
   for lib in scripts/lib/*.sh; do
-    [[ "$lib" != scripts/lib/common.sh && "$lib" != scripts/lib/server.sh ]] || continue
-    run bash -c 'set -euo pipefail; source scripts/lib/common.sh; source "$1"; echo sourced' _ "$lib"
+    run bash -c 'set -euo pipefail; lib="$1"; source "$lib"; eval "$2"' _ "$lib" "$globals"
     assert_success
-    assert_output sourced
+    local at_top="$output"
+    run bash -c 'set -euo pipefail; lib="$1"; load() { source "$lib"; }; load; eval "$2"' _ "$lib" "$globals"
+    assert_success
+    assert_output "$at_top"
   done
+  # The tables of the fingerprints among them (a script sources them from its main).
+  [[ "$at_top" == *"STEP_DIGEST -A"* || "$(bash -c 'f() { source scripts/lib/fingerprint.sh; }; f; declare -p STEP_DIGEST')" == "declare -A STEP_DIGEST"* ]]
+  run bash -c 'f() { source scripts/lib/fingerprint.sh; }; f; declare -p STEP_DIGEST STEP_STATUS SFT_CONFIG LOCAL_COUNTS PIPELINE_DECL | cut -d" " -f2,3 | cut -d= -f1'
+  assert_success
+  assert_output "-A STEP_DIGEST
+-A STEP_STATUS
+-A SFT_CONFIG
+-A LOCAL_COUNTS
+-A PIPELINE_DECL"
 }
 
-@test "server.sh sourced before load_env stops naming the fix; the fix followed, it names the experiment's server" {
-  run bash -c 'set -euo pipefail; source scripts/lib/common.sh; source scripts/lib/env.sh; source scripts/lib/server.sh; echo sourced'
-  assert_failure
-  assert_output "[lab] error: scripts/lib/server.sh was sourced before load_env (it needs EXP and STATE_DIR)
-[lab] fix: call load_env (scripts/lib/env.sh) first, then source scripts/lib/server.sh"
-  run bash -c 'set -euo pipefail; source scripts/lib/common.sh; source scripts/lib/env.sh; load_env; source scripts/lib/server.sh; echo "$SERVER_PID_FILE"'
+@test "a library sourced again, directly or through another, keeps its tables and marks" {
+  run bash -c 'set -euo pipefail; source scripts/lib/fingerprint.sh; STEP_DIGEST[train]=kept; SFT_CONFIG[model]=kept
+    source scripts/lib/common.sh; source scripts/lib/fingerprint.sh; source scripts/lib/eval_config.sh
+    echo "${STEP_DIGEST[train]} ${SFT_CONFIG[model]} $LAB_LIBS_LOADED"'
   assert_success
-  assert_output "$REPO/.state/$DEFAULT_EXP/server/pid"
+  assert_output "kept kept common fingerprint env commands server eval_config pipeline store"
+}
+
+@test "the served model is named by its side: the export on SERVE_PORT, the base model on the next port; another side is refused" {
+  write_env GPU=cpu SERVE_PORT=8100
+  run bash -c 'set -euo pipefail; source scripts/lib/server.sh; load_env; load_sft_config
+    for side in "" --base; do echo "$(served_name "$side") $(served_port "$side") $(deploy_target "$side") $(api_base "$side") $(served_model "$side")"; done
+    served_name --bse'
+  assert_failure
+  assert_output "$DEFAULT_EXP 8100 deploy http://127.0.0.1:8100/v1 $TMP/out/export/$DEFAULT_EXP
+$DEFAULT_EXP-base 8101 deploy-base http://127.0.0.1:8101/v1 openai-mirror/gpt-oss-20b
+[lab] error: unknown side '--bse' of the served model
+[lab] fix: pass --base for the base model, nothing for the fine-tuned one"
+}
+
+@test "server.sh needs no settings when sourced; its files are the experiment's server folder's, or the folder use_server_dir names" {
+  run bash -c 'set -euo pipefail; source scripts/lib/server.sh; source scripts/lib/env.sh; load_env; server_file pid; echo; use_server_dir /elsewhere; server_file log; echo; server_file other'
+  assert_failure
+  assert_output "$REPO/.state/$DEFAULT_EXP/server/pid
+/elsewhere/deploy.log
+[lab] error: server_file: unknown file 'other'
+[lab] fix: use pid, name, log or digest"
 }
 
 @test "the step log's lines are what jq writes, for every kind of text, and each is one JSON object" {

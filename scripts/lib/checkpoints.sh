@@ -1,5 +1,8 @@
 # shellcheck shell=bash
 # Finding checkpoints that ms-swift finished writing.
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before checkpoints && return 0
 
 # A checkpoint is complete once the trainer wrote its state (written after the
 # weights, optimizer and scheduler) and that state parses.

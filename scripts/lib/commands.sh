@@ -4,6 +4,13 @@
 # them, the fingerprints (lib/fingerprint.sh) record them. Each builder fills
 # CMD_ENV, CMD_SECRET_ENV and CMD (see common.sh). Sourced at any point after common.sh;
 # the builders read load_env's settings when called.
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before commands && return 0
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/server.sh
+source "$REPO_ROOT/scripts/lib/server.sh"
 
 # Flags and environment values that say where (or whether, EVALSCOPE_HTML: EvalScope's HTML
 # page) a step writes or reports, not what it computes: recorded with the command, left out of
@@ -76,9 +83,10 @@ build_export_cmd() {
   CMD=(swift export "$EXP_DIR/export.yaml" --adapters "$1" --output_dir "$2" --exist_ok true)
 }
 
-# build_deploy_cmd: `swift deploy` of $SERVED_MODEL as $SERVED_NAME (see server.sh's
-# resolve_served_model); lmdeploy's venv on GPU machines.
+# build_deploy_cmd [SIDE]: `swift deploy` of SIDE's model (server.sh: "" the export, --base
+# the base model) under its name, on its port; lmdeploy's venv on GPU machines.
 build_deploy_cmd() {
+  local side="${1:-}"
   reset_cmd
   add_common_tool_env
   local bin_dir=""
@@ -90,8 +98,8 @@ build_deploy_cmd() {
   else
     CMD=("${bin_dir}swift" deploy)
   fi
-  CMD+=("$EXP_DIR/deploy.yaml" --model "$SERVED_MODEL" --served_model_name "$SERVED_NAME"
-    --host "$SERVE_HOST" --port "${SERVED_PORT:-$SERVE_PORT}")
+  CMD+=("$EXP_DIR/deploy.yaml" --model "$(served_model "$side")" --served_model_name "$(served_name "$side")"
+    --host "$SERVE_HOST" --port "$(served_port "$side")")
   if [[ "$GPU" == cpu ]]; then CMD+=(--infer_backend transformers); fi
   if ((NPROC > 1)); then CMD+=(--lmdeploy_tp "$NPROC"); fi
 }

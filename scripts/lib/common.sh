@@ -2,6 +2,18 @@
 # shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
 # Shared helpers for every step script: logging, errors, dry-run aware command runner.
 # Source it; do not execute it.
+#
+# The libraries (scripts/lib/*.sh) source the ones they build on, each loaded once per shell:
+# a script sources the libraries it uses, in any order, from any function (their tables are
+# declared global). Sourcing one again would empty its tables: loaded_before guards it.
+[[ " ${LAB_LIBS_LOADED:-} " != *" common "* ]] || return 0
+LAB_LIBS_LOADED=common
+# loaded_before NAME: true when library NAME is loaded in this shell already; marks it otherwise.
+loaded_before() {
+  [[ " $LAB_LIBS_LOADED " == *" $1 "* ]] && return 0
+  LAB_LIBS_LOADED+=" $1"
+  return 1
+}
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export REPO_ROOT
@@ -263,7 +275,7 @@ config_lines() {
 # load_sft_config: reads configs/$EXP/sft.yaml once per script. Call it in the
 # script's own shell before sft_setting, which runs in $(...) subshells: a load
 # there would not be kept, and each call would start Python again.
-declare -A SFT_CONFIG=()
+declare -gA SFT_CONFIG=()
 load_sft_config() {
   [[ -z "${SFT_CONFIG_LOADED:-}" ]] || return 0
   load_config "$EXP_DIR/sft.yaml" SFT_CONFIG
@@ -283,8 +295,8 @@ sft_setting() {
 # level, its highest concurrency (at least that many); benchmarks: the ones it measures
 # (default: every one; lib/eval_config.sh checks them), the others are projected from those.
 PILOT_KEYS=(max_steps limit rows perf_number benchmarks)
-declare -A PILOT_DEFAULTS=([max_steps]=30 [limit]=5 [rows]=20 [perf_number]=16 [benchmarks]="")
-declare -A PILOT_CONFIG=()
+declare -gA PILOT_DEFAULTS=([max_steps]=30 [limit]=5 [rows]=20 [perf_number]=16 [benchmarks]="")
+declare -gA PILOT_CONFIG=()
 load_pilot_config() {
   [[ -z "${PILOT_CONFIG_LOADED:-}" ]] || return 0
   local -A eval_settings=()

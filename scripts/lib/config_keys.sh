@@ -3,10 +3,13 @@
 # What an experiment's configs may and must hold, in one place: preflight checks the
 # configs against it, and make new-exp / make variants (scripts/variants.sh) check a
 # variant's overrides against it before writing anything.
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before config_keys && return 0
 
 # Machine settings: the scripts pass them as flags from the env file, so a config
 # that also set them would be silently overridden. KEY:SETTING pairs per command.
-declare -A MACHINE_KEYS=(
+declare -gA MACHINE_KEYS=(
   [sft]="output_dir:OUTPUT_ROOT swanlab_mode:SWANLAB_MODE swanlab_project:SWANLAB_PROJECT swanlab_exp_name:EXP use_cpu:GPU"
   [export]="adapters:CHECKPOINT output_dir:EXPORT_ROOT"
   [deploy]="model:EXPORT_ROOT served_model_name:EXP host:SERVE_HOST port:SERVE_PORT lmdeploy_tp:GPU"

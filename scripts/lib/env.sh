@@ -3,6 +3,9 @@
 # The one place that reads settings: the env file, overridden by the process
 # environment (so `make all GPU=6` and `GPU=6 make all` win over the file).
 # Source it after common.sh, then call load_env.
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before env && return 0
 
 # Every key an env file may set; env/example.env documents each one.
 ENV_KEYS=(GPU SWANLAB_TOKEN SWANLAB_PROJECT SWANLAB_MODE SWANLAB_API_HOST NO_PROXY SERVE_HOST SERVE_PORT

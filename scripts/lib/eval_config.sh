@@ -2,8 +2,18 @@
 # shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
 # The evaluation config (configs/$EXP/eval.yaml) and the EvalScope command of one
 # benchmark, shared by scripts/eval.sh and the fingerprints (lib/fingerprint.sh).
-# Sourced at any point after common.sh; its functions read load_env's settings, and the
-# command builders the served model (server.sh's resolve_served_model), when called.
+# Its functions read load_env's settings when called. An evaluation is of one benchmark (read
+# by read_bench, in one answer mode) on one served model, named by its SIDE ("" the fine-tuned
+# model, --base the base model: lib/server.sh); the builders take the side, and the mode.
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before eval_config && return 0
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/server.sh
+source "$REPO_ROOT/scripts/lib/server.sh"
 
 # A benchmark's keys: its identity (label, dataset, group, section, metric, licence, url) lives
 # in its entry of the suite configs/benchmarks.yaml, the rest in the suite or eval.yaml.
@@ -49,7 +59,6 @@ load_eval_config() {
     [[ "$mode" != plain && " ${ANSWER_MODES[*]} " == *" $mode "* ]] || die "configs/$CONFIG_EXP/eval.yaml: base_extra_modes has '$mode'" \
       "list answer modes the base model is evaluated in besides answer_mode: final, reasoning-low, reasoning-medium or reasoning-high"
   done
-  MODE_OVERRIDE=""
   ALL_BENCHMARKS=("${BENCHMARKS[@]}")
   # A pilot evaluates the fine-tuned model alone: no base model's replies to pair.
   if is_pilot; then select_pilot_benchmarks; ARENA_BENCH=""; fi
@@ -86,16 +95,17 @@ select_pilot_benchmarks() {
   BENCHMARKS=("${chosen[@]}")
 }
 
-# set_evaluation_modes [--base]: EVALUATION_MODES, the answer modes a model is evaluated
-# in: eval.yaml's answer_mode (""), and for the base model each of base_extra_modes too.
-set_evaluation_modes() {
-  EVALUATION_MODES=("")
-  if [[ "${1:-}" == --base ]]; then EVALUATION_MODES+=("${BASE_EXTRA_MODES[@]}"); fi
+# evaluation_modes SIDE: the answer modes SIDE's model is evaluated in, one a line: eval.yaml's
+# answer_mode (an empty line), and for the base model each of base_extra_modes too.
+evaluation_modes() {
+  local mode
+  printf '\n'
+  if is_base_side "$1"; then for mode in "${BASE_EXTRA_MODES[@]}"; do printf '%s\n' "$mode"; done; fi
 }
 
-# result_name: the results folder of $SERVED_NAME in the mode being evaluated: the served
-# name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
-result_name() { printf '%s%s' "$SERVED_NAME" "${MODE_OVERRIDE:+@$MODE_OVERRIDE}"; }
+# result_name SIDE [MODE]: the results folder of SIDE's model in answer mode MODE ("": eval.yaml's):
+# the served name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
+result_name() { printf '%s%s' "$(served_name "$1")" "${2:+@$2}"; }
 
 # bench_group BENCH: the group make evaluates it in (make eval-<group>; eval_suite.py: its
 # `group`, else its name).
@@ -127,7 +137,8 @@ select_group() {
   done
 }
 
-# read_bench BENCH: checks the benchmark's settings and sets BENCH, KIND (eval or
+# read_bench BENCH [MODE]: checks the benchmark's settings, in answer mode MODE (apply_answer_mode),
+# and sets BENCH, KIND (eval or
 # perf), DATASET_NAME, SUBSETS (empty = all), LIMIT, FEW_SHOT, LOCAL_PATH (absolute,
 # or empty), HELDOUT_ROWS (a set built from the run's held-out split, or empty),
 # JUDGE_TEMPLATE (the judge's rubric, or empty), MAX_TOKENS, TEMPERATURE,
@@ -189,7 +200,7 @@ read_bench() {
   if is_pilot; then apply_pilot_scale; fi
   # EvalScope's JSON arguments, made once per benchmark (build_eval_cmd runs per model).
   DATASET_ARGS="$(dataset_args_json)"
-  apply_answer_mode
+  apply_answer_mode "${2:-}"
 }
 
 # dataset_args_json: the benchmark read last as EvalScope's --dataset-args, as `jq -c` wrote it
@@ -216,12 +227,12 @@ read_bench_answer_mode() {
     die "$where: answer_mode '$CONFIGURED_ANSWER_MODE' is not known" "use one of: ${ANSWER_MODES[*]}"
 }
 
-# apply_answer_mode: for the benchmark read last, in MODE_OVERRIDE or its answer_mode, sets
+# apply_answer_mode [MODE]: for the benchmark read last, in MODE or else its answer_mode, sets
 # ANSWER_MODE, CHAT_TEMPLATE_KWARGS (what every request carries to ms-swift's template, as
 # JSON), REPLIES (harmony: only the final channel is scored, scripts/py/evalscope_lab.py;
 # plain: the reply as it is) and GENERATION_CONFIG.
 apply_answer_mode() {
-  ANSWER_MODE="${MODE_OVERRIDE:-$CONFIGURED_ANSWER_MODE}"
+  ANSWER_MODE="${1:-$CONFIGURED_ANSWER_MODE}"
   REPLIES=harmony
   case "$ANSWER_MODE" in
     final) CHAT_TEMPLATE_KWARGS='{"response_prefix":"<|channel|>final<|message|>"}' ;;
@@ -406,21 +417,21 @@ expected_question_count() {
   done
 }
 
-# The judge of the benchmark read last (JUDGE_TEMPLATE): JUDGE_MODEL at JUDGE_API_URL,
-# or with JUDGE_MODEL=served the served model itself (a placeholder that exercises the
-# path: its scores mean nothing). Empty when no judge is configured. The judge replies
-# with at most the benchmark's max_tokens.
+# judge_config SIDE: the judge of the benchmark read last (JUDGE_TEMPLATE): JUDGE_MODEL at
+# JUDGE_API_URL, or with JUDGE_MODEL=served SIDE's served model itself (a placeholder that
+# exercises the path: its scores mean nothing). Empty when no judge is configured. The judge
+# replies with at most the benchmark's max_tokens.
 judge_config() {
   [[ -n "$JUDGE_TEMPLATE" && -n "${JUDGE_MODEL:-}" ]] || return 0
   local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
-  if [[ "$JUDGE_MODEL" == served ]]; then model="$SERVED_NAME" url="$(api_base)"; fi
+  if [[ "$JUDGE_MODEL" == served ]]; then model="$(served_name "$1")" url="$(api_base "$1")"; fi
   jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "$MAX_TOKENS" --rawfile template "$JUDGE_TEMPLATE" \
     '{strategy: "llm", models: [{model_id: $model, api_url: $url,
       generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}],
       contract: {score_type: "numeric", prompt_template: $template}}'
 }
 
-# evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
+# evalscope_command SIDE: evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
 # harmony (only the final channel is scored), a key has no environment variable in
 # EvalScope (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge: no key is ever in argv),
 # or an evaluation's HTML page is not to be written (EVALSCOPE_HTML=0).
@@ -428,7 +439,7 @@ evalscope_command() {
   local needs_launcher=0
   if [[ "$KIND" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; CMD_ENV+=(EVALSCOPE_HTML=0); fi
   if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY); fi
-  if [[ -n "$(judge_config)" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
+  if [[ -n "$(judge_config "$1")" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
   if [[ "$KIND" != perf && "$REPLIES" == harmony ]]; then
     CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
   elif ((needs_launcher)); then
@@ -446,33 +457,35 @@ build_heldout_cmd() {
     --out "$LOCAL_PATH")
 }
 
+# build_eval_cmd BENCH SIDE [MODE]: the EvalScope run of the benchmark read last (BENCH) on
+# SIDE's model, in MODE (read_bench's), into WORK_DIR.
 build_eval_cmd() {
-  local bench="$1" judge
-  WORK_DIR="$RESULTS_DIR/$(result_name)/$bench"
+  local bench="$1" side="$2" judge
+  WORK_DIR="$RESULTS_DIR/$(result_name "$side" "${3:-}")/$bench"
   reset_cmd
   add_common_tool_env
-  if [[ "$KIND" == perf ]]; then build_perf_cmd; return 0; fi
+  if [[ "$KIND" == perf ]]; then build_perf_cmd "$side"; return 0; fi
   # The key travels in the environment: EvalScope reads EVALSCOPE_API_KEY when --api-key is empty.
   local api_key=EMPTY
   if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; CMD_SECRET_ENV+=(EVALSCOPE_API_KEY=SERVE_API_KEY); fi
-  evalscope_command
-  CMD+=(eval --eval-type openai_api --api-url "$(api_base)" --api-key "$api_key"
-    --model "$SERVED_NAME" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
+  evalscope_command "$side"
+  CMD+=(eval --eval-type openai_api --api-url "$(api_base "$side")" --api-key "$api_key"
+    --model "$(served_name "$side")" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
   if [[ -n "$LIMIT" ]]; then CMD+=(--limit "$LIMIT"); fi
   # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
   # EvalScope's own default (8) is left implicit.
   local batch=$((${EVAL_BATCH_SIZE:-8} * NPROC))
   if ((batch != 8)); then CMD+=(--eval-batch-size "$batch"); fi
-  judge="$(judge_config)"
+  judge="$(judge_config "$side")"
   if [[ -n "$judge" ]]; then CMD+=(--judge "$judge"); fi
   CMD+=(--generation-config "$GENERATION_CONFIG" --work-dir "$WORK_DIR" --no-timestamp)
 }
 
-# build_perf_cmd: `evalscope perf` against the served model, the held-out conversations
+# build_perf_cmd SIDE: `evalscope perf` against SIDE's served model, the held-out conversations
 # as prompts (one JSON message list a line), at each concurrency level.
 build_perf_cmd() {
-  evalscope_command
-  CMD+=(perf --api openai --url "$(api_base)/chat/completions" --model "$SERVED_NAME"
+  evalscope_command "$1"
+  CMD+=(perf --api openai --url "$(api_base "$1")/chat/completions" --model "$(served_name "$1")"
     --dataset line_by_line --dataset-path "$LOCAL_PATH/prompts.txt"
     --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}" --max-tokens "$MAX_TOKENS"
     --temperature "$TEMPERATURE" --outputs-dir "$WORK_DIR" --name perf --no-timestamp)
@@ -481,49 +494,55 @@ build_perf_cmd() {
   if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then CMD+=(--extra-args "{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"); fi
 }
 
-# The server's session length (SESSION_LIMIT): deploy.yaml's lmdeploy_session_len (lmdeploy,
+# read_session_limit SIDE: the server's session length (SESSION_LIMIT): deploy.yaml's lmdeploy_session_len (lmdeploy,
 # on GPUs) or max_length, else the served model's max_position_embeddings; empty when
 # unknown. SESSION_KEY names where it comes from; SESSION_SYSTEM is the served system prompt
-# file (or empty). Call resolve_served_model first.
+# file (or empty).
 read_session_limit() {
-  local -A deploy=()
+  local -A deploy=() model
+  model="$(served_model "$1")"
   load_config "$EXP_DIR/deploy.yaml" deploy
   SESSION_LIMIT="${deploy[max_length]:-}" SESSION_KEY=max_length
   if [[ "$GPU" != cpu && -n "${deploy[lmdeploy_session_len]:-}" ]]; then
     SESSION_LIMIT="${deploy[lmdeploy_session_len]}" SESSION_KEY=lmdeploy_session_len
   fi
-  if [[ -z "$SESSION_LIMIT" && -f "$SERVED_MODEL/config.json" ]]; then
-    SESSION_LIMIT="$(jq -r '.max_position_embeddings // empty' "$SERVED_MODEL/config.json")" SESSION_KEY=max_position_embeddings
+  if [[ -z "$SESSION_LIMIT" && -f "$model/config.json" ]]; then
+    SESSION_LIMIT="$(jq -r '.max_position_embeddings // empty' "$model/config.json")" SESSION_KEY=max_position_embeddings
   fi
   SESSION_SYSTEM="${deploy[system]:-}"
   if [[ -n "$SESSION_SYSTEM" && "$SESSION_SYSTEM" == *.txt ]]; then SESSION_SYSTEM="$(abs_path "$SESSION_SYSTEM")"; else SESSION_SYSTEM=""; fi
 }
 
-# describe_bench: a comment line saying what the benchmark read last asks of $SERVED_NAME.
+# describe_bench SIDE: a comment line saying what the benchmark read last asks of SIDE's model.
 describe_bench() {
+  local name
+  name="$(served_name "$1")"
   if [[ "$KIND" == perf ]]; then
-    printf '# %s: evalscope perf on %s, %s requests at concurrency %s\n' "$BENCH" "$SERVED_NAME" "${PERF_NUMBER[*]}" "${PERF_PARALLEL[*]}"
+    printf '# %s: evalscope perf on %s, %s requests at concurrency %s\n' "$BENCH" "$name" "${PERF_NUMBER[*]}" "${PERF_PARALLEL[*]}"
   elif [[ -n "$HELDOUT_ROWS" ]]; then
-    printf '# %s: %s on %s, %s held-out conversations%s\n' "$BENCH" "$DATASET_NAME" "$SERVED_NAME" "$HELDOUT_ROWS" "${JUDGE_TEMPLATE:+, judged}"
+    printf '# %s: %s on %s, %s held-out conversations%s\n' "$BENCH" "$DATASET_NAME" "$name" "$HELDOUT_ROWS" "${JUDGE_TEMPLATE:+, judged}"
   else
-    printf '# %s: %s on %s, limit %s per subject%s\n' "$BENCH" "$DATASET_NAME" "$SERVED_NAME" "${LIMIT:-none}" "${JUDGE_TEMPLATE:+, judged}"
+    printf '# %s: %s on %s, limit %s per subject%s\n' "$BENCH" "$DATASET_NAME" "$name" "${LIMIT:-none}" "${JUDGE_TEMPLATE:+, judged}"
   fi
 }
 
 # judge_unconfigured: the benchmark read last needs a judge and the env file names none.
 judge_unconfigured() { [[ -n "$JUDGE_TEMPLATE" && -z "${JUDGE_MODEL:-}" ]]; }
 
+# report_file SIDE: where EvalScope writes its report of the evaluation built last.
 report_file() {
-  if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$SERVED_NAME" "$DATASET_NAME"; fi
+  if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$(served_name "$1")" "$DATASET_NAME"; fi
 }
 
-# build_eval_result_cmd OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
-# benchmark built last (build_eval_cmd, expected_question_count) and writes its result
-# to OUT (scripts/py/eval_result.py: the only source of scores for the report and SwanLab).
+# build_eval_result_cmd SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
+# benchmark built last on SIDE's model (build_eval_cmd, expected_question_count) and writes its
+# result to OUT (scripts/py/eval_result.py: the only source of scores for the report and SwanLab).
 build_eval_result_cmd() {
+  local side="$1"
+  shift
   reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file)" --benchmark "$BENCH"
-    --model "$SERVED_NAME" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
+  CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$side")" --benchmark "$BENCH"
+    --model "$(served_name "$side")" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
   if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
   if [[ -n "$AGGREGATE" ]]; then CMD+=(--aggregate "$AGGREGATE"); fi
@@ -535,7 +554,7 @@ build_eval_result_cmd() {
     if [[ -n "$CUT_OFF_LIMIT" ]]; then CMD+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi
     # The fine-tuned model's tokenizer is the base model's: either tells the final channel's tokens.
     local folder
-    for folder in "$SERVED_MODEL" "$EXPORT_DIR"; do
+    for folder in "$(served_model "$side")" "$EXPORT_DIR"; do
       if [[ -f "$folder/tokenizer.json" ]]; then CMD+=(--tokenizer "$folder"); break; fi
     done
   fi
@@ -550,14 +569,16 @@ build_eval_result_cmd() {
   if [[ -n "${3:-}" ]]; then CMD+=(--seconds "$3"); fi
 }
 
-# build_eval_log_cmd RESULT...: one process logging the checked results of the
-# served model to one SwanLab run ($SERVED_NAME-eval in group $EXP); SWANLAB_EVAL_RUN_ID,
+# build_eval_log_cmd NAME RESULT...: one process logging the checked results of the model
+# evaluated as NAME (result_name) to one SwanLab run (NAME-eval in group $EXP); SWANLAB_EVAL_RUN_ID,
 # when set, resumes that run (make's evaluations of one model come in several steps).
 build_eval_log_cmd() {
+  local name="$1"
+  shift
   reset_cmd
   if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
   if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
-  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$(result_name)-eval"
+  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$name-eval"
     --group "$EXP" --mode "$SWANLAB_MODE" --log-dir "$(swanlab_log_dir)")
   if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
 }
@@ -595,7 +616,7 @@ arena_report_path() {
 arena_judge_config() {
   [[ -n "${JUDGE_MODEL:-}" ]] || return 0
   local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
-  if [[ "$JUDGE_MODEL" == served ]]; then resolve_served_model; model="$SERVED_NAME" url="$(api_base)"; fi
+  if [[ "$JUDGE_MODEL" == served ]]; then model="$(served_name "")" url="$(api_base "")"; fi
   jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "$MAX_TOKENS" \
     '{strategy: "llm", position_swap: "on", models: [{model_id: $model, api_url: $url,
       generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}]}'

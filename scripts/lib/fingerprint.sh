@@ -15,17 +15,26 @@
 # ask the same questions of the same model share one evaluation (lib/store.sh).
 # Each step with outputs records its inputs in lab-inputs.json when it starts and
 # its completion marker (with inputs_digest) when it ends.
-# Source after env.sh, load_env, commands.sh, server.sh and eval_config.sh.
-
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before fingerprint && return 0
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/server.sh
+source "$REPO_ROOT/scripts/lib/server.sh"
+# shellcheck source=lib/eval_config.sh
+source "$REPO_ROOT/scripts/lib/eval_config.sh"
 # shellcheck source=lib/pipeline.sh
 source "$REPO_ROOT/scripts/lib/pipeline.sh"
-
-# shellcheck source=store.sh
+# shellcheck source=lib/store.sh
 source "$REPO_ROOT/scripts/lib/store.sh"
+
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"
 # STEP_STORE, STEP_PRODUCER: a shared step's store entry (its status, as STEP_STATUS) and
 # the experiment that made it; "-" for the other steps.
-declare -A STEP_DIGEST=() STEP_STATUS=() STEP_STORE=() STEP_PRODUCER=()
+declare -gA STEP_DIGEST=() STEP_STATUS=() STEP_STORE=() STEP_PRODUCER=()
 
 # INPUTS_DIR: elsewhere for a read-only look (make status). A node of rank > 0 keeps
 # its own: on a checkout the nodes share, it must never overwrite rank 0's, which rank
@@ -98,8 +107,7 @@ spec_serve() {
   if [[ "${1:-}" == --base ]]; then name="serve-base"; upstream="base-model"; fi
   spec_line step "$name"
   if [[ -n "${1:-}" ]]; then spec_line identity shared; fi
-  resolve_served_model "${1:-}"
-  SERVE_API_KEY="" build_deploy_cmd # the key's launcher changes who may ask, not the answers
+  SERVE_API_KEY="" build_deploy_cmd "${1:-}" # the key's launcher changes who may ask, not the answers
   spec_cmd
   spec_line config "$EXP_DIR/deploy.yaml"
   spec_line upstream "$upstream"
@@ -108,28 +116,25 @@ spec_serve() {
 
 # spec_evals: one step per benchmark of eval.yaml and model (fine-tuned, base).
 spec_evals() {
-  local bench base mode benches=("${BENCHMARKS[@]}")
+  local bench side mode modes benches=("${BENCHMARKS[@]}")
   if ((${#EVAL_SPEC_ONLY[@]} > 0)); then benches=("${EVAL_SPEC_ONLY[@]}"); fi
   for bench in "${benches[@]}"; do
     read_bench "$bench"
-    for base in "" --base; do
-      resolve_served_model "$base"
-      set_evaluation_modes "$base"
-      for mode in "${EVALUATION_MODES[@]}"; do
-        MODE_OVERRIDE="$mode"
-        apply_answer_mode
-        spec_eval "$bench" "$base"
+    for side in "" --base; do
+      mapfile -t modes < <(evaluation_modes "$side")
+      for mode in "${modes[@]}"; do
+        apply_answer_mode "$mode"
+        spec_eval "$bench" "$side" "$mode"
       done
     done
   done
-  MODE_OVERRIDE=""
 }
 
-# spec_eval BENCH [--base]: one evaluation, of the benchmark read last, in the mode applied last.
+# spec_eval BENCH SIDE MODE: one evaluation, of the benchmark read last, in the mode applied last.
 spec_eval() {
-  local bench="$1" base="${2:-}"
-  build_eval_cmd "$bench"
-  spec_line step "$(eval_step_name "$bench")"
+  local bench="$1" base="$2"
+  build_eval_cmd "$bench" "$base" "$3"
+  spec_line step "$(eval_step_name "$bench" "$base" "$3")"
   if [[ -n "$base" ]]; then spec_line identity shared; fi
   spec_cmd
   if [[ -n "$HELDOUT_ROWS" ]]; then
@@ -182,8 +187,8 @@ spec_arena() {
   spec_outputs "$(arena_dir)" "$EVAL_DONE_FILE"
 }
 
-# eval_step_name BENCH: the step of BENCH on the model (and mode) being evaluated.
-eval_step_name() { printf 'eval-%s-%s' "$(result_name)" "$1"; }
+# eval_step_name BENCH SIDE [MODE]: the step of BENCH on SIDE's model in MODE.
+eval_step_name() { printf 'eval-%s-%s' "$(result_name "$2" "${3:-}")" "$1"; }
 
 # evaluated_names: the results folders of the experiment's evaluations: the fine-tuned
 # model, the base model, and the base model in each of base_extra_modes (<exp>-base@MODE).
@@ -233,11 +238,9 @@ shared_names() {
   spec_line name "$EXP_DIR/deploy.yaml"$'\t''{deploy.yaml}'
   spec_line name "$RUN_DIR"$'\t''{run}'
   spec_line name "$RESULTS_DIR"$'\t''{results}'
-  resolve_served_model --base
-  spec_line name "$SERVED_NAME"$'\t''{served}'
+  spec_line name "$(served_name --base)"$'\t''{served}'
   # Where each server listens is no input of any step (a judge that is the served model names it).
-  spec_line location_value "$(api_base)"$'\t''{api}'
-  resolve_served_model
+  spec_line location_value "$(api_base --base)"$'\t''{api}'
   spec_line location_value "$(api_base)"$'\t''{api}'
 }
 

@@ -3,58 +3,96 @@
 # The model server started by `make deploy`: its files, its API, its process group.
 # One server per experiment (its fine-tuned or its base model), its files in
 # .state/<exp>/server/: experiments of a sweep serve side by side, each on its own port.
-# The one library that reads the env file's settings when sourced: source it after load_env
-# (checked).
+# Its functions read load_env's settings when called.
+# shellcheck source=lib/common.sh
+source "${BASH_SOURCE[0]%/*}/common.sh"
+loaded_before server && return 0
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
 
-# use_server_dir DIR: the server's files are in DIR (make stop ALL=1 visits every experiment's).
-use_server_dir() {
-  SERVER_DIR="$1"
-  SERVER_PID_FILE="$SERVER_DIR/pid"
-  SERVER_NAME_FILE="$SERVER_DIR/served_model_name"
-  SERVER_LOG_FILE="$SERVER_DIR/deploy.log"
-  SERVER_DIGEST_FILE="$SERVER_DIR/inputs_digest" # what it serves (lib/fingerprint.sh: serve, serve-base)
+# The server's files: its pid, the name it serves, its log and the digest of what it serves
+# (lib/fingerprint.sh: serve, serve-base), in the experiment's server folder or the one
+# use_server_dir DIR chose (make stop ALL=1 visits every experiment's).
+use_server_dir() { SERVER_DIR="$1"; }
+server_dir() { printf '%s' "${SERVER_DIR:-$STATE_DIR/$EXP/server}"; }
+server_file() {
+  local name
+  case "$1" in
+    pid) name=pid ;;
+    name) name=served_model_name ;;
+    log) name=deploy.log ;;
+    digest) name=inputs_digest ;;
+    *) die "server_file: unknown file '$1'" "use pid, name, log or digest" ;;
+  esac
+  printf '%s/%s' "$(server_dir)" "$name"
 }
-[[ -n "${ENV_LOADED:-}" ]] || die "scripts/lib/server.sh was sourced before load_env (it needs EXP and STATE_DIR)" \
-  "call load_env (scripts/lib/env.sh) first, then source scripts/lib/server.sh"
-use_server_dir "$STATE_DIR/$EXP/server"
+forget_server() { rm -f "$(server_file pid)" "$(server_file name)" "$(server_file digest)"; }
 
-# Where clients connect: a server bound to every interface is still reached on loopback.
+# The models an experiment serves, each named by its SIDE: "" the merged export, served as
+# $EXP on SERVE_PORT; --base the base model, as $EXP-base on SERVE_PORT + 1 (a new server on
+# the port just stopped would wait up to a minute for the old connections' TIME_WAIT to end).
+is_base_side() {
+  case "${1:-}" in
+    "") return 1 ;;
+    --base) return 0 ;;
+    *) die "unknown side '$1' of the served model" "pass --base for the base model, nothing for the fine-tuned one" ;;
+  esac
+}
+served_name() { if is_base_side "${1:-}"; then printf '%s-base' "$EXP"; else printf '%s' "$EXP"; fi; }
+served_port() { if is_base_side "${1:-}"; then printf '%s' "$((10#$SERVE_PORT + 1))"; else printf '%s' "$SERVE_PORT"; fi; }
+deploy_target() { if is_base_side "${1:-}"; then printf deploy-base; else printf deploy; fi; }
+
+# served_model [SIDE]: what swift deploy loads: the export, or the base model of sft.yaml (call
+# load_sft_config in the script's shell first); a relative local path in a config is relative to
+# the repo, like the tools see it.
+served_model() {
+  local model="$EXPORT_DIR"
+  if is_base_side "${1:-}"; then model="${MODEL:-$(sft_setting model)}"; fi
+  if [[ "$model" != /* && -e "$REPO_ROOT/$model" ]]; then model="$REPO_ROOT/$model"; fi
+  printf '%s' "$model"
+}
+
+# api_base [SIDE]: where clients connect; a server bound to every interface is still reached
+# on loopback.
 api_base() {
   local host="$SERVE_HOST"
   [[ "$host" == 0.0.0.0 || "$host" == :: ]] && host=127.0.0.1
   [[ "$host" == *:* ]] && host="[$host]"
-  printf 'http://%s:%s/v1' "$host" "${SERVED_PORT:-$SERVE_PORT}"
+  printf 'http://%s:%s/v1' "$host" "$(served_port "${1:-}")"
 }
 
 api_curl_config() {
   if [[ -n "${SERVE_API_KEY:-}" ]]; then printf 'header = "Authorization: Bearer %s"\n' "$SERVE_API_KEY"; fi
 }
 
-# api_curl PATH [CURL_ARGS...]: the API key travels in a config file on a pipe
-# (-K /dev/fd/N), never in argv; stdin stays free for a request body (--data-binary @-).
+# api_curl SIDE PATH [CURL_ARGS...]: asks the server of SIDE ("" or --base). The API key
+# travels in a config file on a pipe (-K /dev/fd/N), never in argv; stdin stays free for a
+# request body (--data-binary @-).
 api_curl() {
-  local path="$1"
-  shift
-  curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K <(api_curl_config) "$@" "$(api_base)$path"
+  local url
+  url="$(api_base "$1")$2"
+  curl --silent --show-error --noproxy '*' --max-time "${API_TIMEOUT:-10}" -K <(api_curl_config) "${@:3}" "$url"
 }
 
-# The served model names; nothing (and success) when no server answers.
-served_models() { api_curl /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null || true; }
+# served_models [SIDE]: the model names the server at SIDE's port serves; nothing (and
+# success) when no server answers.
+served_models() { api_curl "${1:-}" /models 2>/dev/null | jq -r '.data[]?.id' 2>/dev/null || true; }
 
-is_serving() { served_models | grep -qxF "$1"; }
+# is_serving [SIDE]: the server at SIDE's port serves SIDE's model.
+is_serving() { served_models "${1:-}" | grep -qxF "$(served_name "${1:-}")"; }
 
 # The pid (= process group) of our server, or nothing. A pid file whose process
 # is gone, or now belongs to a program other than swift, is removed.
 server_pid() {
-  [[ -f "$SERVER_PID_FILE" ]] || return 0
+  [[ -f "$(server_file pid)" ]] || return 0
   local pid
-  pid="$(cat "$SERVER_PID_FILE")"
+  pid="$(cat "$(server_file pid)")"
   if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qE 'swift|serve_with_api_key'; then
     printf '%s' "$pid"
     return 0
   fi
-  warn "removing stale pid file $SERVER_PID_FILE (process $pid is gone or not our server)"
-  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"
+  warn "removing stale pid file $(server_file pid) (process $pid is gone or not our server)"
+  forget_server
 }
 
 port_in_use() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -88,9 +126,9 @@ port_holder() {
 }
 
 print_server_log_tail() {
-  [[ -f "$SERVER_LOG_FILE" ]] || return 0
-  printf -- '--- last lines of %s ---\n' "$SERVER_LOG_FILE" >&2
-  tail -n "${LOG_TAIL_LINES:-30}" "$SERVER_LOG_FILE" >&2
+  [[ -f "$(server_file log)" ]] || return 0
+  printf -- '--- last lines of %s ---\n' "$(server_file log)" >&2
+  tail -n "${LOG_TAIL_LINES:-30}" "$(server_file log)" >&2
   printf -- '---\n' >&2
 }
 
@@ -106,36 +144,16 @@ stop_server_group() {
     warn "server group $pid ignored SIGTERM for ${STOP_TIMEOUT:-30}s; sending SIGKILL"
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
-  rm -f "$SERVER_PID_FILE" "$SERVER_NAME_FILE" "$SERVER_DIGEST_FILE"
+  forget_server
 }
 
-# The model, name and port to serve: the merged export on SERVE_PORT, or with --base
-# the base model on SERVE_PORT + 1 (a new server on the port just stopped would wait
-# up to a minute for the old connections' TIME_WAIT to end).
-resolve_served_model() {
-  SERVED_PORT="$SERVE_PORT"
-  if [[ "${1:-}" == --base ]]; then
-    SERVED_PORT=$((10#$SERVE_PORT + 1))
-    load_sft_config
-    SERVED_MODEL="${MODEL:-$(sft_setting model)}"
-    SERVED_NAME="$EXP-base"
-    DEPLOY_TARGET=deploy-base
-  else
-    SERVED_MODEL="$EXPORT_DIR"
-    SERVED_NAME="$EXP"
-    DEPLOY_TARGET=deploy
-  fi
-  # A relative local path in a config is relative to the repo, like the tools see it.
-  if [[ "$SERVED_MODEL" != /* && -e "$REPO_ROOT/$SERVED_MODEL" ]]; then SERVED_MODEL="$REPO_ROOT/$SERVED_MODEL"; fi
-}
-
-# die_not_serving [WHERE]: stops with why $SERVED_NAME is not served (another model,
-# or no server at all) and the make target that serves it. Call resolve_served_model first.
+# die_not_serving SIDE [WHERE]: stops with why SIDE's model is not served (another model, or
+# no server at all) and the make target that serves it.
 die_not_serving() {
-  local models
-  models="$(served_models | paste -sd, - || true)"
+  local models name target
+  models="$(served_models "$1" | paste -sd, - || true)" name="$(served_name "$1")" target="$(deploy_target "$1")"
   if [[ -n "$models" ]]; then
-    die "the server at $(api_base) serves [$models], not $SERVED_NAME" "run 'make stop $DEPLOY_TARGET EXP=$EXP'"
+    die "the server at $(api_base "$1") serves [$models], not $name" "run 'make stop $target EXP=$EXP'"
   fi
-  die "no server answers at $(api_base)${1:-}" "start it with 'make $DEPLOY_TARGET EXP=$EXP'"
+  die "no server answers at $(api_base "$1")${2:-}" "start it with 'make $target EXP=$EXP'"
 }

@@ -4,7 +4,7 @@ set -euo pipefail
 export STEP_NAME=tiny-model
 # shellcheck source=../lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/common.sh"
-# shellcheck source=../lib/env.sh
+# shellcheck source=lib/env.sh
 source "$REPO_ROOT/scripts/lib/env.sh"
 
 (($# >= 2)) || die "usage: build-model.sh OUTPUT_DIR CORPUS.jsonl..."

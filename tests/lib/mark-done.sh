@@ -6,13 +6,8 @@
 # `serving-base` record that our server serves the current build.
 set -euo pipefail
 export STEP_NAME=test
-source scripts/lib/common.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-source "$REPO_ROOT/scripts/lib/commands.sh"
+source scripts/lib/fingerprint.sh
 SKIP_GPU_CHECK=1 SKIP_SECRET_CHECKS=1 load_env
-source "$REPO_ROOT/scripts/lib/server.sh"
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
-source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 # Only the fingerprints the steps need: the evaluations' spec (every benchmark's command, on
 # both models) is the costly part, built only when an evaluation is marked.
 needs_evals=0
@@ -32,8 +27,8 @@ marker_of() {
 for step in "$@"; do
   case "$step" in
     serving | serving-base)
-      mkdir -p "$SERVER_DIR"
-      printf '%s\n' "${STEP_DIGEST[serve${step#serving}]}" >"$SERVER_DIGEST_FILE"
+      mkdir -p "$(server_dir)"
+      printf '%s\n' "${STEP_DIGEST[serve${step#serving}]}" >"$(server_file digest)"
       ;;
     *)
       [[ -n "${STEP_DIGEST[$step]:-}" ]] || die "no step '$step' (known: ${!STEP_DIGEST[*]})"
