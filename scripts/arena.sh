@@ -83,14 +83,14 @@ stop_placeholder_judge() {
 # judge_pairs: one general_arena run per pair, each from scratch (a run is a few minutes of judge
 # requests; an interrupted one is judged again).
 judge_pairs() {
-  local pair
+  local pair cmd
   : >"$OUT_DIR/lab-command.txt"
   for pair in "${PAIRS[@]}"; do
-    build_arena_cmd "$pair"
+    build_arena_cmd cmd "$pair"
     rm -rf "$WORK_DIR"
-    print_cmd >>"$OUT_DIR/lab-command.txt"
+    print_cmd "${cmd[@]}" >>"$OUT_DIR/lab-command.txt"
     log "$pair: $EXP against $EXP-base, each prompt judged in both orders by ${JUDGE_MODEL/#served/$EXP (placeholder)}"
-    run_cmd || die "evalscope's general_arena failed on $pair" "read the log above; rerun make arena EXP=$EXP"
+    run_cmd "${cmd[@]}" || die "evalscope's general_arena failed on $pair" "read the log above; rerun make arena EXP=$EXP"
   done
 }
 
@@ -100,24 +100,24 @@ fine_tuned_swanlab_run_id() {
 }
 
 record_result() {
-  local started="$1"
-  build_arena_result_cmd "$OUT_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$ARENA_STEP]}" "$(($(date +%s) - started))"
-  run_cmd || exit 1 # eval_result.py said what was wrong and what to do
-  SWANLAB_EVAL_RUN_ID="$(fine_tuned_swanlab_run_id)" build_eval_log_cmd "$(result_name "")" "$OUT_DIR/$EVAL_PENDING_FILE"
-  run_cmd || die "logging the arena to SwanLab failed" "read the error above; rerun make arena EXP=$EXP"
+  local started="$1" cmd
+  build_arena_result_cmd cmd "$OUT_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$ARENA_STEP]}" "$(($(date +%s) - started))"
+  run_cmd "${cmd[@]}" || exit 1 # eval_result.py said what was wrong and what to do
+  SWANLAB_EVAL_RUN_ID="$(fine_tuned_swanlab_run_id)" build_eval_log_cmd cmd "$(result_name "")" "$OUT_DIR/$EVAL_PENDING_FILE"
+  run_cmd "${cmd[@]}" || die "logging the arena to SwanLab failed" "read the error above; rerun make arena EXP=$EXP"
   mv -f "$OUT_DIR/$EVAL_PENDING_FILE" "$OUT_DIR/$EVAL_DONE_FILE"
 }
 
 # A dry run (the runbook's view): the commands, in order.
 print_arena() {
-  local pair
+  local pair cmd
   if [[ -z "${JUDGE_MODEL:-}" ]]; then printf '# %s: no judge configured (JUDGE_MODEL): skipped\n' "$ARENA_BENCH"; return 0; fi
   for pair in "${PAIRS[@]}"; do
-    build_arena_cmd "$pair"
-    run_cmd
+    build_arena_cmd cmd "$pair"
+    run_cmd "${cmd[@]}"
   done
-  build_arena_result_cmd "$OUT_DIR/$EVAL_DONE_FILE"
-  run_cmd
+  build_arena_result_cmd cmd "$OUT_DIR/$EVAL_DONE_FILE"
+  run_cmd "${cmd[@]}"
 }
 
 main() {

@@ -26,24 +26,23 @@ main() {
   local exps
   read -ra exps <<<"${EXPS:-}"
   check_experiments "${exps[@]}"
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/compare.py")
-  add_experiment_args "${exps[@]}"
-  CMD+=(--template "$COMPARE_TEMPLATE" --out-dir "$REPORT_DIR" --deploy-venv "$DEPLOY_VENV_DIR"
+  local cmd=(python "$REPO_ROOT/scripts/py/compare.py")
+  add_experiment_args cmd "${exps[@]}"
+  cmd+=(--template "$COMPARE_TEMPLATE" --out-dir "$REPORT_DIR" --deploy-venv "$DEPLOY_VENV_DIR"
     --env-file "$(repo_relative "$ENV_FILE")")
   if is_dry_run; then
     # shellcheck disable=SC2016 # printed for the shell that runs it
-    CMD+=(--git-commit "$(shell_expr '"$(git rev-parse HEAD)"')")
-    print_cmd
+    cmd+=(--git-commit "$(shell_expr '"$(git rev-parse HEAD)"')")
+    print_cmd "${cmd[@]}"
     return 0
   fi
-  CMD+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)")
+  cmd+=(--git-commit "$(git_commit)" --git-dirty "$(git_dirty)")
   require_command python
   mkdir -p "$REPORT_DIR"
   local status=0 written
   # Not run_cmd: that records the command in one experiment's steps.jsonl, and a comparison is none of theirs.
-  print_cmd | sed 's/^/+ /' >&2
-  written="$("${CMD[@]}")" || status=$?
+  print_cmd "${cmd[@]}" | sed 's/^/+ /' >&2
+  written="$("${cmd[@]}")" || status=$?
   ((status == 0)) || die "could not write the comparison (exit $status)" "read the error above"
   log "done: $(repo_relative "$written") (and its -loss.png, -scores.png)"
 }

@@ -15,9 +15,8 @@ main() {
   SKIP_GPU_CHECK=1 load_env
   local port="${DASHBOARD_PORT:-5092}" log_dir
   log_dir="$(swanlab_log_dir)"
-  reset_cmd
-  CMD=(swanlab watch "$log_dir" --host 127.0.0.1 --port "$port")
-  if is_dry_run; then run_cmd; return 0; fi
+  local cmd=(swanlab watch "$log_dir" --host 127.0.0.1 --port "$port")
+  if is_dry_run; then run_cmd "${cmd[@]}"; return 0; fi
   require_command swanlab
   if port_in_use "$port"; then
     die "port $port is already in use by $(port_holder "$port")" "set DASHBOARD_PORT to a free port"
@@ -26,7 +25,7 @@ main() {
   [[ -f "$log_dir/runs.swanlab" ]] || die "no local SwanLab runs of $EXP in $(display_path "$log_dir")" \
     "run 'make train EXP=$EXP' (or 'make smoke') with SWANLAB_MODE=local first; cloud runs are on swanlab.cn"
   log "open http://127.0.0.1:$port (Ctrl-C stops it): the local SwanLab runs of $EXP in $(display_path "$log_dir")"
-  run_cmd
+  run_cmd "${cmd[@]}"
 }
 
 main "$@"

@@ -51,7 +51,6 @@ wait_until_serving() {
 # current training first.
 served_inputs_digest() {
   compute_inputs serve
-  build_deploy_cmd "$SIDE"
   if [[ -n "$SIDE" ]]; then
     SERVE_DIGEST="${STEP_DIGEST[serve-base]}"
   else
@@ -67,16 +66,17 @@ main() {
   load_sft_config
   SIDE="${1:-}" # --base: the base model
   NAME="$(served_name "$SIDE")" PORT="$(served_port "$SIDE")"
-  build_deploy_cmd "$SIDE"
+  local cmd n
+  build_deploy_cmd cmd "$SIDE"
+  n="$(cmd_argv_start "${cmd[@]}")"
   if is_dry_run; then
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/deploy.yaml"
     printf '# in the background, in a process group of its own (make stop ends the group):\n'
     printf 'mkdir -p %s\n' "$(display_path "$(server_dir)")"
-    CMD=(setsid "${CMD[@]}")
-    print_cmd | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\&1 \&|"
+    print_cmd "${cmd[@]:0:n}" setsid "${cmd[@]:n}" | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\&1 \&|"
     return 0
   fi
-  require_command "${CMD[0]}" "run 'make env' first (GPU machines need .venv-lmdeploy)"
+  require_command "${cmd[n]}" "run 'make env' first (GPU machines need .venv-lmdeploy)"
   require_command curl "install curl"
   served_inputs_digest
   local pid
@@ -104,7 +104,7 @@ main() {
     die "no merged model at $EXPORT_DIR" "run 'make export EXP=$EXP' first"
   check_port_free
   mkdir -p "$(server_dir)"
-  start_cmd_detached "$(server_file log)"
+  start_cmd_detached "$(server_file log)" "${cmd[@]}"
   pid="$STARTED_PID"
   printf '%s\n' "$pid" >"$(server_file pid)"
   printf '%s\n' "$NAME" >"$(server_file name)"

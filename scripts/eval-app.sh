@@ -31,12 +31,11 @@ main() {
   SKIP_GPU_CHECK=1 load_env
   local port="${EVAL_APP_PORT:-9000}"
   VIEW_DIR="$RESULTS_ROOT/.evalscope-app"
-  reset_cmd
-  CMD=(evalscope app --host 127.0.0.1 --port "$port" --outputs "$VIEW_DIR")
+  local cmd=(evalscope app --host 127.0.0.1 --port "$port" --outputs "$VIEW_DIR")
   if is_dry_run; then
     printf '# %s: one link <served name>-<bench> per evaluation in %s/<exp>/<served name>/<bench>\n' \
       "$(display_path "$VIEW_DIR")" "$(display_path "$RESULTS_ROOT")"
-    run_cmd
+    run_cmd "${cmd[@]}"
     return 0
   fi
   require_command evalscope
@@ -47,7 +46,7 @@ main() {
   count="$(link_runs)"
   ((count > 0)) || die "no evaluation results in $(display_path "$RESULTS_ROOT")" "run 'make eval-ceval' or 'make smoke' first"
   log "open http://127.0.0.1:$port (Ctrl-C stops it): $count evaluations from $(display_path "$RESULTS_ROOT")"
-  run_cmd
+  run_cmd "${cmd[@]}"
 }
 
 main "$@"

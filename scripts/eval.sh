@@ -53,9 +53,9 @@ build_heldout_rows() {
   [[ -n "$HELDOUT_ROWS" ]] || return 0
   [[ -f "$RUN_DIR/val_dataset.jsonl" ]] || die "$BENCH: the training's held-out split $(display_path "$RUN_DIR/val_dataset.jsonl") is not there" \
     "run 'make train EXP=$EXP' first (it needs split_dataset_ratio > 0 in configs/$CONFIG_EXP/sft.yaml)"
-  build_heldout_cmd
-  run_cmd || die "$BENCH: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
-  build_eval_cmd "$BENCH" "$SIDE" "$MODE"
+  local cmd
+  build_heldout_cmd cmd
+  run_cmd "${cmd[@]}" || die "$BENCH: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
   read_local_counts
 }
 
@@ -64,9 +64,9 @@ build_heldout_rows() {
 fetch_set() {
   needs_fetch || return 0
   log "$BENCH: fetching its questions into $(display_path "$LOCAL_PATH") (${FETCH[0]})"
-  build_fetch_cmd
-  run_cmd || die "$BENCH: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
-  build_eval_cmd "$BENCH" "$SIDE" "$MODE"
+  local cmd
+  build_fetch_cmd cmd
+  run_cmd "${cmd[@]}" || die "$BENCH: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
   read_local_counts
 }
 
@@ -75,9 +75,9 @@ fetch_set() {
 measure_contamination() {
   [[ -n "$CONTAMINATION_LIMIT" ]] || return 0
   mkdir -p "$WORK_DIR"
-  build_contamination_cmd
-  run_cmd || die "$BENCH: could not measure its overlap with the training set (see above)" "check $(display_path "$LOCAL_PATH")"
-  build_eval_cmd "$BENCH" "$SIDE" "$MODE"
+  local cmd
+  build_contamination_cmd cmd
+  run_cmd "${cmd[@]}" || die "$BENCH: could not measure its overlap with the training set (see above)" "check $(display_path "$LOCAL_PATH")"
 }
 
 # Stops before the first question when the benchmark's longest prompt plus max_tokens
@@ -87,14 +87,12 @@ check_session_budget() {
   [[ -n "$LOCAL_PATH" && -d "$LOCAL_PATH" && -f "$(served_model "$SIDE")/tokenizer.json" ]] || return 0
   [[ -n "${SESSION_LIMIT+x}" ]] || read_session_limit "$SIDE"
   [[ "$SESSION_LIMIT" =~ ^[0-9]+$ ]] || return 0
-  local saved=("${CMD[@]}") saved_env=("${CMD_ENV[@]}") saved_secrets=("${CMD_SECRET_ENV[@]}") budget
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$(served_model "$SIDE")" --session-len "$SESSION_LIMIT")
-  if [[ -n "$SESSION_SYSTEM" ]]; then CMD+=(--system "$SESSION_SYSTEM"); fi
-  CMD+=(--set "$BENCH" "$LOCAL_PATH" "${FEW_SHOT:-0}" "$MAX_TOKENS")
-  budget="$(run_cmd)" || exit 1 # prompt_budget.py named both numbers and the fix
+  local cmd budget
+  cmd=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$(served_model "$SIDE")" --session-len "$SESSION_LIMIT")
+  if [[ -n "$SESSION_SYSTEM" ]]; then cmd+=(--system "$SESSION_SYSTEM"); fi
+  cmd+=(--set "$BENCH" "$LOCAL_PATH" "${FEW_SHOT:-0}" "$MAX_TOKENS")
+  budget="$(run_cmd "${cmd[@]}")" || exit 1 # prompt_budget.py named both numbers and the fix
   log "$BENCH: longest prompt about $(cut -f2 <<<"$budget") tokens + $MAX_TOKENS to generate, within the session length $SESSION_LIMIT"
-  CMD=("${saved[@]}") CMD_ENV=("${saved_env[@]}") CMD_SECRET_ENV=("${saved_secrets[@]}")
 }
 
 # A judged benchmark without a judge in the env file: recorded as skipped with these
@@ -115,9 +113,11 @@ skip_unjudged() {
 # server's address and absolute paths included (another port, a moved checkout); the
 # fingerprints already proved these predictions come from the same model and settings,
 # so they are reused and only the scoring is redone. A perf run has no cache.
+# add_resume_flag CMD: adds them to command CMD.
 has_cached_predictions() { compgen -G "$WORK_DIR/predictions/*/*.jsonl" >/dev/null; }
 add_resume_flag() {
-  if [[ "$KIND" != perf ]] && has_cached_predictions; then CMD+=(--use-cache "$WORK_DIR" --rerun-review); fi
+  local -n add_resume_flag_out="$1"
+  if [[ "$KIND" != perf ]] && has_cached_predictions; then add_resume_flag_out+=(--use-cache "$WORK_DIR" --rerun-review); fi
 }
 
 # Folder of results made from other inputs (or of unknown origin): kept aside,
@@ -244,8 +244,9 @@ log_finished_to_swanlab() {
   ((${#FINISHED_DIRS[@]} > 0)) || return 0
   local dir results=()
   for dir in "${FINISHED_DIRS[@]}"; do results+=("$dir/$EVAL_PENDING_FILE"); done
-  SWANLAB_EVAL_RUN_ID="$(eval_swanlab_run_id "${STEP_DIGEST[$SERVE_STEP]}")" build_eval_log_cmd "$RESULT" "${results[@]}"
-  run_cmd || die "logging the metrics of $NAME to SwanLab failed" \
+  local cmd
+  SWANLAB_EVAL_RUN_ID="$(eval_swanlab_run_id "${STEP_DIGEST[$SERVE_STEP]}")" build_eval_log_cmd cmd "$RESULT" "${results[@]}"
+  run_cmd "${cmd[@]}" || die "logging the metrics of $NAME to SwanLab failed" \
     "read the error above; rerunning make logs them again (the predictions are cached)"
   for dir in "${FINISHED_DIRS[@]}"; do mv -f "$dir/$EVAL_PENDING_FILE" "$dir/$EVAL_DONE_FILE"; done
 }
@@ -255,11 +256,12 @@ log_finished_to_swanlab() {
 # datasets again: on a CPU run that start-up is most of a small evaluation. Same launcher
 # code, argv, environment and exit status; the command shown and recorded is the same.
 WARM_PID="" WARM_DIR="" exit_status=0
+# start_warm_launcher PYTHON: the launcher, started once, with that Python.
 start_warm_launcher() {
   [[ -z "$WARM_PID" ]] || return 0
   WARM_DIR="$(mktemp -d "${TMPDIR:-/tmp}/lab-warm.XXXXXX")"
   mkfifo -m 600 "$WARM_DIR/requests" "$WARM_DIR/answer"
-  "${CMD[0]}" "$REPO_ROOT/scripts/py/evalscope_warm.py" "$WARM_DIR/requests" </dev/null &
+  "$1" "$REPO_ROOT/scripts/py/evalscope_warm.py" "$WARM_DIR/requests" </dev/null &
   WARM_PID=$!
   until [[ -e "$WARM_DIR/requests.ready" ]]; do
     kill -0 "$WARM_PID" 2>/dev/null || { WARM_PID=""; die "the warm EvalScope launcher did not start" \
@@ -276,22 +278,31 @@ stop_warm_launcher() {
   WARM_PID=""
 }
 
-# run_eval_cmd: CMD, through the warm launcher when it is on and CMD is our launcher.
+# run_eval_cmd WORD...: the command, through the warm launcher when it is on and the command
+# is our launcher.
 run_eval_cmd() {
-  if [[ "${EVALSCOPE_WARM:-0}" != 1 || "${CMD[1]:-}" != */scripts/py/evalscope_lab.py ]] || is_dry_run; then
-    run_cmd
+  local n words=("$@")
+  n="$(cmd_argv_start "$@")"
+  local argv=("${words[@]:n}")
+  if [[ "${EVALSCOPE_WARM:-0}" != 1 || "${argv[1]:-}" != */scripts/py/evalscope_lab.py ]] || is_dry_run; then
+    run_cmd "$@"
     return
   fi
-  start_warm_launcher
-  print_cmd | sed 's/^/+ /' >&2
-  record_event command "$(print_cmd)"
-  local entries=("${CMD_ENV[@]}") answer="" fd pair source_var
-  for pair in "${CMD_SECRET_ENV[@]}"; do
-    source_var="${pair#*=}"
-    entries+=("${pair%%=*}=${!source_var}")
+  start_warm_launcher "${argv[0]}"
+  local shown entries=() answer="" fd word value
+  shown="$(print_cmd "$@")"
+  printf '%s\n' "$shown" | sed 's/^/+ /' >&2
+  record_event command "$shown"
+  for word in "${words[@]:0:n}"; do
+    value="${word#*=}"
+    if [[ "$value" == "$SECRET_MARK"* ]]; then
+      value="${value#"$SECRET_MARK"}"
+      value="${!value}"
+    fi
+    entries+=("${word%%=*}=$value")
   done
   # Fields, NUL-terminated, through the FIFO (printf is a builtin: no key in a process's argv).
-  printf '%s\0' "$WARM_DIR/answer" "$PWD" "${#entries[@]}" "${entries[@]}" "${CMD[@]:2}" .end 1<>"$WARM_DIR/requests"
+  printf '%s\0' "$WARM_DIR/answer" "$PWD" "${#entries[@]}" "${entries[@]}" "${argv[@]:2}" .end 1<>"$WARM_DIR/requests"
   exec {fd}<>"$WARM_DIR/answer"
   until read -r -t 2 -u "$fd" answer; do
     kill -0 "$WARM_PID" 2>/dev/null || { exec {fd}<&-; WARM_PID=""; die "the warm EvalScope launcher exited" \
@@ -302,32 +313,29 @@ run_eval_cmd() {
 }
 
 run_bench() {
-  local bench="$1" started elapsed
+  local bench="$1" started elapsed cmd step_cmd result_cmd
   read_bench "$bench" "$MODE"
-  build_eval_cmd "$bench" "$SIDE" "$MODE"
+  build_eval_cmd cmd "$bench" "$SIDE" "$MODE"
   if is_dry_run; then
     describe_bench "$SIDE"
     if judge_unconfigured; then printf '# (skipped: no judge configured, JUDGE_MODEL)\n'; return 0; fi
     if [[ -n "$HELDOUT_ROWS" ]]; then
-      build_heldout_cmd
-      run_cmd
-      build_eval_cmd "$bench" "$SIDE" "$MODE"
+      build_heldout_cmd step_cmd
+      run_cmd "${step_cmd[@]}"
     fi
     if needs_fetch; then
-      build_fetch_cmd
-      run_cmd
-      build_eval_cmd "$bench" "$SIDE" "$MODE"
+      build_fetch_cmd step_cmd
+      run_cmd "${step_cmd[@]}"
     fi
     if [[ -n "$CONTAMINATION_LIMIT" ]]; then
-      build_contamination_cmd
-      run_cmd
-      build_eval_cmd "$bench" "$SIDE" "$MODE"
+      build_contamination_cmd step_cmd
+      run_cmd "${step_cmd[@]}"
     fi
-    add_resume_flag
-    run_cmd
+    add_resume_flag cmd
+    run_cmd "${cmd[@]}"
     expected_question_count
-    build_eval_result_cmd "$SIDE" "$WORK_DIR/$EVAL_DONE_FILE"
-    run_cmd
+    build_eval_result_cmd result_cmd "$SIDE" "$WORK_DIR/$EVAL_DONE_FILE"
+    run_cmd "${result_cmd[@]}"
     DRY_RUN_RESULTS+=("$WORK_DIR/$EVAL_DONE_FILE")
     return 0
   fi
@@ -349,16 +357,16 @@ run_bench() {
   measure_contamination
   check_session_budget
   record_inputs "$step" "$WORK_DIR"
-  print_cmd | write_atomically "$WORK_DIR/lab-command.txt"
-  add_resume_flag
-  if [[ " ${CMD[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
+  print_cmd "${cmd[@]}" | write_atomically "$WORK_DIR/lab-command.txt"
+  add_resume_flag cmd
+  if [[ " ${cmd[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
   rm -rf "$(report_file "$SIDE")" # EvalScope rewrites it (from the cache); an old one must not pass for new
   started="$(date +%s)"
-  run_eval_cmd || die "evalscope failed on $bench" \
+  run_eval_cmd "${cmd[@]}" || die "evalscope failed on $bench" \
     "read the log above; rerunning make resumes from the predictions cached in $(display_path "$WORK_DIR") (same model and settings)"
   elapsed=$(($(date +%s) - started))
-  build_eval_result_cmd "$SIDE" "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
-  run_cmd || exit 1 # eval_result.py said what was wrong and what to do
+  build_eval_result_cmd result_cmd "$SIDE" "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
+  run_cmd "${result_cmd[@]}" || exit 1 # eval_result.py said what was wrong and what to do
   FINISHED_DIRS+=("$WORK_DIR")
 }
 
@@ -425,8 +433,9 @@ evaluate_in_mode() {
   FINISHED_DIRS=() DRY_RUN_RESULTS=()
   for bench in "${SELECTED[@]}"; do run_bench "$bench"; done
   if is_dry_run; then
-    build_eval_log_cmd "$RESULT" "${DRY_RUN_RESULTS[@]}"
-    run_cmd
+    local cmd
+    build_eval_log_cmd cmd "$RESULT" "${DRY_RUN_RESULTS[@]}"
+    run_cmd "${cmd[@]}"
   else
     log_finished_to_swanlab
   fi

@@ -37,10 +37,8 @@ choose_checkpoint() {
 # Python rather than jq: jq 1.6 rewrites 7.0 as 7, and transformers then rejects
 # the config (swiglu_limit must be a float). The file is still in the .partial dir.
 strip_quantization_config() {
-  reset_cmd
-  CMD=(python -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("quantization_config", None); json.dump(c, open(p, "w"), indent=2)'
-    "$1/config.json")
-  run_cmd
+  run_cmd python -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("quantization_config", None); json.dump(c, open(p, "w"), indent=2)' \
+    "$1/config.json"
 }
 
 # The merged model records what it was made from: its inputs (the training's
@@ -59,12 +57,12 @@ write_export_record() {
 main() {
   load_env
   begin_step
-  local checkpoint partial="$EXPORT_DIR.partial"
+  local checkpoint partial="$EXPORT_DIR.partial" cmd
   checkpoint="$(choose_checkpoint)"
-  build_export_cmd "$checkpoint" "$partial"
+  build_export_cmd cmd "$checkpoint" "$partial"
   if is_dry_run; then
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/export.yaml"
-    run_cmd
+    run_cmd "${cmd[@]}"
     strip_quantization_config "$partial"
     printf 'rm -rf %s && mv %s %s\n' "$(display_path "$EXPORT_DIR")" "$(display_path "$partial")" "$(display_path "$EXPORT_DIR")"
     return 0
@@ -81,10 +79,10 @@ main() {
   # Write beside the target, then move: an interrupted export never looks finished.
   mkdir -p "$EXPORT_ROOT"
   rm -rf "$partial"
-  run_cmd
+  run_cmd "${cmd[@]}"
   [[ -f "$partial/config.json" ]] || die "swift export wrote no config.json in $partial" "read the log above"
   local command
-  command="$(print_cmd)"
+  command="$(print_cmd "${cmd[@]}")"
   strip_quantization_config "$partial"
   write_export_record "$partial" "$checkpoint" "$command"
   if [[ -e "$EXPORT_DIR" ]]; then log "replacing $(repo_relative "$EXPORT_DIR") (made from other inputs; the checkpoints it came from are kept)"; fi

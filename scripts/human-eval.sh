@@ -43,12 +43,12 @@ exp_args() {
   done
 }
 
-# run_human: CMD, shown (DRY_RUN=1: only shown). Not run_cmd: that records the command in one
-# experiment's steps.jsonl, and a packet may span several.
+# run_human WORD...: the command, shown (DRY_RUN=1: only shown). Not run_cmd: that records the
+# command in one experiment's steps.jsonl, and a packet may span several.
 run_human() {
-  if is_dry_run; then print_cmd; return 0; fi
-  print_cmd | sed 's/^/+ /' >&2
-  "${CMD[@]}"
+  if is_dry_run; then print_cmd "$@"; return 0; fi
+  print_cmd "$@" | sed 's/^/+ /' >&2
+  "$@"
 }
 
 base_url() {
@@ -62,19 +62,16 @@ pack() {
   [[ "$n" =~ ^[0-9]+$ ]] || die "N='$n' is not a number of scenarios" "pass N=120 (or any whole number from 1)"
   [[ -z "$seed" || "$seed" =~ ^[0-9]+$ ]] || die "SEED='$seed' is not a whole number" "pass SEED=20261205, or leave it out"
   exp_args 1
-  reset_cmd
-  CMD=(python "$HUMAN_PY" pack --out "$PACKET_DIR" --n "$n" ${seed:+--seed "$seed"} --raters "${RATERS:-$DEFAULT_RATERS}"
-    --base-url "$(base_url)" "${EXP_ARGS[@]}")
-  run_human
+  run_human python "$HUMAN_PY" pack --out "$PACKET_DIR" --n "$n" ${seed:+--seed "$seed"} --raters "${RATERS:-$DEFAULT_RATERS}" \
+    --base-url "$(base_url)" "${EXP_ARGS[@]}"
   is_dry_run && return 0
   log "packet in $(display_path "$PACKET_DIR") (packet.json; the key, key.json, stays there and is never served)"
   log "the raters' personal links: $(display_path "$PACKET_DIR/links.txt") (mode 600; hand each rater only theirs)"
 }
 
 serve() {
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/human_server.py" --packet "$PACKET_DIR" --host "$HUMAN_EVAL_HOST" --port "$HUMAN_EVAL_PORT")
-  if is_dry_run; then print_cmd; return 0; fi
+  local cmd=(python "$REPO_ROOT/scripts/py/human_server.py" --packet "$PACKET_DIR" --host "$HUMAN_EVAL_HOST" --port "$HUMAN_EVAL_PORT")
+  if is_dry_run; then print_cmd "${cmd[@]}"; return 0; fi
   [[ -f "$PACKET_DIR/packet.json" ]] || die "no packet in $(display_path "$PACKET_DIR")" "draw it first: make human-pack${EXPS:+ EXPS=\"$EXPS\"}"
   if ! is_loopback_host "$HUMAN_EVAL_HOST"; then
     # Off this machine every request needs a rater's token (the links carry one); plain HTTP,
@@ -82,30 +79,24 @@ serve() {
     warn "HUMAN_EVAL_HOST=$HUMAN_EVAL_HOST: reachable from other hosts; each rater's link carries their token (plain HTTP: use a trusted network)"
   fi
   log "rating page on $(base_url)/ (each rater opens their link from $(display_path "$PACKET_DIR/links.txt")); Ctrl-C stops it"
-  print_cmd | sed 's/^/+ /' >&2
-  exec "${CMD[@]}"
+  print_cmd "${cmd[@]}" | sed 's/^/+ /' >&2
+  exec "${cmd[@]}"
 }
 
 export_forms() {
-  reset_cmd
-  CMD=(python "$HUMAN_PY" export --packet "$PACKET_DIR" --out "$PACKET_DIR/forms")
-  run_human
+  run_human python "$HUMAN_PY" export --packet "$PACKET_DIR" --out "$PACKET_DIR/forms"
 }
 
 import_forms() {
   local files
   read -ra files <<<"${FILES:-}"
   ((${#files[@]} > 0)) || die "make human-import needs the filled forms (FILES='')" 'pass FILES="rater1.csv rater2.json"'
-  reset_cmd
-  CMD=(python "$HUMAN_PY" import --packet "$PACKET_DIR" "${files[@]}")
-  run_human
+  run_human python "$HUMAN_PY" import --packet "$PACKET_DIR" "${files[@]}"
 }
 
 report() {
   exp_args 0
-  reset_cmd
-  CMD=(python "$HUMAN_PY" report --packet "$PACKET_DIR" "${EXP_ARGS[@]}")
-  run_human
+  run_human python "$HUMAN_PY" report --packet "$PACKET_DIR" "${EXP_ARGS[@]}"
 }
 
 main() {

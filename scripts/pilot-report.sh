@@ -110,12 +110,12 @@ measure_prompts() {
 
 # write_plan FILE: the plan pilot.py reads.
 write_plan() {
-  local bench benches="$WORK/benches.jsonl" prompts="$WORK/prompts.tsv"
+  local bench benches="$WORK/benches.jsonl" prompts="$WORK/prompts.tsv" cmd
   PROMPT_SETS=()
   : >"$benches"
   for bench in "${ALL_BENCHMARKS[@]}"; do
     read_bench "$bench"
-    build_eval_cmd "$bench" ""
+    build_eval_cmd cmd "$bench" "" # (its WORK_DIR)
     pilot_question_count
     full_question_count
     if [[ -n "$PROMPT_DIR" ]]; then PROMPT_SETS+=("$bench" "$PROMPT_DIR" "${FEW_SHOT:-0}" "$MAX_TOKENS"); fi
@@ -143,8 +143,9 @@ main() {
   is_pilot || die "EXP=$EXP is a full run; the projection is the report of a pilot" "run make pilot EXP=$EXP (or make report EXP=$EXP-pilot after it)"
   if is_dry_run; then
     printf '# the full run of %s projected from this pilot: %s\n' "$PILOT_OF" "$(display_path "$REPORT_DIR/$EXP.md")"
-    build_pilot_report_cmd
-    run_cmd
+    local cmd
+    build_pilot_report_cmd cmd
+    run_cmd "${cmd[@]}"
     return 0
   fi
   begin_step
@@ -159,10 +160,8 @@ main() {
   trap 'status=$?; rm -rf "$WORK"; record_event end "exit $status"' EXIT
   write_plan "$WORK/plan.json"
   mkdir -p "$REPORT_DIR"
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/pilot.py" --plan "$WORK/plan.json" --template "$PILOT_TEMPLATE"
-    --out "$REPORT_DIR/$EXP.md")
-  run_cmd || die "could not write the pilot's report (see above)" "read the error above"
+  run_cmd python "$REPO_ROOT/scripts/py/pilot.py" --plan "$WORK/plan.json" --template "$PILOT_TEMPLATE" \
+    --out "$REPORT_DIR/$EXP.md" || die "could not write the pilot's report (see above)" "read the error above"
 }
 
 main "$@"

@@ -30,13 +30,14 @@ main() {
       return 0
     fi
   fi
-  build_report_cmd
-  if is_dry_run; then run_cmd; return 0; fi
+  local cmd
+  build_report_cmd cmd
+  if is_dry_run; then run_cmd "${cmd[@]}"; return 0; fi
   require_command python
-  CMD+=(--current-inputs "$(inputs_dir)" --inputs-digest "${STEP_DIGEST[report]}")
+  cmd+=(--current-inputs "$(inputs_dir)" --inputs-digest "${STEP_DIGEST[report]}")
   mkdir -p "$REPORT_DIR"
   local status=0
-  run_cmd || status=$?
+  run_cmd "${cmd[@]}" || status=$?
   ((status == 0)) || die "could not write the report (exit $status)" "read the error above"
   log "done: ${REPORT_DIR#"$REPO_ROOT"/}/$EXP.md"
 }

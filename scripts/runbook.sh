@@ -129,23 +129,22 @@ print_train() {
   open_step train "train"
   print_config_as_comments "configs/$CONFIG_EXP/sft.yaml"
   print_move_aside "$RUN_DIR"
-  SWANLAB_RUN_ID_FILE="" build_train_cmd
-  print_cmd
+  local cmd
+  SWANLAB_RUN_ID_FILE="" build_train_cmd cmd
+  print_cmd "${cmd[@]}"
   close_step
 }
 
 print_export() {
   open_step export "export: merge the LoRA of the last checkpoint"
   print_config_as_comments "configs/$CONFIG_EXP/export.yaml"
-  local partial="$EXPORT_DIR.partial"
+  local partial="$EXPORT_DIR.partial" cmd
   printf 'CHECKPOINT="$(ls -d %s/checkpoint-* | sort -V | tail -n 1)"\n' "$(display_path "$RUN_DIR")"
   printf 'rm -rf %s\n' "$(display_path "$partial")"
-  build_export_cmd "$(shell_expr '"$CHECKPOINT"')" "$partial"
-  print_cmd
-  reset_cmd
-  CMD=(python -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("quantization_config", None); json.dump(c, open(p, "w"), indent=2)'
-    "$partial/config.json")
-  print_cmd
+  build_export_cmd cmd "$(shell_expr '"$CHECKPOINT"')" "$partial"
+  print_cmd "${cmd[@]}"
+  print_cmd python -c 'import json,sys; p=sys.argv[1]; c=json.load(open(p)); c.pop("quantization_config", None); json.dump(c, open(p, "w"), indent=2)' \
+    "$partial/config.json"
   printf 'rm -rf %s && mv %s %s\n' "$(display_path "$EXPORT_DIR")" "$(display_path "$partial")" "$(display_path "$EXPORT_DIR")"
   close_step
 }
@@ -235,13 +234,14 @@ print_start_server() {
   local side="$1" name
   name="$(served_name "$side")"
   print_config_as_comments "configs/$CONFIG_EXP/deploy.yaml"
-  build_deploy_cmd "$side"
+  local cmd n
+  build_deploy_cmd cmd "$side"
+  n="$(cmd_argv_start "${cmd[@]}")"
   printf 'mkdir -p %s\n' "$(display_path "$(server_dir)")"
   printf 'API=%s\n' "$(api_base "$side")"
   print_event deploy start
   printf 'wait_until_bindable %s\n' "$(served_port "$side")"
-  CMD=(setsid "${CMD[@]}")
-  print_cmd | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\\&1 \\&|"
+  print_cmd "${cmd[@]:0:n}" setsid "${cmd[@]:n}" | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\\&1 \\&|"
   printf 'SERVER_PID=$!\n'
   printf 'wait_for_server %s "$SERVER_PID" %s\n' "$name" "$(display_path "$(server_file log)")"
   print_event deploy end "exit 0"
@@ -264,16 +264,16 @@ print_arena() {
   fi
   if [[ "$JUDGE_MODEL" == served ]]; then print_start_server ""; fi
   print_move_aside "$(arena_dir)"
-  local pair
+  local pair cmd
   for pair in "${PAIRS[@]}"; do
-    build_arena_cmd "$pair"
-    print_cmd
+    build_arena_cmd cmd "$pair"
+    print_cmd "${cmd[@]}"
   done
-  build_arena_result_cmd "$(arena_dir)/$EVAL_DONE_FILE"
-  print_cmd
+  build_arena_result_cmd cmd "$(arena_dir)/$EVAL_DONE_FILE"
+  print_cmd "${cmd[@]}"
   printf '# the arena to SwanLab\n'
-  build_eval_log_cmd "$(result_name "")" "$(arena_dir)/$EVAL_DONE_FILE"
-  print_cmd
+  build_eval_log_cmd cmd "$(result_name "")" "$(arena_dir)/$EVAL_DONE_FILE"
+  print_cmd "${cmd[@]}"
   if [[ "$JUDGE_MODEL" == served ]]; then printf 'stop_server\n'; fi
   close_step
 }
@@ -281,14 +281,14 @@ print_arena() {
 # print_evaluations SIDE MODE: every benchmark of SIDE's model in that answer mode ("": eval.yaml's),
 # then their checked results to SwanLab. A pilot's runbook records each one's seconds.
 print_evaluations() {
-  local side="$1" mode="$2" bench results=() seconds=""
+  local side="$1" mode="$2" bench results=() seconds="" cmd step_cmd
   if [[ -n "$mode" ]]; then printf '# %s in answer mode %s as well (eval.yaml: base_extra_modes)\n' "$(served_name "$side")" "$mode"; fi
   # shellcheck disable=SC2016 # printed for the shell that runs the printed script
   if is_pilot; then seconds="$(shell_expr '"$((SECONDS - eval_started))"')"; fi
   for bench in "${BENCHMARKS[@]}"; do
     if is_stored "$(eval_step_name "$bench" "$side" "$mode")"; then print_link_stored "$bench" "$side" "$mode"; continue; fi
     read_bench "$bench" "$mode"
-    build_eval_cmd "$bench" "$side" "$mode"
+    build_eval_cmd cmd "$bench" "$side" "$mode"
     if judge_unconfigured; then
       printf '# %s: scored by an LLM judge; none is configured (JUDGE_MODEL, JUDGE_API_URL): skipped\n' "$bench"
       continue
@@ -296,49 +296,48 @@ print_evaluations() {
     describe_bench "$side"
     print_move_aside "$WORK_DIR"
     if [[ -n "$HELDOUT_ROWS" ]]; then
-      build_heldout_cmd
-      print_cmd
-      build_eval_cmd "$bench" "$side" "$mode"
+      build_heldout_cmd step_cmd
+      print_cmd "${step_cmd[@]}"
     fi
     if ((${#FETCH[@]} > 0)); then
       printf '# its questions, fetched from the public source when not there yet
 [[ -d %s ]] ||
 ' "$(display_path "$LOCAL_PATH")"
-      build_fetch_cmd
-      print_cmd
-      build_eval_cmd "$bench" "$side" "$mode"
+      build_fetch_cmd step_cmd
+      print_cmd "${step_cmd[@]}"
     fi
     if [[ -n "$CONTAMINATION_LIMIT" ]]; then
       printf '# its overlap with the training set, before its first question
 '
-      build_contamination_cmd
-      print_cmd
-      build_eval_cmd "$bench" "$side" "$mode"
+      build_contamination_cmd step_cmd
+      print_cmd "${step_cmd[@]}"
     fi
     if [[ -n "$seconds" ]]; then printf 'eval_started=$SECONDS\n'; fi
-    print_cmd
+    print_cmd "${cmd[@]}"
     expected_question_count
-    build_eval_result_cmd "$side" "$WORK_DIR/$EVAL_DONE_FILE" "" "$seconds"
-    print_cmd
+    build_eval_result_cmd step_cmd "$side" "$WORK_DIR/$EVAL_DONE_FILE" "" "$seconds"
+    print_cmd "${step_cmd[@]}"
     results+=("$WORK_DIR/$EVAL_DONE_FILE")
   done
   printf '# the checked results of %s to SwanLab, one run\n' "$(result_name "$side" "$mode")"
-  build_eval_log_cmd "$(result_name "$side" "$mode")" "${results[@]}"
-  print_cmd
+  build_eval_log_cmd cmd "$(result_name "$side" "$mode")" "${results[@]}"
+  print_cmd "${cmd[@]}"
 }
 
 # A pilot's report: the full run projected from it.
 print_pilot_report() {
   open_step report "report: report/$EXP.md, the full run of $PILOT_OF projected from this pilot"
-  build_pilot_report_cmd
-  print_cmd
+  local cmd
+  build_pilot_report_cmd cmd
+  print_cmd "${cmd[@]}"
   close_step
 }
 
 print_report() {
   open_step report "report: report/$EXP.md from the run's own files"
-  build_report_cmd
-  print_cmd
+  local cmd
+  build_report_cmd cmd
+  print_cmd "${cmd[@]}"
   close_step
 }
 

@@ -126,29 +126,25 @@ EOF
 
 print_steps() {
   printf '\n# The venv and the prerequisites once, here, for every node (one checkout); the checks.\n'
-  reset_cmd
-  CMD=(make env preflight)
-  print_cmd
+  print_cmd make env preflight
   printf '\n# Training: the same make train on every node with its rank; one that fails stops them all.\n'
   local task='NODE_RANK="$SLURM_NODEID" exec make train'
   if [[ "$GPU" != cpu ]]; then task='NODE_RANK="$SLURM_NODEID" GPU="${CUDA_VISIBLE_DEVICES:-$GPU}" exec make train'; fi
-  reset_cmd
   # srun does not inherit sbatch's --cpus-per-task (Slurm 22.05+): each step asks again.
-  CMD=(srun "--nodes=$NNODES" --ntasks-per-node=1 "--cpus-per-task=$CPUS_PER_NODE")
-  if [[ "$GPU" != cpu ]]; then CMD+=("--gres=gpu:$NPROC"); fi
-  CMD+=(--export=ALL --kill-on-bad-exit=1 --wait=60 bash -c "$task")
-  print_cmd
-  reset_cmd
-  CMD=(make all eval-base arena report)
+  local cmd=(srun "--nodes=$NNODES" --ntasks-per-node=1 "--cpus-per-task=$CPUS_PER_NODE")
+  if [[ "$GPU" != cpu ]]; then cmd+=("--gres=gpu:$NPROC"); fi
+  cmd+=(--export=ALL --kill-on-bad-exit=1 --wait=60 bash -c "$task")
+  print_cmd "${cmd[@]}"
+  cmd=(make all eval-base arena report)
   # A pilot (make sbatch PILOT=1) has no base-model evaluation; its report is the projection.
   if is_pilot; then
-    CMD=(make all)
+    cmd=(make all)
     printf '\n# The rest on this node: export, serving, evaluations, the projection of the full run; no server left behind.\n'
   else
     printf '\n# The rest on this node: export, serving, evaluations, the base model'"'"'s, the arena, the report; no server left behind.\n'
   fi
   printf "trap 'make stop' EXIT\n"
-  print_cmd
+  print_cmd "${cmd[@]}"
 }
 
 # The experiment's part of the script: what a job array's task runs too.

@@ -18,10 +18,7 @@ UV="$UV_DIR/bin/uv"
 # Installs uv once, beside the repo (.cache/ is ignored), with the machine's pip.
 ensure_uv() {
   [[ -x "$UV" && "${RUNBOOK:-0}" != 1 ]] && return 0
-  reset_cmd
-  CMD_ENV+=(PIP_DISABLE_PIP_VERSION_CHECK=1)
-  CMD=("$PYTHON" -m pip install --quiet --target "$UV_DIR" "uv==$UV_VERSION")
-  run_cmd 2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
+  run_cmd PIP_DISABLE_PIP_VERSION_CHECK=1 "$PYTHON" -m pip install --quiet --target "$UV_DIR" "uv==$UV_VERSION" 2> >(grep -v "^WARNING: Location 'file://.*' is ignored: it is neither a file nor a directory" >&2)
 }
 
 # pip's find-links folders (PIP_FIND_LINKS or pip's config), one a line: uv reads
@@ -76,21 +73,19 @@ install_venv() {
     die "$PYTHON is not Python 3.11, which the locks were made for" "set PYTHON=/path/to/python3.11"
   # A venv cannot be moved after creation, so build in place and write the
   # stamp last: an interrupted install has no stamp and is rebuilt next time.
-  reset_cmd; CMD=(rm -rf "$dir"); run_cmd
-  reset_cmd; CMD=("$PYTHON" -m venv "$dir"); run_cmd
+  run_cmd rm -rf "$dir"
+  run_cmd "$PYTHON" -m venv "$dir"
   ensure_uv
-  reset_cmd
-  CMD=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --requirement "$lock")
-  local link
+  local install=("$UV" pip install --quiet --python "$dir/bin/python" --no-deps --requirement "$lock") link
   if [[ "${RUNBOOK:-0}" == 1 ]]; then
     # The folders of the machine that runs the runbook, not of the one that printed it.
     print_find_links_resolver
     # shellcheck disable=SC2016 # expanded when the runbook runs
-    CMD+=("$(shell_expr '"${FIND_LINKS[@]}"')")
+    install+=("$(shell_expr '"${FIND_LINKS[@]}"')")
   else
-    while IFS= read -r link; do CMD+=(--find-links "$link"); done < <(pip_find_links)
+    while IFS= read -r link; do install+=(--find-links "$link"); done < <(pip_find_links)
   fi
-  run_cmd
+  run_cmd "${install[@]}"
   write_bytecode_on_import "$dir"
   if is_dry_run; then
     printf "sha256sum %s | cut -d' ' -f1 >%s\n" "$(display_path "$lock")" "$(display_path "$stamp")"
@@ -106,8 +101,8 @@ ensure_jq() {
   fi
   command -v jq >/dev/null 2>&1 && return 0
   if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    reset_cmd; CMD=(apt-get update -q); run_cmd
-    reset_cmd; CMD=(apt-get install -y -q jq); run_cmd
+    run_cmd apt-get update -q
+    run_cmd apt-get install -y -q jq
   else
     die "jq is not installed" "install it: sudo apt-get install -y jq (or conda install -c conda-forge jq)"
   fi

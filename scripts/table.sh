@@ -16,19 +16,18 @@ main() {
   ((${#exps[@]} >= 1)) || die "make table needs one or more experiments (EXPS='')" \
     'name them: make table EXPS="gpt-oss-20b-sft-v1 gpt-oss-20b-sft-r32"'
   check_exps "${exps[@]}"
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/table.py")
-  add_experiment_args "${exps[@]}"
-  CMD+=(--out-dir "$REPORT_DIR" --deploy-venv "$DEPLOY_VENV_DIR" --env-file "$(repo_relative "$ENV_FILE")")
+  local cmd=(python "$REPO_ROOT/scripts/py/table.py")
+  add_experiment_args cmd "${exps[@]}"
+  cmd+=(--out-dir "$REPORT_DIR" --deploy-venv "$DEPLOY_VENV_DIR" --env-file "$(repo_relative "$ENV_FILE")")
   if is_dry_run; then
-    print_cmd
+    print_cmd "${cmd[@]}"
     return 0
   fi
   require_command python
   mkdir -p "$REPORT_DIR"
   # Not run_cmd: that records the command in one experiment's steps.jsonl, and the table is none of theirs.
-  print_cmd | sed 's/^/+ /' >&2
-  written="$("${CMD[@]}")" || status=$?
+  print_cmd "${cmd[@]}" | sed 's/^/+ /' >&2
+  written="$("${cmd[@]}")" || status=$?
   ((status == 0)) || die "could not write the table (exit $status)" "read the error above"
   log "done: $(repo_relative "${written%.md}").{csv,tex,md}"
 }

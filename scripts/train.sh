@@ -75,12 +75,13 @@ train_on_other_node() {
       "give every node the same checkout, configs, dataset, model, lock and GPU count, then run make train on each again; stop rank 0's training first (under Slurm, srun --kill-on-bad-exit does)"
   fi
   write_node_record "$NODE_RANK" "" true
-  build_train_cmd
+  local cmd
+  build_train_cmd cmd
   if [[ -n "$FIRST_NODE_RESUME" ]]; then
     log "resuming from $FIRST_NODE_RESUME, as rank 0"
-    CMD+=(--resume_from_checkpoint "$FIRST_NODE_RESUME")
+    cmd+=(--resume_from_checkpoint "$FIRST_NODE_RESUME")
   fi
-  run_cmd
+  run_cmd "${cmd[@]}"
   log "node rank $NODE_RANK done; rank 0 records the finished run"
 }
 
@@ -111,7 +112,8 @@ main() {
   begin_step
   SWANLAB_RUN_ID_FILE="$RUN_DIR/swanlab-run-id"
   if is_dry_run; then
-    build_train_cmd
+    local cmd
+    build_train_cmd cmd
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/sft.yaml"
     if ((NODE_RANK > 0)); then
       printf "# node rank %s of %s: waits for rank 0's torchrun at %s:%s, checks that its inputs are rank 0's, then runs\n" \
@@ -120,7 +122,7 @@ main() {
       printf '# a real run also sets SWANLAB_RUN_ID (a new id, kept in %s) and SWANLAB_RESUME=allow\n' \
         "$(display_path "$SWANLAB_RUN_ID_FILE")"
     fi
-    run_cmd
+    run_cmd "${cmd[@]}"
     return 0
   fi
   require_command swift
@@ -148,9 +150,10 @@ main() {
     checkpoint="$(last_complete_checkpoint "$RUN_DIR")"
   fi
   ensure_swanlab_run_id
-  build_train_cmd
+  local cmd
+  build_train_cmd cmd
   record_inputs train "$RUN_DIR"
-  print_cmd | write_atomically "$RUN_DIR/lab-command.txt"
+  print_cmd "${cmd[@]}" | write_atomically "$RUN_DIR/lab-command.txt"
   if is_multi_node; then
     # An earlier run's node records go; the other nodes write theirs once this node's torchrun answers.
     rm -f "$RUN_DIR"/lab-node-*.json
@@ -158,11 +161,11 @@ main() {
   fi
   if [[ -n "$checkpoint" ]]; then
     log "resuming from $checkpoint (same inputs)"
-    CMD+=(--resume_from_checkpoint "$checkpoint")
+    cmd+=(--resume_from_checkpoint "$checkpoint")
   fi
   set_aside_heldout_split
   local status=0
-  run_cmd || status=$?
+  run_cmd "${cmd[@]}" || status=$?
   if ((status != 0)); then
     if is_multi_node; then report_mismatched_nodes; fi
     exit "$status"

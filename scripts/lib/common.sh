@@ -65,12 +65,25 @@ require_command() {
   command -v "$1" >/dev/null 2>&1 || die "'$1' not found on PATH" "${2:-run 'make env' first}"
 }
 
-# A command is described by three arrays that the caller fills:
-#   CMD_ENV        NAME=VALUE pairs (values are shown as they are)
-#   CMD_SECRET_ENV NAME=SOURCE pairs: NAME gets the value of variable SOURCE,
-#                  shown as "$SOURCE" so a printed runbook never holds a secret
-#   CMD            the argv
-reset_cmd() { CMD_ENV=(); CMD_SECRET_ENV=(); CMD=(); }
+# A command is one array of words: its environment first, as NAME=VALUE words, then its argv.
+# An environment value that starts with SECRET_MARK names a variable: the command gets that
+# variable's value, shown as "$VARIABLE", so a printed runbook never holds a secret. A builder
+# (lib/commands.sh, lib/eval_config.sh) fills the array its caller names (`build_train_cmd cmd`),
+# and run_cmd, print_cmd, start_cmd_detached and the fingerprints take the words
+# (`run_cmd "${cmd[@]}"`). A builder's nameref is called <builder>_out: a caller's array must not
+# share its name.
+SECRET_MARK=$'\x02'
+ENV_WORD='^[A-Za-z_][A-Za-z0-9_]*='
+
+# cmd_argv_start WORD...: how many of the command's words are its environment.
+cmd_argv_start() {
+  local n=0
+  while (($# > 0)) && [[ "$1" =~ $ENV_WORD ]]; do
+    n=$((n + 1))
+    shift
+  done
+  printf '%s' "$n"
+}
 
 repo_relative() { printf '%s' "${1#"$REPO_ROOT"/}"; }
 
@@ -87,20 +100,26 @@ shell_quote() {
 SHELL_EXPR_MARK=$'\x01'
 shell_expr() { printf '%s%s' "$SHELL_EXPR_MARK" "$1"; }
 
-# Prints the command as a copy-pasteable shell line, one flag per line.
-# (printf -v, not $(...): the fingerprints print every step's command.)
+# print_cmd WORD...: the command as a copy-pasteable shell line, one flag per line: its
+# environment, its secrets as "$VARIABLE", its argv. (printf -v, not $(...): the fingerprints
+# print every step's command.)
 print_cmd() {
-  local out="" pair arg word first=1
-  for pair in "${CMD_ENV[@]}"; do
-    word="${pair#*=}"
+  local out="" secrets="" word value first=1 in_env=1
+  for word in "$@"; do
+    if ((in_env)) && [[ "$word" =~ $ENV_WORD ]]; then
+      value="${word#*=}"
+      if [[ "$value" == "$SECRET_MARK"* ]]; then
+        secrets+="${word%%=*}=\"\$${value#"$SECRET_MARK"}\" "
+        continue
+      fi
+      value="${value//"$REPO_ROOT"\//}"
+      if [[ ! "$value" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then value="'${value//\'/\'\\\'\'}'"; fi
+      out+="${word%%=*}=$value "
+      continue
+    fi
+    if ((in_env)); then out+="$secrets" in_env=0; fi
+    if [[ $first == 0 && "$word" == --* ]]; then out+=$' \\\n    '; elif [[ $first == 0 ]]; then out+=' '; fi
     word="${word//"$REPO_ROOT"\//}"
-    if [[ ! "$word" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then word="'${word//\'/\'\\\'\'}'"; fi
-    out+="${pair%%=*}=$word "
-  done
-  for pair in "${CMD_SECRET_ENV[@]}"; do out+="${pair%%=*}=\"\$${pair#*=}\" "; done
-  for arg in "${CMD[@]}"; do
-    if [[ $first == 0 && "$arg" == --* ]]; then out+=$' \\\n    '; elif [[ $first == 0 ]]; then out+=' '; fi
-    word="${arg//"$REPO_ROOT"\//}"
     if [[ "$word" == "$SHELL_EXPR_MARK"* ]]; then
       word="${word#"$SHELL_EXPR_MARK"}"
     elif [[ ! "$word" =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
@@ -112,33 +131,46 @@ print_cmd() {
   printf '%s\n' "$out"
 }
 
-export_cmd_env() {
-  local pair source_var
-  for pair in "${CMD_ENV[@]}"; do export "${pair%%=*}=${pair#*=}"; done
-  for pair in "${CMD_SECRET_ENV[@]}"; do
-    source_var="${pair#*=}"
-    export "${pair%%=*}=${!source_var}"
+# exec_cmd WORD...: exports the command's environment, its secrets resolved here (never in an
+# argv), and replaces the shell with its argv. Call it in a subshell.
+exec_cmd() {
+  local value
+  while [[ "$1" =~ $ENV_WORD ]]; do
+    value="${1#*=}"
+    if [[ "$value" == "$SECRET_MARK"* ]]; then
+      value="${value#"$SECRET_MARK"}"
+      value="${!value}"
+    fi
+    export "${1%%=*}=$value"
+    shift
   done
+  exec "$@"
 }
 
-# Runs the described command (or only prints it under DRY_RUN=1).
+# run_cmd WORD...: runs the command (or only prints it under DRY_RUN=1).
 # Secrets are exported inside a subshell, so they never appear in argv (ps).
 # A dry run prints the bare command on stdout, so `make all DRY_RUN=1 > runbook.sh`
 # is a script; a real run traces it on stderr.
 run_cmd() {
-  if is_dry_run; then print_cmd; return 0; fi
-  print_cmd | sed 's/^/+ /' >&2
-  record_event command "$(print_cmd)"
-  (export_cmd_env && exec "${CMD[@]}")
+  if is_dry_run; then print_cmd "$@"; return 0; fi
+  local shown
+  shown="$(print_cmd "$@")"
+  printf '%s\n' "$shown" | sed 's/^/+ /' >&2
+  record_event command "$shown"
+  (exec_cmd "$@")
 }
 
-# start_cmd_detached LOG: starts the command in the background in a session of
+# start_cmd_detached LOG WORD...: starts the command in the background in a session of
 # its own (pid = process group id, so the whole tree can be stopped), output to LOG.
 # Sets STARTED_PID.
 start_cmd_detached() {
-  print_cmd | sed 's/^/+ /' >&2
-  record_event command "$(print_cmd)"
-  (export_cmd_env && exec setsid "${CMD[@]}" >"$1" 2>&1 </dev/null) &
+  local log="$1" shown n
+  shift
+  shown="$(print_cmd "$@")" n="$(cmd_argv_start "$@")"
+  printf '%s\n' "$shown" | sed 's/^/+ /' >&2
+  record_event command "$shown"
+  local words=("$@")
+  (exec_cmd "${words[@]:0:n}" setsid "${words[@]:n}" >"$log" 2>&1 </dev/null) &
   STARTED_PID=$!
 }
 

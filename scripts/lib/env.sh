@@ -262,13 +262,15 @@ DEPLOY_LOCK="$REPO_ROOT/env/requirements-lmdeploy.lock"
 venv_stamp() { printf '%s/.lab-lock.sha256' "$1"; }
 lock_digest() { sha256sum "$1" | cut -d' ' -f1; }
 
-# The environment every tool gets: device selection, caches, offline switches.
+# add_common_tool_env CMD: adds to command CMD (common.sh) the environment every tool gets:
+# device selection, caches, offline switches.
 add_common_tool_env() {
-  if [[ "$GPU" != cpu ]]; then CMD_ENV+=("CUDA_VISIBLE_DEVICES=$GPU"); fi
-  CMD_ENV+=("HF_HOME=$CACHE_ROOT/huggingface" "MODELSCOPE_CACHE=$CACHE_ROOT/modelscope")
+  local -n add_common_tool_env_out="$1"
+  if [[ "$GPU" != cpu ]]; then add_common_tool_env_out+=("CUDA_VISIBLE_DEVICES=$GPU"); fi
+  add_common_tool_env_out+=("HF_HOME=$CACHE_ROOT/huggingface" "MODELSCOPE_CACHE=$CACHE_ROOT/modelscope")
   # A self-hosted SwanLab: the tools log where preflight checked the key.
-  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
+  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then add_common_tool_env_out+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
   if [[ "$OFFLINE" == 1 ]]; then
-    CMD_ENV+=(HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1)
+    add_common_tool_env_out+=(HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1)
   fi
 }

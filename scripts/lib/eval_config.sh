@@ -292,19 +292,19 @@ read_bench_source() {
   if ((${#SUBSETS[@]} == 0)); then mapfile -t SUBSETS < <(printf '%s\n' "${!LOCAL_COUNTS[@]}" | sort); fi
 }
 
-# build_fetch_cmd: the fetch script of the benchmark read last, writing its set into LOCAL_PATH.
+# build_fetch_cmd CMD: the fetch script of the benchmark read last, writing its set into LOCAL_PATH.
 build_fetch_cmd() {
-  reset_cmd
-  CMD=(python "$REPO_ROOT/${FETCH[0]}" "${FETCH[@]:1}" --out "$LOCAL_PATH")
+  local -n build_fetch_cmd_out="$1"
+  build_fetch_cmd_out=(python "$REPO_ROOT/${FETCH[0]}" "${FETCH[@]:1}" --out "$LOCAL_PATH")
 }
 
-# build_contamination_cmd: the overlap of the benchmark's set (read last) with the training set,
-# measured before scoring on it (scripts/py/contamination.py), into the results folder.
+# build_contamination_cmd CMD: the overlap of the benchmark's set (read last) with the training
+# set, measured before scoring on it (scripts/py/contamination.py), into the results folder.
 build_contamination_cmd() {
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/contamination.py" --test "$LOCAL_PATH" --config "$EXP_DIR/sft.yaml"
+  local -n build_contamination_cmd_out="$1"
+  build_contamination_cmd_out=(python "$REPO_ROOT/scripts/py/contamination.py" --test "$LOCAL_PATH" --config "$EXP_DIR/sft.yaml"
     --repo-root "$REPO_ROOT" --cache-root "$CACHE_ROOT" --limit "$CONTAMINATION_LIMIT" --out "$(contamination_file)")
-  if [[ -n "${DATASET:-}" ]]; then CMD+=(--dataset "$DATASET"); fi
+  if [[ -n "${DATASET:-}" ]]; then build_contamination_cmd_out+=(--dataset "$DATASET"); fi
 }
 contamination_file() { printf '%s/lab-contamination.json' "$WORK_DIR"; }
 
@@ -431,67 +431,70 @@ judge_config() {
       contract: {score_type: "numeric", prompt_template: $template}}'
 }
 
-# evalscope_command SIDE: evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
+# evalscope_command CMD SIDE: adds to command CMD evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
 # harmony (only the final channel is scored), a key has no environment variable in
 # EvalScope (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge: no key is ever in argv),
 # or an evaluation's HTML page is not to be written (EVALSCOPE_HTML=0).
 evalscope_command() {
+  local -n evalscope_command_out="$1"
   local needs_launcher=0
-  if [[ "$KIND" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; CMD_ENV+=(EVALSCOPE_HTML=0); fi
-  if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(SERVE_API_KEY=SERVE_API_KEY); fi
-  if [[ -n "$(judge_config "$1")" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
+  if [[ "$KIND" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; evalscope_command_out+=(EVALSCOPE_HTML=0); fi
+  if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("SERVE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
+  if [[ -n "$(judge_config "$2")" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
   if [[ "$KIND" != perf && "$REPLIES" == harmony ]]; then
-    CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
+    evalscope_command_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
   elif ((needs_launcher)); then
-    CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
+    evalscope_command_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
   else
-    CMD=(evalscope)
+    evalscope_command_out+=(evalscope)
   fi
 }
 
-# build_heldout_cmd: the rows of a source: heldout benchmark, from the training's
+# build_heldout_cmd CMD: the rows of a source: heldout benchmark, from the training's
 # held-out split (never trained on), into LOCAL_PATH.
 build_heldout_cmd() {
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl" --rows "$HELDOUT_ROWS"
+  local -n build_heldout_cmd_out="$1"
+  build_heldout_cmd_out=(python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl" --rows "$HELDOUT_ROWS"
     --out "$LOCAL_PATH")
 }
 
-# build_eval_cmd BENCH SIDE [MODE]: the EvalScope run of the benchmark read last (BENCH) on
+# build_eval_cmd CMD BENCH SIDE [MODE]: the EvalScope run of the benchmark read last (BENCH) on
 # SIDE's model, in MODE (read_bench's), into WORK_DIR.
 build_eval_cmd() {
-  local bench="$1" side="$2" judge
-  WORK_DIR="$RESULTS_DIR/$(result_name "$side" "${3:-}")/$bench"
-  reset_cmd
-  add_common_tool_env
-  if [[ "$KIND" == perf ]]; then build_perf_cmd "$side"; return 0; fi
+  local -n build_eval_cmd_out="$1"
+  local bench="$2" side="$3" judge
+  WORK_DIR="$RESULTS_DIR/$(result_name "$side" "${4:-}")/$bench"
+  build_eval_cmd_out=()
+  add_common_tool_env build_eval_cmd_out
+  if [[ "$KIND" == perf ]]; then build_perf_cmd build_eval_cmd_out "$side"; return 0; fi
   # The key travels in the environment: EvalScope reads EVALSCOPE_API_KEY when --api-key is empty.
   local api_key=EMPTY
-  if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; CMD_SECRET_ENV+=(EVALSCOPE_API_KEY=SERVE_API_KEY); fi
-  evalscope_command "$side"
-  CMD+=(eval --eval-type openai_api --api-url "$(api_base "$side")" --api-key "$api_key"
+  if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; build_eval_cmd_out+=("EVALSCOPE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
+  evalscope_command build_eval_cmd_out "$side"
+  build_eval_cmd_out+=(eval --eval-type openai_api --api-url "$(api_base "$side")" --api-key "$api_key"
     --model "$(served_name "$side")" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
-  if [[ -n "$LIMIT" ]]; then CMD+=(--limit "$LIMIT"); fi
+  if [[ -n "$LIMIT" ]]; then build_eval_cmd_out+=(--limit "$LIMIT"); fi
   # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
   # EvalScope's own default (8) is left implicit.
   local batch=$((${EVAL_BATCH_SIZE:-8} * NPROC))
-  if ((batch != 8)); then CMD+=(--eval-batch-size "$batch"); fi
+  if ((batch != 8)); then build_eval_cmd_out+=(--eval-batch-size "$batch"); fi
   judge="$(judge_config "$side")"
-  if [[ -n "$judge" ]]; then CMD+=(--judge "$judge"); fi
-  CMD+=(--generation-config "$GENERATION_CONFIG" --work-dir "$WORK_DIR" --no-timestamp)
+  if [[ -n "$judge" ]]; then build_eval_cmd_out+=(--judge "$judge"); fi
+  build_eval_cmd_out+=(--generation-config "$GENERATION_CONFIG" --work-dir "$WORK_DIR" --no-timestamp)
 }
 
-# build_perf_cmd SIDE: `evalscope perf` against SIDE's served model, the held-out conversations
-# as prompts (one JSON message list a line), at each concurrency level.
+# build_perf_cmd CMD SIDE: adds to command CMD `evalscope perf` against SIDE's served model, the
+# held-out conversations as prompts (one JSON message list a line), at each concurrency level.
 build_perf_cmd() {
-  evalscope_command "$1"
-  CMD+=(perf --api openai --url "$(api_base "$1")/chat/completions" --model "$(served_name "$1")"
+  local -n build_perf_cmd_out="$1"
+  evalscope_command build_perf_cmd_out "$2"
+  build_perf_cmd_out+=(perf --api openai --url "$(api_base "$2")/chat/completions" --model "$(served_name "$2")"
     --dataset line_by_line --dataset-path "$LOCAL_PATH/prompts.txt"
     --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}" --max-tokens "$MAX_TOKENS"
     --temperature "$TEMPERATURE" --outputs-dir "$WORK_DIR" --name perf --no-timestamp)
   # Serving speed in the answer mode the benchmarks use (a prefilled final channel
   # answers in fewer tokens than reasoning first).
-  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then CMD+=(--extra-args "{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"); fi
+  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then build_perf_cmd_out+=(--extra-args "{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"); fi
 }
 
 # read_session_limit SIDE: the server's session length (SESSION_LIMIT): deploy.yaml's lmdeploy_session_len (lmdeploy,
@@ -534,53 +537,54 @@ report_file() {
   if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$(served_name "$1")" "$DATASET_NAME"; fi
 }
 
-# build_eval_result_cmd SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
+# build_eval_result_cmd CMD SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
 # benchmark built last on SIDE's model (build_eval_cmd, expected_question_count) and writes its
 # result to OUT (scripts/py/eval_result.py: the only source of scores for the report and SwanLab).
 build_eval_result_cmd() {
-  local side="$1"
-  shift
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$side")" --benchmark "$BENCH"
+  local -n build_eval_result_cmd_out="$1"
+  local side="$2"
+  shift 2
+  build_eval_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$side")" --benchmark "$BENCH"
     --model "$(served_name "$side")" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
-  if [[ "$KIND" == perf ]]; then CMD+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
-  if [[ -n "$EXPECTED_NUM" ]]; then CMD+=(--expected-num "$EXPECTED_NUM"); fi
-  if [[ -n "$AGGREGATE" ]]; then CMD+=(--aggregate "$AGGREGATE"); fi
-  if [[ -n "$SCORER" ]]; then CMD+=(--scorer "$SCORER"); fi
-  if [[ "$SCORER" == cpsycoune ]]; then CMD+=(--turns "$LOCAL_PATH/turns.json"); fi
-  if [[ -n "$CONTAMINATION_LIMIT" ]]; then CMD+=(--contamination "$(contamination_file)"); fi
+  if [[ "$KIND" == perf ]]; then build_eval_result_cmd_out+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
+  if [[ -n "$EXPECTED_NUM" ]]; then build_eval_result_cmd_out+=(--expected-num "$EXPECTED_NUM"); fi
+  if [[ -n "$AGGREGATE" ]]; then build_eval_result_cmd_out+=(--aggregate "$AGGREGATE"); fi
+  if [[ -n "$SCORER" ]]; then build_eval_result_cmd_out+=(--scorer "$SCORER"); fi
+  if [[ "$SCORER" == cpsycoune ]]; then build_eval_result_cmd_out+=(--turns "$LOCAL_PATH/turns.json"); fi
+  if [[ -n "$CONTAMINATION_LIMIT" ]]; then build_eval_result_cmd_out+=(--contamination "$(contamination_file)"); fi
   if [[ "$KIND" != perf ]]; then
-    CMD+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")
-    if [[ -n "$CUT_OFF_LIMIT" ]]; then CMD+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi
+    build_eval_result_cmd_out+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")
+    if [[ -n "$CUT_OFF_LIMIT" ]]; then build_eval_result_cmd_out+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi
     # The fine-tuned model's tokenizer is the base model's: either tells the final channel's tokens.
     local folder
     for folder in "$(served_model "$side")" "$EXPORT_DIR"; do
-      if [[ -f "$folder/tokenizer.json" ]]; then CMD+=(--tokenizer "$folder"); break; fi
+      if [[ -f "$folder/tokenizer.json" ]]; then build_eval_result_cmd_out+=(--tokenizer "$folder"); break; fi
     done
   fi
   if [[ -n "$JUDGE_TEMPLATE" ]]; then
-    CMD+=(--judged --judge-model "$JUDGE_MODEL")
+    build_eval_result_cmd_out+=(--judged --judge-model "$JUDGE_MODEL")
     # The served model judging itself only exercises the path.
-    if [[ "$JUDGE_MODEL" == served ]]; then CMD+=(--judge-placeholder); fi
+    if [[ "$JUDGE_MODEL" == served ]]; then build_eval_result_cmd_out+=(--judge-placeholder); fi
   fi
   local subject
-  [[ "$KIND" == perf ]] || for subject in "${SUBSETS[@]}"; do CMD+=(--subject "$subject"); done
-  if [[ -n "${2:-}" ]]; then CMD+=(--inputs-digest "$2"); fi
-  if [[ -n "${3:-}" ]]; then CMD+=(--seconds "$3"); fi
+  [[ "$KIND" == perf ]] || for subject in "${SUBSETS[@]}"; do build_eval_result_cmd_out+=(--subject "$subject"); done
+  if [[ -n "${2:-}" ]]; then build_eval_result_cmd_out+=(--inputs-digest "$2"); fi
+  if [[ -n "${3:-}" ]]; then build_eval_result_cmd_out+=(--seconds "$3"); fi
 }
 
-# build_eval_log_cmd NAME RESULT...: one process logging the checked results of the model
+# build_eval_log_cmd CMD NAME RESULT...: one process logging the checked results of the model
 # evaluated as NAME (result_name) to one SwanLab run (NAME-eval in group $EXP); SWANLAB_EVAL_RUN_ID,
 # when set, resumes that run (make's evaluations of one model come in several steps).
 build_eval_log_cmd() {
-  local name="$1"
-  shift
-  reset_cmd
-  if [[ "$SWANLAB_MODE" == cloud ]]; then CMD_SECRET_ENV+=(SWANLAB_API_KEY=SWANLAB_TOKEN); fi
-  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then CMD_ENV+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
-  CMD=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$name-eval"
+  local -n build_eval_log_cmd_out="$1"
+  local name="$2"
+  shift 2
+  build_eval_log_cmd_out=()
+  if [[ "$SWANLAB_MODE" == cloud ]]; then build_eval_log_cmd_out+=("SWANLAB_API_KEY=${SECRET_MARK}SWANLAB_TOKEN"); fi
+  if [[ -n "${SWANLAB_API_HOST:-}" ]]; then build_eval_log_cmd_out+=("SWANLAB_API_HOST=$SWANLAB_API_HOST"); fi
+  build_eval_log_cmd_out+=(python "$REPO_ROOT/scripts/py/log_eval_swanlab.py" "$@" --project "$SWANLAB_PROJECT" --name "$name-eval"
     --group "$EXP" --mode "$SWANLAB_MODE" --log-dir "$(swanlab_log_dir)")
-  if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then CMD+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
+  if [[ -n "${SWANLAB_EVAL_RUN_ID:-}" ]]; then build_eval_log_cmd_out+=(--run-id "$SWANLAB_EVAL_RUN_ID"); fi
 }
 
 # ---------------------------------------------------------------- the arena (make arena)
@@ -622,37 +626,39 @@ arena_judge_config() {
       generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}]}'
 }
 
-# build_arena_cmd PAIR: the general_arena run on PAIR's replies of both models (read_bench of
+# build_arena_cmd CMD PAIR: the general_arena run on PAIR's replies of both models (read_bench of
 # the arena first), into WORK_DIR. The judge's key, if any, only in the environment.
 build_arena_cmd() {
-  local pair="$1" tuned base args
+  local -n build_arena_cmd_out="$1"
+  local pair="$2" tuned base args
   WORK_DIR="$(arena_dir)/$pair"
   tuned="$(arena_report_path "$EXP" "$pair")" base="$(arena_report_path "$EXP-base" "$pair")"
   args="$(jq -nc --arg tuned "$EXP" --arg base "$EXP-base" --arg tuned_path "$tuned" --arg base_path "$base" \
     '{general_arena: {extra_params: {models: [{name: $tuned, report_path: $tuned_path},
       {name: $base, report_path: $base_path}], baseline: $base}}}')"
-  reset_cmd
-  add_common_tool_env
-  if [[ -n "${JUDGE_API_KEY:-}" ]]; then CMD_SECRET_ENV+=(JUDGE_API_KEY=JUDGE_API_KEY); fi
-  if [[ "${EVALSCOPE_HTML:-1}" == 0 ]]; then CMD_ENV+=(EVALSCOPE_HTML=0); fi
-  CMD=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
-  if [[ "$REPLIES" == harmony ]]; then CMD+=(--replies harmony); fi # a gpt-oss judge's final channel is its verdict
-  CMD+=(eval --eval-type mock_llm --model "$ARENA_BENCH" --datasets general_arena --dataset-args "$args")
-  if [[ -n "$LIMIT" ]]; then CMD+=(--limit "$LIMIT"); fi
-  CMD+=(--eval-batch-size "${EVAL_BATCH_SIZE:-8}" --judge "$(arena_judge_config)" --work-dir "$WORK_DIR" --no-timestamp)
+  build_arena_cmd_out=()
+  add_common_tool_env build_arena_cmd_out
+  if [[ -n "${JUDGE_API_KEY:-}" ]]; then build_arena_cmd_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
+  if [[ "${EVALSCOPE_HTML:-1}" == 0 ]]; then build_arena_cmd_out+=(EVALSCOPE_HTML=0); fi
+  build_arena_cmd_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
+  if [[ "$REPLIES" == harmony ]]; then build_arena_cmd_out+=(--replies harmony); fi # a gpt-oss judge's final channel is its verdict
+  build_arena_cmd_out+=(eval --eval-type mock_llm --model "$ARENA_BENCH" --datasets general_arena --dataset-args "$args")
+  if [[ -n "$LIMIT" ]]; then build_arena_cmd_out+=(--limit "$LIMIT"); fi
+  build_arena_cmd_out+=(--eval-batch-size "${EVAL_BATCH_SIZE:-8}" --judge "$(arena_judge_config)" --work-dir "$WORK_DIR" --no-timestamp)
 }
 
-# build_arena_result_cmd OUT [DIGEST] [SECONDS]: the arena's result from its runs' reviews and
+# build_arena_result_cmd CMD OUT [DIGEST] [SECONDS]: the arena's result from its runs' reviews and
 # reports (scripts/py/eval_result.py --arena: win / tie / loss, the win rates), into OUT.
 build_arena_result_cmd() {
+  local -n build_arena_result_cmd_out="$1"
   local pair
-  reset_cmd
-  CMD=(python "$REPO_ROOT/scripts/py/eval_result.py" --arena --benchmark "$ARENA_BENCH" --model "$EXP"
+  shift
+  build_arena_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --arena --benchmark "$ARENA_BENCH" --model "$EXP"
     --baseline "$EXP-base" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1" --judge-model "$JUDGE_MODEL")
-  if [[ "$JUDGE_MODEL" == served ]]; then CMD+=(--judge-placeholder); fi
+  if [[ "$JUDGE_MODEL" == served ]]; then build_arena_result_cmd_out+=(--judge-placeholder); fi
   for pair in "${PAIRS[@]}"; do
-    CMD+=(--pair "$pair" "$(arena_dir)/$pair" "$RESULTS_DIR/$EXP/$pair/$EVAL_DONE_FILE" "$RESULTS_DIR/$EXP-base/$pair/$EVAL_DONE_FILE")
+    build_arena_result_cmd_out+=(--pair "$pair" "$(arena_dir)/$pair" "$RESULTS_DIR/$EXP/$pair/$EVAL_DONE_FILE" "$RESULTS_DIR/$EXP-base/$pair/$EVAL_DONE_FILE")
   done
-  if [[ -n "${2:-}" ]]; then CMD+=(--inputs-digest "$2"); fi
-  if [[ -n "${3:-}" ]]; then CMD+=(--seconds "$3"); fi
+  if [[ -n "${2:-}" ]]; then build_arena_result_cmd_out+=(--inputs-digest "$2"); fi
+  if [[ -n "${3:-}" ]]; then build_arena_result_cmd_out+=(--seconds "$3"); fi
 }

@@ -55,19 +55,29 @@ inputs_file() { printf '%s/%s.json' "$(inputs_dir)" "$1"; }
 # subshell per step): make runs it before every target.
 spec_line() { printf '%s\t%s\n' "$1" "$2"; }
 
-# spec_cmd: the current CMD and CMD_ENV (fingerprint.py leaves out LOCATION_FLAGS
-# and LOCATION_ENV when it compares).
+# spec_cmd WORD...: the command (common.sh): its environment, the names of its secrets, its
+# argv (fingerprint.py leaves out LOCATION_FLAGS and LOCATION_ENV when it compares).
 spec_cmd() {
-  local word
-  for word in "${CMD_ENV[@]}"; do spec_line env "$word"; done
-  for word in "${CMD_SECRET_ENV[@]}"; do spec_line secret_env "${word%%=*}"; done
-  for word in "${CMD[@]}"; do spec_line arg "$word"; done
+  local word value secrets=() in_env=1
+  for word in "$@"; do
+    if ((in_env)) && [[ "$word" =~ $ENV_WORD ]]; then
+      value="${word#*=}"
+      if [[ "$value" == "$SECRET_MARK"* ]]; then secrets+=("${word%%=*}"); else spec_line env "$word"; fi
+      continue
+    fi
+    if ((in_env)); then
+      for value in "${secrets[@]}"; do spec_line secret_env "$value"; done
+      in_env=0
+    fi
+    spec_line arg "$word"
+  done
 }
 
 spec_train() {
+  local cmd
   spec_line step train
-  SWANLAB_RUN_ID_FILE="" build_train_cmd
-  spec_cmd
+  SWANLAB_RUN_ID_FILE="" build_train_cmd cmd
+  spec_cmd "${cmd[@]}"
   spec_line config "$EXP_DIR/sft.yaml"
   spec_line model_config "$EXP_DIR/sft.yaml"
   spec_line model_ref "${MODEL:-}"
@@ -86,8 +96,9 @@ spec_outputs() {
 
 spec_export() {
   spec_line step export
-  build_export_cmd "$RUN_DIR/<checkpoint>" "$EXPORT_DIR.partial"
-  spec_cmd
+  local cmd
+  build_export_cmd cmd "$RUN_DIR/<checkpoint>" "$EXPORT_DIR.partial"
+  spec_cmd "${cmd[@]}"
   spec_line config "$EXP_DIR/export.yaml"
   spec_line setting "checkpoint=${CHECKPOINT:-last}"
   local need
@@ -107,8 +118,9 @@ spec_serve() {
   if [[ "${1:-}" == --base ]]; then name="serve-base"; upstream="base-model"; fi
   spec_line step "$name"
   if [[ -n "${1:-}" ]]; then spec_line identity shared; fi
-  SERVE_API_KEY="" build_deploy_cmd "${1:-}" # the key's launcher changes who may ask, not the answers
-  spec_cmd
+  local cmd
+  SERVE_API_KEY="" build_deploy_cmd cmd "${1:-}" # the key's launcher changes who may ask, not the answers
+  spec_cmd "${cmd[@]}"
   spec_line config "$EXP_DIR/deploy.yaml"
   spec_line upstream "$upstream"
   spec_line lock "$(profile_lock)"
@@ -133,10 +145,11 @@ spec_evals() {
 # spec_eval BENCH SIDE MODE: one evaluation, of the benchmark read last, in the mode applied last.
 spec_eval() {
   local bench="$1" base="$2"
-  build_eval_cmd "$bench" "$base" "$3"
+  local cmd
+  build_eval_cmd cmd "$bench" "$base" "$3"
   spec_line step "$(eval_step_name "$bench" "$base" "$3")"
   if [[ -n "$base" ]]; then spec_line identity shared; fi
-  spec_cmd
+  spec_cmd "${cmd[@]}"
   if [[ -n "$HELDOUT_ROWS" ]]; then
     # Built from the training's held-out split when it runs: made from that and the builder
     # (not lab/files.py, whose atomic write does not change what the builder writes).
@@ -172,12 +185,12 @@ spec_eval() {
 spec_arena() {
   # (with some evaluations alone, the arena's upstream is not there to fingerprint)
   [[ -n "$ARENA_BENCH" ]] && ((${#EVAL_SPEC_ONLY[@]} == 0)) || return 0
-  local pair served
+  local pair served cmd
   read_bench "$ARENA_BENCH"
   spec_line step arena
   for pair in "${PAIRS[@]}"; do
-    build_arena_cmd "$pair"
-    spec_cmd
+    build_arena_cmd cmd "$pair"
+    spec_cmd "${cmd[@]}"
     for served in "$EXP" "$EXP-base"; do
       spec_line file "$RESULTS_DIR/$served/$pair/reviews"
       spec_line upstream "eval-$served-$pair"

@@ -9,7 +9,4 @@ source "$REPO_ROOT/scripts/lib/env.sh"
 
 (($# >= 2)) || die "usage: build-model.sh OUTPUT_DIR CORPUS.jsonl..."
 SKIP_GPU_CHECK=1 load_env
-reset_cmd
-CMD_ENV+=(PYTHONHASHSEED=0)
-CMD=(python "$REPO_ROOT/scripts/smoke/build_tiny_model.py" "$@")
-run_cmd
+run_cmd PYTHONHASHSEED=0 python "$REPO_ROOT/scripts/smoke/build_tiny_model.py" "$@"
