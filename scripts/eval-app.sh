@@ -9,6 +9,8 @@ set -euo pipefail
 export STEP_NAME=eval-app
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/server.sh
 source "$REPO_ROOT/scripts/lib/server.sh"
 

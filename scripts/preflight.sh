@@ -7,10 +7,20 @@ set -euo pipefail
 export STEP_NAME=preflight
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/variants.sh
-source "$REPO_ROOT/scripts/lib/variants.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
+# shellcheck source=lib/config_keys.sh
+source "$REPO_ROOT/scripts/lib/config_keys.sh"
 # shellcheck source=lib/nodes.sh
 source "$REPO_ROOT/scripts/lib/nodes.sh"
+# shellcheck source=lib/server.sh
+source "$REPO_ROOT/scripts/lib/server.sh"
+# shellcheck source=lib/commands.sh
+source "$REPO_ROOT/scripts/lib/commands.sh"
+# shellcheck source=lib/eval_config.sh
+source "$REPO_ROOT/scripts/lib/eval_config.sh"
+# shellcheck source=lib/variants.sh
+source "$REPO_ROOT/scripts/lib/variants.sh"
 
 FAILED_CHECKS=0
 

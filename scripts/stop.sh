@@ -6,6 +6,8 @@ set -euo pipefail
 export STEP_NAME=stop
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+# shellcheck source=lib/env.sh
+source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/server.sh
 source "$REPO_ROOT/scripts/lib/server.sh"
 

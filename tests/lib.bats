@@ -73,6 +73,33 @@ $DEFAULT_EXP-base 8101 deploy-base http://127.0.0.1:8101/v1 openai-mirror/gpt-os
 [lab] fix: use pid, name, log or digest"
 }
 
+@test "command builders fill an array named *cmd by the caller, and none of them has a local of such a name" {
+  # A builder's nameref resolves the caller's name where the builder runs: a local of the builder
+  # with that name would be filled instead (common.sh: a caller's array is named *cmd).
+  run python3 - <<'PY'
+import pathlib, re
+builders = r"build_\w+_cmd|add_common_tool_env|evalscope_command|add_experiment_args|add_resume_flag"
+bad = []
+for path in sorted(pathlib.Path("scripts").rglob("*.sh")):
+    text = path.read_text()
+    for n, line in enumerate(text.splitlines(), 1):
+        code = line.split(" #")[0]
+        if code.lstrip().startswith("#") or re.search(rf"\b({builders})\(\)", code):
+            continue
+        for m in re.finditer(rf"(?:^|[\s;(]|SWANLAB_\w+=\S*\s|SERVE_API_KEY=\"\"\s)({builders}) (\S+)", code):
+            if not re.fullmatch(r"[a-z_]*cmd|[a-z_]+_out", m.group(2)):
+                bad.append(f"{path}:{n}: {m.group(1)} fills '{m.group(2)}'")
+    for m in re.finditer(rf"^({builders})\(\) \{{\n(.*?)^\}}", text, re.S | re.M):
+        for local in re.findall(r"^\s*local (?!-n)(.*)$", m.group(2), re.M):
+            for name in re.findall(r"(?:^|\s)([A-Za-z_]\w*)(?==|\s|$)", local):
+                if name.endswith("cmd"):
+                    bad.append(f"{path}: {m.group(1)} has a local '{name}'")
+print("\n".join(bad) or "ok")
+PY
+  assert_success
+  assert_output ok
+}
+
 @test "the step log's lines are what jq writes, for every kind of text, and each is one JSON object" {
   local text texts=("exit 0" 'a "quoted" \back\slash' $'tab\there\nnew line' $'python x \\\n    --flag' '比如' $'\x01ctl'
     $'del\x7f' 'a/b' '{}[]$`' $'cr\rx' $'\xff invalid UTF-8')

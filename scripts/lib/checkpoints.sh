@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Finding checkpoints that ms-swift finished writing.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before checkpoints && return 0
 

@@ -4,12 +4,12 @@
 # them, the fingerprints (lib/fingerprint.sh) record them. Each builder fills the command
 # (common.sh) its caller names: build_train_cmd cmd; run_cmd "${cmd[@]}". Sourced at any point after common.sh;
 # the builders read load_env's settings when called.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before commands && return 0
-# shellcheck source=lib/env.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/server.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/server.sh"
 
 # Flags and environment values that say where (or whether, EVALSCOPE_HTML: EvalScope's HTML

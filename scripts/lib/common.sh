@@ -6,6 +6,9 @@
 # The libraries (scripts/lib/*.sh) source the ones they build on, each loaded once per shell:
 # a script sources the libraries it uses, in any order, from any function (their tables are
 # declared global). Sourcing one again would empty its tables: loaded_before guards it.
+# ShellCheck does not follow a library's own sources (source=/dev/null): following every
+# library again from each script cost it minutes a run. A script sources, for shellcheck's
+# sake too, each library whose functions it calls.
 [[ " ${LAB_LIBS_LOADED:-} " != *" common "* ]] || return 0
 LAB_LIBS_LOADED=common
 # loaded_before NAME: true when library NAME is loaded in this shell already; marks it otherwise.

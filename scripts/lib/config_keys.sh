@@ -3,7 +3,7 @@
 # What an experiment's configs may and must hold, in one place: preflight checks the
 # configs against it, and make new-exp / make variants (scripts/variants.sh) check a
 # variant's overrides against it before writing anything.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before config_keys && return 0
 

@@ -3,7 +3,7 @@
 # The one place that reads settings: the env file, overridden by the process
 # environment (so `make all GPU=6` and `GPU=6 make all` win over the file).
 # Source it after common.sh, then call load_env.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before env && return 0
 

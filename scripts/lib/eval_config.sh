@@ -5,14 +5,14 @@
 # Its functions read load_env's settings when called. An evaluation is of one benchmark (read
 # by read_bench, in one answer mode) on one served model, named by its SIDE ("" the fine-tuned
 # model, --base the base model: lib/server.sh); the builders take the side, and the mode.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before eval_config && return 0
-# shellcheck source=lib/env.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/server.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/server.sh"
 
 # A benchmark's keys: its identity (label, dataset, group, section, metric, licence, url) lives

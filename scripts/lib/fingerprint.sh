@@ -15,20 +15,20 @@
 # ask the same questions of the same model share one evaluation (lib/store.sh).
 # Each step with outputs records its inputs in lab-inputs.json when it starts and
 # its completion marker (with inputs_digest) when it ends.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before fingerprint && return 0
-# shellcheck source=lib/env.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/commands.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/server.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/server.sh"
-# shellcheck source=lib/eval_config.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
-# shellcheck source=lib/pipeline.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/pipeline.sh"
-# shellcheck source=lib/store.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/store.sh"
 
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"

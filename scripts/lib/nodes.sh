@@ -7,10 +7,10 @@
 # digest of the training inputs in the run dir, which all nodes must see (shared
 # storage): $RUN_DIR/lab-node-<rank>.json.
 # Sourced at any point after common.sh; its functions read load_env's settings when called.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before nodes && return 0
-# shellcheck source=lib/env.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/env.sh"
 
 is_multi_node() { ((NNODES > 1)); }

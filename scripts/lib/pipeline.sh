@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The pipeline's declaration (scripts/pipeline.mk) for the scripts: its steps in order,
 # what each needs and reads. Make includes the same file.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before pipeline && return 0
 

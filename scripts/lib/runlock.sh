@@ -5,7 +5,7 @@
 # stale and taken over. Nothing releases it: a make cannot run code when it exits.
 # LAB_RUN_OWNER is the pid of the top-level make (the Makefile sets it), so the
 # sub-makes of `make all` or `make smoke` share their parent's lock.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before runlock && return 0
 

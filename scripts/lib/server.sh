@@ -4,10 +4,10 @@
 # One server per experiment (its fine-tuned or its base model), its files in
 # .state/<exp>/server/: experiments of a sweep serve side by side, each on its own port.
 # Its functions read load_env's settings when called.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before server && return 0
-# shellcheck source=lib/env.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/env.sh"
 
 # The server's files: its pid, the name it serves, its log and the digest of what it serves

@@ -11,10 +11,10 @@
 # same entry waits, then links it.
 # Sourced by lib/fingerprint.sh; its functions read load_env's settings and eval_config.sh's
 # EVAL_DONE_FILE when called.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before store && return 0
-# shellcheck source=lib/eval_config.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
 
 STORE_RECORD_FILE=lab-store.json

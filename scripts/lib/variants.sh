@@ -3,12 +3,12 @@
 # settings and requirement keys of lib/config_keys.sh, the benchmark keys of
 # lib/eval_config.sh, the pilot keys of lib/common.sh. Source after common.sh, config_keys.sh
 # and eval_config.sh.
-# shellcheck source=lib/common.sh
+# shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before variants && return 0
-# shellcheck source=lib/config_keys.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/config_keys.sh"
-# shellcheck source=lib/eval_config.sh
+# shellcheck source=/dev/null
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
 
 # variant_py ARG...: runs the generator (make new-exp, new-grid, variants; preflight's check).
