@@ -90,6 +90,7 @@ build_export_cmd() {
 build_deploy_cmd() {
   local -n build_deploy_cmd_out="$1"
   local side="${2:-}" bin_dir=""
+  load_sft_config # (served_model runs in a subshell)
   build_deploy_cmd_out=()
   add_common_tool_env build_deploy_cmd_out
   if [[ "$GPU" != cpu ]]; then bin_dir="$DEPLOY_VENV_DIR/bin/"; fi

@@ -105,7 +105,10 @@ evaluation_modes() {
 
 # result_name SIDE [MODE]: the results folder of SIDE's model in answer mode MODE ("": eval.yaml's):
 # the served name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
-result_name() { printf '%s%s' "$(served_name "$1")" "${2:+@$2}"; }
+result_name() {
+  served_name "$1"
+  printf '%s' "${2:+@$2}"
+}
 
 # bench_group BENCH: the group make evaluates it in (make eval-<group>; eval_suite.py: its
 # `group`, else its name).
@@ -462,7 +465,8 @@ build_heldout_cmd() {
 # SIDE's model, in MODE (read_bench's), into WORK_DIR.
 build_eval_cmd() {
   local -n build_eval_cmd_out="$1"
-  local bench="$2" side="$3" judge
+  local bench="$2" side="$3" judge name
+  name="$(served_name "$side")"
   WORK_DIR="$RESULTS_DIR/$(result_name "$side" "${4:-}")/$bench"
   build_eval_cmd_out=()
   add_common_tool_env build_eval_cmd_out
@@ -472,7 +476,7 @@ build_eval_cmd() {
   if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; build_eval_cmd_out+=("EVALSCOPE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
   evalscope_command build_eval_cmd_out "$side"
   build_eval_cmd_out+=(eval --eval-type openai_api --api-url "$(api_base "$side")" --api-key "$api_key"
-    --model "$(served_name "$side")" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
+    --model "$name" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
   if [[ -n "$LIMIT" ]]; then build_eval_cmd_out+=(--limit "$LIMIT"); fi
   # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
   # EvalScope's own default (8) is left implicit.
@@ -503,6 +507,7 @@ build_perf_cmd() {
 # file (or empty).
 read_session_limit() {
   local -A deploy=() model
+  load_sft_config
   model="$(served_model "$1")"
   load_config "$EXP_DIR/deploy.yaml" deploy
   SESSION_LIMIT="${deploy[max_length]:-}" SESSION_KEY=max_length
@@ -557,6 +562,7 @@ build_eval_result_cmd() {
     if [[ -n "$CUT_OFF_LIMIT" ]]; then build_eval_result_cmd_out+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi
     # The fine-tuned model's tokenizer is the base model's: either tells the final channel's tokens.
     local folder
+    load_sft_config
     for folder in "$(served_model "$side")" "$EXPORT_DIR"; do
       if [[ -f "$folder/tokenizer.json" ]]; then build_eval_result_cmd_out+=(--tokenizer "$folder"); break; fi
     done

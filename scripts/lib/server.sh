@@ -43,8 +43,8 @@ served_port() { if is_base_side "${1:-}"; then printf '%s' "$((10#$SERVE_PORT + 
 deploy_target() { if is_base_side "${1:-}"; then printf deploy-base; else printf deploy; fi; }
 
 # served_model [SIDE]: what swift deploy loads: the export, or the base model of sft.yaml (call
-# load_sft_config in the script's shell first); a relative local path in a config is relative to
-# the repo, like the tools see it.
+# load_sft_config in the script's shell first, or each $(served_model --base) reads it again); a
+# relative local path in a config is relative to the repo, like the tools see it.
 served_model() {
   local model="$EXPORT_DIR"
   if is_base_side "${1:-}"; then model="${MODEL:-$(sft_setting model)}"; fi
@@ -58,7 +58,9 @@ api_base() {
   local host="$SERVE_HOST"
   [[ "$host" == 0.0.0.0 || "$host" == :: ]] && host=127.0.0.1
   [[ "$host" == *:* ]] && host="[$host]"
-  printf 'http://%s:%s/v1' "$host" "$(served_port "${1:-}")"
+  printf 'http://%s:' "$host"
+  served_port "${1:-}"
+  printf '/v1'
 }
 
 api_curl_config() {
