@@ -54,12 +54,15 @@ counting_python() {
 
 @test "the served model is named by its side: the export on SERVE_PORT, the base model on the next port; another side is refused" {
   write_env GPU=cpu SERVE_PORT=8100
-  run bash -c 'set -euo pipefail; source scripts/lib/server.sh; load_env; load_sft_config
+  run bash -c 'set -euo pipefail; source scripts/lib/eval_config.sh; load_env; load_sft_config
     for side in "" --base; do echo "$(served_name "$side") $(served_port "$side") $(deploy_target "$side") $(api_base "$side") $(served_model "$side")"; done
+    served_name -v name --base; served_port -v port --base; api_base -v api --base; result_name -v result --base reasoning-low
+    echo "$name $port $api $result"
     served_name --bse'
   assert_failure
   assert_output "$DEFAULT_EXP 8100 deploy http://127.0.0.1:8100/v1 $TMP/out/export/$DEFAULT_EXP
 $DEFAULT_EXP-base 8101 deploy-base http://127.0.0.1:8101/v1 openai-mirror/gpt-oss-20b
+$DEFAULT_EXP-base 8101 http://127.0.0.1:8101/v1 $DEFAULT_EXP-base@reasoning-low
 [lab] error: unknown side '--bse' of the served model
 [lab] fix: pass --base for the base model, nothing for the fine-tuned one"
 }

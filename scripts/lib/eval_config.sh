@@ -103,11 +103,15 @@ evaluation_modes() {
   if is_base_side "$1"; then for mode in "${BASE_EXTRA_MODES[@]}"; do printf '%s\n' "$mode"; done; fi
 }
 
-# result_name SIDE [MODE]: the results folder of SIDE's model in answer mode MODE ("": eval.yaml's):
-# the served name, with @MODE for an extra mode of the base model (results/<exp>/<exp>-base@reasoning-medium).
+# result_name [-v VAR] SIDE [MODE]: the results folder of SIDE's model in answer mode MODE ("":
+# eval.yaml's): the served name, with @MODE for an extra mode of the base model
+# (results/<exp>/<exp>-base@reasoning-medium). -v: into VAR, as served_name's.
 result_name() {
-  served_name "$1"
-  printf '%s' "${2:+@$2}"
+  local into=() name
+  if [[ "${1:-}" == -v ]]; then into=(-v "$2"); shift 2; fi
+  served_name -v name "$1"
+  # shellcheck disable=SC2059 # "${into[@]}" is -v VAR or nothing, the format is the next word
+  printf "${into[@]}" '%s%s' "$name" "${2:+@$2}"
 }
 
 # bench_group BENCH: the group make evaluates it in (make eval-<group>; eval_suite.py: its
@@ -465,9 +469,11 @@ build_heldout_cmd() {
 # SIDE's model, in MODE (read_bench's), into WORK_DIR.
 build_eval_cmd() {
   local -n build_eval_cmd_out="$1"
-  local bench="$2" side="$3" judge name
-  name="$(served_name "$side")"
-  WORK_DIR="$RESULTS_DIR/$(result_name "$side" "${4:-}")/$bench"
+  local bench="$2" side="$3" judge name api result
+  served_name -v name "$side"
+  api_base -v api "$side"
+  result_name -v result "$side" "${4:-}"
+  WORK_DIR="$RESULTS_DIR/$result/$bench"
   build_eval_cmd_out=()
   add_common_tool_env build_eval_cmd_out
   if [[ "$KIND" == perf ]]; then build_perf_cmd build_eval_cmd_out "$side"; return 0; fi
@@ -475,7 +481,7 @@ build_eval_cmd() {
   local api_key=EMPTY
   if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; build_eval_cmd_out+=("EVALSCOPE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
   evalscope_command build_eval_cmd_out "$side"
-  build_eval_cmd_out+=(eval --eval-type openai_api --api-url "$(api_base "$side")" --api-key "$api_key"
+  build_eval_cmd_out+=(eval --eval-type openai_api --api-url "$api" --api-key "$api_key"
     --model "$name" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
   if [[ -n "$LIMIT" ]]; then build_eval_cmd_out+=(--limit "$LIMIT"); fi
   # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
@@ -539,7 +545,9 @@ judge_unconfigured() { [[ -n "$JUDGE_TEMPLATE" && -z "${JUDGE_MODEL:-}" ]]; }
 
 # report_file SIDE: where EvalScope writes its report of the evaluation built last.
 report_file() {
-  if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$(served_name "$1")" "$DATASET_NAME"; fi
+  local name
+  served_name -v name "$1"
+  if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$name" "$DATASET_NAME"; fi
 }
 
 # build_eval_result_cmd CMD SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
@@ -547,10 +555,11 @@ report_file() {
 # result to OUT (scripts/py/eval_result.py: the only source of scores for the report and SwanLab).
 build_eval_result_cmd() {
   local -n build_eval_result_cmd_out="$1"
-  local side="$2"
+  local side="$2" name
   shift 2
+  served_name -v name "$side"
   build_eval_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$side")" --benchmark "$BENCH"
-    --model "$(served_name "$side")" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
+    --model "$name" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
   if [[ "$KIND" == perf ]]; then build_eval_result_cmd_out+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
   if [[ -n "$EXPECTED_NUM" ]]; then build_eval_result_cmd_out+=(--expected-num "$EXPECTED_NUM"); fi
   if [[ -n "$AGGREGATE" ]]; then build_eval_result_cmd_out+=(--aggregate "$AGGREGATE"); fi

@@ -201,7 +201,11 @@ spec_arena() {
 }
 
 # eval_step_name BENCH SIDE [MODE]: the step of BENCH on SIDE's model in MODE.
-eval_step_name() { printf 'eval-%s-%s' "$(result_name "$2" "${3:-}")" "$1"; }
+eval_step_name() {
+  local result
+  result_name -v result "$2" "${3:-}"
+  printf 'eval-%s-%s' "$result" "$1"
+}
 
 # evaluated_names: the results folders of the experiment's evaluations: the fine-tuned
 # model, the base model, and the base model in each of base_extra_modes (<exp>-base@MODE).
@@ -251,10 +255,14 @@ shared_names() {
   spec_line name "$EXP_DIR/deploy.yaml"$'\t''{deploy.yaml}'
   spec_line name "$RUN_DIR"$'\t''{run}'
   spec_line name "$RESULTS_DIR"$'\t''{results}'
-  spec_line name "$(served_name --base)"$'\t''{served}'
+  local name base_api api
+  served_name -v name --base
+  api_base -v base_api --base
+  api_base -v api ""
+  spec_line name "$name"$'\t''{served}'
   # Where each server listens is no input of any step (a judge that is the served model names it).
-  spec_line location_value "$(api_base --base)"$'\t''{api}'
-  spec_line location_value "$(api_base)"$'\t''{api}'
+  spec_line location_value "$base_api"$'\t''{api}'
+  spec_line location_value "$api"$'\t''{api}'
 }
 
 # fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,

@@ -38,8 +38,20 @@ is_base_side() {
     *) die "unknown side '$1' of the served model" "pass --base for the base model, nothing for the fine-tuned one" ;;
   esac
 }
-served_name() { if is_base_side "${1:-}"; then printf '%s-base' "$EXP"; else printf '%s' "$EXP"; fi; }
-served_port() { if is_base_side "${1:-}"; then printf '%s' "$((10#$SERVE_PORT + 1))"; else printf '%s' "$SERVE_PORT"; fi; }
+# served_name [-v VAR] SIDE, served_port [-v VAR] SIDE: printed, or with -v (as printf's) put
+# into VAR without a subshell (the fingerprints name every evaluation of both models).
+served_name() {
+  local into=()
+  if [[ "${1:-}" == -v ]]; then into=(-v "$2"); shift 2; fi
+  # shellcheck disable=SC2059 # "${into[@]}" is -v VAR or nothing, the format is the next word
+  if is_base_side "${1:-}"; then printf "${into[@]}" '%s-base' "$EXP"; else printf "${into[@]}" '%s' "$EXP"; fi
+}
+served_port() {
+  local into=()
+  if [[ "${1:-}" == -v ]]; then into=(-v "$2"); shift 2; fi
+  # shellcheck disable=SC2059 # "${into[@]}" is -v VAR or nothing, the format is the next word
+  if is_base_side "${1:-}"; then printf "${into[@]}" '%s' "$((10#$SERVE_PORT + 1))"; else printf "${into[@]}" '%s' "$SERVE_PORT"; fi
+}
 deploy_target() { if is_base_side "${1:-}"; then printf deploy-base; else printf deploy; fi; }
 
 # served_model [SIDE]: what swift deploy loads: the export, or the base model of sft.yaml (call
@@ -52,15 +64,16 @@ served_model() {
   printf '%s' "$model"
 }
 
-# api_base [SIDE]: where clients connect; a server bound to every interface is still reached
-# on loopback.
+# api_base [-v VAR] [SIDE]: where clients connect; a server bound to every interface is still
+# reached on loopback.
 api_base() {
-  local host="$SERVE_HOST"
+  local into=() host="$SERVE_HOST" port
+  if [[ "${1:-}" == -v ]]; then into=(-v "$2"); shift 2; fi
   [[ "$host" == 0.0.0.0 || "$host" == :: ]] && host=127.0.0.1
   [[ "$host" == *:* ]] && host="[$host]"
-  printf 'http://%s:' "$host"
-  served_port "${1:-}"
-  printf '/v1'
+  served_port -v port "${1:-}"
+  # shellcheck disable=SC2059 # "${into[@]}" is -v VAR or nothing, the format is the next word
+  printf "${into[@]}" 'http://%s:%s/v1' "$host" "$port"
 }
 
 api_curl_config() {
