@@ -7,18 +7,6 @@ set -euo pipefail
 export STEP_NAME=deploy
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/server.sh
-source "$REPO_ROOT/scripts/lib/server.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/eval_config.sh
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
-# shellcheck source=lib/pipeline.sh
-source "$REPO_ROOT/scripts/lib/pipeline.sh"
-# shellcheck source=lib/store.sh
-source "$REPO_ROOT/scripts/lib/store.sh"
 # shellcheck source=lib/fingerprint.sh
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
@@ -78,17 +66,16 @@ main() {
   load_sft_config
   SIDE="${1:-}" # --base: the base model
   NAME="$(served_name "$SIDE")" PORT="$(served_port "$SIDE")"
-  local cmd n
+  local cmd
   build_deploy_cmd cmd "$SIDE"
-  n="$(cmd_argv_start "${cmd[@]}")"
   if is_dry_run; then
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/deploy.yaml"
     printf '# in the background, in a process group of its own (make stop ends the group):\n'
     printf 'mkdir -p %s\n' "$(display_path "$(server_dir)")"
-    print_cmd "${cmd[@]:0:n}" setsid "${cmd[@]:n}" | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\&1 \&|"
+    print_server_start "${cmd[@]}"
     return 0
   fi
-  require_command "${cmd[n]}" "run 'make env' first (GPU machines need .venv-lmdeploy)"
+  require_command "${cmd[$(cmd_argv_start "${cmd[@]}")]}" "run 'make env' first (GPU machines need .venv-lmdeploy)"
   require_command curl "install curl"
   served_inputs_digest
   local pid

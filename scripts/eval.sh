@@ -20,18 +20,6 @@ set -euo pipefail
 export STEP_NAME=eval
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/server.sh
-source "$REPO_ROOT/scripts/lib/server.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/eval_config.sh
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
-# shellcheck source=lib/pipeline.sh
-source "$REPO_ROOT/scripts/lib/pipeline.sh"
-# shellcheck source=lib/store.sh
-source "$REPO_ROOT/scripts/lib/store.sh"
 # shellcheck source=lib/fingerprint.sh
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
@@ -306,11 +294,7 @@ run_eval_cmd() {
   printf '%s\n' "$shown" | sed 's/^/+ /' >&2
   record_event command "$shown"
   for word in "${words[@]:0:n}"; do
-    value="${word#*=}"
-    if [[ "$value" == "$SECRET_MARK"* ]]; then
-      value="${value#"$SECRET_MARK"}"
-      value="${!value}"
-    fi
+    env_word_value value "$word"
     entries+=("${word%%=*}=$value")
   done
   # Fields, NUL-terminated, through the FIFO (printf is a builtin: no key in a process's argv).

@@ -5,20 +5,8 @@ set -euo pipefail
 export STEP_NAME=export
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
 # shellcheck source=lib/checkpoints.sh
 source "$REPO_ROOT/scripts/lib/checkpoints.sh"
-# shellcheck source=lib/server.sh
-source "$REPO_ROOT/scripts/lib/server.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/eval_config.sh
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
-# shellcheck source=lib/pipeline.sh
-source "$REPO_ROOT/scripts/lib/pipeline.sh"
-# shellcheck source=lib/store.sh
-source "$REPO_ROOT/scripts/lib/store.sh"
 # shellcheck source=lib/fingerprint.sh
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 

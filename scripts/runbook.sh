@@ -16,18 +16,6 @@ set -euo pipefail
 export STEP_NAME=runbook
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
-# shellcheck source=lib/env.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=lib/server.sh
-source "$REPO_ROOT/scripts/lib/server.sh"
-# shellcheck source=lib/commands.sh
-source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=lib/eval_config.sh
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
-# shellcheck source=lib/pipeline.sh
-source "$REPO_ROOT/scripts/lib/pipeline.sh"
-# shellcheck source=lib/store.sh
-source "$REPO_ROOT/scripts/lib/store.sh"
 # shellcheck source=lib/fingerprint.sh
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
@@ -246,14 +234,13 @@ print_start_server() {
   local side="$1" name
   name="$(served_name "$side")"
   print_config_as_comments "configs/$CONFIG_EXP/deploy.yaml"
-  local cmd n
+  local cmd
   build_deploy_cmd cmd "$side"
-  n="$(cmd_argv_start "${cmd[@]}")"
   printf 'mkdir -p %s\n' "$(display_path "$(server_dir)")"
   printf 'API=%s\n' "$(api_base "$side")"
   print_event deploy start
   printf 'wait_until_bindable %s\n' "$(served_port "$side")"
-  print_cmd "${cmd[@]:0:n}" setsid "${cmd[@]:n}" | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\\&1 \\&|"
+  print_server_start "${cmd[@]}"
   printf 'SERVER_PID=$!\n'
   printf 'wait_for_server %s "$SERVER_PID" %s\n' "$name" "$(display_path "$(server_file log)")"
   print_event deploy end "exit 0"

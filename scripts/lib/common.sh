@@ -8,7 +8,8 @@
 # declared global). Sourcing one again would empty its tables: loaded_before guards it.
 # ShellCheck does not follow a library's own sources (source=/dev/null): following every
 # library again from each script cost it minutes a run. A script sources, for shellcheck's
-# sake too, each library whose functions it calls.
+# sake too, each library whose functions it calls; fingerprint.sh alone has shellcheck follow
+# what it builds on, so a script that uses it sources it alone.
 [[ " ${LAB_LIBS_LOADED:-} " != *" common "* ]] || return 0
 LAB_LIBS_LOADED=common
 # loaded_before NAME: true when library NAME is loaded in this shell already; marks it otherwise.
@@ -134,17 +135,24 @@ print_cmd() {
   printf '%s\n' "$out"
 }
 
+# env_word_value VAR WORD: into VAR, the value an environment word gives its variable: as written,
+# or a secret's, read here from the variable it names.
+env_word_value() {
+  local env_word_value_v="${2#*=}" # (named apart: printf -v would fill a local called VAR)
+  if [[ "$env_word_value_v" == "$SECRET_MARK"* ]]; then
+    env_word_value_v="${env_word_value_v#"$SECRET_MARK"}"
+    env_word_value_v="${!env_word_value_v}"
+  fi
+  printf -v "$1" '%s' "$env_word_value_v"
+}
+
 # exec_cmd WORD...: exports the command's environment, its secrets resolved here (never in an
 # argv), and replaces the shell with its argv. Call it in a subshell.
 exec_cmd() {
-  local value
+  local exec_cmd_value
   while [[ "$1" =~ $ENV_WORD ]]; do
-    value="${1#*=}"
-    if [[ "$value" == "$SECRET_MARK"* ]]; then
-      value="${value#"$SECRET_MARK"}"
-      value="${!value}"
-    fi
-    export "${1%%=*}=$value"
+    env_word_value exec_cmd_value "$1"
+    export "${1%%=*}=$exec_cmd_value"
     shift
   done
   exec "$@"

@@ -18,17 +18,19 @@
 # shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before fingerprint && return 0
-# shellcheck source=/dev/null
+# What it builds on, followed by shellcheck here (a script that uses the fingerprints sources
+# this library alone; the libraries below do not have shellcheck follow their own sources).
+# shellcheck source=lib/env.sh
 source "$REPO_ROOT/scripts/lib/env.sh"
-# shellcheck source=/dev/null
+# shellcheck source=lib/commands.sh
 source "$REPO_ROOT/scripts/lib/commands.sh"
-# shellcheck source=/dev/null
+# shellcheck source=lib/server.sh
 source "$REPO_ROOT/scripts/lib/server.sh"
-# shellcheck source=/dev/null
+# shellcheck source=lib/eval_config.sh
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
-# shellcheck source=/dev/null
+# shellcheck source=lib/pipeline.sh
 source "$REPO_ROOT/scripts/lib/pipeline.sh"
-# shellcheck source=/dev/null
+# shellcheck source=lib/store.sh
 source "$REPO_ROOT/scripts/lib/store.sh"
 
 FINGERPRINT_PY="$REPO_ROOT/scripts/py/fingerprint.py"

@@ -147,6 +147,14 @@ print_server_log_tail() {
   printf -- '---\n' >&2
 }
 
+# print_server_start WORD...: the server's command as a printed script starts it (make deploy
+# DRY_RUN=1, the runbook): in a session of its own, in the background, output to its log.
+print_server_start() {
+  local n words=("$@")
+  n="$(cmd_argv_start "$@")"
+  print_cmd "${words[@]:0:n}" setsid "${words[@]:n}" | sed -e "\$ s|\$| > $(display_path "$(server_file log)") 2>\&1 \&|"
+}
+
 # stop_server_group PID: TERM the whole group, wait, then KILL what is left.
 stop_server_group() {
   local pid="$1" tenths=0

@@ -7,12 +7,6 @@
 set -euo pipefail
 export STEP_NAME=test
 source scripts/lib/common.sh
-source "$REPO_ROOT/scripts/lib/env.sh"
-source "$REPO_ROOT/scripts/lib/server.sh"
-source "$REPO_ROOT/scripts/lib/commands.sh"
-source "$REPO_ROOT/scripts/lib/eval_config.sh"
-source "$REPO_ROOT/scripts/lib/pipeline.sh"
-source "$REPO_ROOT/scripts/lib/store.sh"
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 SKIP_GPU_CHECK=1 SKIP_SECRET_CHECKS=1 load_env
 # Only the fingerprints the steps need: the evaluations' spec (every benchmark's command, on
