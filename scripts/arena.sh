@@ -20,6 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 ARENA_STEP=arena
+declare -A arena_settings=() # the arena's benchmark (read_bench, in main)
 EVAL_PENDING_FILE=lab-eval.pending.json
 STARTED_JUDGE=0
 
@@ -48,8 +49,9 @@ skip_unjudged() {
 
 # Both models' evaluations of every pair are finished (the arena reads their reviews).
 check_replies_finished() {
-  local pair served
-  for pair in "${PAIRS[@]}"; do
+  local pair pairs served
+  bench_list pairs arena_settings pairs
+  for pair in "${pairs[@]}"; do
     for served in "$EXP" "$EXP-base"; do
       [[ -f "$RESULTS_DIR/$served/$pair/$EVAL_DONE_FILE" ]] || die "$ARENA_BENCH: $pair on $served is not evaluated ($(display_path "$RESULTS_DIR/$served/$pair") has no $EVAL_DONE_FILE)" \
         "run 'make evals eval-base EXP=$EXP' first"
@@ -83,11 +85,12 @@ stop_placeholder_judge() {
 # judge_pairs: one general_arena run per pair, each from scratch (a run is a few minutes of judge
 # requests; an interrupted one is judged again).
 judge_pairs() {
-  local pair cmd
+  local pair pairs cmd
   : >"$OUT_DIR/lab-command.txt"
-  for pair in "${PAIRS[@]}"; do
-    build_arena_cmd cmd "$pair"
-    rm -rf "$WORK_DIR"
+  bench_list pairs arena_settings pairs
+  for pair in "${pairs[@]}"; do
+    build_arena_cmd cmd arena_settings "$pair"
+    rm -rf "${arena_settings[work_dir]}"
     print_cmd "${cmd[@]}" >>"$OUT_DIR/lab-command.txt"
     log "$pair: $EXP against $EXP-base, each prompt judged in both orders by ${JUDGE_MODEL/#served/$EXP (placeholder)}"
     run_cmd "${cmd[@]}" || die "evalscope's general_arena failed on $pair" "read the log above; rerun make arena EXP=$EXP"
@@ -101,7 +104,7 @@ fine_tuned_swanlab_run_id() {
 
 record_result() {
   local started="$1" cmd
-  build_arena_result_cmd cmd "$OUT_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$ARENA_STEP]}" "$(($(date +%s) - started))"
+  build_arena_result_cmd cmd arena_settings "$OUT_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$ARENA_STEP]}" "$(($(date +%s) - started))"
   run_cmd "${cmd[@]}" || exit 1 # eval_result.py said what was wrong and what to do
   SWANLAB_EVAL_RUN_ID="$(fine_tuned_swanlab_run_id)" build_eval_log_cmd cmd "$(result_name "")" "$OUT_DIR/$EVAL_PENDING_FILE"
   run_cmd "${cmd[@]}" || die "logging the arena to SwanLab failed" "read the error above; rerun make arena EXP=$EXP"
@@ -110,13 +113,14 @@ record_result() {
 
 # A dry run (the runbook's view): the commands, in order.
 print_arena() {
-  local pair cmd
+  local pair pairs cmd
   if [[ -z "${JUDGE_MODEL:-}" ]]; then printf '# %s: no judge configured (JUDGE_MODEL): skipped\n' "$ARENA_BENCH"; return 0; fi
-  for pair in "${PAIRS[@]}"; do
-    build_arena_cmd cmd "$pair"
+  bench_list pairs arena_settings pairs
+  for pair in "${pairs[@]}"; do
+    build_arena_cmd cmd arena_settings "$pair"
     run_cmd "${cmd[@]}"
   done
-  build_arena_result_cmd cmd "$OUT_DIR/$EVAL_DONE_FILE"
+  build_arena_result_cmd cmd arena_settings "$OUT_DIR/$EVAL_DONE_FILE"
   run_cmd "${cmd[@]}"
 }
 
@@ -128,7 +132,7 @@ main() {
     log "configs/$CONFIG_EXP/eval.yaml lists no arena benchmark (kind: arena): nothing to do"
     return 0
   fi
-  read_bench "$ARENA_BENCH"
+  read_bench arena_settings "$ARENA_BENCH"
   OUT_DIR="$(arena_dir)"
   if is_dry_run; then print_arena; return 0; fi
   require_command jq

@@ -25,86 +25,100 @@ source "$REPO_ROOT/scripts/lib/fingerprint.sh"
 
 usage() { die "usage: scripts/eval.sh [--base [--serve]] BENCH...|all|--group GROUP" "BENCH is one of: ${BENCHMARKS[*]:-see configs/\$EXP/eval.yaml}"; }
 
-# The subjects EvalScope knows for a hub dataset (empty if it cannot tell).
+# known_subjects DATASET: the subjects EvalScope knows for a hub dataset (empty if it cannot tell).
 known_subjects() {
-  python "$REPO_ROOT/scripts/py/eval_subjects.py" "$DATASET_NAME" 2>/dev/null || true
+  python "$REPO_ROOT/scripts/py/eval_subjects.py" "$1" 2>/dev/null || true
 }
 
-# Stops before asking the server anything if a configured subject does not
-# exist (EvalScope drops an unknown CMMLU subject silently). Sets EXPECTED_NUM
-# when a local copy tells how many questions the run must score.
+# check_subjects SETTINGS: stops before asking the server anything if a configured subject does
+# not exist (EvalScope drops an unknown CMMLU subject silently).
 check_subjects() {
-  local bench="$1" known subject
-  expected_question_count
-  [[ -n "$LOCAL_PATH" ]] || ((${#SUBSETS[@]} > 0)) || return 0
-  if [[ -n "$LOCAL_PATH" ]]; then known="$(printf '%s\n' "${!LOCAL_COUNTS[@]}")"; else known="$(known_subjects)"; fi
+  local -n check_subjects_settings="$1"
+  local bench="${check_subjects_settings[name]}" dataset="${check_subjects_settings[dataset]}" known subject subsets
+  local -A counts=()
+  bench_list subsets "$1" subsets
+  [[ -n "${check_subjects_settings[local_path]}" ]] || ((${#subsets[@]} > 0)) || return 0
+  if [[ -n "${check_subjects_settings[local_path]}" ]]; then
+    local_counts counts "${check_subjects_settings[local_path]}"
+    known="$(printf '%s\n' "${!counts[@]}")"
+  else
+    known="$(known_subjects "$dataset")"
+  fi
   if [[ -z "${known//[[:space:]]/}" ]]; then
-    warn "cannot list the subjects of $DATASET_NAME; skipping the subject check"
+    warn "cannot list the subjects of $dataset; skipping the subject check"
     return 0
   fi
-  for subject in "${SUBSETS[@]}"; do
+  for subject in "${subsets[@]}"; do
     grep -qxF "$subject" <<<"$known" || die "$bench: unknown subject '$subject' in configs/$CONFIG_EXP/eval.yaml" \
-      "use subjects $DATASET_NAME has: $(sort <<<"$known" | paste -sd' ' - | cut -c1-300)"
+      "use subjects $dataset has: $(sort <<<"$known" | paste -sd' ' - | cut -c1-300)"
   done
 }
 
-# The rows of a source: heldout benchmark, built from the training's held-out split.
+# build_heldout_rows SETTINGS: the rows of a source: heldout benchmark, built from the
+# training's held-out split.
 build_heldout_rows() {
-  [[ -n "$HELDOUT_ROWS" ]] || return 0
-  [[ -f "$RUN_DIR/val_dataset.jsonl" ]] || die "$BENCH: the training's held-out split $(display_path "$RUN_DIR/val_dataset.jsonl") is not there" \
+  local -n build_heldout_rows_settings="$1"
+  [[ -n "${build_heldout_rows_settings[heldout_rows]}" ]] || return 0
+  local bench="${build_heldout_rows_settings[name]}" cmd
+  [[ -f "$RUN_DIR/val_dataset.jsonl" ]] || die "$bench: the training's held-out split $(display_path "$RUN_DIR/val_dataset.jsonl") is not there" \
     "run 'make train EXP=$EXP' first (it needs split_dataset_ratio > 0 in configs/$CONFIG_EXP/sft.yaml)"
-  local cmd
-  build_heldout_cmd cmd
-  run_cmd "${cmd[@]}" || die "$BENCH: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
-  read_local_counts
+  build_heldout_cmd cmd "$1"
+  run_cmd "${cmd[@]}" || die "$bench: could not build its rows from the held-out split (see above)" "check $(display_path "$RUN_DIR/val_dataset.jsonl")"
 }
 
-# A benchmark fetched from its public source (its suite entry's fetch) whose set is not
-# there yet: the fetch script writes it into local_path first.
+# fetch_set SETTINGS: a benchmark fetched from its public source (its suite entry's fetch) whose
+# set is not there yet: the fetch script writes it into local_path first.
 fetch_set() {
-  needs_fetch || return 0
-  log "$BENCH: fetching its questions into $(display_path "$LOCAL_PATH") (${FETCH[0]})"
-  local cmd
-  build_fetch_cmd cmd
-  run_cmd "${cmd[@]}" || die "$BENCH: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
-  read_local_counts
+  local -n fetch_set_settings="$1"
+  needs_fetch "$1" || return 0
+  local bench="${fetch_set_settings[name]}" cmd fetch
+  read -r -a fetch <<<"${fetch_set_settings[fetch]}"
+  log "$bench: fetching its questions into $(display_path "${fetch_set_settings[local_path]}") (${fetch[0]})"
+  build_fetch_cmd cmd "$1"
+  run_cmd "${cmd[@]}" || die "$bench: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"
 }
 
-# An external test set (contamination_limit): its overlap with the training set, measured
-# before the first question and shown beside its scores.
+# measure_contamination SETTINGS: an external test set (contamination_limit): its overlap with
+# the training set, measured before the first question and shown beside its scores.
 measure_contamination() {
-  [[ -n "$CONTAMINATION_LIMIT" ]] || return 0
-  mkdir -p "$WORK_DIR"
+  local -n measure_contamination_settings="$1"
+  [[ -n "${measure_contamination_settings[contamination_limit]}" ]] || return 0
+  mkdir -p "${measure_contamination_settings[work_dir]}"
   local cmd
-  build_contamination_cmd cmd
-  run_cmd "${cmd[@]}" || die "$BENCH: could not measure its overlap with the training set (see above)" "check $(display_path "$LOCAL_PATH")"
+  build_contamination_cmd cmd "$1"
+  run_cmd "${cmd[@]}" || die "${measure_contamination_settings[name]}: could not measure its overlap with the training set (see above)" \
+    "check $(display_path "${measure_contamination_settings[local_path]}")"
 }
 
-# Stops before the first question when the benchmark's longest prompt plus max_tokens
-# would not fit the server's session (measured with the served model's tokenizer, on a
-# local question set; a hub set is only known to EvalScope).
+# check_session_budget SETTINGS: stops before the first question when the benchmark's longest
+# prompt plus max_tokens would not fit the server's session (measured with the served model's
+# tokenizer, on a local question set; a hub set is only known to EvalScope).
 check_session_budget() {
-  [[ -n "$LOCAL_PATH" && -d "$LOCAL_PATH" && -f "$(served_model "$SIDE")/tokenizer.json" ]] || return 0
+  local -n check_session_budget_settings="$1"
+  local bench="${check_session_budget_settings[name]}" local_path="${check_session_budget_settings[local_path]}"
+  local max_tokens="${check_session_budget_settings[max_tokens]}"
+  [[ -n "$local_path" && -d "$local_path" && -f "$(served_model "$SIDE")/tokenizer.json" ]] || return 0
   [[ -n "${SESSION_LIMIT+x}" ]] || read_session_limit "$SIDE"
   [[ "$SESSION_LIMIT" =~ ^[0-9]+$ ]] || return 0
   local cmd budget
   cmd=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$(served_model "$SIDE")" --session-len "$SESSION_LIMIT")
   if [[ -n "$SESSION_SYSTEM" ]]; then cmd+=(--system "$SESSION_SYSTEM"); fi
-  cmd+=(--set "$BENCH" "$LOCAL_PATH" "${FEW_SHOT:-0}" "$MAX_TOKENS")
+  cmd+=(--set "$bench" "$local_path" "${check_session_budget_settings[few_shot]:-0}" "$max_tokens")
   budget="$(run_cmd "${cmd[@]}")" || exit 1 # prompt_budget.py named both numbers and the fix
-  log "$BENCH: longest prompt about $(cut -f2 <<<"$budget") tokens + $MAX_TOKENS to generate, within the session length $SESSION_LIMIT"
+  log "$bench: longest prompt about $(cut -f2 <<<"$budget") tokens + $max_tokens to generate, within the session length $SESSION_LIMIT"
 }
 
-# A judged benchmark without a judge in the env file: recorded as skipped with these
-# inputs (the judge is one of them), so it runs once a judge is configured.
+# skip_unjudged SETTINGS STEP: a judged benchmark without a judge in the env file: recorded as
+# skipped with these inputs (the judge is one of them), so it runs once a judge is configured.
 skip_unjudged() {
-  local step="$1"
-  log "$BENCH on $RESULT: no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
-  mkdir -p "$WORK_DIR"
-  record_inputs "$step" "$WORK_DIR"
-  jq -nc --arg digest "${STEP_DIGEST[$step]}" --arg bench "$BENCH" --arg model "$NAME" \
+  local -n skip_unjudged_settings="$1"
+  local step="$2" bench="${skip_unjudged_settings[name]}" work_dir="${skip_unjudged_settings[work_dir]}"
+  log "$bench on $RESULT: no judge configured (JUDGE_MODEL in $(repo_relative "$ENV_FILE")); skipped"
+  mkdir -p "$work_dir"
+  record_inputs "$step" "$work_dir"
+  jq -nc --arg digest "${STEP_DIGEST[$step]}" --arg bench "$bench" --arg model "$NAME" \
     '{inputs_digest: $digest, benchmark: $bench, model: $model, score: null, skipped: "no judge configured"}' |
-    write_atomically "$WORK_DIR/$EVAL_DONE_FILE"
+    write_atomically "$work_dir/$EVAL_DONE_FILE"
 }
 
 # Resuming: EvalScope re-asks only the questions without a cached prediction.
@@ -113,71 +127,77 @@ skip_unjudged() {
 # server's address and absolute paths included (another port, a moved checkout); the
 # fingerprints already proved these predictions come from the same model and settings,
 # so they are reused and only the scoring is redone. A perf run has no cache.
-# add_resume_flag CMD: adds them to command CMD.
-has_cached_predictions() { compgen -G "$WORK_DIR/predictions/*/*.jsonl" >/dev/null; }
+# add_resume_flag CMD SETTINGS: adds them to command CMD, the evaluation of SETTINGS.
+has_cached_predictions() { compgen -G "$1/predictions/*/*.jsonl" >/dev/null; }
 add_resume_flag() {
-  local -n add_resume_flag_out="$1"
-  if [[ "$KIND" != perf ]] && has_cached_predictions; then add_resume_flag_out+=(--use-cache "$WORK_DIR" --rerun-review); fi
+  local -n add_resume_flag_out="$1" add_resume_flag_settings="$2"
+  local work_dir="${add_resume_flag_settings[work_dir]}"
+  if [[ "${add_resume_flag_settings[kind]}" != perf ]] && has_cached_predictions "$work_dir"; then
+    add_resume_flag_out+=(--use-cache "$work_dir" --rerun-review)
+  fi
 }
 
-# Folder of results made from other inputs (or of unknown origin): kept aside,
-# never resumed (EvalScope would mix models or settings, or refuse the cache).
+# set_aside_other_results BENCH DIR: BENCH's results folder DIR, when made from other inputs (or
+# of unknown origin): kept aside, never resumed (EvalScope would mix models or settings, or
+# refuse the cache).
 set_aside_other_results() {
-  local bench="$1" status="${STEP_STATUS[$(eval_step_name "$1" "$SIDE" "$MODE")]}"
+  local bench="$1" dir="$2" step
+  step="$(eval_step_name "$bench" "$SIDE" "$MODE")"
+  local status="${STEP_STATUS[$step]}"
   [[ "$status" == changed || "$status" == unknown ]] || return 0
-  [[ -d "$WORK_DIR" ]] || return 0
-  move_aside "$WORK_DIR"
+  [[ -d "$dir" ]] || return 0
+  move_aside "$dir"
   if [[ "$status" == changed && -f "$MOVED_TO/lab-inputs.json" ]]; then
-    log "$bench on $RESULT: the results in $(display_path "$WORK_DIR") were made from other inputs:"
-    describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$(eval_step_name "$bench" "$SIDE" "$MODE")")" >&2
+    log "$bench on $RESULT: the results in $(display_path "$dir") were made from other inputs:"
+    describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$step")" >&2
   else
-    log "$bench on $RESULT: $(display_path "$WORK_DIR") has no record of what it was made from"
+    log "$bench on $RESULT: $(display_path "$dir") has no record of what it was made from"
   fi
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
 }
 
-# set_aside_entry BENCH WHY: the store entry WORK_DIR links to (or would) is kept aside as
-# WORK_DIR.replaced-<time>, out of the store, never reused.
+# set_aside_entry BENCH DIR WHY: the store entry DIR links to (or would) is kept aside as
+# DIR.replaced-<time>, out of the store, never reused.
 set_aside_entry() {
-  local entry
+  local entry dir="$2"
   entry="$(store_entry "${STEP_DIGEST[$(eval_step_name "$1" "$SIDE" "$MODE")]}")"
-  rm -f "$WORK_DIR"
-  mkdir -p "$(dirname "$WORK_DIR")"
-  mv "$entry" "$WORK_DIR"
-  move_aside "$WORK_DIR"
-  log "$1 on $RESULT: $2"
+  rm -f "$dir"
+  mkdir -p "$(dirname "$dir")"
+  mv "$entry" "$dir"
+  move_aside "$dir"
+  log "$1 on $RESULT: $3"
   log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
 }
 
-# prepare_store_entry BENCH STEP: WORK_DIR links to the store entry this make evaluates BENCH
-# into (its lock is held: use_store). A link to the entry of other inputs is replaced (that
-# entry stays: others may link it); results of other inputs or of unknown origin are kept
-# aside; an interrupted evaluation is resumed only by the experiment that started it, under
-# the same served name (its cached predictions are filed under that name), and is otherwise
+# prepare_store_entry BENCH DIR STEP: DIR, BENCH's results folder, links to the store entry this
+# make evaluates BENCH into (its lock is held: use_store). A link to the entry of other inputs is
+# replaced (that entry stays: others may link it); results of other inputs or of unknown origin
+# are kept aside; an interrupted evaluation is resumed only by the experiment that started it,
+# under the same served name (its cached predictions are filed under that name), and is otherwise
 # kept aside: an unfinished evaluation is never reused.
 prepare_store_entry() {
-  local bench="$1" step="$2" digest="${STEP_DIGEST[$2]}" linked producer
-  linked="$(linked_entry "$WORK_DIR")"
-  if [[ -L "$WORK_DIR" && "$linked" != "$digest" ]]; then
-    if [[ -f "$WORK_DIR/lab-inputs.json" ]]; then
-      log "$bench on $RESULT: $(display_path "$WORK_DIR") linked the evaluation of other inputs:"
-      describe_input_changes "$WORK_DIR/lab-inputs.json" "$(inputs_file "$step")" >&2
+  local bench="$1" dir="$2" step="$3" digest="${STEP_DIGEST[$3]}" linked producer
+  linked="$(linked_entry "$dir")"
+  if [[ -L "$dir" && "$linked" != "$digest" ]]; then
+    if [[ -f "$dir/lab-inputs.json" ]]; then
+      log "$bench on $RESULT: $(display_path "$dir") linked the evaluation of other inputs:"
+      describe_input_changes "$dir/lab-inputs.json" "$(inputs_file "$step")" >&2
     fi
-    rm -f "$WORK_DIR"
-  elif [[ ! -L "$WORK_DIR" ]]; then
-    set_aside_other_results "$bench"
+    rm -f "$dir"
+  elif [[ ! -L "$dir" ]]; then
+    set_aside_other_results "$bench" "$dir"
   fi
   case "${STEP_STORE[$step]}" in
-    unknown) set_aside_entry "$bench" "$(display_path "$WORK_DIR") has no record of what it was made from" ;;
-    changed) set_aside_entry "$bench" "its store entry $(display_path "$(store_entry "$digest")") holds results of other inputs" ;;
+    unknown) set_aside_entry "$bench" "$dir" "$(display_path "$dir") has no record of what it was made from" ;;
+    changed) set_aside_entry "$bench" "$dir" "its store entry $(display_path "$(store_entry "$digest")") holds results of other inputs" ;;
     partial)
       if ! claimed_by_us "$digest" "$NAME"; then
         producer="$(store_producer "$digest")"
-        set_aside_entry "$bench" "its store entry $(display_path "$(store_entry "$digest")") holds an unfinished evaluation by ${producer:-an unknown run}: never reused"
+        set_aside_entry "$bench" "$dir" "its store entry $(display_path "$(store_entry "$digest")") holds an unfinished evaluation by ${producer:-an unknown run}: never reused"
       fi
       ;;
   esac
-  claim_entry "$WORK_DIR" "$digest" "$NAME"
+  claim_entry "$dir" "$digest" "$NAME"
 }
 
 # use_store: the base model's evaluations of the selected benchmarks that the store holds,
@@ -309,30 +329,31 @@ run_eval_cmd() {
 }
 
 run_bench() {
-  local bench="$1" started elapsed cmd step_cmd result_cmd
-  read_bench "$bench" "$MODE"
-  build_eval_cmd cmd "$bench" "$SIDE" "$MODE"
+  local bench="$1" started elapsed cmd step_cmd result_cmd work_dir
+  local -A settings=()
+  read_bench settings "$bench" "$MODE"
+  build_eval_cmd cmd settings "$SIDE"
+  work_dir="${settings[work_dir]}"
   if is_dry_run; then
-    describe_bench "$SIDE"
-    if judge_unconfigured; then printf '# (skipped: no judge configured, JUDGE_MODEL)\n'; return 0; fi
-    if [[ -n "$HELDOUT_ROWS" ]]; then
-      build_heldout_cmd step_cmd
+    describe_bench settings "$SIDE"
+    if judge_unconfigured settings; then printf '# (skipped: no judge configured, JUDGE_MODEL)\n'; return 0; fi
+    if [[ -n "${settings[heldout_rows]}" ]]; then
+      build_heldout_cmd step_cmd settings
       run_cmd "${step_cmd[@]}"
     fi
-    if needs_fetch; then
-      build_fetch_cmd step_cmd
+    if needs_fetch settings; then
+      build_fetch_cmd step_cmd settings
       run_cmd "${step_cmd[@]}"
     fi
-    if [[ -n "$CONTAMINATION_LIMIT" ]]; then
-      build_contamination_cmd step_cmd
+    if [[ -n "${settings[contamination_limit]}" ]]; then
+      build_contamination_cmd step_cmd settings
       run_cmd "${step_cmd[@]}"
     fi
-    add_resume_flag cmd
+    add_resume_flag cmd settings
     run_cmd "${cmd[@]}"
-    expected_question_count
-    build_eval_result_cmd result_cmd "$SIDE" "$WORK_DIR/$EVAL_DONE_FILE"
+    build_eval_result_cmd result_cmd settings "$SIDE" "$work_dir/$EVAL_DONE_FILE"
     run_cmd "${result_cmd[@]}"
-    DRY_RUN_RESULTS+=("$WORK_DIR/$EVAL_DONE_FILE")
+    DRY_RUN_RESULTS+=("$work_dir/$EVAL_DONE_FILE")
     return 0
   fi
   local step
@@ -341,29 +362,29 @@ run_bench() {
     log "$bench on $RESULT already finished: $(jq -r 'if .skipped then "skipped (\(.skipped))"
       elif .kind == "perf" then "serving speed at concurrency \([.levels[].parallel] | map(tostring) | join(", "))"
       elif .score == null then "no score (no valid verdict of the judge)"
-      else "\(.metric) \(.score) on \(.num) questions" end' "$WORK_DIR/$EVAL_DONE_FILE")"
+      else "\(.metric) \(.score) on \(.num) questions" end' "$work_dir/$EVAL_DONE_FILE")"
     return 0
   fi
-  if is_shared_step "$step"; then prepare_store_entry "$bench" "$step"; else set_aside_other_results "$bench"; fi
-  rm -f "$WORK_DIR/$EVAL_DONE_FILE" "$WORK_DIR/$EVAL_PENDING_FILE"
-  if judge_unconfigured; then skip_unjudged "$step"; return 0; fi
-  build_heldout_rows
-  fetch_set
-  [[ "$KIND" == perf ]] || check_subjects "$bench"
-  measure_contamination
-  check_session_budget
-  record_inputs "$step" "$WORK_DIR"
-  print_cmd "${cmd[@]}" | write_atomically "$WORK_DIR/lab-command.txt"
-  add_resume_flag cmd
-  if [[ " ${cmd[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$WORK_DIR")"; fi
-  rm -rf "$(report_file "$SIDE")" # EvalScope rewrites it (from the cache); an old one must not pass for new
+  if is_shared_step "$step"; then prepare_store_entry "$bench" "$work_dir" "$step"; else set_aside_other_results "$bench" "$work_dir"; fi
+  rm -f "$work_dir/$EVAL_DONE_FILE" "$work_dir/$EVAL_PENDING_FILE"
+  if judge_unconfigured settings; then skip_unjudged settings "$step"; return 0; fi
+  build_heldout_rows settings
+  fetch_set settings
+  [[ "${settings[kind]}" == perf ]] || check_subjects settings
+  measure_contamination settings
+  check_session_budget settings
+  record_inputs "$step" "$work_dir"
+  print_cmd "${cmd[@]}" | write_atomically "$work_dir/lab-command.txt"
+  add_resume_flag cmd settings
+  if [[ " ${cmd[*]} " == *" --use-cache "* ]]; then log "$bench: resuming from the cached predictions in $(display_path "$work_dir")"; fi
+  rm -rf "$(report_file settings "$SIDE")" # EvalScope rewrites it (from the cache); an old one must not pass for new
   started="$(date +%s)"
   run_eval_cmd "${cmd[@]}" || die "evalscope failed on $bench" \
-    "read the log above; rerunning make resumes from the predictions cached in $(display_path "$WORK_DIR") (same model and settings)"
+    "read the log above; rerunning make resumes from the predictions cached in $(display_path "$work_dir") (same model and settings)"
   elapsed=$(($(date +%s) - started))
-  build_eval_result_cmd result_cmd "$SIDE" "$WORK_DIR/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
+  build_eval_result_cmd result_cmd settings "$SIDE" "$work_dir/$EVAL_PENDING_FILE" "${STEP_DIGEST[$step]}" "$elapsed"
   run_cmd "${result_cmd[@]}" || exit 1 # eval_result.py said what was wrong and what to do
-  FINISHED_DIRS+=("$WORK_DIR")
+  FINISHED_DIRS+=("$work_dir")
 }
 
 # Fails within seconds when nothing serves the model, instead of after EvalScope's

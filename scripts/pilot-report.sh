@@ -21,74 +21,79 @@ source "$REPO_ROOT/scripts/lib/eval_config.sh"
 
 PILOT_TEMPLATE="$REPO_ROOT/report/pilot.zh.md"
 
-# The subjects of a hub dataset EvalScope knows, counted (empty when it cannot tell).
+# hub_subject_count DATASET: the subjects of a hub dataset EvalScope knows, counted (empty when
+# it cannot tell).
 hub_subject_count() {
   local subjects
-  subjects="$(python "$REPO_ROOT/scripts/py/eval_subjects.py" "$DATASET_NAME" 2>/dev/null || true)"
+  subjects="$(python "$REPO_ROOT/scripts/py/eval_subjects.py" "$1" 2>/dev/null || true)"
   [[ -n "$subjects" ]] && grep -c . <<<"$subjects"
 }
 
-# full_question_count: FULL_NUM, the questions the full run asks of the benchmark read last
+# full_question_count SETTINGS: FULL_NUM, the questions the full run asks of the benchmark
 # (exact for a local or held-out set), else FULL_BOUND (limit x subjects, at most) and
 # SUBJECT_COUNT. A held-out set is built at full size into $WORK/<bench> (its prompts are
 # measured there too).
 full_question_count() {
-  local saved_limit="$LIMIT"
+  local -n full_question_count_settings="$1"
+  local full_limit="${full_question_count_settings[full_limit]}" subsets
   FULL_NUM="" FULL_BOUND="" SUBJECT_COUNT="" PROMPT_DIR=""
-  if [[ "$KIND" == perf ]]; then
+  if [[ "${full_question_count_settings[kind]}" == perf ]]; then
     FULL_NUM=0
-    local number
-    for number in "${FULL_PERF_NUMBER[@]}"; do FULL_NUM=$((FULL_NUM + number)); done
-  elif [[ -n "$FULL_ROWS" ]]; then
-    PROMPT_DIR="$WORK/$BENCH"
-    if python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl" --rows "$FULL_ROWS" \
+    local number numbers
+    bench_list numbers "$1" full_perf_number
+    for number in "${numbers[@]}"; do FULL_NUM=$((FULL_NUM + number)); done
+  elif [[ -n "${full_question_count_settings[full_rows]}" ]]; then
+    PROMPT_DIR="$WORK/${full_question_count_settings[name]}"
+    if python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl" --rows "${full_question_count_settings[full_rows]}" \
       --out "$PROMPT_DIR" 2>/dev/null; then
       FULL_NUM="$(grep -c . "$PROMPT_DIR/dialog.jsonl")"
     else
       PROMPT_DIR=""
     fi
-  elif [[ -n "$LOCAL_PATH" ]]; then
-    LIMIT="$FULL_LIMIT"
-    expected_question_count
-    FULL_NUM="$EXPECTED_NUM"
-    LIMIT="$saved_limit"
-    PROMPT_DIR="$LOCAL_PATH"
+  elif [[ -n "${full_question_count_settings[local_path]}" ]]; then
+    FULL_NUM="$(expected_question_count "$1" "$full_limit")"
+    PROMPT_DIR="${full_question_count_settings[local_path]}"
   else
-    SUBJECT_COUNT="${#SUBSETS[@]}"
-    if ((SUBJECT_COUNT == 0)); then SUBJECT_COUNT="$(hub_subject_count || true)"; fi
-    if [[ -n "$FULL_LIMIT" && -n "$SUBJECT_COUNT" ]]; then FULL_BOUND=$((FULL_LIMIT * SUBJECT_COUNT)); fi
+    bench_list subsets "$1" subsets
+    SUBJECT_COUNT="${#subsets[@]}"
+    if ((SUBJECT_COUNT == 0)); then SUBJECT_COUNT="$(hub_subject_count "${full_question_count_settings[dataset]}" || true)"; fi
+    if [[ -n "$full_limit" && -n "$SUBJECT_COUNT" ]]; then FULL_BOUND=$((full_limit * SUBJECT_COUNT)); fi
   fi
 }
 
-# pilot_question_count: PILOT_NUM, what the pilot asked of the benchmark read last (a local
-# set's count at the pilot's limit, the held-out rows it built, the perf requests).
+# pilot_question_count SETTINGS: PILOT_NUM, what the pilot asked of the benchmark (a local set's
+# count at the pilot's limit, the held-out rows it built, the perf requests).
 pilot_question_count() {
+  local -n pilot_question_count_settings="$1"
+  local local_path="${pilot_question_count_settings[local_path]}" numbers
   PILOT_NUM=""
-  if [[ "$KIND" == perf ]]; then
-    PILOT_NUM="${PERF_NUMBER[0]}"
-  elif [[ -n "$HELDOUT_ROWS" ]]; then
-    if [[ -f "$LOCAL_PATH/dialog.jsonl" ]]; then PILOT_NUM="$(grep -c . "$LOCAL_PATH/dialog.jsonl")"; fi
-  elif [[ -n "$LOCAL_PATH" ]]; then
-    expected_question_count
-    PILOT_NUM="$EXPECTED_NUM"
+  if [[ "${pilot_question_count_settings[kind]}" == perf ]]; then
+    bench_list numbers "$1" perf_number
+    PILOT_NUM="${numbers[0]}"
+  elif [[ -n "${pilot_question_count_settings[heldout_rows]}" ]]; then
+    if [[ -f "$local_path/dialog.jsonl" ]]; then PILOT_NUM="$(grep -c . "$local_path/dialog.jsonl")"; fi
+  elif [[ -n "$local_path" ]]; then
+    PILOT_NUM="$(expected_question_count "$1")"
   fi
 }
 
-# bench_plan: one JSON object, the benchmark read last in the full run and in the pilot
+# bench_plan SETTINGS: one JSON object, the benchmark in the full run and in the pilot
 # (measured: the pilot evaluated it; see its section's `benchmarks`).
 bench_plan() {
-  local work_dir="$RESULTS_DIR/$EXP/$BENCH" skipped="" measured="" # the fine-tuned model's
-  if judge_unconfigured; then skipped="no judge configured"; fi
-  if [[ " ${BENCHMARKS[*]} " == *" $BENCH "* ]]; then measured=1; fi
-  jq -nc --arg name "$BENCH" --arg kind "$KIND" --arg dataset "$DATASET_NAME" --arg group "$(bench_group "$BENCH")" \
-    --arg max_tokens "$MAX_TOKENS" --arg concurrency "$((${EVAL_BATCH_SIZE:-8} * NPROC))" \
-    --arg eval_batch_size "${EVAL_BATCH_SIZE:-8}" --arg full_num "$FULL_NUM" --arg full_bound "$FULL_BOUND" \
-    --arg subjects "$SUBJECT_COUNT" --arg full_limit "$FULL_LIMIT" --arg full_rows "$FULL_ROWS" \
-    --arg pilot_num "$PILOT_NUM" --arg pilot_limit "$LIMIT" --arg pilot_rows "$HELDOUT_ROWS" \
-    --arg full_parallel "${FULL_PERF_PARALLEL[*]}" --arg full_number "${FULL_PERF_NUMBER[*]}" \
-    --arg pilot_parallel "${PERF_PARALLEL[*]}" --arg pilot_number "${PERF_NUMBER[*]}" \
-    --arg local "${LOCAL_PATH:+1}" --arg judged "${JUDGE_TEMPLATE:+1}" --arg skipped "$skipped" --arg measured "$measured" \
-    --arg result "$work_dir/$EVAL_DONE_FILE" --arg rejected "$work_dir/$EVAL_REJECTED_FILE" '
+  local -n bench_plan_settings="$1"
+  local bench="${bench_plan_settings[name]}" batch="${bench_plan_settings[eval_batch_size]:-8}" skipped="" measured=""
+  local work_dir="$RESULTS_DIR/$EXP/$bench" # the fine-tuned model's
+  if judge_unconfigured "$1"; then skipped="no judge configured"; fi
+  if [[ " ${BENCHMARKS[*]} " == *" $bench "* ]]; then measured=1; fi
+  jq -nc --arg name "$bench" --arg kind "${bench_plan_settings[kind]}" --arg dataset "${bench_plan_settings[dataset]}" \
+    --arg group "$(bench_group "$bench")" --arg max_tokens "${bench_plan_settings[max_tokens]}" --arg concurrency "$((batch * NPROC))" \
+    --arg eval_batch_size "$batch" --arg full_num "$FULL_NUM" --arg full_bound "$FULL_BOUND" \
+    --arg subjects "$SUBJECT_COUNT" --arg full_limit "${bench_plan_settings[full_limit]}" --arg full_rows "${bench_plan_settings[full_rows]}" \
+    --arg pilot_num "$PILOT_NUM" --arg pilot_limit "${bench_plan_settings[limit]}" --arg pilot_rows "${bench_plan_settings[heldout_rows]}" \
+    --arg full_parallel "$(bench_words "$1" full_perf_parallel)" --arg full_number "$(bench_words "$1" full_perf_number)" \
+    --arg pilot_parallel "$(bench_words "$1" perf_parallel)" --arg pilot_number "$(bench_words "$1" perf_number)" \
+    --arg local "${bench_plan_settings[local_path]:+1}" --arg judged "${bench_plan_settings[judge]:+1}" --arg skipped "$skipped" \
+    --arg measured "$measured" --arg result "$work_dir/$EVAL_DONE_FILE" --arg rejected "$work_dir/$EVAL_REJECTED_FILE" '
     def int: if . == "" then null else tonumber end;
     def ints: [splits(" ") | select(. != "") | tonumber];
     {name: $name, kind: $kind, dataset: $dataset, group: $group, max_tokens: ($max_tokens | int),
@@ -116,16 +121,16 @@ measure_prompts() {
 
 # write_plan FILE: the plan pilot.py reads.
 write_plan() {
-  local bench benches="$WORK/benches.jsonl" prompts="$WORK/prompts.tsv" cmd
+  local bench benches="$WORK/benches.jsonl" prompts="$WORK/prompts.tsv"
   PROMPT_SETS=()
   : >"$benches"
+  local -A settings=()
   for bench in "${ALL_BENCHMARKS[@]}"; do
-    read_bench "$bench"
-    build_eval_cmd cmd "$bench" "" # (its WORK_DIR)
-    pilot_question_count
-    full_question_count
-    if [[ -n "$PROMPT_DIR" ]]; then PROMPT_SETS+=("$bench" "$PROMPT_DIR" "${FEW_SHOT:-0}" "$MAX_TOKENS"); fi
-    bench_plan >>"$benches"
+    read_bench settings "$bench"
+    pilot_question_count settings
+    full_question_count settings
+    if [[ -n "$PROMPT_DIR" ]]; then PROMPT_SETS+=("$bench" "$PROMPT_DIR" "${settings[few_shot]:-0}" "${settings[max_tokens]}"); fi
+    bench_plan settings >>"$benches"
   done
   measure_prompts >"$prompts"
   jq -n --arg exp "$EXP" --arg pilot_of "$PILOT_OF" --arg gpu "$GPU" --arg nproc "$NPROC" --arg nnodes "$NNODES" \

@@ -254,8 +254,11 @@ print_start_server() {
 # placeholder) is the fine-tuned model's server, served again for it.
 print_arena() {
   [[ -n "$ARENA_BENCH" ]] || return 0
-  read_bench "$ARENA_BENCH"
-  open_step arena "arena: $EXP against $EXP-base on the replies of ${PAIRS[*]}, each prompt judged in both orders"
+  local pair pairs cmd
+  # shellcheck disable=SC2034 # filled and read by name (read_bench, build_arena_cmd)
+  local -A arena_settings=()
+  read_bench arena_settings "$ARENA_BENCH"
+  open_step arena "arena: $EXP against $EXP-base on the replies of $(bench_words arena_settings pairs), each prompt judged in both orders"
   if [[ -z "${JUDGE_MODEL:-}" ]]; then
     printf '# no judge configured (JUDGE_MODEL, JUDGE_API_URL): skipped\n:\n'
     close_step
@@ -263,12 +266,12 @@ print_arena() {
   fi
   if [[ "$JUDGE_MODEL" == served ]]; then print_start_server ""; fi
   print_move_aside "$(arena_dir)"
-  local pair cmd
-  for pair in "${PAIRS[@]}"; do
-    build_arena_cmd cmd "$pair"
+  bench_list pairs arena_settings pairs
+  for pair in "${pairs[@]}"; do
+    build_arena_cmd cmd arena_settings "$pair"
     print_cmd "${cmd[@]}"
   done
-  build_arena_result_cmd cmd "$(arena_dir)/$EVAL_DONE_FILE"
+  build_arena_result_cmd cmd arena_settings "$(arena_dir)/$EVAL_DONE_FILE"
   print_cmd "${cmd[@]}"
   printf '# the arena to SwanLab\n'
   build_eval_log_cmd cmd "$(result_name "")" "$(arena_dir)/$EVAL_DONE_FILE"
@@ -281,42 +284,42 @@ print_arena() {
 # then their checked results to SwanLab. A pilot's runbook records each one's seconds.
 print_evaluations() {
   local side="$1" mode="$2" bench results=() seconds="" cmd step_cmd
+  local -A settings=()
   if [[ -n "$mode" ]]; then printf '# %s in answer mode %s as well (eval.yaml: base_extra_modes)\n' "$(served_name "$side")" "$mode"; fi
   # shellcheck disable=SC2016 # printed for the shell that runs the printed script
   if is_pilot; then seconds="$(shell_expr '"$((SECONDS - eval_started))"')"; fi
   for bench in "${BENCHMARKS[@]}"; do
     if is_stored "$(eval_step_name "$bench" "$side" "$mode")"; then print_link_stored "$bench" "$side" "$mode"; continue; fi
-    read_bench "$bench" "$mode"
-    build_eval_cmd cmd "$bench" "$side" "$mode"
-    if judge_unconfigured; then
+    read_bench settings "$bench" "$mode"
+    build_eval_cmd cmd settings "$side"
+    if judge_unconfigured settings; then
       printf '# %s: scored by an LLM judge; none is configured (JUDGE_MODEL, JUDGE_API_URL): skipped\n' "$bench"
       continue
     fi
-    describe_bench "$side"
-    print_move_aside "$WORK_DIR"
-    if [[ -n "$HELDOUT_ROWS" ]]; then
-      build_heldout_cmd step_cmd
+    describe_bench settings "$side"
+    print_move_aside "${settings[work_dir]}"
+    if [[ -n "${settings[heldout_rows]}" ]]; then
+      build_heldout_cmd step_cmd settings
       print_cmd "${step_cmd[@]}"
     fi
-    if ((${#FETCH[@]} > 0)); then
+    if [[ -n "${settings[fetch]}" ]]; then
       printf '# its questions, fetched from the public source when not there yet
 [[ -d %s ]] ||
-' "$(display_path "$LOCAL_PATH")"
-      build_fetch_cmd step_cmd
+' "$(display_path "${settings[local_path]}")"
+      build_fetch_cmd step_cmd settings
       print_cmd "${step_cmd[@]}"
     fi
-    if [[ -n "$CONTAMINATION_LIMIT" ]]; then
+    if [[ -n "${settings[contamination_limit]}" ]]; then
       printf '# its overlap with the training set, before its first question
 '
-      build_contamination_cmd step_cmd
+      build_contamination_cmd step_cmd settings
       print_cmd "${step_cmd[@]}"
     fi
     if [[ -n "$seconds" ]]; then printf 'eval_started=$SECONDS\n'; fi
     print_cmd "${cmd[@]}"
-    expected_question_count
-    build_eval_result_cmd step_cmd "$side" "$WORK_DIR/$EVAL_DONE_FILE" "" "$seconds"
+    build_eval_result_cmd step_cmd settings "$side" "${settings[work_dir]}/$EVAL_DONE_FILE" "" "$seconds"
     print_cmd "${step_cmd[@]}"
-    results+=("$WORK_DIR/$EVAL_DONE_FILE")
+    results+=("${settings[work_dir]}/$EVAL_DONE_FILE")
   done
   printf '# the checked results of %s to SwanLab, one run\n' "$(result_name "$side" "$mode")"
   build_eval_log_cmd cmd "$(result_name "$side" "$mode")" "${results[@]}"

@@ -35,12 +35,12 @@ counting_python() {
   done
   # The tables of the fingerprints among them (a script sources them from its main).
   [[ "$at_top" == *"STEP_DIGEST -A"* || "$(bash -c 'f() { source scripts/lib/fingerprint.sh; }; f; declare -p STEP_DIGEST')" == "declare -A STEP_DIGEST"* ]]
-  run bash -c 'f() { source scripts/lib/fingerprint.sh; }; f; declare -p STEP_DIGEST STEP_STATUS SFT_CONFIG LOCAL_COUNTS PIPELINE_DECL | cut -d" " -f2,3 | cut -d= -f1'
+  run bash -c 'f() { source scripts/lib/fingerprint.sh; }; f; declare -p STEP_DIGEST STEP_STATUS SFT_CONFIG LOCAL_SET_LISTING PIPELINE_DECL | cut -d" " -f2,3 | cut -d= -f1'
   assert_success
   assert_output "-A STEP_DIGEST
 -A STEP_STATUS
 -A SFT_CONFIG
--A LOCAL_COUNTS
+-A LOCAL_SET_LISTING
 -A PIPELINE_DECL"
 }
 
@@ -99,6 +99,41 @@ for path in sorted(pathlib.Path("scripts").rglob("*.sh")):
                     bad.append(f"{path}: {m.group(1)} has a local '{name}'")
 print("\n".join(bad) or "ok")
 PY
+  assert_success
+  assert_output ok
+}
+
+@test "a benchmark's settings go by name to the functions that read them, and none of those has a local of that name" {
+  # read_bench fills an associative array the caller names (*settings); the functions reading it
+  # take its name, each with a nameref named <function>_settings: a local of the callee named as
+  # the caller's array would be read instead, a nameref of that name would be circular.
+  run python3 - <<'PY2'
+import pathlib, re
+bad, takers, files = [], set(), {}
+for path in sorted(pathlib.Path("scripts").rglob("*.sh")):
+    files[path] = text = path.read_text()
+    for m in re.finditer(r"^(\w+)\(\) \{\n(.*?)^\}", text, re.S | re.M):
+        func, body = m.groups()
+        refs = re.findall(r"local -n .*?(\w+_settings)=", body)
+        if not refs:
+            continue
+        takers.add(func)
+        bad += [f"{path}: {func}'s nameref '{r}' is not {func}_settings" for r in refs if r != f"{func}_settings"]
+        for local in re.findall(r"^\s*local (?!-n)(.*)$", body, re.M):
+            bad += [f"{path}: {func} has a local '{n}'" for n in re.findall(r"(?:^|\s)([A-Za-z_]\w*)(?==|\s|$)", local) if n.endswith("settings")]
+assert {"read_bench", "build_eval_cmd", "build_eval_result_cmd", "build_arena_cmd", "spec_eval"} <= takers, takers
+for path, text in files.items():
+    for n, line in enumerate(text.splitlines(), 1):
+        code = line.split(" #")[0]
+        if code.lstrip().startswith("#") or re.search(r"\w+\(\)", code):
+            continue
+        for m in re.finditer(r"(?:^|[\s;(\"])(%s) ([^\s;)]+)(?: ([^\s;)]+))?" % "|".join(sorted(takers)), code):
+            func, first, second = m.groups()
+            given = second if func.startswith("build_") or func in ("bench_list", "add_resume_flag", "evalscope_command") else first
+            if given and not re.fullmatch(r'[a-z_]*settings|"\$\d"', given):
+                bad.append(f"{path}:{n}: {func} is given '{given}'")
+print("\n".join(bad) or "ok")
+PY2
   assert_success
   assert_output ok
 }
@@ -190,15 +225,16 @@ PY
 @test "EvalScope's --dataset-args built in bash are what jq writes (the command is fingerprinted), for every kind of benchmark" {
   # shellcheck disable=SC2016 # expanded by the inner bash and jq
   local both='source scripts/lib/common.sh; source scripts/lib/eval_config.sh
-    DATASET_NAME=$1 FEW_SHOT=$2 LOCAL_PATH=$3 JUDGE_TEMPLATE=$4 EXTRA_PARAMS=$5; SUBSETS=("${@:6}")
-    dataset_args_json
-    jq -nc --arg name "$DATASET_NAME" --arg local_path "$LOCAL_PATH" --arg few_shot "$FEW_SHOT" --arg judged "${JUDGE_TEMPLATE:+1}" \
-      --arg extra "$EXTRA_PARAMS" --args "{(\$name): ({}
+    declare -A settings=([dataset]=$1 [few_shot]=$2 [local_path]=$3 [judge]=$4 [extra_params]=$5 [subsets]="")
+    if (($# > 5)); then settings[subsets]="$(printf "%s\n" "${@:6}")"; fi
+    dataset_args_json settings
+    jq -nc --arg name "$1" --arg local_path "$3" --arg few_shot "$2" --arg judged "${4:+1}" \
+      --arg extra "$5" --args "{(\$name): ({}
       + (if \$ARGS.positional == [] then {} else {subset_list: \$ARGS.positional} end)
       + (if \$few_shot == \"\" then {} else {few_shot_num: (\$few_shot | tonumber)} end)
       + (if \$local_path == \"\" then {} else {local_path: \$local_path} end)
       + (if \$extra == \"\" then {} else {extra_params: (\$extra | fromjson)} end)
-      + (if \$judged == \"\" then {} else {metric_list: [\"acc\"], primary_metric: \"acc\"} end))}" "${SUBSETS[@]}"'
+      + (if \$judged == \"\" then {} else {metric_list: [\"acc\"], primary_metric: \"acc\"} end))}" "${@:6}"'
   # (extra_params as read_bench keeps it: jq -c's form)
   local cases=(
     "ceval|5||||"

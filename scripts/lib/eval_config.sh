@@ -2,9 +2,13 @@
 # shellcheck disable=SC2034 # globals set here are read by the scripts that source this file
 # The evaluation config (configs/$EXP/eval.yaml) and the EvalScope command of one
 # benchmark, shared by scripts/eval.sh and the fingerprints (lib/fingerprint.sh).
-# Its functions read load_env's settings when called. An evaluation is of one benchmark (read
-# by read_bench, in one answer mode) on one served model, named by its SIDE ("" the fine-tuned
-# model, --base the base model: lib/server.sh); the builders take the side, and the mode.
+# Its functions read load_env's settings when called. An evaluation is of one benchmark, in one
+# answer mode, on one served model: read_bench fills an associative array the caller names with
+# the benchmark's checked settings (`local -A settings; read_bench settings ceval`), and the
+# functions that follow take that array's name and the model's SIDE ("" the fine-tuned model,
+# --base the base model: lib/server.sh): `build_eval_cmd cmd settings --base`. A field set
+# through a nameref has its key quoted (settings["limit"]=): shellcheck reads a bare one as an
+# arithmetic index.
 # shellcheck source=/dev/null
 source "${BASH_SOURCE[0]%/*}/common.sh"
 loaded_before eval_config && return 0
@@ -144,193 +148,238 @@ select_group() {
   done
 }
 
-# read_bench BENCH [MODE]: checks the benchmark's settings, in answer mode MODE (apply_answer_mode),
-# and sets BENCH, KIND (eval or
-# perf), DATASET_NAME, SUBSETS (empty = all), LIMIT, FEW_SHOT, LOCAL_PATH (absolute,
-# or empty), HELDOUT_ROWS (a set built from the run's held-out split, or empty),
-# JUDGE_TEMPLATE (the judge's rubric, or empty), MAX_TOKENS, TEMPERATURE,
-# EVAL_BATCH_SIZE (per serving GPU, or empty), PERF_PARALLEL and PERF_NUMBER (perf).
+# read_bench SETTINGS BENCH [MODE]: checks the benchmark's settings and fills the associative
+# array SETTINGS (the caller's; named *settings, as a builder's command is *cmd) with them, in
+# answer mode MODE (apply_answer_mode). Its fields: name, kind (eval, perf or arena), dataset,
+# subsets (one a line; empty = all), limit, few_shot, local_path (absolute, or empty),
+# heldout_rows (a set built from the run's held-out split, or empty), fetch (the fetch script
+# and its arguments, or empty), judge (the judge's rubric file, or empty), max_tokens,
+# temperature, eval_batch_size (per serving GPU, or empty), cut_off_limit, aggregate, scorer,
+# contamination_limit, extra_params, configured_mode (eval.yaml's answer_mode), perf_parallel
+# and perf_number (perf; one a line), pairs (arena; one a line), what the full run asks
+# (full_limit, full_rows, full_perf_parallel, full_perf_number: a pilot scales the others),
+# dataset_args, and apply_answer_mode's. A builder adds work_dir, the results folder.
 read_bench() {
-  local bench="$1" key where="configs/$CONFIG_EXP/eval.yaml, section $1"
-  BENCH="$bench"
+  local -n read_bench_settings="$1"
+  local bench="$2" key value where="configs/$CONFIG_EXP/eval.yaml, section $2"
   local known=" ${BENCH_KEYS[*]} "
   for key in "${!EVAL_SETTINGS[@]}"; do
     [[ "$key" == "$bench".* ]] || continue
     key="${key#"$bench".}"
     [[ "$known" == *" $key "* ]] || die "$where: unknown key '$key'" "use: ${BENCH_KEYS[*]}"
   done
-  bench_value KIND "$bench" kind
-  KIND="${KIND:-eval}"
-  [[ "$KIND" == eval || "$KIND" == perf || "$KIND" == arena ]] || die "$where: kind '$KIND' is not eval, perf or arena" \
+  read_bench_settings=([name]="$bench")
+  for key in kind dataset limit few_shot max_tokens temperature cut_off_limit eval_batch_size aggregate scorer \
+    contamination_limit extra_params; do
+    bench_value value "$bench" "$key"
+    read_bench_settings["$key"]="$value"
+  done
+  read_bench_settings["kind"]="${read_bench_settings[kind]:-eval}"
+  local kind="${read_bench_settings[kind]}" limit="${read_bench_settings[limit]}" few_shot="${read_bench_settings[few_shot]}"
+  [[ "$kind" == eval || "$kind" == perf || "$kind" == arena ]] || die "$where: kind '$kind' is not eval, perf or arena" \
     "kind: eval (EvalScope's eval, the default), kind: perf (evalscope perf) or kind: arena (make arena: base vs fine-tuned)"
-  bench_value DATASET_NAME "$bench" dataset
-  [[ "$KIND" == perf || -n "$DATASET_NAME" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
-  local subsets
-  bench_value subsets "$bench" subsets
-  SUBSETS=()
-  if [[ -n "$subsets" && "$subsets" != all ]]; then mapfile -t SUBSETS < <(config_items "$subsets"); fi
-  bench_value LIMIT "$bench" limit
-  bench_value FEW_SHOT "$bench" few_shot
-  bench_value MAX_TOKENS "$bench" max_tokens
-  bench_value TEMPERATURE "$bench" temperature
-  [[ -z "$LIMIT" || "$LIMIT" =~ ^[1-9][0-9]*$ ]] || die "$where: limit '$LIMIT' is not a positive number" "questions per subject, or empty for all"
-  [[ -z "$FEW_SHOT" || "$FEW_SHOT" =~ ^[0-9]+$ ]] || die "$where: few_shot '$FEW_SHOT' is not a number" "e.g. few_shot: 5"
-  [[ "$MAX_TOKENS" =~ ^[1-9][0-9]*$ ]] || die "$where: max_tokens '$MAX_TOKENS' is not a positive number" "set max_tokens in defaults or the section"
-  [[ "$TEMPERATURE" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$where: temperature '$TEMPERATURE' is not a number" "use temperature: 0"
-  bench_value CUT_OFF_LIMIT "$bench" cut_off_limit
-  [[ -z "$CUT_OFF_LIMIT" || "$CUT_OFF_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: cut_off_limit '$CUT_OFF_LIMIT' is not a share below 1" \
+  [[ "$kind" == perf || -n "${read_bench_settings[dataset]}" ]] || die "$where: no dataset" "add 'dataset: ceval' (an EvalScope benchmark name)"
+  bench_value value "$bench" subsets
+  read_bench_settings["subsets"]=""
+  if [[ -n "$value" && "$value" != all ]]; then read_bench_settings["subsets"]="$(config_items "$value")"; fi
+  [[ -z "$limit" || "$limit" =~ ^[1-9][0-9]*$ ]] || die "$where: limit '$limit' is not a positive number" "questions per subject, or empty for all"
+  [[ -z "$few_shot" || "$few_shot" =~ ^[0-9]+$ ]] || die "$where: few_shot '$few_shot' is not a number" "e.g. few_shot: 5"
+  value="${read_bench_settings[max_tokens]}"
+  [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$where: max_tokens '$value' is not a positive number" "set max_tokens in defaults or the section"
+  value="${read_bench_settings[temperature]}"
+  [[ "$value" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "$where: temperature '$value' is not a number" "use temperature: 0"
+  value="${read_bench_settings[cut_off_limit]}"
+  [[ -z "$value" || "$value" =~ ^0(\.[0-9]+)?$ ]] || die "$where: cut_off_limit '$value' is not a share below 1" \
     "the share of replies ended by max_tokens above which the report flags the benchmark, e.g. cut_off_limit: 0.02"
-  bench_value EVAL_BATCH_SIZE "$bench" eval_batch_size
-  [[ -z "$EVAL_BATCH_SIZE" || "$EVAL_BATCH_SIZE" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$EVAL_BATCH_SIZE' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
-  bench_value AGGREGATE "$bench" aggregate
-  [[ -z "$AGGREGATE" || "$AGGREGATE" == subject-mean ]] || die "$where: aggregate '$AGGREGATE' is not known" \
+  value="${read_bench_settings[eval_batch_size]}"
+  [[ -z "$value" || "$value" =~ ^[1-9][0-9]*$ ]] || die "$where: eval_batch_size '$value' is not a positive number" "concurrent requests per serving GPU, e.g. eval_batch_size: 8"
+  value="${read_bench_settings[aggregate]}"
+  [[ -z "$value" || "$value" == subject-mean ]] || die "$where: aggregate '$value' is not known" \
     "aggregate: subject-mean (the mean of the per-subject accuracies), or leave it out"
-  bench_value SCORER "$bench" scorer
-  [[ -z "$SCORER" || "$SCORER" == emollm || "$SCORER" == cpsycoune ]] || die "$where: scorer '$SCORER' is not known" \
+  value="${read_bench_settings[scorer]}"
+  [[ -z "$value" || "$value" == emollm || "$value" == cpsycoune ]] || die "$where: scorer '$value' is not known" \
     "scorer: emollm (EmoLLM's BLEU/ROUGE on jieba words) or cpsycoune (a judge's four CPsyCoun dimensions; scripts/py/lab/counselling.py), or leave it out"
-  bench_value CONTAMINATION_LIMIT "$bench" contamination_limit
-  [[ -z "$CONTAMINATION_LIMIT" || "$CONTAMINATION_LIMIT" =~ ^0(\.[0-9]+)?$ ]] || die "$where: contamination_limit '$CONTAMINATION_LIMIT' is not a share below 1" \
+  value="${read_bench_settings[contamination_limit]}"
+  [[ -z "$value" || "$value" =~ ^0(\.[0-9]+)?$ ]] || die "$where: contamination_limit '$value' is not a share below 1" \
     "the share of test replies overlapping the training set above which the report flags the benchmark, e.g. contamination_limit: 0.05"
-  bench_value EXTRA_PARAMS "$bench" extra_params
   # Checked, and kept as jq -c writes it (dataset_args_json puts it in the command as is).
-  if [[ -n "$EXTRA_PARAMS" ]]; then
-    EXTRA_PARAMS="$(jq -c 'if type == "object" then . else error end' <<<"$EXTRA_PARAMS" 2>/dev/null)" ||
+  if [[ -n "${read_bench_settings[extra_params]}" ]]; then
+    read_bench_settings["extra_params"]="$(jq -c 'if type == "object" then . else error end' <<<"${read_bench_settings[extra_params]}" 2>/dev/null)" ||
       die "$where: extra_params is not a mapping" "e.g. extra_params: {multiple_correct: true} (the benchmark's EvalScope extra_params)"
   fi
-  read_bench_answer_mode "$where"
-  read_bench_source "$where"
-  read_bench_judge "$where"
-  read_bench_perf "$where"
-  read_bench_pairs "$where"
+  read_bench_answer_mode read_bench_settings "$where"
+  read_bench_source read_bench_settings "$where"
+  read_bench_judge read_bench_settings "$where"
+  read_bench_perf read_bench_settings "$where"
+  read_bench_pairs read_bench_settings "$where"
   # What the full run asks (a pilot's projection scales its measurements to it).
-  FULL_LIMIT="$LIMIT" FULL_ROWS="$HELDOUT_ROWS" FULL_PERF_PARALLEL=("${PERF_PARALLEL[@]}") FULL_PERF_NUMBER=("${PERF_NUMBER[@]}")
-  if is_pilot; then apply_pilot_scale; fi
+  read_bench_settings["full_limit"]="${read_bench_settings[limit]}" read_bench_settings["full_rows"]="${read_bench_settings[heldout_rows]}"
+  read_bench_settings["full_perf_parallel"]="${read_bench_settings[perf_parallel]}" read_bench_settings["full_perf_number"]="${read_bench_settings[perf_number]}"
+  if is_pilot; then apply_pilot_scale read_bench_settings; fi
   # EvalScope's JSON arguments, made once per benchmark (build_eval_cmd runs per model).
-  DATASET_ARGS="$(dataset_args_json)"
-  apply_answer_mode "${2:-}"
+  read_bench_settings["dataset_args"]="$(dataset_args_json read_bench_settings)"
+  apply_answer_mode read_bench_settings "${3:-}"
 }
 
-# dataset_args_json: the benchmark read last as EvalScope's --dataset-args, as `jq -c` wrote it
+# bench_list ARRAY SETTINGS FIELD: fills ARRAY with the items of a list field of SETTINGS
+# (read_bench's), none when it is empty.
+bench_list() {
+  local -n bench_list_out="$1" bench_list_settings="$2"
+  bench_list_out=()
+  if [[ -n "${bench_list_settings[$3]}" ]]; then mapfile -t bench_list_out <<<"${bench_list_settings[$3]}"; fi
+}
+
+# bench_words SETTINGS FIELD: a list field of SETTINGS, its items on one line, space-separated.
+bench_words() {
+  local -n bench_words_settings="$1"
+  printf '%s' "${bench_words_settings[$2]//$'\n'/ }"
+}
+
+# dataset_args_json SETTINGS: the benchmark as EvalScope's --dataset-args, as `jq -c` wrote it
 # (the command is fingerprinted: not a byte may differ), built in bash with json_string, as a
 # fingerprint reads every benchmark of the experiment. A judged benchmark is scored by the judge
 # alone (its rows have no BLEU/ROUGE fallback).
 dataset_args_json() {
-  local body=""
-  if ((${#SUBSETS[@]} > 0)); then body="\"subset_list\":$(json_array "${SUBSETS[@]}")"; fi
-  if [[ -n "$FEW_SHOT" ]]; then body+="${body:+,}\"few_shot_num\":$((10#$FEW_SHOT))"; fi
-  if [[ -n "$LOCAL_PATH" ]]; then body+="${body:+,}\"local_path\":$(json_string "$LOCAL_PATH")"; fi
-  if [[ -n "$EXTRA_PARAMS" ]]; then body+="${body:+,}\"extra_params\":$EXTRA_PARAMS"; fi
-  if [[ -n "$JUDGE_TEMPLATE" ]]; then body+="${body:+,}\"metric_list\":[\"acc\"],\"primary_metric\":\"acc\""; fi
-  printf '{%s:{%s}}\n' "$(json_string "$DATASET_NAME")" "$body"
+  local -n dataset_args_json_settings="$1"
+  local body="" subsets
+  bench_list subsets dataset_args_json_settings subsets
+  if ((${#subsets[@]} > 0)); then body="\"subset_list\":$(json_array "${subsets[@]}")"; fi
+  if [[ -n "${dataset_args_json_settings[few_shot]}" ]]; then body+="${body:+,}\"few_shot_num\":$((10#${dataset_args_json_settings[few_shot]}))"; fi
+  if [[ -n "${dataset_args_json_settings[local_path]}" ]]; then body+="${body:+,}\"local_path\":$(json_string "${dataset_args_json_settings[local_path]}")"; fi
+  if [[ -n "${dataset_args_json_settings[extra_params]}" ]]; then body+="${body:+,}\"extra_params\":${dataset_args_json_settings[extra_params]}"; fi
+  if [[ -n "${dataset_args_json_settings[judge]}" ]]; then body+="${body:+,}\"metric_list\":[\"acc\"],\"primary_metric\":\"acc\""; fi
+  printf '{%s:{%s}}\n' "$(json_string "${dataset_args_json_settings[dataset]}")" "$body"
 }
 
-# read_bench_answer_mode WHERE: checks the benchmark's answer_mode (CONFIGURED_ANSWER_MODE).
+# read_bench_answer_mode SETTINGS WHERE: checks the benchmark's answer_mode (configured_mode).
 read_bench_answer_mode() {
-  local where="$1"
-  bench_value CONFIGURED_ANSWER_MODE "$BENCH" answer_mode
-  [[ -n "$CONFIGURED_ANSWER_MODE" ]] || die "$where: no answer_mode" \
+  local -n read_bench_answer_mode_settings="$1"
+  local where="$2" mode
+  bench_value mode "${read_bench_answer_mode_settings[name]}" answer_mode
+  [[ -n "$mode" ]] || die "$where: no answer_mode" \
     "add 'answer_mode: final' to the defaults of configs/$CONFIG_EXP/eval.yaml (or reasoning-medium, or plain for a model without gpt-oss channels)"
-  [[ " ${ANSWER_MODES[*]} " == *" $CONFIGURED_ANSWER_MODE "* ]] ||
-    die "$where: answer_mode '$CONFIGURED_ANSWER_MODE' is not known" "use one of: ${ANSWER_MODES[*]}"
+  [[ " ${ANSWER_MODES[*]} " == *" $mode "* ]] ||
+    die "$where: answer_mode '$mode' is not known" "use one of: ${ANSWER_MODES[*]}"
+  read_bench_answer_mode_settings["configured_mode"]="$mode"
 }
 
-# apply_answer_mode [MODE]: for the benchmark read last, in MODE or else its answer_mode, sets
-# ANSWER_MODE, CHAT_TEMPLATE_KWARGS (what every request carries to ms-swift's template, as
-# JSON), REPLIES (harmony: only the final channel is scored, scripts/py/evalscope_lab.py;
-# plain: the reply as it is) and GENERATION_CONFIG.
+# apply_answer_mode SETTINGS [MODE]: the benchmark of SETTINGS in MODE ("": its answer_mode, the
+# results folder's own; an extra mode of the base model has its own folder, result_name): sets
+# mode, answer_mode, chat_template_kwargs (what every request carries to ms-swift's template, as
+# JSON), replies (harmony: only the final channel is scored, scripts/py/evalscope_lab.py;
+# plain: the reply as it is) and generation_config.
 apply_answer_mode() {
-  ANSWER_MODE="${1:-$CONFIGURED_ANSWER_MODE}"
-  REPLIES=harmony
-  case "$ANSWER_MODE" in
-    final) CHAT_TEMPLATE_KWARGS='{"response_prefix":"<|channel|>final<|message|>"}' ;;
-    reasoning-*) CHAT_TEMPLATE_KWARGS="{\"reasoning_effort\":\"${ANSWER_MODE#reasoning-}\"}" ;;
-    plain) CHAT_TEMPLATE_KWARGS='{}' REPLIES=plain ;;
+  local -n apply_answer_mode_settings="$1"
+  local mode="${2:-${apply_answer_mode_settings[configured_mode]}}" kwargs replies=harmony generation
+  case "$mode" in
+    final) kwargs='{"response_prefix":"<|channel|>final<|message|>"}' ;;
+    reasoning-*) kwargs="{\"reasoning_effort\":\"${mode#reasoning-}\"}" ;;
+    plain) kwargs='{}' replies=plain ;;
   esac
-  GENERATION_CONFIG="{\"max_tokens\":$MAX_TOKENS,\"temperature\":$TEMPERATURE"
-  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then GENERATION_CONFIG+=",\"extra_body\":{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"; fi
-  GENERATION_CONFIG+="}"
+  generation="{\"max_tokens\":${apply_answer_mode_settings[max_tokens]},\"temperature\":${apply_answer_mode_settings[temperature]}"
+  if [[ "$kwargs" != '{}' ]]; then generation+=",\"extra_body\":{\"chat_template_kwargs\":$kwargs}"; fi
+  generation+="}"
+  apply_answer_mode_settings["mode"]="${2:-}" apply_answer_mode_settings["answer_mode"]="$mode" apply_answer_mode_settings["chat_template_kwargs"]="$kwargs"
+  apply_answer_mode_settings["replies"]="$replies" apply_answer_mode_settings["generation_config"]="$generation"
 }
 
 # Where the questions come from: a local copy (local_path), the run's held-out split
 # (source: heldout; built at evaluation time into HELDOUT_DIR), or the hub (neither).
+# read_bench_source SETTINGS WHERE: local_path, heldout_rows, fetch (and subsets, limit for them).
 read_bench_source() {
-  local where="$1" source
-  bench_value source "$BENCH" source
-  bench_value LOCAL_PATH "$BENCH" local_path
-  HELDOUT_ROWS="" EXPECTED_NUM=""
-  LOCAL_COUNTS=() FETCH=()
+  local -n read_bench_source_settings="$1"
+  local where="$2" bench="${read_bench_source_settings[name]}" source local_path rows fetch
+  bench_value source "$bench" source
+  bench_value local_path "$bench" local_path
+  read_bench_source_settings["local_path"]="$local_path" read_bench_source_settings["heldout_rows"]="" read_bench_source_settings["fetch"]=""
   case "$source" in
     "") ;;
     heldout)
-      [[ -z "$LOCAL_PATH" ]] || die "$where: both local_path and source: heldout" "keep one: the held-out rows are built from the training's val_dataset.jsonl"
-      bench_value HELDOUT_ROWS "$BENCH" rows
-      [[ "$HELDOUT_ROWS" =~ ^[1-9][0-9]*$ ]] || die "$where: rows '$HELDOUT_ROWS' is not a positive number" \
+      [[ -z "$local_path" ]] || die "$where: both local_path and source: heldout" "keep one: the held-out rows are built from the training's val_dataset.jsonl"
+      bench_value rows "$bench" rows
+      [[ "$rows" =~ ^[1-9][0-9]*$ ]] || die "$where: rows '$rows' is not a positive number" \
         "rows: how many held-out conversations to ask (e.g. rows: 100)"
-      LOCAL_PATH="$RESULTS_DIR/heldout/$BENCH"
-      SUBSETS=(dialog)
-      LIMIT="" # rows is how many
+      read_bench_source_settings["heldout_rows"]="$rows" read_bench_source_settings["local_path"]="$RESULTS_DIR/heldout/$bench"
+      read_bench_source_settings["subsets"]=dialog
+      read_bench_source_settings["limit"]="" # rows is how many
       return 0
       ;;
     *) die "$where: source '$source' is not known" "source: heldout (rows from the run's held-out split), or a local_path" ;;
   esac
-  local fetch
-  bench_value fetch "$BENCH" fetch
-  [[ -n "$LOCAL_PATH" ]] || return 0
-  LOCAL_PATH="$(abs_path "$LOCAL_PATH")"
-  # fetch (the suite): a script of ours writes the public source into LOCAL_PATH when it is
+  bench_value fetch "$bench" fetch
+  [[ -n "$local_path" ]] || return 0
+  local_path="$(abs_path "$local_path")"
+  read_bench_source_settings["local_path"]="$local_path"
+  # fetch (the suite): a script of ours writes the public source into local_path when it is
   # not there (the real run); `fetch: none` (a shipped sample) never fetches.
   if [[ -n "$fetch" && "$fetch" != none ]]; then
-    read -r -a FETCH <<<"$fetch"
-    [[ -f "$REPO_ROOT/${FETCH[0]}" ]] || die "$where: fetch script ${FETCH[0]} not found" "fix fetch in configs/benchmarks.yaml"
-    if [[ ! -d "$LOCAL_PATH" ]]; then
-      if ((${#SUBSETS[@]} == 0)); then die "$where: a fetched set needs its subsets listed" "list them in its suite entry (subsets: [...])"; fi
+    local words
+    read -r -a words <<<"$fetch"
+    read_bench_source_settings["fetch"]="${words[*]}"
+    [[ -f "$REPO_ROOT/${words[0]}" ]] || die "$where: fetch script ${words[0]} not found" "fix fetch in configs/benchmarks.yaml"
+    if [[ ! -d "$local_path" ]]; then
+      if [[ -z "${read_bench_source_settings[subsets]}" ]]; then die "$where: a fetched set needs its subsets listed" "list them in its suite entry (subsets: [...])"; fi
       return 0
     fi
   fi
   # EvalScope takes a path that does not exist for a hub id and fails late, offline.
-  [[ -d "$LOCAL_PATH" ]] || die "$where: local dataset $(display_path "$LOCAL_PATH") not found" \
-    "restore it (git checkout -- $(display_path "$LOCAL_PATH")) or fix local_path"
-  read_local_counts
-  [[ -z "${LOCAL_SET_ERROR[$LOCAL_PATH]:-}" ]] || die "$where: cannot read $(display_path "$LOCAL_PATH"): ${LOCAL_SET_ERROR[$LOCAL_PATH]}" \
-    "repair the set's files (git checkout -- $(display_path "$LOCAL_PATH") restores a shipped one)"
-  ((${#LOCAL_COUNTS[@]} > 0)) || die "$where: no subjects found in $(display_path "$LOCAL_PATH")" \
+  [[ -d "$local_path" ]] || die "$where: local dataset $(display_path "$local_path") not found" \
+    "restore it (git checkout -- $(display_path "$local_path")) or fix local_path"
+  local -A counts=()
+  local_counts counts "$local_path"
+  [[ -z "${LOCAL_SET_ERROR[$local_path]:-}" ]] || die "$where: cannot read $(display_path "$local_path"): ${LOCAL_SET_ERROR[$local_path]}" \
+    "repair the set's files (git checkout -- $(display_path "$local_path") restores a shipped one)"
+  ((${#counts[@]} > 0)) || die "$where: no subjects found in $(display_path "$local_path")" \
     "it needs one of the layouts scripts/py/local_set.py lists (C-Eval, CMMLU, MMLU, MMLU-Pro, general_qa)"
   # `all` means every subject of the local copy: EvalScope would ask for all of its own.
-  if ((${#SUBSETS[@]} == 0)); then mapfile -t SUBSETS < <(printf '%s\n' "${!LOCAL_COUNTS[@]}" | sort); fi
+  if [[ -z "${read_bench_source_settings[subsets]}" ]]; then read_bench_source_settings["subsets"]="$(printf '%s\n' "${!counts[@]}" | sort)"; fi
 }
 
-# build_fetch_cmd CMD: the fetch script of the benchmark read last, writing its set into LOCAL_PATH.
+# build_fetch_cmd CMD SETTINGS: the benchmark's fetch script, writing its set into its local_path.
 build_fetch_cmd() {
-  local -n build_fetch_cmd_out="$1"
-  build_fetch_cmd_out=(python "$REPO_ROOT/${FETCH[0]}" "${FETCH[@]:1}" --out "$LOCAL_PATH")
+  local -n build_fetch_cmd_out="$1" build_fetch_cmd_settings="$2"
+  local words
+  read -r -a words <<<"${build_fetch_cmd_settings[fetch]}"
+  build_fetch_cmd_out=(python "$REPO_ROOT/${words[0]}" "${words[@]:1}" --out "${build_fetch_cmd_settings[local_path]}")
 }
 
-# build_contamination_cmd CMD: the overlap of the benchmark's set (read last) with the training
-# set, measured before scoring on it (scripts/py/contamination.py), into the results folder.
+# build_contamination_cmd CMD SETTINGS: the overlap of the benchmark's set with the training
+# set, measured before scoring on it (scripts/py/contamination.py), into its results folder.
 build_contamination_cmd() {
-  local -n build_contamination_cmd_out="$1"
-  build_contamination_cmd_out=(python "$REPO_ROOT/scripts/py/contamination.py" --test "$LOCAL_PATH" --config "$EXP_DIR/sft.yaml"
-    --repo-root "$REPO_ROOT" --cache-root "$CACHE_ROOT" --limit "$CONTAMINATION_LIMIT" --out "$(contamination_file)")
+  local -n build_contamination_cmd_out="$1" build_contamination_cmd_settings="$2"
+  build_contamination_cmd_out=(python "$REPO_ROOT/scripts/py/contamination.py" --test "${build_contamination_cmd_settings[local_path]}"
+    --config "$EXP_DIR/sft.yaml" --repo-root "$REPO_ROOT" --cache-root "$CACHE_ROOT"
+    --limit "${build_contamination_cmd_settings[contamination_limit]}" --out "$(contamination_file "$2")")
   if [[ -n "${DATASET:-}" ]]; then build_contamination_cmd_out+=(--dataset "$DATASET"); fi
 }
-contamination_file() { printf '%s/lab-contamination.json' "$WORK_DIR"; }
+# contamination_file SETTINGS: where the overlap is written, in the evaluation's results folder.
+contamination_file() {
+  local -n contamination_file_settings="$1"
+  printf '%s/lab-contamination.json' "${contamination_file_settings[work_dir]}"
+}
 
-# needs_fetch: the benchmark read last is fetched, and its set is not there yet.
-needs_fetch() { ((${#FETCH[@]} > 0)) && [[ ! -d "$LOCAL_PATH" ]]; }
+# needs_fetch SETTINGS: the benchmark is fetched, and its set is not there yet.
+needs_fetch() {
+  local -n needs_fetch_settings="$1"
+  [[ -n "${needs_fetch_settings[fetch]}" && ! -d "${needs_fetch_settings[local_path]}" ]]
+}
 
-# LOCAL_COUNTS[subject]: the questions of each subject in LOCAL_PATH (scripts/py/local_set.py).
-# Read once per folder and process (the fingerprints read each set once per model and mode);
-# a folder that does not exist yet (a set fetched later) is not remembered. LOCAL_SET_ERROR[folder]:
-# why it could not be read (a broken file); the other folders are still listed.
-declare -gA LOCAL_COUNTS=() LOCAL_SET_LISTING=() LOCAL_SET_ERROR=()
-read_local_counts() {
-  local subject count
-  LOCAL_COUNTS=()
-  [[ -d "$LOCAL_PATH" ]] || return 0
-  if [[ -z "${LOCAL_SET_LISTING[$LOCAL_PATH]+set}" ]]; then list_local_sets "$LOCAL_PATH"; fi
+# local_counts COUNTS FOLDER: fills the associative array COUNTS[subject] with the questions of
+# each subject in FOLDER (scripts/py/local_set.py); none when FOLDER does not exist (yet).
+# Each folder is read once per process (the fingerprints read each set once per model and
+# mode) into LOCAL_SET_LISTING[folder]; one that does not exist yet (a set fetched or built
+# later) is not remembered. LOCAL_SET_ERROR[folder]: why it could not be read (a broken
+# file); the other folders are still listed.
+declare -gA LOCAL_SET_LISTING=() LOCAL_SET_ERROR=()
+local_counts() {
+  local -n local_counts_out="$1"
+  local folder="$2" subject count
+  local_counts_out=()
+  [[ -d "$folder" ]] || return 0
+  if [[ -z "${LOCAL_SET_LISTING[$folder]+set}" ]]; then list_local_sets "$folder"; fi
   while IFS=$'\t' read -r subject count; do
-    if [[ -n "$subject" ]]; then LOCAL_COUNTS["$subject"]="$count"; fi
-  done <<<"${LOCAL_SET_LISTING[$LOCAL_PATH]}"
+    if [[ -n "$subject" ]]; then local_counts_out["$subject"]="$count"; fi
+  done <<<"${LOCAL_SET_LISTING[$folder]}"
 }
 
 # list_local_sets FOLDER: lists FOLDER and every other local_path of eval.yaml not listed yet
@@ -351,104 +400,119 @@ list_local_sets() {
 # judge: the rubric (a prompt template file) an LLM judge scores the replies with, when
 # the env file names one (JUDGE_MODEL, JUDGE_API_URL); without one the benchmark is skipped.
 read_bench_judge() {
-  local where="$1"
-  bench_value JUDGE_TEMPLATE "$BENCH" judge
-  [[ -n "$JUDGE_TEMPLATE" ]] || return 0
-  JUDGE_TEMPLATE="$(abs_path "$JUDGE_TEMPLATE")"
-  [[ -f "$JUDGE_TEMPLATE" ]] || die "$where: judge rubric $(display_path "$JUDGE_TEMPLATE") not found" \
-    "restore it (git checkout -- $(display_path "$JUDGE_TEMPLATE")) or fix judge"
+  local -n read_bench_judge_settings="$1"
+  local where="$2" judge
+  bench_value judge "${read_bench_judge_settings[name]}" judge
+  if [[ -n "$judge" ]]; then
+    judge="$(abs_path "$judge")"
+    [[ -f "$judge" ]] || die "$where: judge rubric $(display_path "$judge") not found" \
+      "restore it (git checkout -- $(display_path "$judge")) or fix judge"
+  fi
+  read_bench_judge_settings["judge"]="$judge"
 }
 
 # kind: perf: `evalscope perf` at the concurrency levels in parallel, number requests each.
 read_bench_perf() {
-  local where="$1" value
-  PERF_PARALLEL=() PERF_NUMBER=()
-  [[ "$KIND" == perf ]] || return 0
-  mapfile -t PERF_PARALLEL < <(config_items "$(bench_setting "$BENCH" parallel)")
-  mapfile -t PERF_NUMBER < <(config_items "$(bench_setting "$BENCH" number)")
-  ((${#PERF_PARALLEL[@]} > 0 && ${#PERF_PARALLEL[@]} == ${#PERF_NUMBER[@]})) ||
+  local -n read_bench_perf_settings="$1"
+  local where="$2" value parallel=() numbers=()
+  read_bench_perf_settings["perf_parallel"]="" read_bench_perf_settings["perf_number"]=""
+  [[ "${read_bench_perf_settings[kind]}" == perf ]] || return 0
+  mapfile -t parallel < <(config_items "$(bench_setting "${read_bench_perf_settings[name]}" parallel)")
+  mapfile -t numbers < <(config_items "$(bench_setting "${read_bench_perf_settings[name]}" number)")
+  ((${#parallel[@]} > 0 && ${#parallel[@]} == ${#numbers[@]})) ||
     die "$where: parallel and number must be lists of the same length" "e.g. parallel: [1, 4, 8] and number: [16, 64, 128]"
-  for value in "${PERF_PARALLEL[@]}" "${PERF_NUMBER[@]}"; do
+  for value in "${parallel[@]}" "${numbers[@]}"; do
     [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$where: '$value' in parallel or number is not a positive number" "use whole numbers"
   done
-  [[ -n "$HELDOUT_ROWS" ]] || die "$where: a perf benchmark needs source: heldout" "its prompts are the held-out conversations"
+  [[ -n "${read_bench_perf_settings[heldout_rows]}" ]] || die "$where: a perf benchmark needs source: heldout" "its prompts are the held-out conversations"
+  read_bench_perf_settings["perf_parallel"]="$(printf '%s\n' "${parallel[@]}")" read_bench_perf_settings["perf_number"]="$(printf '%s\n' "${numbers[@]}")"
 }
 
-# kind: arena: PAIRS, the benchmarks of eval.yaml whose replies of both models it compares.
+# kind: arena: pairs, the benchmarks of eval.yaml whose replies of both models it compares.
 read_bench_pairs() {
-  local where="$1" pair
-  PAIRS=()
-  [[ "$KIND" == arena ]] || return 0
-  mapfile -t PAIRS < <(config_items "$(bench_setting "$BENCH" pairs)")
-  ((${#PAIRS[@]} > 0)) || die "$where: an arena benchmark names no pairs" \
+  local -n read_bench_pairs_settings="$1"
+  local where="$2" pair pairs=()
+  read_bench_pairs_settings["pairs"]=""
+  [[ "${read_bench_pairs_settings[kind]}" == arena ]] || return 0
+  mapfile -t pairs < <(config_items "$(bench_setting "${read_bench_pairs_settings[name]}" pairs)")
+  ((${#pairs[@]} > 0)) || die "$where: an arena benchmark names no pairs" \
     "list the benchmarks whose replies it compares, e.g. pairs: [dialog, psydt-turns]"
-  for pair in "${PAIRS[@]}"; do
+  for pair in "${pairs[@]}"; do
     [[ " ${BENCHMARKS[*]} " == *" $pair "* ]] || die "$where: pairs names '$pair', which configs/$CONFIG_EXP/eval.yaml does not evaluate" \
       "add '$pair' to its benchmarks, or leave it out of pairs (evaluated: ${BENCHMARKS[*]})"
     [[ "$(bench_setting "$pair" kind)" != perf ]] || die "$where: pairs names '$pair', a serving-speed benchmark with no replies to compare" \
       "pair benchmarks whose replies are scored, e.g. dialog"
   done
+  read_bench_pairs_settings["pairs"]="$(printf '%s\n' "${pairs[@]}")"
 }
 
 # A pilot asks a few questions of every benchmark (common.sh's load_pilot_config): at most
 # `limit` per subject, at most `rows` held-out conversations, and of a perf benchmark one
 # level, its highest concurrency, with `perf_number` requests (at least one per slot).
+# apply_pilot_scale SETTINGS.
 apply_pilot_scale() {
+  local -n apply_pilot_scale_settings="$1"
   load_pilot_config
-  local limit="${PILOT_CONFIG[limit]}" rows="${PILOT_CONFIG[rows]}" number="${PILOT_CONFIG[perf_number]}" top=0 level
-  if [[ -n "$HELDOUT_ROWS" ]]; then
-    ((HELDOUT_ROWS <= rows)) || HELDOUT_ROWS="$rows"
-  elif [[ -z "$LIMIT" ]] || ((LIMIT > limit)); then
-    LIMIT="$limit"
+  local limit="${PILOT_CONFIG[limit]}" rows="${PILOT_CONFIG[rows]}" number="${PILOT_CONFIG[perf_number]}" top=0 level levels
+  if [[ -n "${apply_pilot_scale_settings[heldout_rows]}" ]]; then
+    ((apply_pilot_scale_settings[heldout_rows] <= rows)) || apply_pilot_scale_settings["heldout_rows"]="$rows"
+  elif [[ -z "${apply_pilot_scale_settings[limit]}" ]] || ((apply_pilot_scale_settings[limit] > limit)); then
+    apply_pilot_scale_settings["limit"]="$limit"
   fi
-  [[ "$KIND" == perf ]] || return 0
-  for level in "${PERF_PARALLEL[@]}"; do ((level <= top)) || top="$level"; done
-  PERF_PARALLEL=("$top")
-  PERF_NUMBER=("$((number > top ? number : top))")
+  [[ "${apply_pilot_scale_settings[kind]}" == perf ]] || return 0
+  bench_list levels apply_pilot_scale_settings perf_parallel
+  for level in "${levels[@]}"; do ((level <= top)) || top="$level"; done
+  apply_pilot_scale_settings["perf_parallel"]="$top"
+  apply_pilot_scale_settings["perf_number"]="$((number > top ? number : top))"
 }
 
-# expected_question_count: sets EXPECTED_NUM, the questions a run of the benchmark
-# read by read_bench must score, when its local copy tells (empty otherwise).
+# expected_question_count SETTINGS [LIMIT]: the questions an evaluation of the benchmark must
+# score (at LIMIT per subject, "" for all; default its limit), when its local copy tells;
+# nothing otherwise (a set not fetched yet: EvalScope's count is checked per subject).
 expected_question_count() {
-  local subject count
-  EXPECTED_NUM=""
-  [[ -n "$LOCAL_PATH" ]] || return 0
-  ((${#LOCAL_COUNTS[@]} > 0)) || read_local_counts
-  ((${#LOCAL_COUNTS[@]} > 0)) || return 0 # not fetched yet: EvalScope's count is checked per subject
-  EXPECTED_NUM=0
-  for subject in "${SUBSETS[@]}"; do
-    count="${LOCAL_COUNTS[$subject]:-}"
-    [[ -n "$count" ]] || { EXPECTED_NUM=""; return 0; }
-    if [[ -n "$LIMIT" ]] && ((count > LIMIT)); then count="$LIMIT"; fi
-    EXPECTED_NUM=$((EXPECTED_NUM + count))
+  local -n expected_question_count_settings="$1"
+  local limit="${2-${expected_question_count_settings[limit]}}" subject count total=0 subsets
+  local -A counts=()
+  [[ -n "${expected_question_count_settings[local_path]}" ]] || return 0
+  local_counts counts "${expected_question_count_settings[local_path]}"
+  ((${#counts[@]} > 0)) || return 0
+  bench_list subsets expected_question_count_settings subsets
+  for subject in "${subsets[@]}"; do
+    count="${counts[$subject]:-}"
+    [[ -n "$count" ]] || return 0
+    if [[ -n "$limit" ]] && ((count > limit)); then count="$limit"; fi
+    total=$((total + count))
   done
+  printf '%s' "$total"
 }
 
-# judge_config SIDE: the judge of the benchmark read last (JUDGE_TEMPLATE): JUDGE_MODEL at
+# judge_config SETTINGS SIDE: the judge of the benchmark (its rubric, judge): JUDGE_MODEL at
 # JUDGE_API_URL, or with JUDGE_MODEL=served SIDE's served model itself (a placeholder that
 # exercises the path: its scores mean nothing). Empty when no judge is configured. The judge
 # replies with at most the benchmark's max_tokens.
 judge_config() {
-  [[ -n "$JUDGE_TEMPLATE" && -n "${JUDGE_MODEL:-}" ]] || return 0
+  local -n judge_config_settings="$1"
+  [[ -n "${judge_config_settings[judge]}" && -n "${JUDGE_MODEL:-}" ]] || return 0
   local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
-  if [[ "$JUDGE_MODEL" == served ]]; then model="$(served_name "$1")" url="$(api_base "$1")"; fi
-  jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "$MAX_TOKENS" --rawfile template "$JUDGE_TEMPLATE" \
+  if [[ "$JUDGE_MODEL" == served ]]; then model="$(served_name "$2")" url="$(api_base "$2")"; fi
+  jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "${judge_config_settings[max_tokens]}" --rawfile template "${judge_config_settings[judge]}" \
     '{strategy: "llm", models: [{model_id: $model, api_url: $url,
       generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}],
       contract: {score_type: "numeric", prompt_template: $template}}'
 }
 
-# evalscope_command CMD SIDE: adds to command CMD evalscope, or its launcher (scripts/py/evalscope_lab.py) when the model answers in
-# harmony (only the final channel is scored), a key has no environment variable in
-# EvalScope (SERVE_API_KEY for perf, JUDGE_API_KEY for the judge: no key is ever in argv),
-# or an evaluation's HTML page is not to be written (EVALSCOPE_HTML=0).
+# evalscope_command CMD SETTINGS SIDE: adds to command CMD evalscope, or its launcher
+# (scripts/py/evalscope_lab.py) when the model answers in harmony (only the final channel is
+# scored), a key has no environment variable in EvalScope (SERVE_API_KEY for perf,
+# JUDGE_API_KEY for the judge: no key is ever in argv), or an evaluation's HTML page is not to
+# be written (EVALSCOPE_HTML=0).
 evalscope_command() {
-  local -n evalscope_command_out="$1"
-  local needs_launcher=0
-  if [[ "$KIND" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; evalscope_command_out+=(EVALSCOPE_HTML=0); fi
-  if [[ "$KIND" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("SERVE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
-  if [[ -n "$(judge_config "$2")" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
-  if [[ "$KIND" != perf && "$REPLIES" == harmony ]]; then
+  local -n evalscope_command_out="$1" evalscope_command_settings="$2"
+  local needs_launcher=0 kind="${evalscope_command_settings[kind]}"
+  if [[ "$kind" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; evalscope_command_out+=(EVALSCOPE_HTML=0); fi
+  if [[ "$kind" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("SERVE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
+  if [[ -n "$(judge_config "$2" "$3")" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
+  if [[ "$kind" != perf && "${evalscope_command_settings[replies]}" == harmony ]]; then
     evalscope_command_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
   elif ((needs_launcher)); then
     evalscope_command_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
@@ -457,54 +521,58 @@ evalscope_command() {
   fi
 }
 
-# build_heldout_cmd CMD: the rows of a source: heldout benchmark, from the training's
-# held-out split (never trained on), into LOCAL_PATH.
+# build_heldout_cmd CMD SETTINGS: the rows of a source: heldout benchmark, from the training's
+# held-out split (never trained on), into its local_path.
 build_heldout_cmd() {
-  local -n build_heldout_cmd_out="$1"
-  build_heldout_cmd_out=(python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl" --rows "$HELDOUT_ROWS"
-    --out "$LOCAL_PATH")
+  local -n build_heldout_cmd_out="$1" build_heldout_cmd_settings="$2"
+  build_heldout_cmd_out=(python "$REPO_ROOT/scripts/py/heldout_set.py" --val "$RUN_DIR/val_dataset.jsonl"
+    --rows "${build_heldout_cmd_settings[heldout_rows]}" --out "${build_heldout_cmd_settings[local_path]}")
 }
 
-# build_eval_cmd CMD BENCH SIDE [MODE]: the EvalScope run of the benchmark read last (BENCH) on
-# SIDE's model, in MODE (read_bench's), into WORK_DIR.
+# build_eval_cmd CMD SETTINGS SIDE: the EvalScope run of the benchmark of SETTINGS (read_bench's,
+# in the mode applied last) on SIDE's model; sets SETTINGS[work_dir], the results folder.
 build_eval_cmd() {
-  local -n build_eval_cmd_out="$1"
-  local bench="$2" side="$3" judge name api result
+  local -n build_eval_cmd_out="$1" build_eval_cmd_settings="$2"
+  local side="$3" judge name api result limit="${build_eval_cmd_settings[limit]}"
   served_name -v name "$side"
   api_base -v api "$side"
-  result_name -v result "$side" "${4:-}"
-  WORK_DIR="$RESULTS_DIR/$result/$bench"
+  result_name -v result "$side" "${build_eval_cmd_settings[mode]}"
+  build_eval_cmd_settings["work_dir"]="$RESULTS_DIR/$result/${build_eval_cmd_settings[name]}"
   build_eval_cmd_out=()
   add_common_tool_env build_eval_cmd_out
-  if [[ "$KIND" == perf ]]; then build_perf_cmd build_eval_cmd_out "$side"; return 0; fi
+  if [[ "${build_eval_cmd_settings[kind]}" == perf ]]; then build_perf_cmd build_eval_cmd_out "$2" "$side"; return 0; fi
   # The key travels in the environment: EvalScope reads EVALSCOPE_API_KEY when --api-key is empty.
   local api_key=EMPTY
   if [[ -n "${SERVE_API_KEY:-}" ]]; then api_key=""; build_eval_cmd_out+=("EVALSCOPE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
-  evalscope_command build_eval_cmd_out "$side"
+  evalscope_command build_eval_cmd_out "$2" "$side"
   build_eval_cmd_out+=(eval --eval-type openai_api --api-url "$api" --api-key "$api_key"
-    --model "$name" --datasets "$DATASET_NAME" --dataset-args "$DATASET_ARGS")
-  if [[ -n "$LIMIT" ]]; then build_eval_cmd_out+=(--limit "$LIMIT"); fi
+    --model "$name" --datasets "${build_eval_cmd_settings[dataset]}" --dataset-args "${build_eval_cmd_settings[dataset_args]}")
+  if [[ -n "$limit" ]]; then build_eval_cmd_out+=(--limit "$limit"); fi
   # Concurrent requests grow with the GPUs the server spreads over (lmdeploy_tp = NPROC);
   # EvalScope's own default (8) is left implicit.
-  local batch=$((${EVAL_BATCH_SIZE:-8} * NPROC))
+  local batch=$((${build_eval_cmd_settings[eval_batch_size]:-8} * NPROC))
   if ((batch != 8)); then build_eval_cmd_out+=(--eval-batch-size "$batch"); fi
-  judge="$(judge_config "$side")"
+  judge="$(judge_config "$2" "$side")"
   if [[ -n "$judge" ]]; then build_eval_cmd_out+=(--judge "$judge"); fi
-  build_eval_cmd_out+=(--generation-config "$GENERATION_CONFIG" --work-dir "$WORK_DIR" --no-timestamp)
+  build_eval_cmd_out+=(--generation-config "${build_eval_cmd_settings[generation_config]}" --work-dir "${build_eval_cmd_settings[work_dir]}" --no-timestamp)
 }
 
-# build_perf_cmd CMD SIDE: adds to command CMD `evalscope perf` against SIDE's served model, the
-# held-out conversations as prompts (one JSON message list a line), at each concurrency level.
+# build_perf_cmd CMD SETTINGS SIDE: adds to command CMD `evalscope perf` against SIDE's served
+# model, the held-out conversations as prompts (one JSON message list a line), at each
+# concurrency level.
 build_perf_cmd() {
-  local -n build_perf_cmd_out="$1"
-  evalscope_command build_perf_cmd_out "$2"
-  build_perf_cmd_out+=(perf --api openai --url "$(api_base "$2")/chat/completions" --model "$(served_name "$2")"
-    --dataset line_by_line --dataset-path "$LOCAL_PATH/prompts.txt"
-    --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}" --max-tokens "$MAX_TOKENS"
-    --temperature "$TEMPERATURE" --outputs-dir "$WORK_DIR" --name perf --no-timestamp)
+  local -n build_perf_cmd_out="$1" build_perf_cmd_settings="$2"
+  local parallel number kwargs="${build_perf_cmd_settings[chat_template_kwargs]}"
+  bench_list parallel build_perf_cmd_settings perf_parallel
+  bench_list number build_perf_cmd_settings perf_number
+  evalscope_command build_perf_cmd_out "$2" "$3"
+  build_perf_cmd_out+=(perf --api openai --url "$(api_base "$3")/chat/completions" --model "$(served_name "$3")"
+    --dataset line_by_line --dataset-path "${build_perf_cmd_settings[local_path]}/prompts.txt"
+    --parallel "${parallel[@]}" --number "${number[@]}" --max-tokens "${build_perf_cmd_settings[max_tokens]}"
+    --temperature "${build_perf_cmd_settings[temperature]}" --outputs-dir "${build_perf_cmd_settings[work_dir]}" --name perf --no-timestamp)
   # Serving speed in the answer mode the benchmarks use (a prefilled final channel
   # answers in fewer tokens than reasoning first).
-  if [[ "$CHAT_TEMPLATE_KWARGS" != '{}' ]]; then build_perf_cmd_out+=(--extra-args "{\"chat_template_kwargs\":$CHAT_TEMPLATE_KWARGS}"); fi
+  if [[ "$kwargs" != '{}' ]]; then build_perf_cmd_out+=(--extra-args "{\"chat_template_kwargs\":$kwargs}"); fi
 }
 
 # read_session_limit SIDE: the server's session length (SESSION_LIMIT): deploy.yaml's lmdeploy_session_len (lmdeploy,
@@ -527,48 +595,70 @@ read_session_limit() {
   if [[ -n "$SESSION_SYSTEM" && "$SESSION_SYSTEM" == *.txt ]]; then SESSION_SYSTEM="$(abs_path "$SESSION_SYSTEM")"; else SESSION_SYSTEM=""; fi
 }
 
-# describe_bench SIDE: a comment line saying what the benchmark read last asks of SIDE's model.
+# describe_bench SETTINGS SIDE: a comment line saying what the benchmark asks of SIDE's model.
 describe_bench() {
-  local name
-  name="$(served_name "$1")"
-  if [[ "$KIND" == perf ]]; then
-    printf '# %s: evalscope perf on %s, %s requests at concurrency %s\n' "$BENCH" "$name" "${PERF_NUMBER[*]}" "${PERF_PARALLEL[*]}"
-  elif [[ -n "$HELDOUT_ROWS" ]]; then
-    printf '# %s: %s on %s, %s held-out conversations%s\n' "$BENCH" "$DATASET_NAME" "$name" "$HELDOUT_ROWS" "${JUDGE_TEMPLATE:+, judged}"
+  local -n describe_bench_settings="$1"
+  local name judged="${describe_bench_settings[judge]:+, judged}"
+  name="$(served_name "$2")"
+  if [[ "${describe_bench_settings[kind]}" == perf ]]; then
+    printf '# %s: evalscope perf on %s, %s requests at concurrency %s\n' "${describe_bench_settings[name]}" "$name" \
+      "$(bench_words "$1" perf_number)" "$(bench_words "$1" perf_parallel)"
+  elif [[ -n "${describe_bench_settings[heldout_rows]}" ]]; then
+    printf '# %s: %s on %s, %s held-out conversations%s\n' "${describe_bench_settings[name]}" "${describe_bench_settings[dataset]}" "$name" \
+      "${describe_bench_settings[heldout_rows]}" "$judged"
   else
-    printf '# %s: %s on %s, limit %s per subject%s\n' "$BENCH" "$DATASET_NAME" "$name" "${LIMIT:-none}" "${JUDGE_TEMPLATE:+, judged}"
+    printf '# %s: %s on %s, limit %s per subject%s\n' "${describe_bench_settings[name]}" "${describe_bench_settings[dataset]}" "$name" \
+      "${describe_bench_settings[limit]:-none}" "$judged"
   fi
 }
 
-# judge_unconfigured: the benchmark read last needs a judge and the env file names none.
-judge_unconfigured() { [[ -n "$JUDGE_TEMPLATE" && -z "${JUDGE_MODEL:-}" ]]; }
-
-# report_file SIDE: where EvalScope writes its report of the evaluation built last.
-report_file() {
-  local name
-  served_name -v name "$1"
-  if [[ "$KIND" == perf ]]; then printf '%s/perf' "$WORK_DIR"; else printf '%s/reports/%s/%s.json' "$WORK_DIR" "$name" "$DATASET_NAME"; fi
+# judge_unconfigured SETTINGS: the benchmark needs a judge and the env file names none.
+judge_unconfigured() {
+  local -n judge_unconfigured_settings="$1"
+  [[ -n "${judge_unconfigured_settings[judge]}" && -z "${JUDGE_MODEL:-}" ]]
 }
 
-# build_eval_result_cmd CMD SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of the
-# benchmark built last on SIDE's model (build_eval_cmd, expected_question_count) and writes its
-# result to OUT (scripts/py/eval_result.py: the only source of scores for the report and SwanLab).
+# report_file SETTINGS SIDE: where EvalScope writes its report of the evaluation built last.
+report_file() {
+  local -n report_file_settings="$1"
+  local name
+  served_name -v name "$2"
+  if [[ "${report_file_settings[kind]}" == perf ]]; then
+    printf '%s/perf' "${report_file_settings[work_dir]}"
+  else
+    printf '%s/reports/%s/%s.json' "${report_file_settings[work_dir]}" "$name" "${report_file_settings[dataset]}"
+  fi
+}
+
+# build_eval_result_cmd CMD SETTINGS SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of
+# the evaluation built last (build_eval_cmd) on SIDE's model, and of as many questions as its set
+# tells (expected_question_count), and writes its result to OUT (scripts/py/eval_result.py: the
+# only source of scores for the report and SwanLab).
 build_eval_result_cmd() {
-  local -n build_eval_result_cmd_out="$1"
-  local side="$2" name
-  shift 2
+  local -n build_eval_result_cmd_out="$1" build_eval_result_cmd_settings="$2"
+  local side="$3" name kind="${build_eval_result_cmd_settings[kind]}" scorer="${build_eval_result_cmd_settings[scorer]}"
+  local work_dir="${build_eval_result_cmd_settings[work_dir]}" expected="" list
   served_name -v name "$side"
-  build_eval_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$side")" --benchmark "$BENCH"
-    --model "$name" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1")
-  if [[ "$KIND" == perf ]]; then build_eval_result_cmd_out+=(--perf --parallel "${PERF_PARALLEL[@]}" --number "${PERF_NUMBER[@]}"); fi
-  if [[ -n "$EXPECTED_NUM" ]]; then build_eval_result_cmd_out+=(--expected-num "$EXPECTED_NUM"); fi
-  if [[ -n "$AGGREGATE" ]]; then build_eval_result_cmd_out+=(--aggregate "$AGGREGATE"); fi
-  if [[ -n "$SCORER" ]]; then build_eval_result_cmd_out+=(--scorer "$SCORER"); fi
-  if [[ "$SCORER" == cpsycoune ]]; then build_eval_result_cmd_out+=(--turns "$LOCAL_PATH/turns.json"); fi
-  if [[ -n "$CONTAMINATION_LIMIT" ]]; then build_eval_result_cmd_out+=(--contamination "$(contamination_file)"); fi
-  if [[ "$KIND" != perf ]]; then
-    build_eval_result_cmd_out+=(--replies-dir "$WORK_DIR" --max-tokens "$MAX_TOKENS" --answer-mode "$ANSWER_MODE")
-    if [[ -n "$CUT_OFF_LIMIT" ]]; then build_eval_result_cmd_out+=(--cut-off-limit "$CUT_OFF_LIMIT"); fi
+  build_eval_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$2" "$side")"
+    --benchmark "${build_eval_result_cmd_settings[name]}" --model "$name" --config "configs/$CONFIG_EXP/eval.yaml" --out "$4")
+  if [[ "$kind" == perf ]]; then
+    build_eval_result_cmd_out+=(--perf --parallel)
+    bench_list list build_eval_result_cmd_settings perf_parallel
+    build_eval_result_cmd_out+=("${list[@]}" --number)
+    bench_list list build_eval_result_cmd_settings perf_number
+    build_eval_result_cmd_out+=("${list[@]}")
+  else
+    expected="$(expected_question_count "$2")"
+  fi
+  if [[ -n "$expected" ]]; then build_eval_result_cmd_out+=(--expected-num "$expected"); fi
+  if [[ -n "${build_eval_result_cmd_settings[aggregate]}" ]]; then build_eval_result_cmd_out+=(--aggregate "${build_eval_result_cmd_settings[aggregate]}"); fi
+  if [[ -n "$scorer" ]]; then build_eval_result_cmd_out+=(--scorer "$scorer"); fi
+  if [[ "$scorer" == cpsycoune ]]; then build_eval_result_cmd_out+=(--turns "${build_eval_result_cmd_settings[local_path]}/turns.json"); fi
+  if [[ -n "${build_eval_result_cmd_settings[contamination_limit]}" ]]; then build_eval_result_cmd_out+=(--contamination "$(contamination_file "$2")"); fi
+  if [[ "$kind" != perf ]]; then
+    build_eval_result_cmd_out+=(--replies-dir "$work_dir" --max-tokens "${build_eval_result_cmd_settings[max_tokens]}"
+      --answer-mode "${build_eval_result_cmd_settings[answer_mode]}")
+    if [[ -n "${build_eval_result_cmd_settings[cut_off_limit]}" ]]; then build_eval_result_cmd_out+=(--cut-off-limit "${build_eval_result_cmd_settings[cut_off_limit]}"); fi
     # The fine-tuned model's tokenizer is the base model's: either tells the final channel's tokens.
     local folder
     load_sft_config
@@ -576,15 +666,16 @@ build_eval_result_cmd() {
       if [[ -f "$folder/tokenizer.json" ]]; then build_eval_result_cmd_out+=(--tokenizer "$folder"); break; fi
     done
   fi
-  if [[ -n "$JUDGE_TEMPLATE" ]]; then
+  if [[ -n "${build_eval_result_cmd_settings[judge]}" ]]; then
     build_eval_result_cmd_out+=(--judged --judge-model "$JUDGE_MODEL")
     # The served model judging itself only exercises the path.
     if [[ "$JUDGE_MODEL" == served ]]; then build_eval_result_cmd_out+=(--judge-placeholder); fi
   fi
   local subject
-  [[ "$KIND" == perf ]] || for subject in "${SUBSETS[@]}"; do build_eval_result_cmd_out+=(--subject "$subject"); done
-  if [[ -n "${2:-}" ]]; then build_eval_result_cmd_out+=(--inputs-digest "$2"); fi
-  if [[ -n "${3:-}" ]]; then build_eval_result_cmd_out+=(--seconds "$3"); fi
+  bench_list list build_eval_result_cmd_settings subsets
+  [[ "$kind" == perf ]] || for subject in "${list[@]}"; do build_eval_result_cmd_out+=(--subject "$subject"); done
+  if [[ -n "${5:-}" ]]; then build_eval_result_cmd_out+=(--inputs-digest "$5"); fi
+  if [[ -n "${6:-}" ]]; then build_eval_result_cmd_out+=(--seconds "$6"); fi
 }
 
 # build_eval_log_cmd CMD NAME RESULT...: one process logging the checked results of the model
@@ -628,25 +719,27 @@ arena_report_path() {
   printf '%s/reports/%s' "$dir" "$(replies_name "$dir" "$1")"
 }
 
-# arena_judge_config: the judge of the arena (--judge): JUDGE_MODEL at JUDGE_API_URL, or with
-# JUDGE_MODEL=served the fine-tuned model's server (a placeholder). No contract: general_arena
+# arena_judge_config SETTINGS: the judge of the arena (--judge): JUDGE_MODEL at JUDGE_API_URL, or
+# with JUDGE_MODEL=served the fine-tuned model's server (a placeholder). No contract: general_arena
 # brings its own prompt and verdict schema (A>>B ... B>>A); both orders are asked (position_swap,
 # the adapter's official protocol, stated). Empty when no judge is configured.
 arena_judge_config() {
+  local -n arena_judge_config_settings="$1"
   [[ -n "${JUDGE_MODEL:-}" ]] || return 0
   local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
   if [[ "$JUDGE_MODEL" == served ]]; then model="$(served_name "")" url="$(api_base "")"; fi
-  jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "$MAX_TOKENS" \
+  jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "${arena_judge_config_settings[max_tokens]}" \
     '{strategy: "llm", position_swap: "on", models: [{model_id: $model, api_url: $url,
       generation_config: {temperature: 0, max_tokens: ($max_tokens | tonumber)}}]}'
 }
 
-# build_arena_cmd CMD PAIR: the general_arena run on PAIR's replies of both models (read_bench of
-# the arena first), into WORK_DIR. The judge's key, if any, only in the environment.
+# build_arena_cmd CMD SETTINGS PAIR: the general_arena run on PAIR's replies of both models
+# (SETTINGS: read_bench's of the arena); sets SETTINGS[work_dir], the pair's results folder. The
+# judge's key, if any, only in the environment.
 build_arena_cmd() {
-  local -n build_arena_cmd_out="$1"
-  local pair="$2" tuned base args
-  WORK_DIR="$(arena_dir)/$pair"
+  local -n build_arena_cmd_out="$1" build_arena_cmd_settings="$2"
+  local pair="$3" tuned base args limit="${build_arena_cmd_settings[limit]}"
+  build_arena_cmd_settings["work_dir"]="$(arena_dir)/$pair"
   tuned="$(arena_report_path "$EXP" "$pair")" base="$(arena_report_path "$EXP-base" "$pair")"
   args="$(jq -nc --arg tuned "$EXP" --arg base "$EXP-base" --arg tuned_path "$tuned" --arg base_path "$base" \
     '{general_arena: {extra_params: {models: [{name: $tuned, report_path: $tuned_path},
@@ -656,24 +749,26 @@ build_arena_cmd() {
   if [[ -n "${JUDGE_API_KEY:-}" ]]; then build_arena_cmd_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
   if [[ "${EVALSCOPE_HTML:-1}" == 0 ]]; then build_arena_cmd_out+=(EVALSCOPE_HTML=0); fi
   build_arena_cmd_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py")
-  if [[ "$REPLIES" == harmony ]]; then build_arena_cmd_out+=(--replies harmony); fi # a gpt-oss judge's final channel is its verdict
+  # a gpt-oss judge's final channel is its verdict
+  if [[ "${build_arena_cmd_settings[replies]}" == harmony ]]; then build_arena_cmd_out+=(--replies harmony); fi
   build_arena_cmd_out+=(eval --eval-type mock_llm --model "$ARENA_BENCH" --datasets general_arena --dataset-args "$args")
-  if [[ -n "$LIMIT" ]]; then build_arena_cmd_out+=(--limit "$LIMIT"); fi
-  build_arena_cmd_out+=(--eval-batch-size "${EVAL_BATCH_SIZE:-8}" --judge "$(arena_judge_config)" --work-dir "$WORK_DIR" --no-timestamp)
+  if [[ -n "$limit" ]]; then build_arena_cmd_out+=(--limit "$limit"); fi
+  build_arena_cmd_out+=(--eval-batch-size "${build_arena_cmd_settings[eval_batch_size]:-8}" --judge "$(arena_judge_config "$2")"
+    --work-dir "${build_arena_cmd_settings[work_dir]}" --no-timestamp)
 }
 
-# build_arena_result_cmd CMD OUT [DIGEST] [SECONDS]: the arena's result from its runs' reviews and
-# reports (scripts/py/eval_result.py --arena: win / tie / loss, the win rates), into OUT.
+# build_arena_result_cmd CMD SETTINGS OUT [DIGEST] [SECONDS]: the arena's result from its runs'
+# reviews and reports (scripts/py/eval_result.py --arena: win / tie / loss, the win rates), into OUT.
 build_arena_result_cmd() {
   local -n build_arena_result_cmd_out="$1"
-  local pair
-  shift
+  local pair pairs
+  bench_list pairs "$2" pairs
   build_arena_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --arena --benchmark "$ARENA_BENCH" --model "$EXP"
-    --baseline "$EXP-base" --config "configs/$CONFIG_EXP/eval.yaml" --out "$1" --judge-model "$JUDGE_MODEL")
+    --baseline "$EXP-base" --config "configs/$CONFIG_EXP/eval.yaml" --out "$3" --judge-model "$JUDGE_MODEL")
   if [[ "$JUDGE_MODEL" == served ]]; then build_arena_result_cmd_out+=(--judge-placeholder); fi
-  for pair in "${PAIRS[@]}"; do
+  for pair in "${pairs[@]}"; do
     build_arena_result_cmd_out+=(--pair "$pair" "$(arena_dir)/$pair" "$RESULTS_DIR/$EXP/$pair/$EVAL_DONE_FILE" "$RESULTS_DIR/$EXP-base/$pair/$EVAL_DONE_FILE")
   done
-  if [[ -n "${2:-}" ]]; then build_arena_result_cmd_out+=(--inputs-digest "$2"); fi
-  if [[ -n "${3:-}" ]]; then build_arena_result_cmd_out+=(--seconds "$3"); fi
+  if [[ -n "${4:-}" ]]; then build_arena_result_cmd_out+=(--inputs-digest "$4"); fi
+  if [[ -n "${5:-}" ]]; then build_arena_result_cmd_out+=(--seconds "$5"); fi
 }

@@ -131,54 +131,57 @@ spec_serve() {
 # spec_evals: one step per benchmark of eval.yaml and model (fine-tuned, base).
 spec_evals() {
   local bench side mode modes benches=("${BENCHMARKS[@]}")
+  local -A settings=()
   if ((${#EVAL_SPEC_ONLY[@]} > 0)); then benches=("${EVAL_SPEC_ONLY[@]}"); fi
   for bench in "${benches[@]}"; do
-    read_bench "$bench"
+    read_bench settings "$bench"
     for side in "" --base; do
       mapfile -t modes < <(evaluation_modes "$side")
       for mode in "${modes[@]}"; do
-        apply_answer_mode "$mode"
-        spec_eval "$bench" "$side" "$mode"
+        apply_answer_mode settings "$mode"
+        spec_eval settings "$side"
       done
     done
   done
 }
 
-# spec_eval BENCH SIDE MODE: one evaluation, of the benchmark read last, in the mode applied last.
+# spec_eval SETTINGS SIDE: one evaluation, of the benchmark of SETTINGS (read_bench's, in the
+# mode applied last), on SIDE's model.
 spec_eval() {
-  local bench="$1" base="$2"
-  local cmd
-  build_eval_cmd cmd "$bench" "$base" "$3"
-  spec_line step "$(eval_step_name "$bench" "$base" "$3")"
+  local -n spec_eval_settings="$1"
+  local base="$2" cmd fetch
+  build_eval_cmd cmd "$1" "$base"
+  spec_line step "$(eval_step_name "${spec_eval_settings[name]}" "$base" "${spec_eval_settings[mode]}")"
   if [[ -n "$base" ]]; then spec_line identity shared; fi
   spec_cmd "${cmd[@]}"
-  if [[ -n "$HELDOUT_ROWS" ]]; then
+  read -r -a fetch <<<"${spec_eval_settings[fetch]}"
+  if [[ -n "${spec_eval_settings[heldout_rows]}" ]]; then
     # Built from the training's held-out split when it runs: made from that and the builder
     # (not lab/files.py, whose atomic write does not change what the builder writes).
     spec_line file "$RUN_DIR/val_dataset.jsonl"
     spec_line file "$REPO_ROOT/scripts/py/heldout_set.py"
-    spec_line setting "rows=$HELDOUT_ROWS"
-  elif ((${#FETCH[@]} > 0)); then
+    spec_line setting "rows=${spec_eval_settings[heldout_rows]}"
+  elif ((${#fetch[@]} > 0)); then
     # Fetched from its public source when it runs: made from the fetch script and its arguments
     # (the source's revision is in the set's SOURCE.json), as a hub set is by its name.
-    spec_line file "$REPO_ROOT/${FETCH[0]}"
-    spec_line setting "fetch=${FETCH[*]:1}"
-  elif [[ -n "$LOCAL_PATH" ]]; then
-    spec_line file "$LOCAL_PATH"
+    spec_line file "$REPO_ROOT/${fetch[0]}"
+    spec_line setting "fetch=${fetch[*]:1}"
+  elif [[ -n "${spec_eval_settings[local_path]}" ]]; then
+    spec_line file "${spec_eval_settings[local_path]}"
   fi
-  if [[ -n "$SCORER" ]]; then spec_line file "$REPO_ROOT/scripts/py/lab/counselling.py"; fi
-  if [[ -n "$CONTAMINATION_LIMIT" ]]; then
+  if [[ -n "${spec_eval_settings[scorer]}" ]]; then spec_line file "$REPO_ROOT/scripts/py/lab/counselling.py"; fi
+  if [[ -n "${spec_eval_settings[contamination_limit]}" ]]; then
     # The overlap is measured against the training set: another training set measures again
     # (its datasets, not the rest of the training: a variant of lora_rank shares the base's).
     spec_line file "$REPO_ROOT/scripts/py/contamination.py"
-    spec_line setting "contamination_limit=$CONTAMINATION_LIMIT"
+    spec_line setting "contamination_limit=${spec_eval_settings[contamination_limit]}"
     spec_line datasets_config "$EXP_DIR/sft.yaml"
     spec_line dataset_override "${DATASET:-}"
   fi
   spec_line upstream "serve${base:+-base}"
   # The model itself, so a record says which export (or base model) it scored.
   if [[ -n "$base" ]]; then spec_line upstream base-model; else spec_line upstream export; fi
-  spec_outputs "$WORK_DIR" "$EVAL_DONE_FILE"
+  spec_outputs "${spec_eval_settings[work_dir]}" "$EVAL_DONE_FILE"
 }
 
 # spec_arena: the arena of eval.yaml (make arena), if any: its general_arena commands (the judge,
@@ -187,11 +190,13 @@ spec_eval() {
 spec_arena() {
   # (with some evaluations alone, the arena's upstream is not there to fingerprint)
   [[ -n "$ARENA_BENCH" ]] && ((${#EVAL_SPEC_ONLY[@]} == 0)) || return 0
-  local pair served cmd
-  read_bench "$ARENA_BENCH"
+  local pair pairs served cmd
+  local -A arena_settings=()
+  read_bench arena_settings "$ARENA_BENCH"
+  bench_list pairs arena_settings pairs
   spec_line step arena
-  for pair in "${PAIRS[@]}"; do
-    build_arena_cmd cmd "$pair"
+  for pair in "${pairs[@]}"; do
+    build_arena_cmd cmd arena_settings "$pair"
     spec_cmd "${cmd[@]}"
     for served in "$EXP" "$EXP-base"; do
       spec_line file "$RESULTS_DIR/$served/$pair/reviews"
