@@ -26,14 +26,14 @@ STARTED_JUDGE=0
 
 # A result of other inputs (or of unknown origin) is kept aside, never mixed with the new one.
 set_aside_other_results() {
-  local status="${STEP_STATUS[$ARENA_STEP]}"
+  local status="${STEP_STATUS[$ARENA_STEP]}" moved
   [[ ("$status" == changed || "$status" == unknown || "$status" == partial) && -d "$OUT_DIR" ]] || return 0
-  move_aside "$OUT_DIR"
-  if [[ "$status" == changed && -f "$MOVED_TO/lab-inputs.json" ]]; then
+  move_aside "$OUT_DIR" moved
+  if [[ "$status" == changed && -f "$moved/lab-inputs.json" ]]; then
     log "the arena in $(display_path "$OUT_DIR") was judged from other inputs:"
-    describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$ARENA_STEP")" >&2
+    describe_input_changes "$moved/lab-inputs.json" "$(inputs_file "$ARENA_STEP")" >&2
   fi
-  log "moved it to $(display_path "$MOVED_TO") (kept); judging from scratch"
+  log "moved it to $(display_path "$moved") (kept); judging from scratch"
 }
 
 # No judge in the env file: recorded as skipped with these inputs (the judge is one of them),

@@ -103,8 +103,7 @@ main() {
     die "no merged model at $EXPORT_DIR" "run 'make export EXP=$EXP' first"
   check_port_free
   mkdir -p "$(server_dir)"
-  start_cmd_detached "$(server_file log)" "${cmd[@]}"
-  pid="$STARTED_PID"
+  start_cmd_detached pid "$(server_file log)" "${cmd[@]}"
   printf '%s\n' "$pid" >"$(server_file pid)"
   printf '%s\n' "$NAME" >"$(server_file name)"
   printf '%s\n' "$SERVE_DIGEST" >"$(server_file digest)"

@@ -90,6 +90,8 @@ measure_contamination() {
     "check $(display_path "${measure_contamination_settings[local_path]}")"
 }
 
+SELECTED=()            # the benchmarks to evaluate (select_benchmarks, select_group: main)
+declare -A SESSION=() # the server's session (read_session_limit), read once
 # check_session_budget SETTINGS: stops before the first question when the benchmark's longest
 # prompt plus max_tokens would not fit the server's session (measured with the served model's
 # tokenizer, on a local question set; a hub set is only known to EvalScope).
@@ -98,14 +100,14 @@ check_session_budget() {
   local bench="${check_session_budget_settings[name]}" local_path="${check_session_budget_settings[local_path]}"
   local max_tokens="${check_session_budget_settings[max_tokens]}"
   [[ -n "$local_path" && -d "$local_path" && -f "$(served_model "$SIDE")/tokenizer.json" ]] || return 0
-  [[ -n "${SESSION_LIMIT+x}" ]] || read_session_limit "$SIDE"
-  [[ "$SESSION_LIMIT" =~ ^[0-9]+$ ]] || return 0
+  ((${#SESSION[@]} > 0)) || read_session_limit SESSION "$SIDE"
+  [[ "${SESSION[limit]}" =~ ^[0-9]+$ ]] || return 0
   local cmd budget
-  cmd=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$(served_model "$SIDE")" --session-len "$SESSION_LIMIT")
-  if [[ -n "$SESSION_SYSTEM" ]]; then cmd+=(--system "$SESSION_SYSTEM"); fi
+  cmd=(python "$REPO_ROOT/scripts/py/prompt_budget.py" --tokenizer "$(served_model "$SIDE")" --session-len "${SESSION[limit]}")
+  if [[ -n "${SESSION[system]}" ]]; then cmd+=(--system "${SESSION[system]}"); fi
   cmd+=(--set "$bench" "$local_path" "${check_session_budget_settings[few_shot]:-0}" "$max_tokens")
   budget="$(run_cmd "${cmd[@]}")" || exit 1 # prompt_budget.py named both numbers and the fix
-  log "$bench: longest prompt about $(cut -f2 <<<"$budget") tokens + $max_tokens to generate, within the session length $SESSION_LIMIT"
+  log "$bench: longest prompt about $(cut -f2 <<<"$budget") tokens + $max_tokens to generate, within the session length ${SESSION[limit]}"
 }
 
 # skip_unjudged SETTINGS STEP: a judged benchmark without a judge in the env file: recorded as
@@ -141,32 +143,32 @@ add_resume_flag() {
 # of unknown origin): kept aside, never resumed (EvalScope would mix models or settings, or
 # refuse the cache).
 set_aside_other_results() {
-  local bench="$1" dir="$2" step
+  local bench="$1" dir="$2" step moved
   step="$(eval_step_name "$bench" "$SIDE" "$MODE")"
   local status="${STEP_STATUS[$step]}"
   [[ "$status" == changed || "$status" == unknown ]] || return 0
   [[ -d "$dir" ]] || return 0
-  move_aside "$dir"
-  if [[ "$status" == changed && -f "$MOVED_TO/lab-inputs.json" ]]; then
+  move_aside "$dir" moved
+  if [[ "$status" == changed && -f "$moved/lab-inputs.json" ]]; then
     log "$bench on $RESULT: the results in $(display_path "$dir") were made from other inputs:"
-    describe_input_changes "$MOVED_TO/lab-inputs.json" "$(inputs_file "$step")" >&2
+    describe_input_changes "$moved/lab-inputs.json" "$(inputs_file "$step")" >&2
   else
     log "$bench on $RESULT: $(display_path "$dir") has no record of what it was made from"
   fi
-  log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
+  log "moved it to $(display_path "$moved") (kept); evaluating from scratch"
 }
 
 # set_aside_entry BENCH DIR WHY: the store entry DIR links to (or would) is kept aside as
 # DIR.replaced-<time>, out of the store, never reused.
 set_aside_entry() {
-  local entry dir="$2"
+  local entry dir="$2" moved
   entry="$(store_entry "${STEP_DIGEST[$(eval_step_name "$1" "$SIDE" "$MODE")]}")"
   rm -f "$dir"
   mkdir -p "$(dirname "$dir")"
   mv "$entry" "$dir"
-  move_aside "$dir"
+  move_aside "$dir" moved
   log "$1 on $RESULT: $3"
-  log "moved it to $(display_path "$MOVED_TO") (kept); evaluating from scratch"
+  log "moved it to $(display_path "$moved") (kept); evaluating from scratch"
 }
 
 # prepare_store_entry BENCH DIR STEP: DIR, BENCH's results folder, links to the store entry this
@@ -417,15 +419,14 @@ main() {
   if [[ -n "$SIDE" ]]; then SERVE_STEP=serve-base; fi
   if [[ "$1" == --group ]]; then
     (($# == 2)) || usage
-    select_group "$2"
+    select_group SELECTED "$2"
     if ((${#SELECTED[@]} == 0)); then log "configs/$CONFIG_EXP/eval.yaml has no benchmark in group $2: nothing to do"; return 0; fi
   else
-    select_benchmarks "$@"
+    select_benchmarks SELECTED "$@"
   fi
   if ! is_dry_run; then
     # The selected benchmarks' evaluations alone (and what they build on).
-    if ((${#SELECTED[@]} < ${#BENCHMARKS[@]})); then EVAL_SPEC_ONLY=("${SELECTED[@]}"); fi
-    compute_inputs eval
+    if ((${#SELECTED[@]} < ${#BENCHMARKS[@]})); then compute_inputs eval --only "${SELECTED[@]}"; else compute_inputs eval; fi
     if [[ -z "$SIDE" ]] && ! step_done export; then
       die "$(repo_relative "$EXPORT_DIR") is not the merge of the current training" "run 'make export EXP=$EXP' first"
     fi

@@ -20,6 +20,7 @@ source "$REPO_ROOT/scripts/lib/commands.sh"
 source "$REPO_ROOT/scripts/lib/eval_config.sh"
 
 PILOT_TEMPLATE="$REPO_ROOT/report/pilot.zh.md"
+declare -A SESSION=() # the fine-tuned model's server session (read_session_limit, in main)
 
 # hub_subject_count DATASET: the subjects of a hub dataset EvalScope knows, counted (empty when
 # it cannot tell).
@@ -108,13 +109,14 @@ bench_plan() {
 }
 
 # measure_prompts: the longest prompt of each set in PROMPT_SETS (NAME DIR FEW_SHOT MAX_TOKENS
-# ...), in the fine-tuned model's tokens, one `NAME<TAB>TOKENS` line each (nothing without a tokenizer).
+# ...), in the fine-tuned model's tokens, one `NAME<TAB>TOKENS` line each (nothing without a
+# tokenizer), with the served system prompt (SESSION).
 measure_prompts() {
   local model i
   model="$(served_model "")"
   ((${#PROMPT_SETS[@]} > 0)) && [[ -f "$model/tokenizer.json" ]] || return 0
   local args=(--tokenizer "$model" --session-len 1000000000)
-  if [[ -n "$SESSION_SYSTEM" ]]; then args+=(--system "$SESSION_SYSTEM"); fi
+  if [[ -n "${SESSION[system]}" ]]; then args+=(--system "${SESSION[system]}"); fi
   for ((i = 0; i < ${#PROMPT_SETS[@]}; i += 4)); do args+=(--set "${PROMPT_SETS[@]:i:4}"); done
   python "$REPO_ROOT/scripts/py/prompt_budget.py" "${args[@]}" | cut -f1,2 || true
 }
@@ -136,7 +138,7 @@ write_plan() {
   jq -n --arg exp "$EXP" --arg pilot_of "$PILOT_OF" --arg gpu "$GPU" --arg nproc "$NPROC" --arg nnodes "$NNODES" \
     --arg run_dir "$RUN_DIR" --arg export_dir "$EXPORT_DIR" --arg steps "$STATE_DIR/$EXP/steps.jsonl" \
     --arg sft "$EXP_DIR/sft.yaml" --arg requirements "$EXP_DIR/requirements.env" \
-    --arg session_limit "$SESSION_LIMIT" --arg session_key "$SESSION_KEY" \
+    --arg session_limit "${SESSION[limit]}" --arg session_key "${SESSION[key]}" \
     --arg max_steps "${PILOT_CONFIG[max_steps]}" --arg limit "${PILOT_CONFIG[limit]}" \
     --arg rows "${PILOT_CONFIG[rows]}" --arg perf_number "${PILOT_CONFIG[perf_number]}" \
     --arg config "configs/$CONFIG_EXP" --rawfile prompts "$prompts" --slurpfile benchmarks "$benches" '
@@ -165,7 +167,7 @@ main() {
     "run make pilot EXP=$PILOT_OF"
   load_eval_config
   load_pilot_config
-  read_session_limit ""
+  read_session_limit SESSION ""
   WORK="$(mktemp -d)"
   # shellcheck disable=SC2154 # status is set in the trap itself
   trap 'status=$?; rm -rf "$WORK"; record_event end "exit $status"' EXIT

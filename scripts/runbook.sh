@@ -130,7 +130,7 @@ print_train() {
   print_config_as_comments "configs/$CONFIG_EXP/sft.yaml"
   print_move_aside "$RUN_DIR"
   local cmd
-  SWANLAB_RUN_ID_FILE="" build_train_cmd cmd
+  build_train_cmd cmd
   print_cmd "${cmd[@]}"
   close_step
 }

@@ -28,12 +28,12 @@ ensure_swanlab_run_id() {
 # A run made from other inputs: stop (hours of GPU work are not thrown away
 # silently), or with REPLACE_CHANGED=1 keep it aside and start a new one.
 handle_changed_run() {
-  local what="made from other inputs" run_rel
+  local what="made from other inputs" run_rel moved
   run_rel="$(repo_relative "$RUN_DIR")"
   [[ "${STEP_STATUS[train]}" == unknown ]] && what="without a record of its inputs (lab-inputs.json)"
   if [[ "${REPLACE_CHANGED:-0}" == 1 ]]; then
-    move_aside "$RUN_DIR"
-    log "$run_rel was $what; moved it to $(repo_relative "$MOVED_TO") (REPLACE_CHANGED=1)"
+    move_aside "$RUN_DIR" moved
+    log "$run_rel was $what; moved it to $(repo_relative "$moved") (REPLACE_CHANGED=1)"
     return 0
   fi
   if [[ -f "$RUN_DIR/lab-inputs.json" ]]; then
@@ -66,8 +66,9 @@ train_on_other_node() {
   fi
   wait_for_master || die "rank 0's torchrun does not answer at $MASTER_ADDR:$MASTER_PORT after ${MASTER_WAIT_TIMEOUT:-900}s" \
     "start make train with NODE_RANK=0 on the node at MASTER_ADDR (same EXP, NNODES and MASTER_PORT); MASTER_WAIT_TIMEOUT=<seconds> waits longer"
-  read_first_node_record
-  if [[ "$FIRST_NODE_DIGEST" != "${STEP_DIGEST[train]}" ]]; then
+  local -A first=()
+  read_first_node_record first
+  if [[ "${first[digest]}" != "${STEP_DIGEST[train]}" ]]; then
     write_node_record "$NODE_RANK" "" false
     log "what differs between rank 0's inputs (left) and this node's (right):"
     describe_input_changes "$RUN_DIR/lab-inputs.json" "$(inputs_file train)" >&2
@@ -76,10 +77,10 @@ train_on_other_node() {
   fi
   write_node_record "$NODE_RANK" "" true
   local cmd
-  build_train_cmd cmd
-  if [[ -n "$FIRST_NODE_RESUME" ]]; then
-    log "resuming from $FIRST_NODE_RESUME, as rank 0"
-    cmd+=(--resume_from_checkpoint "$FIRST_NODE_RESUME")
+  build_train_cmd cmd "$SWANLAB_RUN_ID_FILE"
+  if [[ -n "${first[resume]}" ]]; then
+    log "resuming from ${first[resume]}, as rank 0"
+    cmd+=(--resume_from_checkpoint "${first[resume]}")
   fi
   run_cmd "${cmd[@]}"
   log "node rank $NODE_RANK done; rank 0 records the finished run"
@@ -113,7 +114,7 @@ main() {
   SWANLAB_RUN_ID_FILE="$RUN_DIR/swanlab-run-id"
   if is_dry_run; then
     local cmd
-    build_train_cmd cmd
+    build_train_cmd cmd "$SWANLAB_RUN_ID_FILE"
     print_config_as_comments "${EXP_DIR#"$REPO_ROOT"/}/sft.yaml"
     if ((NODE_RANK > 0)); then
       printf "# node rank %s of %s: waits for rank 0's torchrun at %s:%s, checks that its inputs are rank 0's, then runs\n" \
@@ -151,7 +152,7 @@ main() {
   fi
   ensure_swanlab_run_id
   local cmd
-  build_train_cmd cmd
+  build_train_cmd cmd "$SWANLAB_RUN_ID_FILE"
   record_inputs train "$RUN_DIR"
   print_cmd "${cmd[@]}" | write_atomically "$RUN_DIR/lab-command.txt"
   if is_multi_node; then

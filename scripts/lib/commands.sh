@@ -44,15 +44,17 @@ check_deepspeed_setting() {
 # `make dashboard` shows and `swanlab sync` uploads.
 swanlab_log_dir() { printf '%s/swanlog' "$RESULTS_DIR"; }
 
-# build_train_cmd CMD: `swift sft` of configs/$EXP/sft.yaml. SWANLAB_RUN_ID_FILE, when
-# set and present, makes a resumed training continue the same SwanLab run.
+# build_train_cmd CMD [RUN_ID_FILE]: `swift sft` of configs/$EXP/sft.yaml. RUN_ID_FILE, the
+# run dir's SwanLab run id (scripts/train.sh), when given and present, makes a resumed training
+# continue the same SwanLab run.
 build_train_cmd() {
   local -n build_train_cmd_out="$1"
+  local run_id_file="${2:-}"
   build_train_cmd_out=()
   add_common_tool_env build_train_cmd_out
   build_train_cmd_out+=("SWANLAB_LOG_DIR=$(swanlab_log_dir)")
-  if [[ -n "${SWANLAB_RUN_ID_FILE:-}" && -f "$SWANLAB_RUN_ID_FILE" ]]; then
-    build_train_cmd_out+=("SWANLAB_RUN_ID=$(cat "$SWANLAB_RUN_ID_FILE")" SWANLAB_RESUME=allow)
+  if [[ -n "$run_id_file" && -f "$run_id_file" ]]; then
+    build_train_cmd_out+=("SWANLAB_RUN_ID=$(cat "$run_id_file")" SWANLAB_RESUME=allow)
   fi
   check_deepspeed_setting
   load_sft_config

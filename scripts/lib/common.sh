@@ -171,18 +171,18 @@ run_cmd() {
   (exec_cmd "$@")
 }
 
-# start_cmd_detached LOG WORD...: starts the command in the background in a session of
-# its own (pid = process group id, so the whole tree can be stopped), output to LOG.
-# Sets STARTED_PID.
+# start_cmd_detached VAR LOG WORD...: starts the command in the background in a session of
+# its own (pid = process group id, so the whole tree can be stopped), output to LOG; its pid
+# into VAR.
 start_cmd_detached() {
-  local log="$1" shown n
-  shift
+  local start_cmd_detached_var="$1" log="$2" shown n
+  shift 2
   shown="$(print_cmd "$@")" n="$(cmd_argv_start "$@")"
   printf '%s\n' "$shown" | sed 's/^/+ /' >&2
   record_event command "$shown"
   local words=("$@")
   (exec_cmd "${words[@]:0:n}" setsid "${words[@]:n}" >"$log" 2>&1 </dev/null) &
-  STARTED_PID=$!
+  printf -v "$start_cmd_detached_var" '%s' "$!"
 }
 
 # Shows a config file's settings as comments, so a printed runbook carries them.

@@ -122,15 +122,18 @@ result_name() {
 # `group`, else its name).
 bench_group() { bench_setting "$1" group; }
 
-# select_benchmarks ARG...: fills SELECTED from names, groups or `all`.
+# select_benchmarks ARRAY ARG...: fills ARRAY with the benchmarks named, or in the groups named,
+# or `all`.
 select_benchmarks() {
-  SELECTED=()
+  local -n select_benchmarks_out="$1"
   local arg bench found
+  shift
+  select_benchmarks_out=()
   for arg in "$@"; do
     found=0
     for bench in "${BENCHMARKS[@]}"; do
       if [[ "$arg" == all || "$arg" == "$bench" || "$arg" == "$(bench_group "$bench")" ]]; then
-        [[ " ${SELECTED[*]} " == *" $bench "* ]] || SELECTED+=("$bench")
+        [[ " ${select_benchmarks_out[*]} " == *" $bench "* ]] || select_benchmarks_out+=("$bench")
         found=1
       fi
     done
@@ -139,12 +142,13 @@ select_benchmarks() {
   done
 }
 
-# select_group GROUP: fills SELECTED with the benchmarks make evaluates in GROUP (none is fine).
+# select_group ARRAY GROUP: fills ARRAY with the benchmarks make evaluates in GROUP (none is fine).
 select_group() {
-  SELECTED=()
+  local -n select_group_out="$1"
   local bench
+  select_group_out=()
   for bench in "${BENCHMARKS[@]}"; do
-    if [[ "$(bench_group "$bench")" == "$1" ]]; then SELECTED+=("$bench"); fi
+    if [[ "$(bench_group "$bench")" == "$2" ]]; then select_group_out+=("$bench"); fi
   done
 }
 
@@ -575,24 +579,27 @@ build_perf_cmd() {
   if [[ "$kwargs" != '{}' ]]; then build_perf_cmd_out+=(--extra-args "{\"chat_template_kwargs\":$kwargs}"); fi
 }
 
-# read_session_limit SIDE: the server's session length (SESSION_LIMIT): deploy.yaml's lmdeploy_session_len (lmdeploy,
-# on GPUs) or max_length, else the served model's max_position_embeddings; empty when
-# unknown. SESSION_KEY names where it comes from; SESSION_SYSTEM is the served system prompt
-# file (or empty).
+# read_session_limit SESSION SIDE: fills the associative array SESSION with the server's session
+# length (limit): deploy.yaml's lmdeploy_session_len (lmdeploy, on GPUs) or max_length, else
+# the served model's max_position_embeddings; empty when unknown. Its key names where it comes
+# from; its system is the served system prompt file (or empty).
 read_session_limit() {
-  local -A deploy=() model
+  local -n read_session_limit_out="$1"
+  local -A deploy=()
+  local model limit key=max_length system
   load_sft_config
-  model="$(served_model "$1")"
+  model="$(served_model "$2")"
   load_config "$EXP_DIR/deploy.yaml" deploy
-  SESSION_LIMIT="${deploy[max_length]:-}" SESSION_KEY=max_length
+  limit="${deploy[max_length]:-}"
   if [[ "$GPU" != cpu && -n "${deploy[lmdeploy_session_len]:-}" ]]; then
-    SESSION_LIMIT="${deploy[lmdeploy_session_len]}" SESSION_KEY=lmdeploy_session_len
+    limit="${deploy[lmdeploy_session_len]}" key=lmdeploy_session_len
   fi
-  if [[ -z "$SESSION_LIMIT" && -f "$model/config.json" ]]; then
-    SESSION_LIMIT="$(jq -r '.max_position_embeddings // empty' "$model/config.json")" SESSION_KEY=max_position_embeddings
+  if [[ -z "$limit" && -f "$model/config.json" ]]; then
+    limit="$(jq -r '.max_position_embeddings // empty' "$model/config.json")" key=max_position_embeddings
   fi
-  SESSION_SYSTEM="${deploy[system]:-}"
-  if [[ -n "$SESSION_SYSTEM" && "$SESSION_SYSTEM" == *.txt ]]; then SESSION_SYSTEM="$(abs_path "$SESSION_SYSTEM")"; else SESSION_SYSTEM=""; fi
+  system="${deploy[system]:-}"
+  if [[ -n "$system" && "$system" == *.txt ]]; then system="$(abs_path "$system")"; else system=""; fi
+  read_session_limit_out=([limit]="$limit" [key]="$key" [system]="$system")
 }
 
 # describe_bench SETTINGS SIDE: a comment line saying what the benchmark asks of SIDE's model.

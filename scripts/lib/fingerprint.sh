@@ -78,7 +78,7 @@ spec_cmd() {
 spec_train() {
   local cmd
   spec_line step train
-  SWANLAB_RUN_ID_FILE="" build_train_cmd cmd
+  build_train_cmd cmd
   spec_cmd "${cmd[@]}"
   spec_line config "$EXP_DIR/sft.yaml"
   spec_line model_config "$EXP_DIR/sft.yaml"
@@ -128,11 +128,12 @@ spec_serve() {
   spec_line lock "$(profile_lock)"
 }
 
-# spec_evals: one step per benchmark of eval.yaml and model (fine-tuned, base).
+# spec_evals [BENCH...]: one step per benchmark of eval.yaml (or per BENCH) and model
+# (fine-tuned, base).
 spec_evals() {
   local bench side mode modes benches=("${BENCHMARKS[@]}")
   local -A settings=()
-  if ((${#EVAL_SPEC_ONLY[@]} > 0)); then benches=("${EVAL_SPEC_ONLY[@]}"); fi
+  if (($# > 0)); then benches=("$@"); fi
   for bench in "${benches[@]}"; do
     read_bench settings "$bench"
     for side in "" --base; do
@@ -188,8 +189,7 @@ spec_eval() {
 # the pairs, the limit), both models' reviews of each pair by content (other replies are judged
 # again) and their evaluations' digests.
 spec_arena() {
-  # (with some evaluations alone, the arena's upstream is not there to fingerprint)
-  [[ -n "$ARENA_BENCH" ]] && ((${#EVAL_SPEC_ONLY[@]} == 0)) || return 0
+  [[ -n "$ARENA_BENCH" ]] || return 0
   local pair pairs served cmd
   local -A arena_settings=()
   read_bench arena_settings "$ARENA_BENCH"
@@ -272,10 +272,13 @@ shared_names() {
   spec_line location_value "$api"$'\t''{api}'
 }
 
-# fingerprint_spec GROUP...: the spec of the named groups (train, export, serve,
-# eval, report) and of the steps they build on.
+# fingerprint_spec GROUP... [--only BENCH...]: the spec of the named groups (train, export,
+# serve, eval, report) and of the steps they build on; with --only, of those benchmarks'
+# evaluations alone (and no arena: its upstream would not all be there).
 fingerprint_spec() {
-  local groups=" $* "
+  local groups=" " only=()
+  while (($# > 0)) && [[ "$1" != --only ]]; do groups+="$1 "; shift; done
+  if (($# > 0)); then shift; only=("$@"); fi
   spec_line repo "$REPO_ROOT"
   spec_line out_dir "$(inputs_dir)"
   spec_line hub_revisions "$STATE_DIR/$EXP/hub-revisions.json"
@@ -293,33 +296,38 @@ fingerprint_spec() {
     spec_serve --base
   fi
   if [[ "$groups" == *" eval "* || "$groups" == *" report "* ]]; then load_eval_config; fi
-  if [[ "$groups" == *" eval "* ]]; then spec_evals; spec_arena; fi
+  if [[ "$groups" == *" eval "* ]]; then
+    spec_evals "${only[@]}"
+    if ((${#only[@]} == 0)); then spec_arena; fi
+  fi
   if [[ "$groups" == *" report "* ]]; then spec_report; fi
 }
 
-# compute_inputs GROUP...: writes .state/$EXP/inputs/<step>.json (only when changed)
-# and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
+# compute_inputs GROUP... [--only BENCH...]: writes .state/$EXP/inputs/<step>.json (only when
+# changed) and fills STEP_DIGEST and STEP_STATUS (done, partial, changed, unknown, none).
 # The spec is kept in .state/<exp>/cache/ and reused while nothing it is made from changed
 # (fingerprint.py spec_key): a finished make builds no command.
-# EVAL_SPEC_ONLY: the benchmarks whose evaluations a script needs (scripts/eval.sh: the selected
-# ones), when not all: their steps alone are fingerprinted (each step's digest is made from its
-# own lines, so it is the same), under a cache of their own. Building every benchmark's command
-# on both models cost a make eval-<group> 1-2 s of bash.
-EVAL_SPEC_ONLY=()
+# --only BENCH...: the benchmarks whose evaluations a script needs (scripts/eval.sh: the
+# selected ones, when not all): their steps alone are fingerprinted (each step's digest is made
+# from its own lines, so it is the same), under a cache of their own. Building every
+# benchmark's command on both models cost a make eval-<group> 1-2 s of bash.
 compute_inputs() {
-  local spec result name digest status cache python status_code=0 groups="$*"
-  if ((${#EVAL_SPEC_ONLY[@]} > 0)); then groups+=" only=$(IFS=,; printf '%s' "${EVAL_SPEC_ONLY[*]//\//_}")"; fi
-  cache="$STATE_DIR/$EXP/cache/spec-${groups// /-}.json"
+  local spec result name digest status cache python status_code=0 groups=() benches=() key
+  while (($# > 0)) && [[ "$1" != --only ]]; do groups+=("$1"); shift; done
+  if (($# > 0)); then shift; benches=("$@"); fi
+  key="${groups[*]}" # what the spec is of, and its cache's name
+  if ((${#benches[@]} > 0)); then key+=" only=$(IFS=,; printf '%s' "${benches[*]//\//_}")"; groups+=(--only "${benches[@]}"); fi
+  cache="$STATE_DIR/$EXP/cache/spec-${key// /-}.json"
   python="$(config_python)"
   if [[ -f "$cache" ]]; then
-    result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$groups" "$(inputs_dir)")" || status_code=$?
+    result="$("$python" "$FINGERPRINT_PY" compute-cached "$cache" "$REPO_ROOT" "$key" "$(inputs_dir)")" || status_code=$?
   else
     status_code=3 # no spec stored: no Python start to learn it
   fi
   if ((status_code == 3)); then
-    spec="$(fingerprint_spec "$@")" || exit 1 # a config error, already reported with its fix
+    spec="$(fingerprint_spec "${groups[@]}")" || exit 1 # a config error, already reported with its fix
     status_code=0
-    result="$("$python" "$FINGERPRINT_PY" store-spec "$cache" "$REPO_ROOT" "$groups" <<<"$spec")" || status_code=$?
+    result="$("$python" "$FINGERPRINT_PY" store-spec "$cache" "$REPO_ROOT" "$key" <<<"$spec")" || status_code=$?
   fi
   ((status_code == 0)) ||
     die "could not fingerprint the inputs of $EXP" "read the error above; 'make env' builds the venv with PyYAML"
@@ -374,10 +382,11 @@ record_inputs() {
   write_atomically "$2/lab-inputs.json" <"$(inputs_file "$1")"
 }
 
-# move_aside DIR: keeps outputs made from other inputs as DIR.replaced-<time>.
+# move_aside DIR VAR: keeps outputs made from other inputs as DIR.replaced-<time>, that path
+# into VAR.
 move_aside() {
-  local target
-  target="$1.replaced-$(date -u +%Y%m%dT%H%M%SZ)"
-  mv "$1" "$target"
-  MOVED_TO="$target"
+  local move_aside_target
+  move_aside_target="$1.replaced-$(date -u +%Y%m%dT%H%M%SZ)"
+  mv "$1" "$move_aside_target"
+  printf -v "$2" '%s' "$move_aside_target"
 }

@@ -1,5 +1,4 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034 # FIRST_NODE_* are read by train.sh
 # Training on several nodes (NNODES > 1): each node runs the same `make train` with
 # its NODE_RANK. Rank 0's torchrun opens the rendezvous at MASTER_ADDR:MASTER_PORT
 # only after rank 0 has recorded the run's inputs, so a node that sees the port
@@ -48,9 +47,12 @@ write_node_record() {
 }
 
 # read_first_node_record: rank 0's record, which it wrote before its torchrun opened
-# the port (a few seconds' grace for shared storage). Sets FIRST_NODE_DIGEST and
-# FIRST_NODE_RESUME (the checkpoint rank 0 resumes from, or empty).
+# the port (a few seconds' grace for shared storage), into the associative array RECORD: its
+# digest (of rank 0's inputs) and resume (the checkpoint rank 0 resumes from, or empty).
+# read_first_node_record RECORD
+# shellcheck disable=SC2034 # RECORD is the caller's (a nameref)
 read_first_node_record() {
+  local -n read_first_node_record_out="$1"
   local record waited=0
   record="$(node_record 0)"
   until [[ -f "$record" ]]; do
@@ -59,8 +61,8 @@ read_first_node_record() {
     sleep 1
     waited=$((waited + 1))
   done
-  FIRST_NODE_DIGEST="$(jq -r '.inputs_digest' "$record")"
-  FIRST_NODE_RESUME="$(jq -r '.resume_from_checkpoint // ""' "$record")"
+  read_first_node_record_out["digest"]="$(jq -r '.inputs_digest' "$record")"
+  read_first_node_record_out["resume"]="$(jq -r '.resume_from_checkpoint // ""' "$record")"
 }
 
 # report_mismatched_nodes: after a failed multi-node training, names the nodes that

@@ -39,7 +39,7 @@ pipeline_stamped_steps() {
 # eval-<group>), of the base model in each of its modes (eval-base), the arena (when eval.yaml
 # has one). After load_eval_config.
 fingerprinted_steps() {
-  local bench mode
+  local bench mode selected
   case "$1" in
     evals) for bench in "${BENCHMARKS[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done ;;
     eval-base)
@@ -49,8 +49,8 @@ fingerprinted_steps() {
       ;;
     arena) if [[ -n "$ARENA_BENCH" ]]; then printf 'arena\n'; fi ;; # none in eval.yaml: nothing to be done
     eval-*)
-      select_group "${1#eval-}"
-      for bench in "${SELECTED[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done
+      select_group selected "${1#eval-}"
+      for bench in "${selected[@]}"; do printf 'eval-%s-%s\n' "$EXP" "$bench"; done
       ;;
     *) printf '%s\n' "$1" ;;
   esac

@@ -52,12 +52,12 @@ link_to_entry() {
 # An older link is replaced (its entry stays: others may link it); a folder of results of
 # other inputs is kept aside, as eval.sh does.
 link_stored() {
-  local step="$1" dir="$2" label="$3" digest="${STEP_DIGEST[$1]}"
+  local step="$1" dir="$2" label="$3" digest="${STEP_DIGEST[$1]}" moved
   if [[ -L "$dir" ]]; then
     rm -f "$dir"
   elif [[ -e "$dir" ]]; then
-    move_aside "$dir"
-    log "$label: $(display_path "$dir") held results of other inputs; moved it to $(display_path "$MOVED_TO") (kept)"
+    move_aside "$dir" moved
+    log "$label: $(display_path "$dir") held results of other inputs; moved it to $(display_path "$moved") (kept)"
   fi
   link_to_entry "$dir" "$digest"
   log "$label: evaluated already by $(store_producer "$digest" | grep . || echo 'an earlier run') (evaluation fingerprint ${digest:0:12}): linked, not evaluated again"
