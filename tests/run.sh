@@ -92,6 +92,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/lab-test.XXXXXX")"
 side_lane() {
   fast_lane 2
   printf '%s\n' "$passed" >"$WORK/side-passed"
+  log "the fast lane is done"
 }
 runbook_lane() {
   log "the smoke pilot's runbook as pasted in a clean tree"
@@ -117,6 +118,7 @@ runbook_lane() {
   # pytest here, idle by now, rather than after the fast lane's bats, which ends last.
   run_pytest
   printf '%s\n' "$passed" >"$WORK/runbook-passed"
+  log "the runbook lane is done"
 }
 runbook_lane >"$WORK/runbook-lane.log" 2>&1 &
 RUNBOOK_PID=$!
