@@ -625,7 +625,8 @@ judge_unconfigured() {
   [[ -n "${judge_unconfigured_settings[judge]}" && -z "${JUDGE_MODEL:-}" ]]
 }
 
-# report_file SETTINGS SIDE: where EvalScope writes its report of the evaluation built last.
+# report_file SETTINGS SIDE: where EvalScope writes its report of the evaluation of SETTINGS
+# (build_eval_cmd set its work_dir) on SIDE's model.
 report_file() {
   local -n report_file_settings="$1"
   local name
@@ -638,7 +639,7 @@ report_file() {
 }
 
 # build_eval_result_cmd CMD SETTINGS SIDE OUT [DIGEST] [SECONDS]: checks the EvalScope report of
-# the evaluation built last (build_eval_cmd) on SIDE's model, and of as many questions as its set
+# the evaluation of SETTINGS (build_eval_cmd) on SIDE's model, of as many questions as its set
 # tells (expected_question_count), and writes its result to OUT (scripts/py/eval_result.py: the
 # only source of scores for the report and SwanLab).
 build_eval_result_cmd() {
