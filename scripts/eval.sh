@@ -72,7 +72,7 @@ fetch_set() {
   local -n fetch_set_settings="$1"
   needs_fetch "$1" || return 0
   local bench="${fetch_set_settings[name]}" cmd fetch
-  read -r -a fetch <<<"${fetch_set_settings[fetch]}"
+  bench_list fetch "$1" fetch
   log "$bench: fetching its questions into $(display_path "${fetch_set_settings[local_path]}") (${fetch[0]})"
   build_fetch_cmd cmd "$1"
   run_cmd "${cmd[@]}" || die "$bench: could not fetch its questions (see above)" "rerun make when the source is reachable (make preflight checks it)"

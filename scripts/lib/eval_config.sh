@@ -157,7 +157,7 @@ select_group() {
 # answer mode MODE (apply_answer_mode). Its fields: name, kind (eval, perf or arena), dataset,
 # subsets (one a line; empty = all), limit, few_shot, local_path (absolute, or empty),
 # heldout_rows (a set built from the run's held-out split, or empty), fetch (the fetch script
-# and its arguments, or empty), judge (the judge's rubric file, or empty), max_tokens,
+# and its arguments, one a line, or empty), judge (the judge's rubric file, or empty), max_tokens,
 # temperature, eval_batch_size (per serving GPU, or empty), cut_off_limit, aggregate, scorer,
 # contamination_limit, extra_params, configured_mode (eval.yaml's answer_mode), perf_parallel
 # and perf_number (perf; one a line), pairs (arena; one a line), what the full run asks
@@ -319,7 +319,7 @@ read_bench_source() {
   if [[ -n "$fetch" && "$fetch" != none ]]; then
     local words
     read -r -a words <<<"$fetch"
-    read_bench_source_settings["fetch"]="${words[*]}"
+    read_bench_source_settings["fetch"]="$(printf '%s\n' "${words[@]}")"
     [[ -f "$REPO_ROOT/${words[0]}" ]] || die "$where: fetch script ${words[0]} not found" "fix fetch in configs/benchmarks.yaml"
     if [[ ! -d "$local_path" ]]; then
       if [[ -z "${read_bench_source_settings[subsets]}" ]]; then die "$where: a fetched set needs its subsets listed" "list them in its suite entry (subsets: [...])"; fi
@@ -343,7 +343,7 @@ read_bench_source() {
 build_fetch_cmd() {
   local -n build_fetch_cmd_out="$1" build_fetch_cmd_settings="$2"
   local words
-  read -r -a words <<<"${build_fetch_cmd_settings[fetch]}"
+  bench_list words build_fetch_cmd_settings fetch
   build_fetch_cmd_out=(python "$REPO_ROOT/${words[0]}" "${words[@]:1}" --out "${build_fetch_cmd_settings[local_path]}")
 }
 
@@ -496,7 +496,7 @@ expected_question_count() {
 # replies with at most the benchmark's max_tokens.
 judge_config() {
   local -n judge_config_settings="$1"
-  [[ -n "${judge_config_settings[judge]}" && -n "${JUDGE_MODEL:-}" ]] || return 0
+  judge_configured "$1" || return 0
   local model="$JUDGE_MODEL" url="${JUDGE_API_URL:-}"
   if [[ "$JUDGE_MODEL" == served ]]; then model="$(served_name "$2")" url="$(api_base "$2")"; fi
   jq -nc --arg model "$model" --arg url "$url" --arg max_tokens "${judge_config_settings[max_tokens]}" --rawfile template "${judge_config_settings[judge]}" \
@@ -515,7 +515,7 @@ evalscope_command() {
   local needs_launcher=0 kind="${evalscope_command_settings[kind]}"
   if [[ "$kind" != perf && "${EVALSCOPE_HTML:-1}" == 0 ]]; then needs_launcher=1; evalscope_command_out+=(EVALSCOPE_HTML=0); fi
   if [[ "$kind" == perf && -n "${SERVE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("SERVE_API_KEY=${SECRET_MARK}SERVE_API_KEY"); fi
-  if [[ -n "$(judge_config "$2" "$3")" && -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
+  if judge_configured "$2" && [[ -n "${JUDGE_API_KEY:-}" ]]; then needs_launcher=1; evalscope_command_out+=("JUDGE_API_KEY=${SECRET_MARK}JUDGE_API_KEY"); fi
   if [[ "$kind" != perf && "${evalscope_command_settings[replies]}" == harmony ]]; then
     evalscope_command_out+=(python "$REPO_ROOT/scripts/py/evalscope_lab.py" --replies harmony)
   elif ((needs_launcher)); then
@@ -566,11 +566,13 @@ build_eval_cmd() {
 # concurrency level.
 build_perf_cmd() {
   local -n build_perf_cmd_out="$1" build_perf_cmd_settings="$2"
-  local parallel number kwargs="${build_perf_cmd_settings[chat_template_kwargs]}"
+  local parallel number name api kwargs="${build_perf_cmd_settings[chat_template_kwargs]}"
   bench_list parallel build_perf_cmd_settings perf_parallel
   bench_list number build_perf_cmd_settings perf_number
+  served_name -v name "$3"
+  api_base -v api "$3"
   evalscope_command build_perf_cmd_out "$2" "$3"
-  build_perf_cmd_out+=(perf --api openai --url "$(api_base "$3")/chat/completions" --model "$(served_name "$3")"
+  build_perf_cmd_out+=(perf --api openai --url "$api/chat/completions" --model "$name"
     --dataset line_by_line --dataset-path "${build_perf_cmd_settings[local_path]}/prompts.txt"
     --parallel "${parallel[@]}" --number "${number[@]}" --max-tokens "${build_perf_cmd_settings[max_tokens]}"
     --temperature "${build_perf_cmd_settings[temperature]}" --outputs-dir "${build_perf_cmd_settings[work_dir]}" --name perf --no-timestamp)
@@ -619,7 +621,12 @@ describe_bench() {
   fi
 }
 
-# judge_unconfigured SETTINGS: the benchmark needs a judge and the env file names none.
+# judge_configured SETTINGS: the benchmark is judged, and the env file names its judge;
+# judge_unconfigured SETTINGS: it is judged, and the env file names none.
+judge_configured() {
+  local -n judge_configured_settings="$1"
+  [[ -n "${judge_configured_settings[judge]}" && -n "${JUDGE_MODEL:-}" ]]
+}
 judge_unconfigured() {
   local -n judge_unconfigured_settings="$1"
   [[ -n "${judge_unconfigured_settings[judge]}" && -z "${JUDGE_MODEL:-}" ]]
@@ -645,16 +652,14 @@ report_file() {
 build_eval_result_cmd() {
   local -n build_eval_result_cmd_out="$1" build_eval_result_cmd_settings="$2"
   local side="$3" name kind="${build_eval_result_cmd_settings[kind]}" scorer="${build_eval_result_cmd_settings[scorer]}"
-  local work_dir="${build_eval_result_cmd_settings[work_dir]}" expected="" list
+  local work_dir="${build_eval_result_cmd_settings[work_dir]}" expected="" parallel number subjects
   served_name -v name "$side"
   build_eval_result_cmd_out=(python "$REPO_ROOT/scripts/py/eval_result.py" --report "$(report_file "$2" "$side")"
     --benchmark "${build_eval_result_cmd_settings[name]}" --model "$name" --config "configs/$CONFIG_EXP/eval.yaml" --out "$4")
   if [[ "$kind" == perf ]]; then
-    build_eval_result_cmd_out+=(--perf --parallel)
-    bench_list list build_eval_result_cmd_settings perf_parallel
-    build_eval_result_cmd_out+=("${list[@]}" --number)
-    bench_list list build_eval_result_cmd_settings perf_number
-    build_eval_result_cmd_out+=("${list[@]}")
+    bench_list parallel build_eval_result_cmd_settings perf_parallel
+    bench_list number build_eval_result_cmd_settings perf_number
+    build_eval_result_cmd_out+=(--perf --parallel "${parallel[@]}" --number "${number[@]}")
   else
     expected="$(expected_question_count "$2")"
   fi
@@ -680,8 +685,10 @@ build_eval_result_cmd() {
     if [[ "$JUDGE_MODEL" == served ]]; then build_eval_result_cmd_out+=(--judge-placeholder); fi
   fi
   local subject
-  bench_list list build_eval_result_cmd_settings subsets
-  [[ "$kind" == perf ]] || for subject in "${list[@]}"; do build_eval_result_cmd_out+=(--subject "$subject"); done
+  if [[ "$kind" != perf ]]; then
+    bench_list subjects build_eval_result_cmd_settings subsets
+    for subject in "${subjects[@]}"; do build_eval_result_cmd_out+=(--subject "$subject"); done
+  fi
   if [[ -n "${5:-}" ]]; then build_eval_result_cmd_out+=(--inputs-digest "$5"); fi
   if [[ -n "${6:-}" ]]; then build_eval_result_cmd_out+=(--seconds "$6"); fi
 }

@@ -155,7 +155,7 @@ spec_eval() {
   spec_line step "$(eval_step_name "${spec_eval_settings[name]}" "$base" "${spec_eval_settings[mode]}")"
   if [[ -n "$base" ]]; then spec_line identity shared; fi
   spec_cmd "${cmd[@]}"
-  read -r -a fetch <<<"${spec_eval_settings[fetch]}"
+  bench_list fetch "$1" fetch
   if [[ -n "${spec_eval_settings[heldout_rows]}" ]]; then
     # Built from the training's held-out split when it runs: made from that and the builder
     # (not lab/files.py, whose atomic write does not change what the builder writes).
